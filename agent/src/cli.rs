@@ -1,0 +1,129 @@
+//! Arguments of every command.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rolesnap",
+    version,
+    about = "Snapshot backup for EC2 and RDS across many AWS accounts, through STS AssumeRole",
+    long_about = "rolesnap runs on an access node in a central admin account. For every tenant \
+account of a plan it assumes an IAM role there (STS AssumeRole with ExternalId), finds the \
+instances, EBS volumes, RDS instances and Aurora clusters the plan selects, and snapshots them. \
+Everything it creates is tagged _GX_BACKUP_ so that the least-privilege policy printed by \
+`rolesnap policy` lets it delete only what it made.\n\n\
+Admin credentials come from the default AWS chain (environment, profile, instance profile). \
+The standard AWS_ENDPOINT_URL (or --endpoint-url) points every call at another endpoint, such as \
+a local emulator.\n\n\
+Exit codes: 0 done; 1 done with errors; 2 usage or configuration error (nothing sent to AWS); \
+3 failed."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Output {
+    /// Tables and sentences for people.
+    #[default]
+    Human,
+    /// One JSON document on stdout, for scripts.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Directory of the GxTail log files (cvd.log, vsdiscovery.log, vsbkp.log, vsrst.log).
+    #[arg(long, global = true, env = "ROLESNAP_LOG_DIR", default_value = "logs")]
+    pub log_dir: PathBuf,
+
+    /// Size in bytes at which a log file rotates.
+    #[arg(long, global = true, default_value_t = rolesnap_core::logs::DEFAULT_MAX_BYTES)]
+    pub log_max_bytes: u64,
+
+    /// Send every AWS call to this endpoint (overrides AWS_ENDPOINT_URL).
+    #[arg(long, global = true)]
+    pub endpoint_url: Option<String>,
+
+    /// Output format.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = Output::Human)]
+    pub output: Output,
+
+    /// Also print log lines on stderr.
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
+
+    /// Print only errors (human output).
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what a plan would protect, by tenant, region and availability zone.
+    Discover(DiscoverArgs),
+    /// Check a plan: parse it, assume every tenant role and probe the permissions the agent needs.
+    Validate(ValidateArgs),
+    /// Print the IAM documents (trust and permission policies) for the admin or a tenant account.
+    Policy(PolicyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The plan file (TOML).
+    #[arg(long, short = 'p')]
+    pub plan: PathBuf,
+    /// The accounts file; default: the plan's `accounts` key, else accounts.toml beside the plan.
+    #[arg(long)]
+    pub accounts: Option<PathBuf>,
+    /// Only this tenant (by name).
+    #[arg(long, short = 't')]
+    pub tenant: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Only this region.
+    #[arg(long, short = 'r')]
+    pub region: Option<String>,
+    /// Also list resources the plan does not select, with the reason.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicySide {
+    /// The admin account: sts-only policy, admin role trust, permissions.
+    Admin,
+    /// A tenant account: sts-only policy, tenant role trust (with ExternalId), permissions.
+    Tenant,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// Which account's documents to print.
+    #[arg(value_enum)]
+    pub side: PolicySide,
+    /// The 12-digit admin account id the tenant role trusts.
+    #[arg(long)]
+    pub admin_account: String,
+    /// ExternalId the tenant trust policy requires.
+    #[arg(long)]
+    pub external_id: Option<String>,
+    /// Print only this document (e.g. tenant-trust, permissions), ready for `aws iam ... file://`.
+    #[arg(long)]
+    pub document: Option<String>,
+}

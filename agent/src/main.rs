@@ -1,0 +1,69 @@
+//! `rolesnap`: the command-line surface. Thin: parses arguments, loads the
+//! configuration, calls the engine in `rolesnap-core`, prints the result.
+
+mod cli;
+mod discover;
+mod output;
+mod policy;
+mod validate;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+/// Exit codes (documented in the README).
+pub mod exit {
+    /// Everything asked for was done.
+    pub const OK: u8 = 0;
+    /// Done, but with one or more errors (some tenant, region or resource failed).
+    pub const PARTIAL: u8 = 1;
+    /// Usage or configuration error; nothing was sent to AWS.
+    pub const USAGE: u8 = 2;
+    /// Nothing could be done (every tenant failed, or the job failed).
+    pub const FAILED: u8 = 3;
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILED);
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            if let Some(ce) = e.downcast_ref::<rolesnap_core::ConfigError>() {
+                eprintln!("error: {ce}");
+                return ExitCode::from(exit::USAGE);
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::FAILED)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let global = cli.global;
+    match cli.command {
+        Command::Discover(args) => discover::run(&global, args).await,
+        Command::Validate(args) => validate::run(&global, args).await,
+        Command::Policy(args) => policy::run(&global, args),
+    }
+}

@@ -1,0 +1,84 @@
+//! What every plan command does first (load, open logs, admin session), and
+//! small printing helpers.
+
+use comfy_table::{presets::UTF8_BORDERS_ONLY, ContentArrangement, Table};
+use rolesnap_core::{
+    admin_session, load_plan, AdminSession, ConfigError, Endpoint, Loaded, LogFile, Logs, Tenant,
+};
+
+use crate::cli::{Global, PlanArgs};
+
+pub struct Setup {
+    pub loaded: Loaded,
+    pub logs: Logs,
+    pub admin: AdminSession,
+    /// The plan's tenants, narrowed by `--tenant`.
+    pub tenants: Vec<Tenant>,
+}
+
+/// Loads the plan and its accounts (a [`ConfigError`] exits 2 before any AWS
+/// call), opens the logs and prepares the admin session.
+pub async fn setup(global: &Global, args: &PlanArgs, command: &str) -> anyhow::Result<Setup> {
+    let loaded = load_plan(&args.plan, args.accounts.as_deref())?;
+    let mut tenants: Vec<Tenant> = loaded
+        .plan
+        .tenant_names()
+        .iter()
+        .filter_map(|n| loaded.accounts.tenant(n).cloned())
+        .collect();
+    if let Some(only) = &args.tenant {
+        if !tenants.iter().any(|t| &t.name == only) {
+            return Err(ConfigError {
+                file: args.plan.clone(),
+                line: 0,
+                key: "--tenant".into(),
+                message: format!(
+                    "plan `{}` does not protect tenant `{only}` (it names: {})",
+                    loaded.plan.name,
+                    tenants
+                        .iter()
+                        .map(|t| t.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }
+            .into());
+        }
+        tenants.retain(|t| &t.name == only);
+    }
+    let logs = Logs::open(&global.log_dir, global.log_max_bytes, global.verbose).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open log directory {}: {e}",
+            global.log_dir.display()
+        )
+    })?;
+    logs.write(
+        LogFile::Cvd,
+        None,
+        "CvdMain::Start",
+        &format!(
+            "rolesnap {} {command} plan [{}] from [{}], accounts [{}], {} tenant(s)",
+            env!("CARGO_PKG_VERSION"),
+            loaded.plan.name,
+            loaded.plan.source.display(),
+            loaded.accounts_path.display(),
+            tenants.len()
+        ),
+    );
+    let endpoint = Endpoint(global.endpoint_url.clone());
+    let admin = admin_session(&loaded.accounts, &endpoint, &logs).await;
+    Ok(Setup {
+        loaded,
+        logs,
+        admin,
+        tenants,
+    })
+}
+
+pub fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header.to_vec());
+    t
+}

@@ -1,0 +1,148 @@
+//! `rolesnap validate`: the plan parses, every tenant role can be assumed, and
+//! the permissions the agent needs are there.
+
+use serde::Serialize;
+
+use rolesnap_core::config::Regions;
+use rolesnap_core::credentials::connect_tenants;
+use rolesnap_core::validate::{probe, Probe, ProbeOutcome};
+use rolesnap_core::LogFile;
+
+use crate::cli::{Global, Output, ValidateArgs};
+use crate::exit;
+use crate::output::{setup, table};
+
+#[derive(Serialize)]
+struct Row {
+    tenant: String,
+    role_arn: String,
+    account: Option<String>,
+    region: Option<String>,
+    ok: bool,
+    error_code: Option<String>,
+    error: Option<String>,
+    probes: Vec<Probe>,
+}
+
+pub async fn run(global: &Global, args: ValidateArgs) -> anyhow::Result<u8> {
+    let s = setup(global, &args.plan, "validate").await?;
+    let plan = &s.loaded.plan;
+    let connected = connect_tenants(&s.admin, &s.tenants, None, &s.logs).await;
+    let mut rows = Vec::new();
+    for (tenant, c) in s.tenants.iter().zip(connected) {
+        let mut row = Row {
+            tenant: tenant.name.clone(),
+            role_arn: tenant.role_arn.arn.clone(),
+            account: None,
+            region: None,
+            ok: false,
+            error_code: None,
+            error: None,
+            probes: vec![],
+        };
+        match c {
+            Err(f) => {
+                row.error_code = Some(f.code.clone());
+                row.error = Some(f.to_string());
+            }
+            Ok(conn) => {
+                row.account = Some(conn.account.clone());
+                // Probe in the first region the plan names for this tenant.
+                let region = plan
+                    .groups
+                    .iter()
+                    .filter(|g| g.tenants.contains(&tenant.name))
+                    .find_map(|g| match &g.regions {
+                        Regions::List(l) => l.first().cloned(),
+                        Regions::TenantDefault => tenant.regions.first().cloned(),
+                        Regions::AllEnabled => None,
+                    })
+                    .unwrap_or_else(|| s.admin.admin.region.clone());
+                row.probes = probe(&conn.session, &region, None).await;
+                row.ok = row.probes.iter().all(|p| p.outcome != ProbeOutcome::Denied);
+                if !row.ok {
+                    let denied: Vec<&str> = row
+                        .probes
+                        .iter()
+                        .filter(|p| p.outcome == ProbeOutcome::Denied)
+                        .map(|p| p.action.as_str())
+                        .collect();
+                    row.error_code = Some("UnauthorizedOperation".into());
+                    row.error = Some(format!(
+                        "tenant {} region {region}: missing permissions: {}",
+                        tenant.name,
+                        denied.join(", ")
+                    ));
+                }
+                row.region = Some(region);
+            }
+        }
+        s.logs.write(
+            LogFile::Cvd,
+            None,
+            "CvdValidate::Tenant",
+            &format!(
+                "Validate tenant [{}] role [{}]: {}",
+                row.tenant,
+                row.role_arn,
+                row.error.as_deref().unwrap_or("OK")
+            ),
+        );
+        rows.push(row);
+    }
+    let failed = rows.iter().filter(|r| !r.ok).count();
+    match global.output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"plan": plan.name, "tenants": rows}))?
+        ),
+        Output::Human => {
+            println!(
+                "plan {} ({}): configuration OK",
+                plan.name,
+                plan.source.display()
+            );
+            let mut t = table(&["tenant", "account", "role", "result"]);
+            for r in &rows {
+                let result = match (&r.error, r.ok) {
+                    (None, true) => {
+                        let unknown = r
+                            .probes
+                            .iter()
+                            .filter(|p| p.outcome == ProbeOutcome::Unknown)
+                            .count();
+                        if unknown == 0 {
+                            format!(
+                                "OK ({} permissions checked in {})",
+                                r.probes.len(),
+                                r.region.as_deref().unwrap_or("?")
+                            )
+                        } else {
+                            format!("OK ({unknown} of {} probes undecided)", r.probes.len())
+                        }
+                    }
+                    (Some(e), _) => {
+                        format!("FAILED {}: {e}", r.error_code.as_deref().unwrap_or(""))
+                    }
+                    (None, false) => "FAILED".to_string(),
+                };
+                t.add_row(vec![
+                    r.tenant.clone(),
+                    r.account.clone().unwrap_or_else(|| "-".into()),
+                    r.role_arn.clone(),
+                    result,
+                ]);
+            }
+            if !global.quiet || failed > 0 {
+                println!("{t}");
+            }
+        }
+    }
+    Ok(if failed == 0 {
+        exit::OK
+    } else if failed == rows.len() {
+        exit::FAILED
+    } else {
+        exit::PARTIAL
+    })
+}

@@ -1,0 +1,669 @@
+#!/usr/bin/env python3
+"""Self-test of the rolesnap emulator: start server.py, seed, check the layer with boto3.
+
+    python3 selftest.py [--keep]     (exit status 0 only if every check passed)
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.error
+import urllib.request
+import xml.etree.ElementTree as ET
+from typing import Any, Callable
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# total_max_attempts counts the first try: 1 = never retry (max_attempts would allow one retry)
+NO_RETRY = Config(retries={"total_max_attempts": 1, "mode": "standard"})
+NO_VALIDATION = Config(retries={"total_max_attempts": 1, "mode": "standard"}, parameter_validation=False)
+
+PASSED: list[str] = []
+FAILED: list[str] = []
+
+
+def check(name: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
+    def deco(fn: Callable[[], None]) -> Callable[[], None]:
+        CHECKS.append((name, fn))
+        return fn
+
+    return deco
+
+
+CHECKS: list[tuple[str, Callable[[], None]]] = []
+
+
+class Ctx:
+    endpoint = ""
+    fx: dict[str, Any] = {}
+    proc: subprocess.Popen | None = None
+
+
+CTX = Ctx()
+
+
+# --- helpers -----------------------------------------------------------------
+
+
+def harness(method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(CTX.endpoint + path, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def H(method: str, path: str, body: Any = None) -> Any:
+    status, payload = harness(method, path, body)
+    assert status == 200, f"{method} {path} -> {status} {payload}"
+    return payload
+
+
+def client(service: str, creds: dict[str, str], region: str = "us-east-1", config: Config = NO_RETRY) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=CTX.endpoint,
+        region_name=region,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds.get("SessionToken"),
+        config=config,
+    )
+
+
+def admin_creds() -> dict[str, str]:
+    a = CTX.fx["admin"]
+    return {"AccessKeyId": a["access_key_id"], "SecretAccessKey": a["secret_access_key"]}
+
+
+def tenant(name: str) -> dict[str, Any]:
+    return next(t for t in CTX.fx["tenants"] if t["name"] == name)
+
+
+def assume(creds: dict[str, str], role_arn: str, external_id: str | None = None, **kw: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": "rolesnap-selftest", **kw}
+    if external_id is not None:
+        params["ExternalId"] = external_id
+    # no client-side validation: the emulator must reject bad DurationSeconds itself
+    return client("sts", creds, config=NO_VALIDATION).assume_role(**params)
+
+
+def alpha_creds(**kw: Any) -> dict[str, str]:
+    t = tenant("alpha")
+    return assume(admin_creds(), t["role_arn"], t["external_id"], **kw)["Credentials"]
+
+
+def expect_error(fn: Callable[[], Any], code: str, status: int | None = None) -> ClientError:
+    try:
+        fn()
+    except ClientError as e:
+        got = e.response["Error"]["Code"]
+        got_status = e.response["ResponseMetadata"]["HTTPStatusCode"]
+        assert got == code, f"expected {code}, got {got}: {e}"
+        if status is not None:
+            assert got_status == status, f"expected HTTP {status}, got {got_status}"
+        return e
+    raise AssertionError(f"expected {code}, call succeeded")
+
+
+def instance_ids(ec2: Any) -> set[str]:
+    return {i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]}
+
+
+def fixture_ids(tname: str, region: str) -> set[str]:
+    return {i["id"] for i in tenant(tname)["resources"][region]["instances"]}
+
+
+def first_data_volume(tname: str, region: str = "us-east-1") -> str:
+    inst = tenant(tname)["resources"][region]["instances"][0]
+    return next(v["id"] for v in inst["volumes"] if not v["root"])
+
+
+def raw_query(service: str, region: str, params: dict[str, str], access_key: str = "AKIARAWCHECK00000000", account: str | None = None) -> tuple[int, bytes]:
+    """POST a form-encoded query-protocol request with a SigV4-shaped header (not a valid signature)."""
+    from urllib.parse import urlencode
+
+    data = urlencode(params).encode()
+    req = urllib.request.Request(CTX.endpoint + "/", data=data, method="POST")
+    req.add_header("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+    req.add_header(
+        "Authorization",
+        f"AWS4-HMAC-SHA256 Credential={access_key}/20250101/{region}/{service}/aws4_request, SignedHeaders=host, Signature=00",
+    )
+    if account:
+        req.add_header("x-moto-account-id", account)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def strip_ns(tag: str) -> str:
+    return tag.split("}", 1)[-1]
+
+
+def utc(t: dt.datetime) -> dt.datetime:
+    return t.astimezone(dt.timezone.utc)
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def call_count(account: str, region: str, service: str, action: str, outcome: str) -> int:
+    rows = H("GET", "/_harness/calls")["calls"]
+    for r in rows:
+        if (r["account"], r["region"], r["service"], r["action"], r["outcome"]) == (account, region, service, action, outcome):
+            return r["count"]
+    return 0
+
+
+# --- checks ------------------------------------------------------------------
+
+
+@check("health endpoint")
+def _() -> None:
+    h = H("GET", "/_harness/health")
+    assert h["status"] == "ok" and h["moto_version"] == "5.2.1", h
+
+
+@check("admin key identifies as the IAM user of 111111111111")
+def _() -> None:
+    ident = client("sts", admin_creds()).get_caller_identity()
+    assert ident["Account"] == "111111111111", ident
+    assert ident["Arn"] == CTX.fx["admin"]["user_arn"], ident
+
+
+@check("AssumeRole alpha with right ExternalId; creds act in 222222222222 and see alpha's instances only")
+def _() -> None:
+    creds = alpha_creds()
+    assert creds["AccessKeyId"].startswith("ASIA"), creds["AccessKeyId"]
+    ident = client("sts", creds).get_caller_identity()
+    assert ident["Account"] == "222222222222", ident
+    assert ident["Arn"].startswith("arn:aws:sts::222222222222:assumed-role/vsa-role/"), ident
+    for region in ("us-east-1", "us-west-2"):
+        got = instance_ids(client("ec2", creds, region))
+        want = fixture_ids("alpha", region)
+        assert got == want, f"{region}: {got} != {want}"
+    assert not (instance_ids(client("ec2", creds)) & fixture_ids("beta", "us-east-1"))
+    beta = tenant("beta")
+    bcreds = assume(admin_creds(), beta["role_arn"], beta["external_id"])["Credentials"]
+    assert instance_ids(client("ec2", bcreds)) == fixture_ids("beta", "us-east-1")
+
+
+@check("fixture volumes match DescribeVolumes (sizes, devices, root)")
+def _() -> None:
+    creds = alpha_creds()
+    for region in ("us-east-1", "us-west-2"):
+        vols = {v["VolumeId"]: v for v in client("ec2", creds, region).describe_volumes()["Volumes"]}
+        for inst in tenant("alpha")["resources"][region]["instances"]:
+            assert [v["device"] for v in inst["volumes"]] == ["/dev/xvda", "/dev/sdf"], inst
+            assert inst["root_device_name"] == "/dev/xvda", inst
+            for v in inst["volumes"]:
+                live = vols[v["id"]]
+                assert live["Size"] == v["size"], (live, v)
+                assert live["Attachments"][0]["InstanceId"] == inst["id"]
+                assert live["Attachments"][0]["Device"] == v["device"]
+
+
+@check("wrong ExternalId -> AccessDenied (403) with the AWS message")
+def _() -> None:
+    t = tenant("alpha")
+    e = expect_error(lambda: assume(admin_creds(), t["role_arn"], "wrong-ext"), "AccessDenied", 403)
+    msg = e.response["Error"]["Message"]
+    want = f"User: {CTX.fx['admin']['user_arn']} is not authorized to perform: sts:AssumeRole on resource: {t['role_arn']}"
+    assert msg == want, msg
+
+
+@check("missing ExternalId -> AccessDenied")
+def _() -> None:
+    expect_error(lambda: assume(admin_creds(), tenant("alpha")["role_arn"]), "AccessDenied", 403)
+
+
+@check("beta's ExternalId does not open alpha")
+def _() -> None:
+    expect_error(lambda: assume(admin_creds(), tenant("alpha")["role_arn"], tenant("beta")["external_id"]), "AccessDenied", 403)
+
+
+@check("gamma (trusts 999999999999 only) -> AccessDenied")
+def _() -> None:
+    g = tenant("gamma")
+    expect_error(lambda: assume(admin_creds(), g["role_arn"]), "AccessDenied", 403)
+    expect_error(lambda: assume(admin_creds(), g["role_arn"], "anything"), "AccessDenied", 403)
+
+
+@check("non-existent role -> AccessDenied")
+def _() -> None:
+    expect_error(lambda: assume(admin_creds(), "arn:aws:iam::222222222222:role/nope", "rolesnap-alpha-ext"), "AccessDenied", 403)
+    expect_error(lambda: assume(admin_creds(), "arn:aws:iam::555555555555:role/vsa-role"), "AccessDenied", 403)
+
+
+@check("role chaining admin -> vsa-assume-role -> alpha vsa-role")
+def _() -> None:
+    hop1 = assume(admin_creds(), CTX.fx["admin"]["admin_role_arn"])
+    assert hop1["AssumedRoleUser"]["Arn"].startswith("arn:aws:sts::111111111111:assumed-role/vsa-assume-role/")
+    c1 = hop1["Credentials"]
+    t = tenant("alpha")
+    hop2 = assume(c1, t["role_arn"], t["external_id"])
+    c2 = hop2["Credentials"]
+    assert client("sts", c2).get_caller_identity()["Account"] == "222222222222"
+    assert instance_ids(client("ec2", c2)) == fixture_ids("alpha", "us-east-1")
+    # chained session still needs the ExternalId
+    expect_error(lambda: assume(c1, t["role_arn"], "wrong"), "AccessDenied", 403)
+    # role chaining caps DurationSeconds at 3600
+    e = expect_error(lambda: assume(c1, t["role_arn"], t["external_id"], DurationSeconds=7200), "ValidationError", 400)
+    assert "role chaining" in e.response["Error"]["Message"]
+    # a tenant session is not trusted by the admin role
+    expect_error(lambda: assume(c2, CTX.fx["admin"]["admin_role_arn"]), "AccessDenied", 403)
+
+
+@check("DurationSeconds validation (900..43200, MaxSessionDuration)")
+def _() -> None:
+    t = tenant("alpha")
+    expect_error(lambda: assume(admin_creds(), t["role_arn"], t["external_id"], DurationSeconds=899), "ValidationError", 400)
+    expect_error(lambda: assume(admin_creds(), t["role_arn"], t["external_id"], DurationSeconds=43201), "ValidationError", 400)
+    r = assume(admin_creds(), t["role_arn"], t["external_id"], DurationSeconds=43200)
+    assert r["Credentials"]["AccessKeyId"].startswith("ASIA")
+    # the admin role keeps the default MaxSessionDuration (3600)
+    e = expect_error(lambda: assume(admin_creds(), CTX.fx["admin"]["admin_role_arn"], DurationSeconds=7200), "ValidationError", 400)
+    assert "MaxSessionDuration" in e.response["Error"]["Message"]
+
+
+@check("credential_lifetime_seconds=3 -> ExpiredToken after 4 s (EC2 and STS)")
+def _() -> None:
+    cfg = H("POST", "/_harness/config", {"credential_lifetime_seconds": 3})
+    assert cfg["credential_lifetime_seconds"] == 3
+    try:
+        t0 = now()
+        creds = alpha_creds()
+        exp = utc(creds["Expiration"])
+        assert abs((exp - t0).total_seconds() - 3) < 2, (exp, t0)
+        ec2 = client("ec2", creds)
+        assert instance_ids(ec2) == fixture_ids("alpha", "us-east-1")
+        time.sleep(4)
+        expect_error(lambda: ec2.describe_instances(), "ExpiredToken", 400)
+        expect_error(lambda: client("sts", creds).get_caller_identity(), "ExpiredToken", 400)
+        creds_view = H("GET", "/_harness/credentials")["credentials"]
+        assert any(c["access_key_id"] == creds["AccessKeyId"] and c["expired"] for c in creds_view)
+        # a fresh AssumeRole gives working credentials again
+        assert instance_ids(client("ec2", alpha_creds())) == fixture_ids("alpha", "us-east-1")
+    finally:
+        H("POST", "/_harness/config", {"credential_lifetime_seconds": None})
+
+
+@check("advance_clock_seconds expires credentials issued earlier, not later ones")
+def _() -> None:
+    creds = alpha_creds()  # 3600 s
+    ec2 = client("ec2", creds)
+    ec2.describe_instances()
+    try:
+        H("POST", "/_harness/config", {"advance_clock_seconds": 3601})
+        expect_error(lambda: ec2.describe_instances(), "ExpiredToken", 400)
+        fresh = alpha_creds()
+        client("ec2", fresh).describe_instances()
+    finally:
+        H("POST", "/_harness/config", {"clock_offset_seconds": 0})
+
+
+@check("ExpiredToken and injected errors have the service's XML shape")
+def _() -> None:
+    H("POST", "/_harness/faults", {"action": "DescribeRegions", "code": "RequestLimitExceeded", "status": 503, "count": 1})
+    H("POST", "/_harness/faults", {"action": "DescribeDBInstances", "code": "Throttling", "status": 400, "count": 1})
+    try:
+        status, body = raw_query("ec2", "us-east-1", {"Action": "DescribeRegions", "Version": "2016-11-15"}, account="222222222222")
+        assert status == 503, status
+        root = ET.fromstring(body)
+        assert strip_ns(root.tag) == "Response", body
+        err = root.find("Errors/Error")
+        assert err is not None and err.findtext("Code") == "RequestLimitExceeded", body
+        assert root.findtext("RequestID"), body
+        status, body = raw_query("rds", "us-east-1", {"Action": "DescribeDBInstances", "Version": "2014-10-31"}, account="222222222222")
+        assert status == 400, status
+        root = ET.fromstring(body)
+        assert strip_ns(root.tag) == "ErrorResponse", body
+        kids = {strip_ns(e.tag): e for e in root}
+        err = {strip_ns(e.tag): e.text for e in kids["Error"]}
+        assert err == {"Type": "Sender", "Code": "Throttling", "Message": "Rate exceeded"}, err
+        assert kids["RequestId"].text
+    finally:
+        H("DELETE", "/_harness/faults")
+
+
+@check("fault rule count=2 on CreateSnapshot -> 2 x RequestLimitExceeded, then success")
+def _() -> None:
+    vol = first_data_volume("alpha")
+    rule = H("POST", "/_harness/faults", {"action": "CreateSnapshot", "account": "222222222222", "region": "us-east-1", "code": "RequestLimitExceeded", "status": 503, "count": 2})
+    try:
+        ec2 = client("ec2", alpha_creds())
+        for _ in range(2):
+            expect_error(lambda: ec2.create_snapshot(VolumeId=vol, Description="fault test"), "RequestLimitExceeded", 503)
+        snap = ec2.create_snapshot(VolumeId=vol, Description="fault test")
+        assert snap["SnapshotId"].startswith("snap-")
+        # other regions/accounts untouched by the rule
+        bvol = first_data_volume("beta")
+        beta = tenant("beta")
+        bec2 = client("ec2", assume(admin_creds(), beta["role_arn"], beta["external_id"])["Credentials"])
+        bec2.create_snapshot(VolumeId=bvol, Description="fault test beta")
+        view = H("GET", "/_harness/faults")["faults"]
+        mine = next(f for f in view if f["id"] == rule["id"])
+        assert mine["injected"] == 2, mine
+    finally:
+        H("DELETE", "/_harness/faults")
+
+
+@check("probabilistic faults are reproducible with a seed")
+def _() -> None:
+    ec2 = client("ec2", alpha_creds())
+
+    def pattern() -> list[bool]:
+        H("POST", "/_harness/config", {"seed": 42})
+        H("POST", "/_harness/faults", {"action": "DescribeVolumes", "code": "InternalError", "status": 500, "probability": 0.5})
+        out = []
+        for _ in range(16):
+            try:
+                ec2.describe_volumes()
+                out.append(False)
+            except ClientError as e:
+                assert e.response["Error"]["Code"] == "InternalError"
+                out.append(True)
+        H("DELETE", "/_harness/faults")
+        return out
+
+    a, b = pattern(), pattern()
+    assert a == b, (a, b)
+    assert any(a) and not all(a), a
+
+
+@check("hold: new EBS snapshot is pending until released; CopySnapshot refused while pending")
+def _() -> None:
+    vol = first_data_volume("alpha")
+    ec2 = client("ec2", alpha_creds())
+    ec2w = client("ec2", alpha_creds(), "us-west-2")
+    H("POST", "/_harness/hold", {"account": "222222222222", "region": "us-east-1", "kinds": ["snapshot"]})
+    try:
+        sid = ec2.create_snapshot(VolumeId=vol, Description="hold test")["SnapshotId"]
+        s = ec2.describe_snapshots(SnapshotIds=[sid])["Snapshots"][0]
+        assert s["State"] == "pending" and s["Progress"] != "100%", s
+        # filter by status sees it too
+        pend = ec2.describe_snapshots(Filters=[{"Name": "status", "Values": ["pending"]}])["Snapshots"]
+        assert sid in [p["SnapshotId"] for p in pend]
+        expect_error(lambda: ec2w.copy_snapshot(SourceSnapshotId=sid, SourceRegion="us-east-1"), "IncorrectState", 400)
+        held = H("GET", "/_harness/hold")["held"]
+        assert any(h["id"] == sid for h in held), held
+        r = H("POST", "/_harness/release", {"ids": [sid]})
+        assert [x["id"] for x in r["released"]] == [sid], r
+        s = ec2.describe_snapshots(SnapshotIds=[sid])["Snapshots"][0]
+        assert s["State"] == "completed" and s["Progress"] == "100%", s
+        ec2w.copy_snapshot(SourceSnapshotId=sid, SourceRegion="us-east-1")
+        # hold rule still active: CreateSnapshots makes pending snapshots too
+        inst = tenant("alpha")["resources"]["us-east-1"]["instances"][0]["id"]
+        snaps = ec2.create_snapshots(InstanceSpecification={"InstanceId": inst})["Snapshots"]
+        ids = [x["SnapshotId"] for x in snaps]
+        assert len(ids) == 2
+        states = {x["SnapshotId"]: x["State"] for x in ec2.describe_snapshots(SnapshotIds=ids)["Snapshots"]}
+        assert set(states.values()) == {"pending"}, states
+        # other region unaffected
+        wvol = first_data_volume("alpha", "us-west-2")
+        wsid = ec2w.create_snapshot(VolumeId=wvol)["SnapshotId"]
+        assert ec2w.describe_snapshots(SnapshotIds=[wsid])["Snapshots"][0]["State"] == "completed"
+    finally:
+        r = H("POST", "/_harness/release", {"all": True})
+    assert r["rules_removed"] == 1, r
+    states = {x["SnapshotId"]: x["State"] for x in ec2.describe_snapshots(SnapshotIds=ids)["Snapshots"]}
+    assert set(states.values()) == {"completed"}, states
+
+
+@check("hold: AMI pending, DB snapshot and cluster snapshot creating; release all")
+def _() -> None:
+    creds = alpha_creds()
+    ec2, rds = client("ec2", creds), client("rds", creds)
+    inst = tenant("alpha")["resources"]["us-east-1"]["instances"][1]["id"]
+    H("POST", "/_harness/hold", {"account": "222222222222", "kinds": ["image", "db-snapshot", "db-cluster-snapshot"]})
+    try:
+        ami = ec2.create_image(InstanceId=inst, Name="hold-test-ami")["ImageId"]
+        assert ec2.describe_images(ImageIds=[ami])["Images"][0]["State"] == "pending"
+        ds = rds.create_db_snapshot(DBInstanceIdentifier="alpha-pg", DBSnapshotIdentifier="hold-test-db")["DBSnapshot"]
+        assert ds["Status"] == "creating", ds["Status"]
+        assert rds.describe_db_snapshots(DBSnapshotIdentifier="hold-test-db")["DBSnapshots"][0]["Status"] == "creating"
+        cs = rds.create_db_cluster_snapshot(DBClusterIdentifier="alpha-aurora", DBClusterSnapshotIdentifier="hold-test-cl")["DBClusterSnapshot"]
+        assert cs["Status"] == "creating", cs["Status"]
+        assert rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier="hold-test-cl")["DBClusterSnapshots"][0]["Status"] == "creating"
+        rdsw = client("rds", creds, "us-west-2")
+        expect_error(lambda: rdsw.copy_db_snapshot(SourceDBSnapshotIdentifier=ds["DBSnapshotArn"], TargetDBSnapshotIdentifier="x-copy", SourceRegion="us-east-1"), "InvalidDBSnapshotState", 400)
+    finally:
+        r = H("POST", "/_harness/release", {"all": True})
+    kinds = sorted(x["kind"] for x in r["released"])
+    assert kinds == ["db-cluster-snapshot", "db-snapshot", "image"], r
+    assert ec2.describe_images(ImageIds=[ami])["Images"][0]["State"] == "available"
+    assert rds.describe_db_snapshots(DBSnapshotIdentifier="hold-test-db")["DBSnapshots"][0]["Status"] == "available"
+    assert rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier="hold-test-cl")["DBClusterSnapshots"][0]["Status"] == "available"
+    # after release-all no rule is active
+    ds2 = rds.create_db_snapshot(DBInstanceIdentifier="alpha-pg", DBSnapshotIdentifier="hold-test-db2")["DBSnapshot"]
+    assert ds2["Status"] == "available"
+
+
+@check("hold by explicit id holds an existing snapshot")
+def _() -> None:
+    ec2 = client("ec2", alpha_creds())
+    sid = ec2.create_snapshot(VolumeId=first_data_volume("alpha"))["SnapshotId"]
+    r = H("POST", "/_harness/hold", {"account": "222222222222", "ids": [sid]})
+    assert r["hold"] is None and r["held"][0]["id"] == sid, r
+    assert ec2.describe_snapshots(SnapshotIds=[sid])["Snapshots"][0]["State"] == "pending"
+    H("POST", "/_harness/release", {"ids": [sid]})
+    assert ec2.describe_snapshots(SnapshotIds=[sid])["Snapshots"][0]["State"] == "completed"
+    st, body = harness("POST", "/_harness/hold", {"account": "222222222222", "ids": ["snap-doesnotexist"]})
+    assert st == 404 and body["missing"] == ["snap-doesnotexist"], (st, body)
+
+
+@check("age: EBS snapshot StartTime, AMI CreationDate, DB/cluster SnapshotCreateTime move back")
+def _() -> None:
+    creds = alpha_creds()
+    ec2, rds = client("ec2", creds), client("rds", creds)
+    sid = ec2.create_snapshot(VolumeId=first_data_volume("alpha"), Description="age test")["SnapshotId"]
+    ami = ec2.create_image(InstanceId=tenant("alpha")["resources"]["us-east-1"]["instances"][0]["id"], Name="age-test-ami")["ImageId"]
+    rds.create_db_snapshot(DBInstanceIdentifier="alpha-pg", DBSnapshotIdentifier="age-test-db")
+    rds.create_db_cluster_snapshot(DBClusterIdentifier="alpha-aurora", DBClusterSnapshotIdentifier="age-test-cl")
+    ten_days = 10 * 86400
+    r = H("POST", "/_harness/age", {"items": [
+        {"account": "222222222222", "region": "us-east-1", "id": sid, "age_seconds": ten_days},
+        {"account": "222222222222", "id": ami, "age_seconds": ten_days},
+        {"account": "222222222222", "id": "age-test-db", "time": "2020-01-02T03:04:05Z"},
+        {"account": "222222222222", "region": "us-east-1", "id": "arn:aws:rds:us-east-1:222222222222:cluster-snapshot:age-test-cl", "age_seconds": ten_days},
+    ]})
+    assert [x["kind"] for x in r["aged"]] == ["snapshot", "image", "db-snapshot", "db-cluster-snapshot"], r
+    target = now() - dt.timedelta(seconds=ten_days)
+    st = utc(ec2.describe_snapshots(SnapshotIds=[sid])["Snapshots"][0]["StartTime"])
+    assert abs((st - target).total_seconds()) < 60, st
+    cd = ec2.describe_images(ImageIds=[ami])["Images"][0]["CreationDate"]
+    cd_t = dt.datetime.fromisoformat(cd.replace("Z", "+00:00"))
+    assert abs((cd_t - target).total_seconds()) < 60, cd
+    d = rds.describe_db_snapshots(DBSnapshotIdentifier="age-test-db")["DBSnapshots"][0]
+    assert utc(d["SnapshotCreateTime"]) == dt.datetime(2020, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc), d["SnapshotCreateTime"]
+    c = rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier="age-test-cl")["DBClusterSnapshots"][0]
+    assert abs((utc(c["SnapshotCreateTime"]) - target).total_seconds()) < 60, c["SnapshotCreateTime"]
+    # filters on start-time see the aged value too
+    st_, body = harness("POST", "/_harness/age", {"account": "222222222222", "id": "snap-nope", "age_seconds": 1})
+    assert st_ == 404, body
+
+
+@check("call log counts by account/region/service/action/outcome; reset clears")
+def _() -> None:
+    creds = alpha_creds()
+    ec2 = client("ec2", creds, "us-west-2")
+    H("DELETE", "/_harness/calls")
+    for _ in range(3):
+        ec2.describe_instances()
+    assert call_count("222222222222", "us-west-2", "ec2", "DescribeInstances", "ok") == 3
+    H("POST", "/_harness/faults", {"action": "DescribeVolumes", "account": "222222222222", "code": "RequestLimitExceeded", "count": 1})
+    try:
+        expect_error(lambda: ec2.describe_volumes(), "RequestLimitExceeded", 503)
+    finally:
+        H("DELETE", "/_harness/faults")
+    assert call_count("222222222222", "us-west-2", "ec2", "DescribeVolumes", "injected") == 1
+    expect_error(lambda: assume(admin_creds(), tenant("gamma")["role_arn"]), "AccessDenied")
+    assert call_count("111111111111", "us-east-1", "sts", "AssumeRole", "denied") == 1
+    assert call_count("111111111111", "us-east-1", "sts", "AssumeRole", "ok") == 0
+    total = H("GET", "/_harness/calls")["total"]
+    assert total == 5, total
+    H("DELETE", "/_harness/calls")
+    assert H("GET", "/_harness/calls") == {"calls": [], "total": 0}
+
+
+@check("concurrent requests from 8 threads all succeed")
+def _() -> None:
+    import concurrent.futures as cf
+
+    creds = alpha_creds()
+    vol = first_data_volume("alpha")
+
+    def work(n: int) -> int:
+        ec2 = client("ec2", creds, "us-east-1")
+        done = 0
+        for i in range(6):
+            if i % 3 == 0:
+                ec2.create_snapshot(VolumeId=vol, Description=f"concurrency {n}/{i}")
+            elif i % 3 == 1:
+                ec2.describe_snapshots()
+            else:
+                assert instance_ids(ec2) == fixture_ids("alpha", "us-east-1")
+            done += 1
+        return done
+
+    with cf.ThreadPoolExecutor(max_workers=8) as pool:
+        assert sum(pool.map(work, range(8))) == 48
+
+
+@check("DescribeInstances availability-zone filter works (moto bug patched)")
+def _() -> None:
+    ec2 = client("ec2", alpha_creds())
+    got = {i["InstanceId"] for r in ec2.describe_instances(Filters=[{"Name": "availability-zone", "Values": ["us-east-1b"]}])["Reservations"] for i in r["Instances"]}
+    want = {i["id"] for i in tenant("alpha")["resources"]["us-east-1"]["instances"] if i["az"] == "us-east-1b"}
+    assert got == want and want, (got, want)
+
+
+@check("CreateImage accepts a snapshot TagSpecification (tags land on the AMI's snapshot)")
+def _() -> None:
+    ec2 = client("ec2", alpha_creds())
+    inst = tenant("alpha")["resources"]["us-east-1"]["instances"][0]["id"]
+    ami = ec2.create_image(InstanceId=inst, Name="tagspec-test", TagSpecifications=[
+        {"ResourceType": "image", "Tags": [{"Key": "_GX_BACKUP_", "Value": "77"}]},
+        {"ResourceType": "snapshot", "Tags": [{"Key": "_GX_BACKUP_", "Value": "77"}, {"Key": "Name", "Value": "SP_1_77_1_0"}]},
+    ])["ImageId"]
+    img = ec2.describe_images(ImageIds=[ami])["Images"][0]
+    assert {t["Key"]: t["Value"] for t in img["Tags"]} == {"_GX_BACKUP_": "77"}, img["Tags"]
+    sid = img["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    tags = {t["Key"]: t["Value"] for t in ec2.describe_snapshots(SnapshotIds=[sid])["Snapshots"][0]["Tags"]}
+    assert tags == {"_GX_BACKUP_": "77", "Name": "SP_1_77_1_0"}, tags
+
+
+@check("EC2 DryRun answers DryRunOperation (HTTP 412)")
+def _() -> None:
+    ec2 = client("ec2", alpha_creds())
+    expect_error(lambda: ec2.create_snapshot(VolumeId=first_data_volume("alpha"), DryRun=True), "DryRunOperation", 412)
+    expect_error(lambda: ec2.describe_instances(DryRun=True), "DryRunOperation", 412)
+
+
+@check("gamma's resources exist and are untouched")
+def _() -> None:
+    g = tenant("gamma")
+    ids = fixture_ids("gamma", "us-east-1")
+    assert len(ids) == 1
+    status, body = raw_query("ec2", "us-east-1", {"Action": "DescribeSnapshots", "Version": "2016-11-15"}, account=g["account"])
+    assert status == 200 and b"snap-" not in body, body[:300]
+
+
+@check("unknown key / no Authorization passes through to moto")
+def _() -> None:
+    status, body = raw_query("sts", "us-east-1", {"Action": "GetCallerIdentity", "Version": "2011-06-15"}, access_key="AKIAUNKNOWNKEY000000")
+    assert status == 200 and b"GetCallerIdentityResult" in body, body
+
+
+# --- runner ------------------------------------------------------------------
+
+
+def start_server(tmp: str) -> float:
+    ready = os.path.join(tmp, "port")
+    t0 = time.time()
+    CTX.proc = subprocess.Popen(
+        [sys.executable, os.path.join(HERE, "server.py"), "--port", "0", "--ready-file", ready],
+        stdout=subprocess.PIPE,
+        stderr=open(os.path.join(tmp, "server.log"), "w"),
+        text=True,
+    )
+    line = CTX.proc.stdout.readline().strip()  # "READY <port>"
+    assert line.startswith("READY "), f"server said {line!r}"
+    port = int(line.split()[1])
+    with open(ready) as f:
+        assert int(f.read().strip()) == port
+    CTX.endpoint = f"http://127.0.0.1:{port}"
+    H("GET", "/_harness/health")
+    return time.time() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (fixture, server log)")
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="rolesnap-emu-")
+    try:
+        t_start = start_server(tmp)
+        t0 = time.time()
+        fixture = os.path.join(tmp, "fixture.json")
+        subprocess.run([sys.executable, os.path.join(HERE, "seed.py"), "--endpoint", CTX.endpoint, "--out", fixture], check=True)
+        t_seed = time.time() - t0
+        with open(fixture) as f:
+            CTX.fx = json.load(f)
+        print(f"server start {t_start:.2f}s, seed {t_seed:.2f}s")
+        for name, fn in CHECKS:
+            try:
+                fn()
+                PASSED.append(name)
+                print(f"ok   {name}")
+            except Exception as exc:
+                FAILED.append(name)
+                print(f"FAIL {name}: {exc}")
+                traceback.print_exc()
+    finally:
+        if CTX.proc is not None:
+            CTX.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = CTX.proc.wait(timeout=10)
+                if rc != 0:
+                    FAILED.append(f"server exit status {rc} on SIGTERM")
+                    print(f"FAIL server exited {rc} on SIGTERM")
+                else:
+                    PASSED.append("clean exit on SIGTERM")
+                    print("ok   clean exit on SIGTERM")
+            except subprocess.TimeoutExpired:
+                CTX.proc.kill()
+                FAILED.append("server did not stop on SIGTERM")
+                print("FAIL server did not stop on SIGTERM")
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{len(PASSED)} passed, {len(FAILED)} failed")
+    return 0 if not FAILED else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

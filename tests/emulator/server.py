@@ -1,0 +1,1196 @@
+#!/usr/bin/env python3
+"""rolesnap test emulator: moto 5.2.1 server, in-process, behind a thin WSGI layer.
+
+The layer adds what moto lacks and the rolesnap tests need (see README.md):
+AssumeRole trust/ExternalId/duration enforcement, expiry of temporary
+credentials, fault injection, pending holds, ageing, a layer clock and a call
+log.  It is controlled over plain HTTP+JSON under /_harness/ on the same port.
+
+    python3 server.py --port 0 --ready-file /tmp/emu.port
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+import os
+import random
+import re
+import signal
+import sys
+import threading
+import time
+import uuid
+from typing import Any
+from urllib.parse import parse_qs, parse_qsl, urlencode
+from xml.sax.saxutils import escape as xml_escape
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# --- moto settings: must be fixed before moto is imported ---------------------
+# Never merge accounts (DESIGN.md): the account comes from the access key or the
+# x-moto-account-id header.
+os.environ.pop("MOTO_ACCOUNT_ID", None)
+# Keep the ~1300 default AMIs (and their snapshots) out of every listing...
+os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
+# ...but provide exactly one public AMI whose root device is /dev/xvda, so that
+# RunInstances with ImageId=ami-760aaa0f gives instances RootDeviceName=/dev/xvda
+# (with no known AMI moto says /dev/sda1 whatever the block device mappings say).
+os.environ.setdefault("MOTO_AMIS_PATH", os.path.join(HERE, "amis.json"))
+
+from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
+
+import moto  # noqa: E402
+from moto.moto_server.werkzeug_app import (  # noqa: E402
+    DomainDispatcherApplication,
+    create_backend_app,
+)
+from moto.ec2.models import ec2_backends  # noqa: E402
+from moto.ec2.models import amis as ec2_amis  # noqa: E402
+from moto.ec2.models import elastic_block_store as ec2_ebs  # noqa: E402
+from moto.iam.models import iam_backends  # noqa: E402
+from moto.rds import models as rds_models  # noqa: E402
+from moto.rds.models import rds_backends  # noqa: E402
+from moto.sts.models import sts_backends  # noqa: E402
+
+PARTITION = "aws"
+DEFAULT_ACCOUNT = "123456789012"  # moto's DEFAULT_ACCOUNT_ID
+KINDS = ("snapshot", "image", "db-snapshot", "db-cluster-snapshot")
+DEFAULT_AMI_IDS: set[str] = set()
+
+NAMESPACES = {
+    "sts": "https://sts.amazonaws.com/doc/2011-06-15/",
+    "rds": "http://rds.amazonaws.com/doc/2014-10-31/",
+    "iam": "https://iam.amazonaws.com/doc/2010-05-08/",
+}
+
+DEFAULT_MESSAGES = {
+    "RequestLimitExceeded": "Request limit exceeded.",
+    "Throttling": "Rate exceeded",
+    "ThrottlingException": "Rate exceeded",
+    "InternalError": "An internal error has occurred",
+    "InternalFailure": "An internal error has occurred",
+    "ServiceUnavailable": "Service is unavailable. Please try again later.",
+    "Unavailable": "Service is unavailable. Please try again later.",
+    "AccessDenied": "User is not authorized to perform this operation (injected)",
+    "UnauthorizedOperation": "You are not authorized to perform this operation.",
+    "ExpiredToken": "The security token included in the request is expired",
+    "SnapshotCreationPerVolumeRateExceeded": "The maximum per volume CreateSnapshot request rate has been exceeded. Use an increasing or variable sleep interval between requests.",
+}
+DEFAULT_STATUS = {
+    "RequestLimitExceeded": 503,
+    "Throttling": 400,
+    "ThrottlingException": 400,
+    "InternalError": 500,
+    "InternalFailure": 500,
+    "ServiceUnavailable": 503,
+    "Unavailable": 503,
+    "AccessDenied": 403,
+    "UnauthorizedOperation": 403,
+}
+
+
+def real_now() -> dt.datetime:
+    """Naive UTC, like moto's own timestamps."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def iso_z(t: dt.datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: str) -> dt.datetime:
+    t = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    if t.tzinfo is not None:
+        t = t.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return t
+
+
+# ---------------------------------------------------------------------------
+# Layer state
+# ---------------------------------------------------------------------------
+
+
+class State:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()  # layer state AND every call into moto
+        self.started = time.time()
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.credential_lifetime: float | None = None
+            self.clock_offset = 0.0
+            self.seed = 0
+            self.rng = random.Random(0)
+            self.enforce_pending = True
+            self.faults: list[dict[str, Any]] = []
+            self.next_fault_id = 1
+            self.holds: list[dict[str, Any]] = []
+            self.next_hold_id = 1
+            # (kind, account, region, id) -> {"obj", "hold_id", "since"}
+            self.held: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+            # access key id -> {"expiration": layer-clock datetime, ...}
+            self.temp_keys: dict[str, dict[str, Any]] = {}
+            self.calls: dict[tuple[str, str, str, str, str], int] = {}
+
+    def layer_now(self) -> dt.datetime:
+        return real_now() + dt.timedelta(seconds=self.clock_offset)
+
+    def count(self, account: str, region: str, service: str, action: str, outcome: str) -> None:
+        key = (account or "", region or "", service or "", action or "", outcome)
+        with self.lock:
+            self.calls[key] = self.calls.get(key, 0) + 1
+
+
+STATE = State()
+
+
+# ---------------------------------------------------------------------------
+# moto model hooks: pending holds (created while a hold is active)
+# ---------------------------------------------------------------------------
+
+
+def _obj_kind_ident(obj: Any) -> tuple[str, str, str, str] | None:
+    if isinstance(obj, ec2_ebs.Snapshot):
+        b = obj.ec2_backend
+        return ("snapshot", b.account_id, b.region_name, obj.id)
+    if isinstance(obj, ec2_amis.Ami):
+        b = obj.ec2_backend
+        return ("image", b.account_id, b.region_name, obj.id)
+    if isinstance(obj, rds_models.DBClusterSnapshot):
+        return ("db-cluster-snapshot", obj.account_id, obj.region, obj.db_cluster_snapshot_identifier)
+    if isinstance(obj, rds_models.DBSnapshot):
+        return ("db-snapshot", obj.account_id, obj.region, obj.db_snapshot_identifier)
+    return None
+
+
+def apply_pending(kind: str, obj: Any) -> None:
+    if kind == "snapshot":
+        obj.status = "pending"
+        obj._harness_progress = "50%"
+    elif kind == "image":
+        obj.state = "pending"
+    elif kind == "db-snapshot":
+        obj.status = "creating"
+        obj.percent_progress = 50
+    elif kind == "db-cluster-snapshot":
+        obj.status = "creating"
+        obj.percent_progress = 50
+
+
+def apply_complete(kind: str, obj: Any) -> None:
+    if kind == "snapshot":
+        obj.status = "completed"
+        obj._harness_progress = None
+    elif kind == "image":
+        obj.state = "available"
+    elif kind in ("db-snapshot", "db-cluster-snapshot"):
+        obj.status = "available"
+        obj.percent_progress = 100
+
+
+def hold_object(obj: Any, hold_id: int | None) -> tuple[str, str, str, str] | None:
+    ident = _obj_kind_ident(obj)
+    if ident is None:
+        return None
+    with STATE.lock:
+        STATE.held[ident] = {"obj": obj, "hold_id": hold_id, "since": iso_z(real_now())}
+        apply_pending(ident[0], obj)
+    return ident
+
+
+def on_created(obj: Any) -> None:
+    ident = _obj_kind_ident(obj)
+    if ident is None:
+        return
+    kind, account, region, ident_id = ident
+    if kind == "image" and ident_id in DEFAULT_AMI_IDS:
+        return
+    with STATE.lock:
+        for rule in STATE.holds:
+            if rule["account"] != account:
+                continue
+            if rule.get("region") and rule["region"] != region:
+                continue
+            if kind not in rule["kinds"]:
+                continue
+            hold_object(obj, rule["id"])
+            return
+
+
+def reapply_holds() -> None:
+    with STATE.lock:
+        for (kind, _a, _r, _i), rec in STATE.held.items():
+            apply_pending(kind, rec["obj"])
+
+
+def install_model_hooks() -> None:
+    # moto bug: DescribeInstances filter "availability-zone" compares against the
+    # Placement object, so it never matches.  Compare the zone name instead.
+    from moto.ec2 import utils as ec2_utils
+
+    ec2_utils.filter_dict_attribute_mapping["availability-zone"] = "_placement.zone"
+
+    # EBS snapshot progress is a constant property in moto; make it overridable.
+    ec2_ebs.Snapshot.progress = property(  # type: ignore[assignment]
+        lambda self: getattr(self, "_harness_progress", None) or "100%"
+    )
+
+    def wrap_init(cls: type) -> None:
+        orig = cls.__init__
+
+        def __init__(self: Any, *a: Any, **kw: Any) -> None:
+            orig(self, *a, **kw)
+            try:
+                on_created(self)
+            except Exception as exc:  # never break moto
+                print(f"harness: hold hook failed: {exc!r}", file=sys.stderr)
+
+        cls.__init__ = __init__  # type: ignore[method-assign]
+
+    for cls in (ec2_ebs.Snapshot, ec2_amis.Ami, rds_models.DBSnapshot, rds_models.DBClusterSnapshot):
+        wrap_init(cls)
+
+    # The one AMI from amis.json is loaded into every region; moto also makes a
+    # placeholder snapshot for it, which would show up in every DescribeSnapshots
+    # (moto ignores OwnerIds).  Drop those placeholder snapshots.
+    orig_load = ec2_amis.AmiBackend._load_amis
+
+    def _load_amis(self: Any) -> None:
+        orig_load(self)
+        for ami in list(self.amis.values()):
+            DEFAULT_AMI_IDS.add(ami.id)
+            snaps = getattr(self, "snapshots", None)
+            if snaps is not None:
+                snaps.pop(ami.ebs_snapshot.id, None)
+
+    ec2_amis.AmiBackend._load_amis = _load_amis  # type: ignore[method-assign]
+
+
+# ---------------------------------------------------------------------------
+# Locating moto model objects
+# ---------------------------------------------------------------------------
+
+
+def _created_regions(backend_dict: Any, account: str) -> list[tuple[str, Any]]:
+    if not dict.__contains__(backend_dict, account):
+        return []
+    asb = dict.__getitem__(backend_dict, account)
+    return list(dict.items(asb))
+
+
+def _rds_name(ident: str) -> tuple[str | None, str | None, str]:
+    """'arn:aws:rds:REGION:ACCT:snapshot:NAME' -> (region, account, name)."""
+    m = re.match(r"^arn:aws[\w-]*:rds:([^:]+):(\d+):(?:snapshot|cluster-snapshot):(.+)$", ident)
+    if m:
+        return m.group(1), m.group(2), m.group(3)
+    return None, None, ident
+
+
+def find_object(account: str, region: str | None, ident: str, kind: str | None = None) -> tuple[str, str, str, Any] | None:
+    """Return (kind, region, canonical id, obj) or None."""
+    r2, a2, name = _rds_name(ident)
+    if a2:
+        account = a2
+    if r2:
+        region = r2
+    kinds = [kind] if kind else None
+    if kinds is None:
+        if name.startswith("snap-"):
+            kinds = ["snapshot"]
+        elif name.startswith("ami-"):
+            kinds = ["image"]
+        else:
+            kinds = ["db-snapshot", "db-cluster-snapshot"]
+    for k in kinds:
+        bd = ec2_backends if k in ("snapshot", "image") else rds_backends
+        for reg, backend in _created_regions(bd, account):
+            if region and reg != region:
+                continue
+            if k == "snapshot":
+                obj = backend.snapshots.get(name)
+            elif k == "image":
+                obj = backend.amis.get(name)
+            elif k == "db-snapshot":
+                obj = backend.database_snapshots.get(name)
+            else:
+                obj = backend.cluster_snapshots.get(name)
+            if obj is not None:
+                canon = _obj_kind_ident(obj)
+                return (k, reg, canon[3] if canon else name, obj)
+    return None
+
+
+def is_held(kind: str, account: str, region: str, ident: str) -> bool:
+    _r, _a, name = _rds_name(ident)
+    if kind.startswith("db-"):
+        name = name.lower()
+    return (kind, account, region, name) in STATE.held
+
+
+# ---------------------------------------------------------------------------
+# Request parsing and error bodies
+# ---------------------------------------------------------------------------
+
+CRED_RE = re.compile(r"Credential=([^/,\s]+)/(\d{8})/([^/,\s]+)/([^/,\s]+)/aws4_request")
+
+
+class Req:
+    def __init__(self, environ: dict[str, Any]) -> None:
+        self.environ = environ
+        self.method = environ.get("REQUEST_METHOD", "GET")
+        self.path = environ.get("PATH_INFO", "") or ""
+        self.body = read_body(environ)
+        self.access_key: str | None = None
+        self.region = ""
+        self.service = ""
+        m = CRED_RE.search(environ.get("HTTP_AUTHORIZATION", "") or "")
+        if m:
+            self.access_key, _d, self.region, self.service = m.group(1), m.group(2), m.group(3), m.group(4).lower()
+        self.params: dict[str, str] = {}
+        ctype = environ.get("CONTENT_TYPE", "") or ""
+        try:
+            if self.body and ("x-www-form-urlencoded" in ctype or not ctype):
+                for k, v in parse_qs(self.body.decode("utf-8"), keep_blank_values=True).items():
+                    self.params[k] = v[0]
+            for k, v in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items():
+                self.params.setdefault(k, v[0])
+        except Exception:
+            pass
+        self.action = self.params.get("Action", "")
+        self.header_account = environ.get("HTTP_X_MOTO_ACCOUNT_ID")
+        # principal resolution
+        self.principal_arn: str | None = None
+        self.key_account: str | None = None
+        self.key_is_temp = False
+        if self.access_key:
+            with STATE.lock:  # moto's IAM/STS state may be changing in another thread
+                self._resolve_key(self.access_key)
+        self.account = self.header_account or self.key_account or DEFAULT_ACCOUNT
+
+    def _resolve_key(self, key: str) -> None:
+        for account_id, per_account in list(iam_backends.items()):
+            iam = dict.get(per_account, PARTITION)
+            if iam is None or key not in iam.access_keys:
+                continue
+            self.key_account = account_id
+            ak = iam.access_keys[key]
+            if ak.user_name:
+                try:
+                    self.principal_arn = iam.get_user(ak.user_name).arn
+                except Exception:
+                    self.principal_arn = f"arn:aws:iam::{account_id}:user/{ak.user_name}"
+            else:
+                self.key_is_temp = True
+                sts = dict.get(dict.get(sts_backends, account_id, {}) or {}, PARTITION)
+                role = sts.get_assumed_role_from_access_key(key) if sts else None
+                if role is not None:
+                    self.principal_arn = role.arn
+            return
+
+
+def read_body(environ: dict[str, Any]) -> bytes:
+    """Buffer the body and give moto an identical copy."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    stream = environ.get("wsgi.input")
+    body = b""
+    if stream is not None:
+        if length > 0:
+            body = stream.read(length)
+        elif environ.get("wsgi.input_terminated"):
+            body = stream.read()
+    environ["wsgi.input"] = io.BytesIO(body)
+    if body or environ.get("CONTENT_LENGTH"):
+        environ["CONTENT_LENGTH"] = str(len(body))
+    return body
+
+
+def error_response(service: str, code: str, message: str, status: int) -> tuple[int, bytes]:
+    rid = str(uuid.uuid4())
+    if service == "ec2":
+        xml = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Response><Errors><Error><Code>{xml_escape(code)}</Code>"
+            f"<Message>{xml_escape(message)}</Message></Error></Errors>"
+            f"<RequestID>{rid}</RequestID></Response>"
+        )
+    else:
+        ns = NAMESPACES.get(service)
+        xmlns = f' xmlns="{ns}"' if ns else ""
+        etype = "Receiver" if status >= 500 else "Sender"
+        xml = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<ErrorResponse{xmlns}><Error><Type>{etype}</Type><Code>{xml_escape(code)}</Code>"
+            f"<Message>{xml_escape(message)}</Message></Error>"
+            f"<RequestId>{rid}</RequestId></ErrorResponse>"
+        )
+    return status, xml.encode("utf-8")
+
+
+STATUS_TEXT = {
+    200: "OK", 204: "No Content", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+    409: "Conflict", 412: "Precondition Failed", 429: "Too Many Requests",
+    500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout",
+}
+
+
+def status_line(status: int) -> str:
+    return f"{status} {STATUS_TEXT.get(status, 'Status')}"
+
+
+def send(start_response: Any, status: int, body: bytes, ctype: str = "text/xml") -> list[bytes]:
+    headers = [("Content-Type", ctype), ("Content-Length", str(len(body)))]
+    m = re.search(rb"<Request(?:Id|ID)>([^<]+)</Request(?:Id|ID)>", body)
+    if m:
+        headers.append(("x-amzn-RequestId", m.group(1).decode()))
+    start_response(status_line(status), headers)
+    return [body]
+
+
+# ---------------------------------------------------------------------------
+# AssumeRole trust evaluation
+# ---------------------------------------------------------------------------
+
+
+def _as_list(x: Any) -> list[Any]:
+    if x is None:
+        return []
+    return x if isinstance(x, list) else [x]
+
+
+def _load_policy(doc: Any) -> dict[str, Any]:
+    if isinstance(doc, dict):
+        return doc
+    try:
+        return json.loads(doc)
+    except Exception:
+        from urllib.parse import unquote
+
+        return json.loads(unquote(doc))
+
+
+def _action_matches(actions: Any) -> bool:
+    for a in _as_list(actions):
+        a = str(a).lower()
+        if a in ("sts:assumerole", "sts:*", "*"):
+            return True
+    return False
+
+
+def principal_matches(entry: str, caller_arn: str, caller_account: str) -> bool:
+    entry = entry.strip()
+    if entry == "*":
+        return True
+    if re.fullmatch(r"\d{12}", entry):
+        return entry == caller_account
+    m = re.fullmatch(r"arn:aws[\w-]*:iam::(\d{12}):root", entry)
+    if m:
+        return m.group(1) == caller_account
+    m = re.fullmatch(r"arn:aws[\w-]*:iam::(\d{12}):role/(?:.*/)?([^/]+)", entry)
+    if m:
+        acct, name = m.group(1), m.group(2)
+        cm = re.fullmatch(r"arn:aws[\w-]*:sts::(\d{12}):assumed-role/([^/]+)/.+", caller_arn)
+        return bool(cm and cm.group(1) == acct and cm.group(2) == name)
+    m = re.fullmatch(r"arn:aws[\w-]*:iam::(\d{12}):user/(?:.*/)?([^/]+)", entry)
+    if m:
+        cm = re.fullmatch(r"arn:aws[\w-]*:iam::(\d{12}):user/(?:.*/)?([^/]+)", caller_arn)
+        return bool(cm and cm.group(1) == m.group(1) and cm.group(2) == m.group(2))
+    return entry == caller_arn
+
+
+def _statement_principal_ok(stmt: dict[str, Any], caller_arn: str, caller_account: str) -> bool:
+    principal = stmt.get("Principal")
+    if principal == "*":
+        return True
+    if not isinstance(principal, dict):
+        return False
+    return any(principal_matches(str(p), caller_arn, caller_account) for p in _as_list(principal.get("AWS")))
+
+
+def _conditions_ok(stmt: dict[str, Any], external_id: str | None) -> bool:
+    cond = stmt.get("Condition") or {}
+    for op, kv in cond.items():
+        if not isinstance(kv, dict):
+            continue
+        for key, values in kv.items():
+            if key.lower() != "sts:externalid":
+                continue  # other condition keys are not evaluated
+            vals = [str(v) for v in _as_list(values)]
+            if op in ("StringEquals", "StringEqualsIgnoreCase"):
+                if external_id is None:
+                    return False
+                if op == "StringEquals" and external_id not in vals:
+                    return False
+                if op == "StringEqualsIgnoreCase" and external_id.lower() not in [v.lower() for v in vals]:
+                    return False
+            elif op == "StringLike":
+                import fnmatch
+
+                if external_id is None or not any(fnmatch.fnmatchcase(external_id, v) for v in vals):
+                    return False
+    return True
+
+
+def trust_allows(role: Any, caller_arn: str, caller_account: str, external_id: str | None) -> bool:
+    try:
+        policy = _load_policy(role.assume_role_policy_document)
+    except Exception:
+        return False
+    allowed = False
+    for stmt in _as_list(policy.get("Statement")):
+        if not isinstance(stmt, dict) or not _action_matches(stmt.get("Action")):
+            continue
+        if not _statement_principal_ok(stmt, caller_arn, caller_account):
+            continue
+        if not _conditions_ok(stmt, external_id):
+            continue
+        if stmt.get("Effect") == "Deny":
+            return False
+        if stmt.get("Effect") == "Allow":
+            allowed = True
+    return allowed
+
+
+def check_assume_role(req: Req) -> tuple[int, str, str] | None:
+    """None = let moto handle it; else (status, code, message)."""
+    p = req.params
+    raw = p.get("DurationSeconds")
+    duration = None
+    if raw is not None:
+        try:
+            duration = int(raw)
+        except ValueError:
+            return 400, "ValidationError", f"Value '{raw}' at 'durationSeconds' failed to satisfy constraint: Member must be an integer"
+        if duration < 900:
+            return 400, "ValidationError", f"1 validation error detected: Value '{duration}' at 'durationSeconds' failed to satisfy constraint: Member must have value greater than or equal to 900"
+        if duration > 43200:
+            return 400, "ValidationError", f"1 validation error detected: Value '{duration}' at 'durationSeconds' failed to satisfy constraint: Member must have value less than or equal to 43200"
+    if not req.access_key or not req.principal_arn:
+        return None  # anonymous / unknown key: moto decides
+    role_arn = p.get("RoleArn", "")
+    denied = (403, "AccessDenied", f"User: {req.principal_arn} is not authorized to perform: sts:AssumeRole on resource: {role_arn}")
+    m = re.fullmatch(r"arn:aws[\w-]*:iam::(\d{12}):role/.+", role_arn)
+    if not m:
+        return denied
+    iam_map = dict.get(iam_backends, m.group(1))
+    iam = dict.get(iam_map, PARTITION) if iam_map is not None else None
+    role = None
+    if iam is not None:
+        try:
+            role = iam.get_role_by_arn(role_arn)
+        except Exception:
+            role = None
+    if role is None:
+        return denied
+    caller_account = req.key_account or req.account
+    if not trust_allows(role, req.principal_arn, caller_account, p.get("ExternalId")):
+        return denied
+    if duration is not None:
+        if ":assumed-role/" in req.principal_arn and duration > 3600:
+            return 400, "ValidationError", "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."
+        try:
+            max_session = int(role.max_session_duration or 3600)
+        except (TypeError, ValueError):
+            max_session = 3600
+        if duration > max_session:
+            return 400, "ValidationError", "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Pending-state enforcement on operations that need a completed source
+# ---------------------------------------------------------------------------
+
+
+def check_pending_source(req: Req) -> tuple[int, str, str] | None:
+    if not STATE.enforce_pending or not STATE.held:
+        return None
+    p, a, acct, reg = req.params, req.action, req.account, req.region
+    checks: list[tuple[str, str, str, str, str]] = []  # kind, region, id, code, message
+    if a == "CopySnapshot" and p.get("SourceSnapshotId"):
+        sid = p["SourceSnapshotId"]
+        checks.append(("snapshot", p.get("SourceRegion") or reg, sid, "IncorrectState", f"Snapshot '{sid}' is in invalid state - pending"))
+    elif a == "CreateVolume" and p.get("SnapshotId"):
+        sid = p["SnapshotId"]
+        checks.append(("snapshot", reg, sid, "IncorrectState", f"Snapshot '{sid}' is in invalid state - pending"))
+    elif a == "CopyImage" and p.get("SourceImageId"):
+        iid = p["SourceImageId"]
+        checks.append(("image", p.get("SourceRegion") or reg, iid, "IncorrectState", f"Image '{iid}' is in invalid state - pending"))
+    elif a in ("CopyDBSnapshot", "DeleteDBSnapshot", "RestoreDBInstanceFromDBSnapshot"):
+        src = p.get("SourceDBSnapshotIdentifier") or p.get("DBSnapshotIdentifier") or ""
+        r2, a2, _n = _rds_name(src)
+        acct = a2 or acct
+        checks.append(("db-snapshot", r2 or reg, src, "InvalidDBSnapshotState", f"DB snapshot {src} is not in available state (it is creating)"))
+    elif a in ("CopyDBClusterSnapshot", "DeleteDBClusterSnapshot", "RestoreDBClusterFromSnapshot"):
+        src = p.get("SourceDBClusterSnapshotIdentifier") or p.get("DBClusterSnapshotIdentifier") or p.get("SnapshotIdentifier") or ""
+        r2, a2, _n = _rds_name(src)
+        acct = a2 or acct
+        checks.append(("db-cluster-snapshot", r2 or reg, src, "InvalidDBClusterSnapshotStateFault", f"DB cluster snapshot {src} is not in available state (it is creating)"))
+    for kind, region, ident, code, msg in checks:
+        if is_held(kind, acct, region, ident):
+            return 400, code, msg
+    return None
+
+
+# ---------------------------------------------------------------------------
+# CreateImage with a "snapshot" TagSpecification (moto answers HTTP 500)
+# ---------------------------------------------------------------------------
+
+
+def split_create_image_snapshot_tags(req: Req) -> dict[str, str] | None:
+    """Remove snapshot TagSpecifications from a CreateImage body (rewriting the
+    request moto sees) and return those tags, or None if there were none."""
+    pairs = parse_qsl(req.body.decode("utf-8"), keep_blank_values=True)
+    specs: dict[int, dict[str, Any]] = {}
+    rest: list[tuple[str, str]] = []
+    for k, v in pairs:
+        m = re.fullmatch(r"TagSpecification\.(\d+)\.(.+)", k)
+        if not m:
+            rest.append((k, v))
+            continue
+        spec = specs.setdefault(int(m.group(1)), {"type": None, "fields": []})
+        if m.group(2) == "ResourceType":
+            spec["type"] = v
+        spec["fields"].append((m.group(2), v))
+    if not any(sp["type"] == "snapshot" for sp in specs.values()):
+        return None
+    tags: dict[str, str] = {}
+    new_n = 0
+    for n in sorted(specs):
+        sp = specs[n]
+        if sp["type"] == "snapshot":
+            keys: dict[str, str] = {}
+            vals: dict[str, str] = {}
+            for field, v in sp["fields"]:
+                tm = re.fullmatch(r"Tag\.(\d+)\.(Key|Value)", field)
+                if tm:
+                    (keys if tm.group(2) == "Key" else vals)[tm.group(1)] = v
+            for i, key in keys.items():
+                tags[key] = vals.get(i, "")
+            continue
+        new_n += 1
+        rest += [(f"TagSpecification.{new_n}.{field}", v) for field, v in sp["fields"]]
+    body = urlencode(rest).encode()
+    req.environ["wsgi.input"] = io.BytesIO(body)
+    req.environ["CONTENT_LENGTH"] = str(len(body))
+    return tags
+
+
+def tag_image_snapshot(req: Req, response: bytes, tags: dict[str, str]) -> None:
+    m = re.search(rb"<imageId>([^<]+)</imageId>", response, re.IGNORECASE)
+    if not m or not tags:
+        return
+    backend = ec2_backends[req.account][req.region]
+    ami = backend.amis.get(m.group(1).decode())
+    snap = getattr(ami, "ebs_snapshot", None)
+    if snap is not None:
+        backend.create_tags([snap.id], tags)
+
+
+# ---------------------------------------------------------------------------
+# Fault injection
+# ---------------------------------------------------------------------------
+
+
+def match_fault(req: Req) -> dict[str, Any] | None:
+    with STATE.lock:
+        for rule in STATE.faults:
+            if rule["action"] not in ("*", req.action):
+                continue
+            if rule.get("service") and rule["service"] != req.service:
+                continue
+            if rule.get("account") and rule["account"] != req.account:
+                continue
+            if rule.get("region") and rule["region"] != req.region:
+                continue
+            if rule.get("target_account"):
+                m = re.search(r":iam::(\d{12}):", req.params.get("RoleArn", ""))
+                if not m or m.group(1) != rule["target_account"]:
+                    continue
+            if rule.get("count") is not None and rule["injected"] >= rule["count"]:
+                continue
+            rule["matched"] += 1
+            if STATE.rng.random() >= rule["probability"]:
+                continue
+            rule["injected"] += 1
+            return dict(rule)
+    return None
+
+
+# ---------------------------------------------------------------------------
+# The WSGI layer
+# ---------------------------------------------------------------------------
+
+EXPIRATION_RE = re.compile(rb"<Expiration>([^<]*)</Expiration>")
+ACCESS_KEY_RE = re.compile(rb"<AccessKeyId>([^<]*)</AccessKeyId>")
+SECRET_RE = re.compile(rb"<SecretAccessKey>([^<]*)</SecretAccessKey>")
+TOKEN_RE = re.compile(rb"<SessionToken>([^<]*)</SessionToken>")
+
+
+class Layer:
+    def __init__(self, moto_app: Any) -> None:
+        self.moto_app = moto_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "") or ""
+        if path.startswith("/_harness"):
+            return control(environ, start_response)
+        req = Req(environ)
+        svc, action = req.service, req.action
+
+        # 1. expired temporary credentials
+        if req.access_key and req.key_is_temp:
+            with STATE.lock:
+                rec = STATE.temp_keys.get(req.access_key)
+                expired = rec is not None and STATE.layer_now() >= rec["expiration"]
+            if expired:
+                STATE.count(req.account, req.region, svc, action, "expired")
+                status, body = error_response(svc, "ExpiredToken", DEFAULT_MESSAGES["ExpiredToken"], 400)
+                return send(start_response, status, body)
+
+        # 2. fault injection
+        if action:
+            rule = match_fault(req)
+            if rule is not None:
+                STATE.count(req.account, req.region, svc, action, "injected")
+                status, body = error_response(svc, rule["code"], rule["message"], rule["status"])
+                return send(start_response, status, body)
+
+        # 3. AssumeRole trust / duration enforcement
+        if svc == "sts" and action == "AssumeRole":
+            verdict = check_assume_role(req)
+            if verdict is not None:
+                status, code, msg = verdict
+                STATE.count(req.account, req.region, svc, action, "denied")
+                status, body = error_response("sts", code, msg, status)
+                return send(start_response, status, body)
+
+        # 4. operations that need a completed (not held) source
+        verdict = check_pending_source(req) if action else None
+        if verdict is not None:
+            status, code, msg = verdict
+            STATE.count(req.account, req.region, svc, action, "denied")
+            status, body = error_response(svc, code, msg, status)
+            return send(start_response, status, body)
+
+        # 5. moto
+        image_snapshot_tags = None
+        if svc == "ec2" and action == "CreateImage":
+            image_snapshot_tags = split_create_image_snapshot_tags(req)
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured["status"] = status
+            captured["headers"] = headers
+            return lambda data: None
+
+        with STATE.lock:
+            reapply_holds()
+            result = self.moto_app(environ, capture)
+            try:
+                body = b"".join(result)
+            finally:
+                if hasattr(result, "close"):
+                    result.close()
+            if image_snapshot_tags and captured["status"].startswith("200"):
+                tag_image_snapshot(req, body, image_snapshot_tags)
+            reapply_holds()
+        status_code = int(captured["status"].split()[0])
+        headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
+
+        if svc == "sts" and action == "AssumeRole" and status_code == 200:
+            body = self.track_assume_role(req, body)
+
+        headers.append(("Content-Length", str(len(body))))
+        STATE.count(req.account, req.region, svc, action or f"{req.method} {path}", "ok" if status_code < 400 else "error")
+        start_response(captured["status"], headers)
+        return [body]
+
+    def track_assume_role(self, req: Req, body: bytes) -> bytes:
+        km = ACCESS_KEY_RE.search(body)
+        em = EXPIRATION_RE.search(body)
+        if not km:
+            return body
+        key = km.group(1).decode()
+        # Kept so that tests can grep logs and output for them (they must never appear).
+        sm = SECRET_RE.search(body)
+        tm = TOKEN_RE.search(body)
+        with STATE.lock:
+            layer_now = STATE.layer_now()
+            lifetime = STATE.credential_lifetime
+            if lifetime is None:
+                try:
+                    lifetime = float(req.params.get("DurationSeconds") or 3600)
+                except ValueError:
+                    lifetime = 3600.0
+            else:
+                # response shows real wall-clock time, so SDKs see a sane expiry
+                new = iso_z(real_now() + dt.timedelta(seconds=lifetime)).encode()
+                if em:
+                    body = body[: em.start(1)] + new + body[em.end(1):]
+            STATE.temp_keys[key] = {
+                "access_key_id": key,
+                "account": (re.search(r":iam::(\d{12}):", req.params.get("RoleArn", "")) or [None, ""])[1],
+                "role_arn": req.params.get("RoleArn", ""),
+                "issued_to": req.principal_arn,
+                "lifetime_seconds": lifetime,
+                "expiration": layer_now + dt.timedelta(seconds=lifetime),
+                "secret_access_key": sm.group(1).decode() if sm else None,
+                "session_token": tm.group(1).decode() if tm else None,
+            }
+        return body
+
+
+# ---------------------------------------------------------------------------
+# Control API (/_harness/...)
+# ---------------------------------------------------------------------------
+
+
+class BadRequest(Exception):
+    pass
+
+
+def _json_body(environ: dict[str, Any]) -> dict[str, Any]:
+    raw = read_body(environ)
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"invalid JSON: {exc}")
+    if not isinstance(data, dict):
+        raise BadRequest("body must be a JSON object")
+    return data
+
+
+def _fault_view(r: dict[str, Any]) -> dict[str, Any]:
+    return {k: r.get(k) for k in ("id", "action", "service", "account", "region", "target_account", "code", "message", "status", "probability", "count", "matched", "injected")}
+
+
+def _held_view() -> list[dict[str, Any]]:
+    return [
+        {"kind": k, "account": a, "region": r, "id": i, "hold_id": rec["hold_id"], "since": rec["since"]}
+        for (k, a, r, i), rec in sorted(STATE.held.items())
+    ]
+
+
+def _config_view() -> dict[str, Any]:
+    return {
+        "credential_lifetime_seconds": STATE.credential_lifetime,
+        "seed": STATE.seed,
+        "clock_offset_seconds": STATE.clock_offset,
+        "layer_now": iso_z(STATE.layer_now()),
+        "real_now": iso_z(real_now()),
+        "enforce_pending_state": STATE.enforce_pending,
+    }
+
+
+def control(environ: dict[str, Any], start_response: Any) -> Any:
+    method = environ.get("REQUEST_METHOD", "GET")
+    path = (environ.get("PATH_INFO", "") or "").rstrip("/")
+    route = path[len("/_harness"):] or "/"
+    try:
+        with STATE.lock:
+            status, payload = dispatch(method, route, environ)
+    except BadRequest as exc:
+        status, payload = 400, {"error": str(exc)}
+    except Exception as exc:  # pragma: no cover - report, don't crash
+        status, payload = 500, {"error": repr(exc)}
+    body = json.dumps(payload, indent=1, sort_keys=True).encode()
+    return send(start_response, status, body, "application/json")
+
+
+def dispatch(method: str, route: str, environ: dict[str, Any]) -> tuple[int, Any]:
+    if route == "/health" and method == "GET":
+        return 200, {
+            "status": "ok",
+            "pid": os.getpid(),
+            "port": SERVER_PORT,
+            "moto_version": moto.__version__,
+            "uptime_seconds": round(time.time() - STATE.started, 3),
+        }
+
+    if route == "/config":
+        if method == "POST":
+            body = _json_body(environ)
+            if "credential_lifetime_seconds" in body:
+                v = body["credential_lifetime_seconds"]
+                if v is not None and (not isinstance(v, (int, float)) or v <= 0):
+                    raise BadRequest("credential_lifetime_seconds must be a positive number or null")
+                STATE.credential_lifetime = None if v is None else float(v)
+            if "seed" in body:
+                STATE.seed = int(body["seed"])
+                STATE.rng = random.Random(STATE.seed)
+            if "advance_clock_seconds" in body:
+                STATE.clock_offset += float(body["advance_clock_seconds"])
+            if "clock_offset_seconds" in body:
+                STATE.clock_offset = float(body["clock_offset_seconds"])
+            if "enforce_pending_state" in body:
+                STATE.enforce_pending = bool(body["enforce_pending_state"])
+        elif method != "GET":
+            return 405, {"error": "GET or POST"}
+        return 200, _config_view()
+
+    if route == "/faults":
+        if method == "GET":
+            return 200, {"faults": [_fault_view(r) for r in STATE.faults]}
+        if method == "DELETE":
+            n = len(STATE.faults)
+            STATE.faults.clear()
+            return 200, {"removed": n}
+        if method == "POST":
+            body = _json_body(environ)
+            rules = body.get("rules") if "rules" in body else [body]
+            out = []
+            for b in rules:
+                if not b.get("code"):
+                    raise BadRequest("fault rule needs 'code'")
+                prob = float(b.get("probability", 1.0))
+                if not 0.0 <= prob <= 1.0:
+                    raise BadRequest("probability must be within 0..1")
+                code = str(b["code"])
+                rule = {
+                    "id": STATE.next_fault_id,
+                    "action": b.get("action") or "*",
+                    "service": b.get("service"),
+                    "account": b.get("account"),
+                    "region": b.get("region"),
+                    "target_account": b.get("target_account"),
+                    "code": code,
+                    "message": b.get("message") or DEFAULT_MESSAGES.get(code, f"{code} (injected by harness)"),
+                    "status": int(b.get("status") or DEFAULT_STATUS.get(code, 400)),
+                    "probability": prob,
+                    "count": None if b.get("count") is None else int(b["count"]),
+                    "matched": 0,
+                    "injected": 0,
+                }
+                STATE.next_fault_id += 1
+                STATE.faults.append(rule)
+                out.append(_fault_view(rule))
+            return 200, {"faults": out} if "rules" in body else out[0]
+        return 405, {"error": "GET, POST or DELETE"}
+    m = re.fullmatch(r"/faults/(\d+)", route)
+    if m and method == "DELETE":
+        before = len(STATE.faults)
+        STATE.faults[:] = [r for r in STATE.faults if r["id"] != int(m.group(1))]
+        return 200, {"removed": before - len(STATE.faults)}
+
+    if route == "/hold":
+        if method == "GET":
+            return 200, {"holds": list(STATE.holds), "held": _held_view()}
+        if method == "DELETE":
+            n = len(STATE.holds)
+            STATE.holds.clear()
+            return 200, {"removed": n, "held": _held_view()}
+        if method == "POST":
+            body = _json_body(environ)
+            account = body.get("account")
+            if not account:
+                raise BadRequest("hold needs 'account'")
+            kinds = body.get("kinds", list(KINDS))
+            bad = [k for k in kinds if k not in KINDS]
+            if bad:
+                raise BadRequest(f"unknown kinds {bad}; allowed {list(KINDS)}")
+            rule = {"id": STATE.next_hold_id, "account": str(account), "region": body.get("region"), "kinds": list(kinds)}
+            STATE.next_hold_id += 1
+            # ids only (no "kinds") = hold just those resources, no rule for new ones
+            rule_added = "kinds" in body or not body.get("ids")
+            if rule_added:
+                STATE.holds.append(rule)
+            held_now, missing = [], []
+            for ident in body.get("ids") or []:
+                found = find_object(str(account), body.get("region"), ident)
+                if found is None:
+                    missing.append(ident)
+                    continue
+                kind, reg, canon, obj = found
+                hold_object(obj, rule["id"])
+                held_now.append({"kind": kind, "region": reg, "id": canon})
+            status = 404 if missing else 200
+            return status, {"hold": rule if rule_added else None, "held": held_now, "missing": missing}
+        return 405, {"error": "GET, POST or DELETE"}
+
+    if route == "/release" and method == "POST":
+        body = _json_body(environ)
+        ids = body.get("ids")
+        release_all = bool(body.get("all")) or ids is None
+        released = []
+        for ident_t, rec in list(STATE.held.items()):
+            if ident_t not in STATE.held:
+                continue  # released above together with its AMI
+            kind, account, region, ident = ident_t
+            if not release_all:
+                wanted = False
+                for w in ids:
+                    _r, _a, name = _rds_name(w)
+                    if name == ident or name.lower() == ident.lower():
+                        wanted = True
+                if not wanted:
+                    continue
+                if body.get("account") and body["account"] != account:
+                    continue
+            apply_complete(kind, rec["obj"])
+            STATE.held.pop(ident_t, None)
+            released.append({"kind": kind, "account": account, "region": region, "id": ident})
+            if kind == "image":  # the AMI's (placeholder) snapshot completes with it
+                snap = getattr(rec["obj"], "ebs_snapshot", None)
+                skey = ("snapshot", account, region, getattr(snap, "id", ""))
+                if skey in STATE.held:
+                    apply_complete("snapshot", STATE.held.pop(skey)["obj"])
+                    released.append({"kind": "snapshot", "account": account, "region": region, "id": skey[3]})
+        rules_removed = 0
+        if release_all and not body.get("keep_rules", False):
+            rules_removed = len(STATE.holds)
+            STATE.holds.clear()
+        return 200, {"released": released, "rules_removed": rules_removed}
+
+    if route == "/age" and method == "POST":
+        body = _json_body(environ)
+        items = body.get("items") if "items" in body else [body]
+        out = []
+        for it in items:
+            account = it.get("account")
+            ident = it.get("id")
+            if not account or not ident:
+                raise BadRequest("age needs 'account' and 'id'")
+            if it.get("time"):
+                when = parse_time(str(it["time"]))
+            elif it.get("age_seconds") is not None:
+                when = real_now() - dt.timedelta(seconds=float(it["age_seconds"]))
+            else:
+                raise BadRequest("age needs 'age_seconds' or 'time'")
+            found = find_object(str(account), it.get("region"), str(ident))
+            if found is None:
+                return 404, {"error": f"{ident} not found in account {account}" + (f" region {it.get('region')}" if it.get("region") else "")}
+            kind, reg, canon, obj = found
+            if kind == "snapshot":
+                obj.start_time = when
+            elif kind == "image":
+                obj.creation_date = when
+                snap = getattr(obj, "ebs_snapshot", None)
+                if snap is not None:  # its placeholder snapshot is as old as the AMI
+                    snap.start_time = when
+            elif kind == "db-snapshot":
+                if getattr(obj, "original_snapshot_create_time", None) == obj.created:
+                    obj.original_snapshot_create_time = when
+                obj.created = when
+            else:
+                obj.created = when
+            out.append({"kind": kind, "account": account, "region": reg, "id": canon, "time": iso_z(when)})
+        return 200, {"aged": out} if "items" in body else out[0]
+
+    if route == "/calls":
+        if method == "GET":
+            rows = [
+                {"account": a, "region": r, "service": s, "action": ac, "outcome": o, "count": n}
+                for (a, r, s, ac, o), n in sorted(STATE.calls.items())
+            ]
+            return 200, {"calls": rows, "total": sum(STATE.calls.values())}
+        if method == "DELETE":
+            n = sum(STATE.calls.values())
+            STATE.calls.clear()
+            return 200, {"cleared": n}
+        return 405, {"error": "GET or DELETE"}
+
+    if route == "/credentials" and method == "GET":
+        # ?secrets=1 also returns the secrets, for tests that prove no log shows them.
+        environ_query = environ.get("QUERY_STRING", "")
+        now = STATE.layer_now()
+        return 200, {
+            "layer_now": iso_z(now),
+            "credentials": [
+                {
+                    "access_key_id": k,
+                    "account": v["account"],
+                    "role_arn": v["role_arn"],
+                    "issued_to": v["issued_to"],
+                    "lifetime_seconds": v["lifetime_seconds"],
+                    "expiration": iso_z(v["expiration"]),
+                    "expired": now >= v["expiration"],
+                    **(
+                        {"secret_access_key": v.get("secret_access_key"), "session_token": v.get("session_token")}
+                        if "secrets=1" in (environ_query or "")
+                        else {}
+                    ),
+                }
+                for k, v in STATE.temp_keys.items()
+            ],
+        }
+
+    if route == "/reset" and method == "POST":
+        for (kind, _a, _r, _i), rec in list(STATE.held.items()):
+            apply_complete(kind, rec["obj"])
+        STATE.reset()
+        return 200, {"reset": True}
+
+    return 404, {"error": f"no such control endpoint: {method} /_harness{route}"}
+
+
+# ---------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------
+
+SERVER_PORT = 0
+
+
+class QuietHandler(WSGIRequestHandler):
+    verbose = False
+
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        if self.verbose:
+            super().log_request(code, size)
+
+
+def build_app() -> Layer:
+    install_model_hooks()
+    moto_app = DomainDispatcherApplication(create_backend_app)
+    # Build the Flask apps of the services we use now, not on the first request.
+    for service in ("ec2", "rds", "sts", "iam"):
+        moto_app.app_instances[service] = create_backend_app(service)
+    return Layer(moto_app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    global SERVER_PORT
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0, help="0 = pick a free port")
+    ap.add_argument("--ready-file", help="write the chosen port here (atomically) once serving")
+    ap.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    args = ap.parse_args(argv)
+
+    t0 = time.time()
+    app = build_app()
+    QuietHandler.verbose = args.verbose
+    server = make_server(args.host, args.port, app, threaded=True, request_handler=QuietHandler)
+    SERVER_PORT = server.server_port
+
+    def stop(signum: int, frame: Any) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    serve = threading.Thread(target=server.serve_forever, name="serve", daemon=True)
+    serve.start()
+    if args.ready_file:
+        tmp = f"{args.ready_file}.tmp.{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write(f"{SERVER_PORT}\n")
+        os.replace(tmp, args.ready_file)
+    print(f"READY {SERVER_PORT}", flush=True)
+    print(f"harness: moto {moto.__version__} on http://{args.host}:{SERVER_PORT} (startup {time.time() - t0:.2f}s)", file=sys.stderr, flush=True)
+    while serve.is_alive():
+        serve.join(0.5)
+    server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
