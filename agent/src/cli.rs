@@ -46,6 +46,15 @@ pub struct Global {
     #[arg(long, global = true, default_value_t = rolesnap_core::logs::DEFAULT_MAX_BYTES)]
     pub log_max_bytes: u64,
 
+    /// Directory of the job ledger (ledger.db) and job locks.
+    #[arg(
+        long,
+        global = true,
+        env = "ROLESNAP_STATE_DIR",
+        default_value = "state"
+    )]
+    pub state_dir: PathBuf,
+
     /// Send every AWS call to this endpoint (overrides AWS_ENDPOINT_URL).
     #[arg(long, global = true)]
     pub endpoint_url: Option<String>,
@@ -69,6 +78,10 @@ pub enum Command {
     Discover(DiscoverArgs),
     /// Check a plan: parse it, assume every tenant role and probe the permissions the agent needs.
     Validate(ValidateArgs),
+    /// Back up now: snapshot every resource the plan selects (a Snap Backup job).
+    Backup(BackupArgs),
+    /// List jobs, or show one job's summary.
+    Jobs(JobsArgs),
     /// Print the IAM documents (trust and permission policies) for the admin or a tenant account.
     Policy(PolicyArgs),
 }
@@ -126,4 +139,41 @@ pub struct PolicyArgs {
     /// Print only this document (e.g. tenant-trust, permissions), ready for `aws iam ... file://`.
     #[arg(long)]
     pub document: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Only this region.
+    #[arg(long, short = 'r')]
+    pub region: Option<String>,
+    /// Only these instances (repeatable); they must be selected by the plan.
+    #[arg(long = "instance", value_name = "INSTANCE_ID")]
+    pub instances: Vec<String>,
+    /// Only these RDS instances or Aurora clusters (repeatable).
+    #[arg(long = "db", value_name = "DB_ID")]
+    pub dbs: Vec<String>,
+    /// Print what would be created and create nothing (no job is recorded).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Seconds to wait for snapshots to complete (default: the plan's wait-timeout-minutes).
+    #[arg(long, value_name = "SECONDS")]
+    pub wait_timeout: Option<u64>,
+    /// Seconds before the first completion poll; doubles up to 60 s.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    pub poll_interval: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct JobsArgs {
+    /// Only jobs of this plan (by plan name).
+    #[arg(long, short = 'p')]
+    pub plan: Option<String>,
+    /// How many jobs to list, newest first.
+    #[arg(long, short = 'n', default_value_t = 20)]
+    pub limit: usize,
+    /// Show this job's summary: resources, what was created, events.
+    #[arg(long, short = 'j')]
+    pub job: Option<u64>,
 }

@@ -1,8 +1,10 @@
 //! `rolesnap`: the command-line surface. Thin: parses arguments, loads the
 //! configuration, calls the engine in `rolesnap-core`, prints the result.
 
+mod backup;
 mod cli;
 mod discover;
+mod jobs;
 mod output;
 mod policy;
 mod validate;
@@ -65,5 +67,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Discover(args) => discover::run(&global, args).await,
         Command::Validate(args) => validate::run(&global, args).await,
         Command::Policy(args) => policy::run(&global, args),
+        Command::Backup(args) => backup::run(&global, args).await,
+        Command::Jobs(args) => jobs::run(&global, args),
     }
 }

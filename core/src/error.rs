@@ -40,7 +40,7 @@ impl fmt::Display for AwsError {
 impl std::error::Error for AwsError {}
 
 /// Where a call was made; turns SDK errors into [`AwsError`]s.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Site<'a> {
     pub tenant: &'a str,
     pub region: &'a str,

@@ -2,15 +2,25 @@
 //!
 //! One module per engine: [`config`] (accounts and plans), [`credentials`]
 //! (admin and tenant sessions), [`discovery`] (what exists and what a plan
-//! selects), [`policy`] (the IAM documents), [`logs`] (GxTail log files).
-//! Decisions are pure functions; AWS calls happen at the edges.
+//! selects), [`backup`] (create and wait for recovery points of one region),
+//! [`job`] (a job across tenants and regions), [`ledger`] (job history),
+//! [`retry`] and [`pace`] (throttling), [`tags`] (the tag contract),
+//! [`policy`] (the IAM documents), [`validate`] (permission probes), [`logs`]
+//! (GxTail log files). Decisions are pure functions; AWS calls happen at the
+//! edges.
 
+pub mod backup;
 pub mod config;
 pub mod credentials;
 pub mod discovery;
 pub mod error;
+pub mod job;
+pub mod ledger;
 pub mod logs;
+pub mod pace;
 pub mod policy;
+pub mod retry;
+pub mod tags;
 pub mod validate;
 
 pub use config::{load_accounts, load_plan, Accounts, ConfigError, Loaded, Plan, Tenant};

@@ -1,1 +1,3 @@
-
+mod backup;
+mod foundation;
+mod harness;

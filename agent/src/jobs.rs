@@ -1,0 +1,200 @@
+//! `rolesnap jobs`: job history and the job summary.
+
+use std::collections::BTreeMap;
+
+use chrono::{Local, TimeZone};
+use rolesnap_core::job::Report;
+use rolesnap_core::ledger::{Item, Ledger};
+
+use crate::cli::{Global, JobsArgs, Output};
+use crate::exit;
+use crate::output::table;
+
+fn time(t: i64) -> String {
+    Local
+        .timestamp_opt(t, 0)
+        .single()
+        .map(|d| d.format("%b %d, %Y %-I:%M:%S %p").to_string())
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// Per tenant / region: resources, completed, failed, pending, GiB.
+fn per_region(items: &[Item]) -> comfy_table::Table {
+    let mut rows: BTreeMap<(String, String), [i64; 5]> = BTreeMap::new();
+    for i in items {
+        let r = rows
+            .entry((i.tenant.clone(), i.region.clone()))
+            .or_default();
+        r[0] += 1;
+        match i.status.as_str() {
+            "Completed" | "DryRun" => {
+                r[1] += 1;
+                r[4] += i.size_gib;
+            }
+            "Pending" => r[3] += 1,
+            _ => r[2] += 1,
+        }
+    }
+    let mut t = table(&[
+        "tenant",
+        "region",
+        "resources",
+        "done",
+        "failed",
+        "pending",
+        "GiB",
+    ]);
+    for ((tenant, region), c) in rows {
+        t.add_row(vec![
+            tenant,
+            region,
+            c[0].to_string(),
+            c[1].to_string(),
+            c[2].to_string(),
+            c[3].to_string(),
+            c[4].to_string(),
+        ]);
+    }
+    t
+}
+
+fn print_problems(items: &[Item]) {
+    for i in items.iter().filter(|i| i.error.is_some()) {
+        if i.kind == "tenant" || i.kind == "region" {
+            // The message already names tenant, region and role.
+            eprintln!("error: {}", i.error.as_deref().unwrap_or_default());
+            continue;
+        }
+        eprintln!(
+            "{}: {} {} in {}/{}: {}",
+            if i.status == "Pending" {
+                "pending"
+            } else {
+                "error"
+            },
+            i.kind,
+            i.source_id,
+            i.tenant,
+            i.region,
+            i.error.as_deref().unwrap_or_default()
+        );
+    }
+}
+
+pub fn print_report(r: &Report, quiet: bool) {
+    if !quiet {
+        if r.dry_run {
+            println!("Dry run of plan {}: nothing was created.", r.plan);
+            let mut t = table(&["tenant", "region", "kind", "source", "would call", "name"]);
+            for i in &r.items {
+                t.add_row(vec![
+                    i.tenant.clone(),
+                    i.region.clone(),
+                    i.kind.clone(),
+                    i.source_id.clone(),
+                    i.detail["would_call"].as_str().unwrap_or("-").to_string(),
+                    i.detail["name"].as_str().unwrap_or("-").to_string(),
+                ]);
+            }
+            println!("{t}");
+        } else {
+            println!("Job ID:     {}", r.job);
+            println!("Operation:  {}", r.job_type.as_str());
+            println!("Status:     {}", r.status);
+            println!("Plan:       {}", r.plan);
+            println!("Size:       {} GiB", r.size_gib);
+            println!("Start time: {}", time(r.start));
+            println!("End time:   {}", time(r.end));
+            println!("{}", per_region(&r.items));
+        }
+    }
+    print_problems(&r.items);
+}
+
+pub fn run(global: &Global, args: JobsArgs) -> anyhow::Result<u8> {
+    let ledger = Ledger::open(&global.state_dir)?;
+    if let Some(id) = args.job {
+        let Some(job) = ledger.job(id)? else {
+            eprintln!("error: no job {id} in {}", global.state_dir.display());
+            return Ok(exit::USAGE);
+        };
+        let items = ledger.items(id)?;
+        let events = ledger.events(id)?;
+        match global.output {
+            Output::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(
+                    &serde_json::json!({"job": job, "items": items, "events": events})
+                )?
+            ),
+            Output::Human => {
+                println!("Job ID:     {}", job.id);
+                println!("Operation:  {}", job.job_type.as_str());
+                println!("Status:     {}", job.status);
+                println!("Plan:       {}", job.plan);
+                println!("Tenants:    {}", job.tenants.join(", "));
+                println!("Size:       {} GiB", job.size_gib);
+                println!("Start time: {}", time(job.start));
+                println!(
+                    "End time:   {}",
+                    job.end.map(time).unwrap_or_else(|| "-".into())
+                );
+                if let Some(e) = &job.error {
+                    println!("Error:      {e}");
+                }
+                println!("{}", per_region(&items));
+                let mut t = table(&[
+                    "tenant", "region", "kind", "source", "status", "created", "GiB",
+                ]);
+                for i in &items {
+                    t.add_row(vec![
+                        i.tenant.clone(),
+                        i.region.clone(),
+                        i.kind.clone(),
+                        i.source_id.clone(),
+                        i.status.clone(),
+                        i.created.join(" "),
+                        i.size_gib.to_string(),
+                    ]);
+                }
+                println!("{t}");
+                let mut ev = table(&["severity", "time", "description"]);
+                for e in &events {
+                    ev.add_row(vec![e.severity.clone(), time(e.at), e.message.clone()]);
+                }
+                println!("Events\n{ev}");
+            }
+        }
+        return Ok(exit::OK);
+    }
+    let jobs = ledger.jobs(args.plan.as_deref(), args.limit)?;
+    match global.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&jobs)?),
+        Output::Human => {
+            let mut t = table(&[
+                "Job ID",
+                "Operation",
+                "Status",
+                "Plan",
+                "Tenants",
+                "Size",
+                "Start",
+                "End",
+            ]);
+            for j in &jobs {
+                t.add_row(vec![
+                    j.id.to_string(),
+                    j.job_type.as_str().to_string(),
+                    j.status.to_string(),
+                    j.plan.clone(),
+                    j.tenants.join(", "),
+                    format!("{} GiB", j.size_gib),
+                    time(j.start),
+                    j.end.map(time).unwrap_or_else(|| "-".into()),
+                ]);
+            }
+            println!("{t}");
+        }
+    }
+    Ok(exit::OK)
+}

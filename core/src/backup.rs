@@ -1,0 +1,921 @@
+//! Snap Backup: create the recovery points of one tenant × region and wait for
+//! them to complete.
+//!
+//! EC2 instances get either one `CreateSnapshots` call (a crash-consistent set
+//! across the instance's volumes) or `CreateImage` with NoReboot; RDS instances
+//! `CreateDBSnapshot`, Aurora clusters `CreateDBClusterSnapshot`. Everything is
+//! tagged at creation. Waiting is batched: one describe call per region lists
+//! every snapshot or image of the job by its `_GX_BACKUP_` tag.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use futures::stream::{self, StreamExt};
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::config::{Method, Plan};
+use crate::credentials::TenantSession;
+use crate::discovery::{Resource, Selected};
+use crate::error::{AwsError, Site};
+use crate::ledger::{Item, Ledger};
+use crate::logs::{LogFile, Logs};
+use crate::pace::{Bucket, Pacer};
+use crate::retry::create_with_retry;
+use crate::tags;
+
+/// Create calls in flight per account × region. The pacer keeps the rate
+/// inside EC2's CreateSnapshots bucket (100 burst, 5/s); this only bounds
+/// open connections.
+pub const CREATES_IN_FLIGHT: usize = 16;
+
+/// How long to wait between polls: starts at `poll_initial`, doubles to `poll_max`.
+#[derive(Debug, Clone)]
+pub struct BackupOptions {
+    pub dry_run: bool,
+    pub wait_timeout: Duration,
+    pub poll_initial: Duration,
+    pub poll_max: Duration,
+}
+
+impl BackupOptions {
+    pub fn for_plan(plan: &Plan) -> BackupOptions {
+        BackupOptions {
+            dry_run: false,
+            wait_timeout: Duration::from_secs(u64::from(plan.wait_timeout_minutes) * 60),
+            poll_initial: Duration::from_secs(2),
+            poll_max: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One tenant × region's share of a job.
+pub struct RegionWork {
+    pub session: TenantSession,
+    pub account: String,
+    pub region: String,
+    /// (sequence number in the job, resource)
+    pub resources: Vec<(usize, Selected)>,
+}
+
+/// What a job shares across its regions.
+pub struct Job<'a> {
+    pub plan: &'a Plan,
+    pub number: u64,
+    pub logs: &'a Logs,
+    pub pacer: Pacer,
+    pub ledger: Option<Arc<Mutex<Ledger>>>,
+    pub options: BackupOptions,
+    /// Called once per finished resource (progress bars).
+    pub on_done: Arc<dyn Fn(&Item) + Send + Sync>,
+}
+
+impl Job<'_> {
+    fn log(&self, message: &str) {
+        self.logs.write(
+            LogFile::Backup,
+            Some(self.number),
+            "CVSnapBackup::Run",
+            message,
+        );
+    }
+
+    fn record(&self, item: &Item) {
+        if let Some(l) = &self.ledger {
+            let l = l.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = l.add_item(self.number, item) {
+                self.log(&format!(
+                    "Cannot record item {} in the ledger: {e}",
+                    item.source_id
+                ));
+            }
+        }
+        (self.on_done)(item);
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Made {
+    /// (snapshot id, volume id)
+    Snapshots(Vec<(String, String)>),
+    Image(String),
+    DbSnapshot(String),
+    ClusterSnapshot(String),
+}
+
+impl Made {
+    fn ids(&self) -> Vec<String> {
+        match self {
+            Made::Snapshots(s) => s.iter().map(|(id, _)| id.clone()).collect(),
+            Made::Image(i) | Made::DbSnapshot(i) | Made::ClusterSnapshot(i) => vec![i.clone()],
+        }
+    }
+}
+
+struct Pending {
+    selected: Selected,
+    name: String,
+    made: Made,
+    /// Image: its backing snapshots once tagged.
+    extra: Vec<String>,
+}
+
+fn ec2_tags(t: &[(String, String)]) -> Vec<aws_sdk_ec2::types::Tag> {
+    t.iter()
+        .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+fn rds_tags(t: &[(String, String)]) -> Vec<aws_sdk_rds::types::Tag> {
+    t.iter()
+        .map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+fn tag_filter(key: &str, value: &str) -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder()
+        .name(format!("tag:{key}"))
+        .values(value)
+        .build()
+}
+
+fn no_sdk_retries_ec2() -> aws_sdk_ec2::config::Builder {
+    aws_sdk_ec2::config::Builder::default().retry_config(RetryConfig::disabled())
+}
+
+fn no_sdk_retries_rds() -> aws_sdk_rds::config::Builder {
+    aws_sdk_rds::config::Builder::default().retry_config(RetryConfig::disabled())
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
+
+fn describe(r: &Resource, job: u64) -> String {
+    let s = match r {
+        Resource::Instance(i) => format!(
+            "rolesnap job {job}: {} {}",
+            i.id,
+            i.volumes
+                .iter()
+                .map(|v| format!("{} ({})", v.volume_id, v.device))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        other => format!("rolesnap job {job}: {}", other.id()),
+    };
+    truncate(s, 255)
+}
+
+/// What a dry run says it would make.
+pub fn plan_item(job: &Job<'_>, work: &RegionWork, seq: usize, s: &Selected) -> Item {
+    let now = chrono::Utc::now().timestamp();
+    let (action, name) = match (&s.resource, job.plan.method) {
+        (Resource::Instance(_), Method::SnapshotSet) => (
+            "CreateSnapshots",
+            tags::recovery_point_name(job.plan.id, job.number, seq, now),
+        ),
+        (Resource::Instance(_), Method::Ami) => (
+            "CreateImage",
+            tags::recovery_point_name(job.plan.id, job.number, seq, now),
+        ),
+        (Resource::DbInstance(_), _) => (
+            "CreateDBSnapshot",
+            tags::rds_identifier(job.plan.id, job.number, seq, now),
+        ),
+        (Resource::DbCluster(_), _) => (
+            "CreateDBClusterSnapshot",
+            tags::rds_identifier(job.plan.id, job.number, seq, now),
+        ),
+    };
+    Item {
+        tenant: work.session.tenant.name.clone(),
+        account: work.account.clone(),
+        region: work.region.clone(),
+        kind: s.resource.kind().to_string(),
+        source_id: s.resource.id().to_string(),
+        status: "DryRun".into(),
+        created: vec![],
+        size_gib: s.resource.size_gib(),
+        error: None,
+        detail: json!({"would_call": action, "name": name, "group": s.group, "az": s.resource.az()}),
+    }
+}
+
+/// Backs up one tenant × region: creates, waits, records. Never fails as a
+/// whole: each resource ends in an [`Item`].
+pub async fn backup_region(job: &Job<'_>, work: &RegionWork) -> Vec<Item> {
+    let tenant = &work.session.tenant.name;
+    let region = &work.region;
+    if job.options.dry_run {
+        return work
+            .resources
+            .iter()
+            .map(|(seq, s)| plan_item(job, work, *seq, s))
+            .collect();
+    }
+    job.log(&format!(
+        "Tenant [{tenant}] account [{}] region [{region}]: backing up {} resource(s) with method [{}]",
+        work.account,
+        work.resources.len(),
+        job.plan.method
+    ));
+    let deadline = Instant::now() + job.options.wait_timeout;
+    let started: Vec<Result<Pending, Item>> = stream::iter(work.resources.iter())
+        .map(|(seq, s)| start_one(job, work, *seq, s, deadline))
+        .buffer_unordered(CREATES_IN_FLIGHT)
+        .collect()
+        .await;
+    let mut items = Vec::new();
+    let mut pending = Vec::new();
+    for r in started {
+        match r {
+            Ok(p) => pending.push(p),
+            Err(item) => {
+                job.record(&item);
+                items.push(item);
+            }
+        }
+    }
+    items.extend(wait_all(job, work, pending, deadline).await);
+    items
+}
+
+fn item_for(
+    work: &RegionWork,
+    s: &Selected,
+    status: &str,
+    created: Vec<String>,
+    error: Option<String>,
+) -> Item {
+    Item {
+        tenant: work.session.tenant.name.clone(),
+        account: work.account.clone(),
+        region: work.region.clone(),
+        kind: s.resource.kind().to_string(),
+        source_id: s.resource.id().to_string(),
+        status: status.to_string(),
+        created,
+        size_gib: s.resource.size_gib(),
+        error,
+        detail: json!({"group": s.group, "az": s.resource.az()}),
+    }
+}
+
+async fn start_one(
+    job: &Job<'_>,
+    work: &RegionWork,
+    seq: usize,
+    s: &Selected,
+    deadline: Instant,
+) -> Result<Pending, Item> {
+    let tenant = &work.session.tenant.name;
+    let region = &work.region;
+    let site = Site { tenant, region };
+    let id = s.resource.id().to_string();
+    let unix = chrono::Utc::now().timestamp();
+    let plan = &job.plan;
+    let on_retry = |e: &AwsError, wait: Duration| {
+        job.log(&format!(
+            "Retrying {} for [{id}] in [{tenant}/{region}] after {}: {} (in {} ms)",
+            e.action,
+            e.code,
+            e.message,
+            wait.as_millis()
+        ));
+    };
+    let fail = |e: AwsError| {
+        job.log(&format!("Failed to back up [{id}]: {e}"));
+        item_for(work, s, "Failed", vec![], Some(e.to_string()))
+    };
+    let ec2 = work.session.ec2(region);
+    let rds = work.session.rds(region);
+    let job_no = job.number.to_string();
+    let (name, made) = match (&s.resource, plan.method) {
+        (Resource::Instance(inst), Method::SnapshotSet) => {
+            let name = tags::recovery_point_name(plan.id, job.number, seq, unix);
+            let mut t = tags::base(job.number, &plan.name, &inst.id, &name);
+            t.extend(tags::instance_config(inst));
+            let spec = aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Snapshot)
+                .set_tags(Some(ec2_tags(&t)))
+                .build();
+            let description = describe(&s.resource, job.number);
+            job.log(&format!(
+                "CreateSnapshots for instance [{}] volumes [{}] in [{tenant}/{region}/{}] name [{name}]",
+                inst.id,
+                inst.volumes.iter().map(|v| v.volume_id.as_str()).collect::<Vec<_>>().join(","),
+                inst.az
+            ));
+            let (r, _) = create_with_retry(
+                deadline,
+                || {
+                    let (ec2, spec, description) = (&ec2, spec.clone(), description.clone());
+                    async move {
+                        job.pacer
+                            .take(&work.account, region, Bucket::CreateSnapshot)
+                            .await;
+                        let out = ec2
+                            .create_snapshots()
+                            .instance_specification(
+                                aws_sdk_ec2::types::InstanceSpecification::builder()
+                                    .instance_id(&inst.id)
+                                    .exclude_boot_volume(false)
+                                    .build(),
+                            )
+                            .description(description)
+                            .tag_specifications(spec)
+                            .customize()
+                            .config_override(no_sdk_retries_ec2())
+                            .send()
+                            .await
+                            .map_err(|e| {
+                                site.err("CreateSnapshots", Some(&inst.id), e.into_service_error())
+                            })?;
+                        Ok(out
+                            .snapshots()
+                            .iter()
+                            .filter_map(|x| {
+                                Some((
+                                    x.snapshot_id()?.to_string(),
+                                    x.volume_id().unwrap_or_default().to_string(),
+                                ))
+                            })
+                            .collect::<Vec<_>>())
+                    }
+                },
+                || find_snapshot_set(job, work, &inst.id, &job_no),
+                on_retry,
+            )
+            .await;
+            let snaps = r.map_err(fail)?;
+            job.log(&format!(
+                "Created snapshot set for [{}]: [{}]",
+                inst.id,
+                snaps
+                    .iter()
+                    .map(|(s, v)| format!("{s}<-{v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            (name, Made::Snapshots(snaps))
+        }
+        (Resource::Instance(inst), Method::Ami) => {
+            let name = tags::recovery_point_name(plan.id, job.number, seq, unix);
+            let mut t = tags::base(job.number, &plan.name, &inst.id, &name);
+            t.extend(tags::instance_config(inst));
+            let spec = aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Image)
+                .set_tags(Some(ec2_tags(&t)))
+                .build();
+            let description = describe(&s.resource, job.number);
+            job.log(&format!(
+                "CreateImage (NoReboot) for instance [{}] in [{tenant}/{region}/{}] name [{name}]",
+                inst.id, inst.az
+            ));
+            let (r, _) = create_with_retry(
+                deadline,
+                || {
+                    let (ec2, spec, description, name) =
+                        (&ec2, spec.clone(), description.clone(), name.clone());
+                    async move {
+                        job.pacer
+                            .take(&work.account, region, Bucket::CreateImage)
+                            .await;
+                        let out = ec2
+                            .create_image()
+                            .instance_id(&inst.id)
+                            .name(name)
+                            .description(description)
+                            .no_reboot(true)
+                            .tag_specifications(spec)
+                            .customize()
+                            .config_override(no_sdk_retries_ec2())
+                            .send()
+                            .await
+                            .map_err(|e| {
+                                site.err("CreateImage", Some(&inst.id), e.into_service_error())
+                            })?;
+                        Ok(out.image_id().unwrap_or_default().to_string())
+                    }
+                },
+                || find_image(job, work, &inst.id, &job_no),
+                on_retry,
+            )
+            .await;
+            let image = r.map_err(fail)?;
+            job.log(&format!("Created image [{image}] for [{}]", inst.id));
+            (name, Made::Image(image))
+        }
+        (Resource::DbInstance(db), _) => {
+            let name = tags::rds_identifier(plan.id, job.number, seq, unix);
+            let mut t = tags::base(
+                job.number,
+                &plan.name,
+                &db.id,
+                &tags::recovery_point_name(plan.id, job.number, seq, unix),
+            );
+            t.extend(tags::db_config(db));
+            job.log(&format!(
+                "CreateDBSnapshot [{name}] of DB instance [{}] in [{tenant}/{region}]",
+                db.id
+            ));
+            let (r, _) = create_with_retry(
+                deadline,
+                || {
+                    let (rds, t, name) = (&rds, t.clone(), name.clone());
+                    async move {
+                        job.pacer.take(&work.account, region, Bucket::Rds).await;
+                        match rds
+                            .create_db_snapshot()
+                            .db_snapshot_identifier(&name)
+                            .db_instance_identifier(&db.id)
+                            .set_tags(Some(rds_tags(&t)))
+                            .customize()
+                            .config_override(no_sdk_retries_rds())
+                            .send()
+                            .await
+                        {
+                            Ok(_) => Ok(name),
+                            Err(e) => {
+                                let e = site.err(
+                                    "CreateDBSnapshot",
+                                    Some(&db.id),
+                                    e.into_service_error(),
+                                );
+                                // Our identifier is deterministic: "already exists"
+                                // after an ambiguous failure is our own snapshot.
+                                if e.code == "DBSnapshotAlreadyExists" {
+                                    Ok(name)
+                                } else {
+                                    Err(e)
+                                }
+                            }
+                        }
+                    }
+                },
+                || async { Ok(None) },
+                on_retry,
+            )
+            .await;
+            (name, Made::DbSnapshot(r.map_err(fail)?))
+        }
+        (Resource::DbCluster(c), _) => {
+            let name = tags::rds_identifier(plan.id, job.number, seq, unix);
+            let mut t = tags::base(
+                job.number,
+                &plan.name,
+                &c.id,
+                &tags::recovery_point_name(plan.id, job.number, seq, unix),
+            );
+            t.extend(tags::cluster_config(c));
+            job.log(&format!(
+                "CreateDBClusterSnapshot [{name}] of Aurora cluster [{}] in [{tenant}/{region}]",
+                c.id
+            ));
+            let (r, _) = create_with_retry(
+                deadline,
+                || {
+                    let (rds, t, name) = (&rds, t.clone(), name.clone());
+                    async move {
+                        job.pacer.take(&work.account, region, Bucket::Rds).await;
+                        match rds
+                            .create_db_cluster_snapshot()
+                            .db_cluster_snapshot_identifier(&name)
+                            .db_cluster_identifier(&c.id)
+                            .set_tags(Some(rds_tags(&t)))
+                            .customize()
+                            .config_override(no_sdk_retries_rds())
+                            .send()
+                            .await
+                        {
+                            Ok(_) => Ok(name),
+                            Err(e) => {
+                                let e = site.err(
+                                    "CreateDBClusterSnapshot",
+                                    Some(&c.id),
+                                    e.into_service_error(),
+                                );
+                                if e.code == "DBClusterSnapshotAlreadyExistsFault" {
+                                    Ok(name)
+                                } else {
+                                    Err(e)
+                                }
+                            }
+                        }
+                    }
+                },
+                || async { Ok(None) },
+                on_retry,
+            )
+            .await;
+            (name, Made::ClusterSnapshot(r.map_err(fail)?))
+        }
+    };
+    Ok(Pending {
+        selected: s.clone(),
+        name,
+        made,
+        extra: vec![],
+    })
+}
+
+/// After an ambiguous CreateSnapshots failure: did AWS make the set anyway?
+async fn find_snapshot_set(
+    job: &Job<'_>,
+    work: &RegionWork,
+    instance: &str,
+    job_no: &str,
+) -> Result<Option<Vec<(String, String)>>, AwsError> {
+    let site = Site {
+        tenant: &work.session.tenant.name,
+        region: &work.region,
+    };
+    let ec2 = work.session.ec2(&work.region);
+    job.pacer
+        .take(&work.account, &work.region, Bucket::Describe)
+        .await;
+    let out = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .filters(tag_filter(tags::BACKUP, job_no))
+        .filters(tag_filter(tags::SOURCE, instance))
+        .send()
+        .await
+        .map_err(|e| site.err("DescribeSnapshots", Some(instance), e.into_service_error()))?;
+    let found: Vec<(String, String)> = out
+        .snapshots()
+        .iter()
+        .filter_map(|s| {
+            Some((
+                s.snapshot_id()?.to_string(),
+                s.volume_id().unwrap_or_default().to_string(),
+            ))
+        })
+        .collect();
+    if !found.is_empty() {
+        job.log(&format!(
+            "Adopted existing snapshot set of [{instance}] after an ambiguous failure"
+        ));
+    }
+    Ok((!found.is_empty()).then_some(found))
+}
+
+async fn find_image(
+    job: &Job<'_>,
+    work: &RegionWork,
+    instance: &str,
+    job_no: &str,
+) -> Result<Option<String>, AwsError> {
+    let site = Site {
+        tenant: &work.session.tenant.name,
+        region: &work.region,
+    };
+    let ec2 = work.session.ec2(&work.region);
+    job.pacer
+        .take(&work.account, &work.region, Bucket::Describe)
+        .await;
+    let out = ec2
+        .describe_images()
+        .owners("self")
+        .filters(tag_filter(tags::BACKUP, job_no))
+        .filters(tag_filter(tags::SOURCE, instance))
+        .send()
+        .await
+        .map_err(|e| site.err("DescribeImages", Some(instance), e.into_service_error()))?;
+    Ok(out
+        .images()
+        .first()
+        .and_then(|i| i.image_id())
+        .map(str::to_string))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    Pending(String),
+    Done,
+    Failed(String),
+}
+
+/// Polls every pending recovery point of the region in batches until all are
+/// done or the deadline passes.
+async fn wait_all(
+    job: &Job<'_>,
+    work: &RegionWork,
+    mut pending: Vec<Pending>,
+    deadline: Instant,
+) -> Vec<Item> {
+    let tenant = &work.session.tenant.name;
+    let region = &work.region;
+    let mut items = Vec::new();
+    let mut delay = job.options.poll_initial;
+    let mut polls = 0u32;
+    while !pending.is_empty() {
+        polls += 1;
+        let states = match poll(job, work, &pending).await {
+            Ok(s) => s,
+            Err(e) => {
+                job.log(&format!("Poll failed (will retry): {e}"));
+                BTreeMap::new()
+            }
+        };
+        let mut still = Vec::new();
+        for mut p in pending {
+            let ids = p.made.ids();
+            let st: Vec<State> = ids
+                .iter()
+                .map(|id| {
+                    states
+                        .get(id)
+                        .cloned()
+                        .unwrap_or(State::Pending("not listed yet".into()))
+                })
+                .collect();
+            if let Some(State::Failed(why)) = st.iter().find(|s| matches!(s, State::Failed(_))) {
+                let mut created = ids.clone();
+                created.extend(p.extra.clone());
+                let item = item_for(
+                    work,
+                    &p.selected,
+                    "Failed",
+                    created,
+                    Some(format!(
+                        "tenant {tenant} region {region}: recovery point {} of {} failed: {why}",
+                        ids.join(","),
+                        p.selected.resource.id()
+                    )),
+                );
+                job.log(item.error.as_deref().unwrap_or_default());
+                job.record(&item);
+                items.push(item);
+            } else if st.iter().all(|s| *s == State::Done) {
+                if let Made::Image(image) = &p.made {
+                    match tag_image_snapshots(job, work, &p, image, deadline).await {
+                        Ok(snaps) => p.extra = snaps,
+                        Err(e) => {
+                            let item = item_for(work, &p.selected, "Failed", ids.clone(), Some(format!(
+                                "image {image} is available but its snapshots could not be tagged: {e}"
+                            )));
+                            job.log(item.error.as_deref().unwrap_or_default());
+                            job.record(&item);
+                            items.push(item);
+                            continue;
+                        }
+                    }
+                }
+                let mut created = ids.clone();
+                created.extend(p.extra.clone());
+                let mut item = item_for(work, &p.selected, "Completed", created, None);
+                item.detail["name"] = json!(p.name);
+                item.detail["method"] = json!(match p.made {
+                    Made::Snapshots(_) => "snapshot-set",
+                    Made::Image(_) => "ami",
+                    Made::DbSnapshot(_) => "db-snapshot",
+                    Made::ClusterSnapshot(_) => "db-cluster-snapshot",
+                });
+                job.log(&format!(
+                    "Recovery point of [{}] completed in [{tenant}/{region}]: [{}]",
+                    p.selected.resource.id(),
+                    item.created.join(", ")
+                ));
+                job.record(&item);
+                items.push(item);
+            } else {
+                still.push(p);
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            break;
+        }
+        if Instant::now() + delay > deadline {
+            let timeout = job.options.wait_timeout;
+            for p in pending.drain(..) {
+                let mut item = item_for(work, &p.selected, "Pending", p.made.ids(), Some(format!(
+                    "tenant {tenant} region {region}: {} still pending after the {} s wait timeout; it stays tagged _GX_BACKUP_={} and is found by `rolesnap list`",
+                    p.made.ids().join(","),
+                    timeout.as_secs(),
+                    job.number
+                )));
+                item.detail["name"] = json!(p.name);
+                job.log(item.error.as_deref().unwrap_or_default());
+                job.record(&item);
+                items.push(item);
+            }
+            break;
+        }
+        job.log(&format!(
+            "Waiting for {} recovery point(s) in [{tenant}/{region}] (poll {polls}, next in {} ms)",
+            pending.len(),
+            delay.as_millis()
+        ));
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(job.options.poll_max);
+    }
+    items
+}
+
+/// One describe call per kind present, filtered by the job's tag.
+async fn poll(
+    job: &Job<'_>,
+    work: &RegionWork,
+    pending: &[Pending],
+) -> Result<BTreeMap<String, State>, AwsError> {
+    let site = Site {
+        tenant: &work.session.tenant.name,
+        region: &work.region,
+    };
+    let job_no = job.number.to_string();
+    let mut states = BTreeMap::new();
+    let has = |f: fn(&Made) -> bool| pending.iter().any(|p| f(&p.made));
+    if has(|m| matches!(m, Made::Snapshots(_))) {
+        let ec2 = work.session.ec2(&work.region);
+        job.pacer
+            .take(&work.account, &work.region, Bucket::Describe)
+            .await;
+        let mut pages = ec2
+            .describe_snapshots()
+            .owner_ids("self")
+            .filters(tag_filter(tags::BACKUP, &job_no))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| site.err("DescribeSnapshots", None, e.into_service_error()))?;
+            for s in page.snapshots() {
+                let st = match s.state().map(|x| x.as_str()) {
+                    Some("completed") => State::Done,
+                    Some("error") => {
+                        State::Failed(s.state_message().unwrap_or("error").to_string())
+                    }
+                    other => State::Pending(format!(
+                        "{} {}",
+                        other.unwrap_or("?"),
+                        s.progress().unwrap_or("")
+                    )),
+                };
+                states.insert(s.snapshot_id().unwrap_or_default().to_string(), st);
+            }
+        }
+    }
+    if has(|m| matches!(m, Made::Image(_))) {
+        let ec2 = work.session.ec2(&work.region);
+        job.pacer
+            .take(&work.account, &work.region, Bucket::Describe)
+            .await;
+        let out = ec2
+            .describe_images()
+            .owners("self")
+            .filters(tag_filter(tags::BACKUP, &job_no))
+            .send()
+            .await
+            .map_err(|e| site.err("DescribeImages", None, e.into_service_error()))?;
+        for i in out.images() {
+            let st = match i.state().map(|x| x.as_str()) {
+                Some("available") => State::Done,
+                Some("pending") | None => State::Pending("pending".into()),
+                Some(other) => State::Failed(format!(
+                    "image state {other}: {}",
+                    i.state_reason().and_then(|r| r.message()).unwrap_or("")
+                )),
+            };
+            states.insert(i.image_id().unwrap_or_default().to_string(), st);
+        }
+    }
+    let wanted: BTreeSet<String> = pending
+        .iter()
+        .filter(|p| matches!(p.made, Made::DbSnapshot(_) | Made::ClusterSnapshot(_)))
+        .flat_map(|p| p.made.ids())
+        .collect();
+    let rds_state = |status: Option<&str>| match status {
+        Some("available") => State::Done,
+        Some("creating") | Some("copying") | Some("pending") | None => {
+            State::Pending(status.unwrap_or("?").to_string())
+        }
+        Some(other) => State::Failed(format!("status {other}")),
+    };
+    if has(|m| matches!(m, Made::DbSnapshot(_))) {
+        let rds = work.session.rds(&work.region);
+        job.pacer
+            .take(&work.account, &work.region, Bucket::Rds)
+            .await;
+        let mut pages = rds
+            .describe_db_snapshots()
+            .snapshot_type("manual")
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| site.err("DescribeDBSnapshots", None, e.into_service_error()))?;
+            for s in page.db_snapshots() {
+                let id = s.db_snapshot_identifier().unwrap_or_default();
+                if wanted.contains(id) {
+                    states.insert(id.to_string(), rds_state(s.status()));
+                }
+            }
+        }
+    }
+    if has(|m| matches!(m, Made::ClusterSnapshot(_))) {
+        let rds = work.session.rds(&work.region);
+        job.pacer
+            .take(&work.account, &work.region, Bucket::Rds)
+            .await;
+        let mut pages = rds
+            .describe_db_cluster_snapshots()
+            .snapshot_type("manual")
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                site.err("DescribeDBClusterSnapshots", None, e.into_service_error())
+            })?;
+            for s in page.db_cluster_snapshots() {
+                let id = s.db_cluster_snapshot_identifier().unwrap_or_default();
+                if wanted.contains(id) {
+                    states.insert(id.to_string(), rds_state(s.status()));
+                }
+            }
+        }
+    }
+    Ok(states)
+}
+
+/// Tags the snapshots backing an available AMI: `_GX_BACKUP_` (so that the
+/// restricted policy lets prune delete them) and `_GX_AMI_`.
+async fn tag_image_snapshots(
+    job: &Job<'_>,
+    work: &RegionWork,
+    p: &Pending,
+    image: &str,
+    deadline: Instant,
+) -> Result<Vec<String>, AwsError> {
+    let site = Site {
+        tenant: &work.session.tenant.name,
+        region: &work.region,
+    };
+    let ec2 = work.session.ec2(&work.region);
+    job.pacer
+        .take(&work.account, &work.region, Bucket::Describe)
+        .await;
+    let out = ec2
+        .describe_images()
+        .image_ids(image)
+        .send()
+        .await
+        .map_err(|e| site.err("DescribeImages", Some(image), e.into_service_error()))?;
+    let snaps: Vec<String> = out
+        .images()
+        .iter()
+        .flat_map(|i| i.block_device_mappings())
+        .filter_map(|m| m.ebs().and_then(|e| e.snapshot_id()).map(str::to_string))
+        .collect();
+    if snaps.is_empty() {
+        return Ok(snaps);
+    }
+    let source = p.selected.resource.id();
+    let mut t = tags::base(job.number, &job.plan.name, source, &p.name);
+    t.push((tags::AMI.into(), image.to_string()));
+    let tag_list = ec2_tags(&t);
+    let (r, _) = create_with_retry(
+        deadline,
+        || {
+            let (ec2, snaps, tag_list) = (&ec2, snaps.clone(), tag_list.clone());
+            async move {
+                job.pacer
+                    .take(&work.account, &work.region, Bucket::CreateTags)
+                    .await;
+                ec2.create_tags()
+                    .set_resources(Some(snaps))
+                    .set_tags(Some(tag_list))
+                    .send()
+                    .await
+                    .map_err(|e| site.err("CreateTags", Some(image), e.into_service_error()))?;
+                Ok(())
+            }
+        },
+        || async { Ok(None) },
+        |e, wait| {
+            job.log(&format!(
+                "Retrying CreateTags on snapshots of [{image}] after {} (in {} ms)",
+                e.code,
+                wait.as_millis()
+            ))
+        },
+    )
+    .await;
+    r?;
+    job.log(&format!(
+        "Tagged snapshots [{}] of image [{image}] with _GX_BACKUP_ and _GX_AMI_",
+        snaps.join(", ")
+    ));
+    Ok(snaps)
+}

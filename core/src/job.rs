@@ -1,0 +1,276 @@
+//! A Snap Backup job across every tenant and region of a plan: connect,
+//! discover, back up each tenant × region concurrently, and decide the job's
+//! status. One tenant or region failing never stops the others.
+
+use std::sync::{Arc, Mutex};
+
+use futures::future::join_all;
+use serde::Serialize;
+
+use crate::backup::{backup_region, BackupOptions, Job, RegionWork};
+use crate::config::{Plan, Tenant};
+use crate::credentials::{connect_tenants, AdminSession};
+use crate::discovery::{discover_tenant, Resource};
+use crate::ledger::{Item, JobStatus, JobType, Ledger, LedgerError};
+use crate::logs::{LogFile, Logs};
+use crate::pace::Pacer;
+
+/// Narrowing an on-demand backup to part of the plan.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub region: Option<String>,
+    pub instances: Vec<String>,
+    pub dbs: Vec<String>,
+}
+
+impl Filter {
+    fn keeps(&self, r: &Resource) -> bool {
+        if self.instances.is_empty() && self.dbs.is_empty() {
+            return true;
+        }
+        match r {
+            Resource::Instance(i) => self.instances.contains(&i.id),
+            Resource::DbInstance(d) => self.dbs.contains(&d.id),
+            Resource::DbCluster(c) => self.dbs.contains(&c.id),
+        }
+    }
+}
+
+pub struct Request<'a> {
+    pub plan: &'a Plan,
+    pub tenants: &'a [Tenant],
+    pub admin: &'a AdminSession,
+    pub filter: Filter,
+    pub options: BackupOptions,
+    pub logs: &'a Logs,
+    /// `None` for a dry run: nothing is recorded.
+    pub ledger: Option<Arc<Mutex<Ledger>>>,
+    pub pacer: Pacer,
+    /// Told the number of selected resources once discovery is done.
+    pub on_total: Arc<dyn Fn(usize) + Send + Sync>,
+    pub on_done: Arc<dyn Fn(&Item) + Send + Sync>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub job: u64,
+    pub job_type: JobType,
+    pub plan: String,
+    pub status: JobStatus,
+    pub dry_run: bool,
+    pub start: i64,
+    pub end: i64,
+    pub size_gib: i64,
+    pub items: Vec<Item>,
+}
+
+impl Report {
+    pub fn completed(&self) -> usize {
+        self.items
+            .iter()
+            .filter(|i| i.status == "Completed")
+            .count()
+    }
+    pub fn problems(&self) -> impl Iterator<Item = &Item> {
+        self.items
+            .iter()
+            .filter(|i| !matches!(i.status.as_str(), "Completed" | "DryRun"))
+    }
+}
+
+fn setup_item(tenant: &Tenant, account: &str, region: &str, kind: &str, error: String) -> Item {
+    Item {
+        tenant: tenant.name.clone(),
+        account: account.to_string(),
+        region: region.to_string(),
+        kind: kind.to_string(),
+        source_id: if kind == "tenant" {
+            tenant.role_arn.arn.clone()
+        } else {
+            region.to_string()
+        },
+        status: "Failed".into(),
+        created: vec![],
+        size_gib: 0,
+        error: Some(error),
+        detail: serde_json::Value::Null,
+    }
+}
+
+/// Runs a Snap Backup job.
+///
+/// # Errors
+/// Only when the ledger cannot be written; AWS failures end up in the report.
+pub async fn run_backup(req: Request<'_>) -> Result<Report, LedgerError> {
+    let names: Vec<String> = req.tenants.iter().map(|t| t.name.clone()).collect();
+    let dry_run = req.options.dry_run;
+    let (number, lock) = match &req.ledger {
+        Some(l) => {
+            let l = l.lock().unwrap_or_else(|p| p.into_inner());
+            let (job, lock) = l.start_job(JobType::SnapBackup, &req.plan.name, &names)?;
+            (job.id, Some(lock))
+        }
+        None => (0, None),
+    };
+    let start = chrono::Utc::now().timestamp();
+    let logs = req.logs;
+    let log = |m: &str| logs.write(LogFile::Backup, Some(number), "CVSnapBackup::Run", m);
+    log(&format!(
+        "{} job [{number}] for plan [{}] started: tenants [{}], method [{}]{}",
+        JobType::SnapBackup.as_str(),
+        req.plan.name,
+        names.join(","),
+        req.plan.method,
+        if dry_run { ", dry run" } else { "" }
+    ));
+    logs.write(
+        LogFile::Cvd,
+        Some(number),
+        "CvdJobManager::StartJob",
+        &format!(
+            "Started Snap Backup job [{number}] for plan [{}]",
+            req.plan.name
+        ),
+    );
+
+    let job = Job {
+        plan: req.plan,
+        number,
+        logs,
+        pacer: req.pacer.clone(),
+        ledger: req.ledger.clone(),
+        options: req.options.clone(),
+        on_done: req.on_done.clone(),
+    };
+    let connected = connect_tenants(req.admin, req.tenants, Some(number), logs).await;
+    let mut items: Vec<Item> = Vec::new();
+    let mut works: Vec<RegionWork> = Vec::new();
+    let mut seq = 0;
+    for (tenant, c) in req.tenants.iter().zip(connected) {
+        let conn = match c {
+            Ok(c) => c,
+            Err(f) => {
+                log(&format!("Tenant [{}] skipped: {f}", tenant.name));
+                items.push(setup_item(
+                    tenant,
+                    &tenant.role_arn.account,
+                    "-",
+                    "tenant",
+                    f.to_string(),
+                ));
+                continue;
+            }
+        };
+        log(&format!(
+            "Assumed role [{}] for tenant [{}] (account {})",
+            tenant.role_arn, tenant.name, conn.account
+        ));
+        let results = discover_tenant(
+            req.plan,
+            &conn.session,
+            &conn.account,
+            &req.admin.admin.region,
+            req.filter.region.as_deref(),
+            logs,
+        )
+        .await;
+        for r in results {
+            if let Some(e) = r.error {
+                log(&format!(
+                    "Region [{}] of tenant [{}] skipped: {e}",
+                    r.region, tenant.name
+                ));
+                items.push(setup_item(
+                    tenant,
+                    &conn.account,
+                    &r.region,
+                    "region",
+                    e.to_string(),
+                ));
+                continue;
+            }
+            let resources: Vec<_> = r
+                .selection
+                .selected
+                .into_iter()
+                .filter(|s| req.filter.keeps(&s.resource))
+                .map(|s| {
+                    seq += 1;
+                    (seq, s)
+                })
+                .collect();
+            if !resources.is_empty() {
+                works.push(RegionWork {
+                    session: conn.session.clone(),
+                    account: conn.account.clone(),
+                    region: r.region,
+                    resources,
+                });
+            }
+        }
+    }
+    for i in &items {
+        if let Some(l) = &req.ledger {
+            let l = l.lock().unwrap_or_else(|p| p.into_inner());
+            l.add_item(number, i)?;
+        }
+    }
+    (req.on_total)(works.iter().map(|w| w.resources.len()).sum());
+    let per_region = join_all(works.iter().map(|w| backup_region(&job, w))).await;
+    items.extend(per_region.into_iter().flatten());
+
+    let ok = items
+        .iter()
+        .filter(|i| i.status == "Completed" || i.status == "DryRun")
+        .count();
+    let failed = items.len() - ok;
+    let status = if items.is_empty() {
+        // Nothing selected is not a failure of the job.
+        JobStatus::Completed
+    } else {
+        JobStatus::from_counts(ok, failed, 0)
+    };
+    let size_gib: i64 = items
+        .iter()
+        .filter(|i| i.status == "Completed")
+        .map(|i| i.size_gib)
+        .sum();
+    let end = chrono::Utc::now().timestamp();
+    let first_error = items.iter().find_map(|i| i.error.clone());
+    log(&format!(
+        "Job [{number}] {status}: {ok} of {} resource(s) protected, {size_gib} GiB, {failed} with errors",
+        items.len()
+    ));
+    logs.write(
+        LogFile::Cvd,
+        Some(number),
+        "CvdJobManager::EndJob",
+        &format!("Snap Backup job [{number}] ended: {status}"),
+    );
+    if let (Some(l), Some(lock)) = (&req.ledger, lock) {
+        let l = l.lock().unwrap_or_else(|p| p.into_inner());
+        l.event(
+            number,
+            if failed == 0 { "Info" } else { "Warning" },
+            &format!(
+                "Backup job ({number}) {status}: {ok} of {} resource(s) protected",
+                items.len()
+            ),
+        )?;
+        for i in items.iter().filter(|i| i.error.is_some()) {
+            l.event(number, "Error", i.error.as_deref().unwrap_or_default())?;
+        }
+        l.finish_job(lock, status, size_gib, first_error.as_deref())?;
+    }
+    Ok(Report {
+        job: number,
+        job_type: JobType::SnapBackup,
+        plan: req.plan.name.clone(),
+        status,
+        dry_run,
+        start,
+        end,
+        size_gib,
+        items,
+    })
+}

@@ -1,0 +1,613 @@
+//! The job ledger: an SQLite file in the state directory.
+//!
+//! Job numbers come from an `AUTOINCREMENT` key, so they only grow and are
+//! never handed out twice, even to two processes sharing the directory
+//! (SQLite serialises the inserts). A running job holds an exclusive lock on
+//! `jobs/<n>.lock`; a job still marked Running whose lock can be taken belongs
+//! to a process that died, and is marked Killed the next time any rolesnap
+//! opens the ledger. What the dead job created is still found by its tags.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fs2::FileExt;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger {path}: {source}")]
+    Sql {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("ledger {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum JobType {
+    #[serde(rename = "Snap Backup")]
+    SnapBackup,
+    #[serde(rename = "Snap Copy")]
+    SnapCopy,
+    #[serde(rename = "Data Aging")]
+    DataAging,
+    #[serde(rename = "Restore")]
+    Restore,
+}
+
+impl JobType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobType::SnapBackup => "Snap Backup",
+            JobType::SnapCopy => "Snap Copy",
+            JobType::DataAging => "Data Aging",
+            JobType::Restore => "Restore",
+        }
+    }
+    fn parse(s: &str) -> JobType {
+        match s {
+            "Snap Copy" => JobType::SnapCopy,
+            "Data Aging" => JobType::DataAging,
+            "Restore" => JobType::Restore,
+            _ => JobType::SnapBackup,
+        }
+    }
+}
+
+/// Job states as the guide's console shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum JobStatus {
+    Running,
+    Completed,
+    #[serde(rename = "Completed w/ one or more errors")]
+    CompletedWithErrors,
+    Failed,
+    Killed,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Running => "Running",
+            JobStatus::Completed => "Completed",
+            JobStatus::CompletedWithErrors => "Completed w/ one or more errors",
+            JobStatus::Failed => "Failed",
+            JobStatus::Killed => "Killed",
+        }
+    }
+    pub fn parse(s: &str) -> JobStatus {
+        match s {
+            "Running" => JobStatus::Running,
+            "Completed" => JobStatus::Completed,
+            "Completed w/ one or more errors" => JobStatus::CompletedWithErrors,
+            "Killed" => JobStatus::Killed,
+            _ => JobStatus::Failed,
+        }
+    }
+    /// The status of a job from how its items ended.
+    pub fn from_counts(ok: usize, failed: usize, setup_errors: usize) -> JobStatus {
+        match (ok, failed + setup_errors) {
+            (_, 0) => JobStatus::Completed,
+            (0, _) => JobStatus::Failed,
+            _ => JobStatus::CompletedWithErrors,
+        }
+    }
+}
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    pub id: u64,
+    pub job_type: JobType,
+    pub plan: String,
+    pub tenants: Vec<String>,
+    pub status: JobStatus,
+    pub pid: u32,
+    pub start: i64,
+    pub end: Option<i64>,
+    pub size_gib: i64,
+    pub error: Option<String>,
+}
+
+/// One resource of a job, and what was made of it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Item {
+    pub tenant: String,
+    pub account: String,
+    pub region: String,
+    /// instance / db-instance / db-cluster, or `tenant` / `region` for a setup failure.
+    pub kind: String,
+    pub source_id: String,
+    /// Completed, Failed, Pending (still pending at the wait timeout), Skipped.
+    pub status: String,
+    pub created: Vec<String>,
+    pub size_gib: i64,
+    pub error: Option<String>,
+    /// Anything else worth keeping (method, name, recorded configuration).
+    pub detail: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub at: i64,
+    pub severity: String,
+    pub message: String,
+}
+
+pub struct Ledger {
+    conn: Connection,
+    path: PathBuf,
+    dir: PathBuf,
+}
+
+/// A lock held for as long as a job runs.
+#[derive(Debug)]
+pub struct JobLock {
+    _file: File,
+    pub job: u64,
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    type TEXT NOT NULL,
+    plan TEXT NOT NULL,
+    tenants TEXT NOT NULL,
+    status TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    end INTEGER,
+    size_gib INTEGER NOT NULL DEFAULT 0,
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS items (
+    job INTEGER NOT NULL REFERENCES jobs(id),
+    tenant TEXT NOT NULL,
+    account TEXT NOT NULL,
+    region TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created TEXT NOT NULL,
+    size_gib INTEGER NOT NULL,
+    error TEXT,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS items_job ON items(job);
+CREATE TABLE IF NOT EXISTS events (
+    job INTEGER NOT NULL REFERENCES jobs(id),
+    at INTEGER NOT NULL,
+    severity TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_job ON events(job);
+"#;
+
+/// Job numbers start here, like a CommServe that has been running a while;
+/// it keeps them visibly distinct from sequence numbers in names.
+pub const FIRST_JOB: u64 = 1000;
+
+impl Ledger {
+    /// Opens (creating) the ledger in `dir` and marks dead jobs Killed.
+    ///
+    /// # Errors
+    /// When the directory or database cannot be opened.
+    pub fn open(dir: &Path) -> Result<Ledger, LedgerError> {
+        let io = |source| LedgerError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir.join("jobs")).map_err(io)?;
+        let path = dir.join("ledger.db");
+        let sql = |source| LedgerError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(sql)?;
+        // Several rolesnap processes may share the file: wait for each other.
+        conn.busy_timeout(Duration::from_secs(30)).map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql)?;
+        conn.execute_batch(SCHEMA).map_err(sql)?;
+        conn.execute(
+            "INSERT INTO sqlite_sequence(name, seq) SELECT 'jobs', ?1 \
+             WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'jobs')",
+            params![FIRST_JOB as i64 - 1],
+        )
+        .map_err(sql)?;
+        let ledger = Ledger {
+            conn,
+            path,
+            dir: dir.to_path_buf(),
+        };
+        ledger.mark_dead_jobs_killed()?;
+        Ok(ledger)
+    }
+
+    fn sql(&self) -> impl Fn(rusqlite::Error) -> LedgerError + '_ {
+        move |source| LedgerError::Sql {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn lock_path(&self, job: u64) -> PathBuf {
+        self.dir.join("jobs").join(format!("{job}.lock"))
+    }
+
+    /// Jobs marked Running whose process is gone become Killed. Returns their numbers.
+    pub fn mark_dead_jobs_killed(&self) -> Result<Vec<u64>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM jobs WHERE status = 'Running'")
+            .map_err(self.sql())?;
+        let running: Vec<u64> = stmt
+            .query_map([], |r| r.get::<_, i64>(0))
+            .map_err(self.sql())?
+            .filter_map(Result::ok)
+            .map(|i| i as u64)
+            .collect();
+        let mut killed = Vec::new();
+        for job in running {
+            let alive = match File::options()
+                .read(true)
+                .write(true)
+                .open(self.lock_path(job))
+            {
+                Ok(f) => {
+                    let free = f.try_lock_exclusive().is_ok();
+                    if free {
+                        let _ = FileExt::unlock(&f);
+                    }
+                    !free
+                }
+                // No lock file: the job never got going; nobody holds it.
+                Err(_) => false,
+            };
+            if !alive {
+                self.conn
+                    .execute(
+                        "UPDATE jobs SET status = 'Killed', end = ?2, \
+                         error = COALESCE(error, 'the process running the job ended before the job did') \
+                         WHERE id = ?1 AND status = 'Running'",
+                        params![job as i64, chrono::Utc::now().timestamp()],
+                    )
+                    .map_err(self.sql())?;
+                self.event(job, "Warning", "Job marked Killed: its process is gone")?;
+                let _ = std::fs::remove_file(self.lock_path(job));
+                killed.push(job);
+            }
+        }
+        Ok(killed)
+    }
+
+    /// Starts a job: a new number, status Running, and the lock that says so.
+    pub fn start_job(
+        &self,
+        job_type: JobType,
+        plan: &str,
+        tenants: &[String],
+    ) -> Result<(Job, JobLock), LedgerError> {
+        let now = chrono::Utc::now().timestamp();
+        let pid = std::process::id();
+        let tx = self.conn.unchecked_transaction().map_err(self.sql())?;
+        tx.execute(
+            "INSERT INTO jobs(type, plan, tenants, status, pid, start) VALUES (?1, ?2, ?3, 'Running', ?4, ?5)",
+            params![job_type.as_str(), plan, tenants.join(","), pid, now],
+        )
+        .map_err(self.sql())?;
+        let id = tx.last_insert_rowid() as u64;
+        // Take the lock before anyone can see the job as Running.
+        let lock_path = self.lock_path(id);
+        let file = File::create(&lock_path).map_err(|source| LedgerError::Io {
+            path: lock_path.clone(),
+            source,
+        })?;
+        file.lock_exclusive().map_err(|source| LedgerError::Io {
+            path: lock_path,
+            source,
+        })?;
+        tx.commit().map_err(self.sql())?;
+        Ok((
+            Job {
+                id,
+                job_type,
+                plan: plan.to_string(),
+                tenants: tenants.to_vec(),
+                status: JobStatus::Running,
+                pid,
+                start: now,
+                end: None,
+                size_gib: 0,
+                error: None,
+            },
+            JobLock {
+                _file: file,
+                job: id,
+            },
+        ))
+    }
+
+    pub fn add_item(&self, job: u64, item: &Item) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "INSERT INTO items(job, tenant, account, region, kind, source_id, status, created, size_gib, error, detail) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    job as i64,
+                    item.tenant,
+                    item.account,
+                    item.region,
+                    item.kind,
+                    item.source_id,
+                    item.status,
+                    serde_json::to_string(&item.created).unwrap_or_default(),
+                    item.size_gib,
+                    item.error,
+                    item.detail.to_string(),
+                ],
+            )
+            .map_err(self.sql())?;
+        Ok(())
+    }
+
+    pub fn event(&self, job: u64, severity: &str, message: &str) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "INSERT INTO events(job, at, severity, message) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    job as i64,
+                    chrono::Utc::now().timestamp(),
+                    severity,
+                    message
+                ],
+            )
+            .map_err(self.sql())?;
+        Ok(())
+    }
+
+    /// Ends a job and releases its lock.
+    pub fn finish_job(
+        &self,
+        lock: JobLock,
+        status: JobStatus,
+        size_gib: i64,
+        error: Option<&str>,
+    ) -> Result<(), LedgerError> {
+        self.conn
+            .execute(
+                "UPDATE jobs SET status = ?2, end = ?3, size_gib = ?4, error = ?5 WHERE id = ?1",
+                params![
+                    lock.job as i64,
+                    status.as_str(),
+                    chrono::Utc::now().timestamp(),
+                    size_gib,
+                    error
+                ],
+            )
+            .map_err(self.sql())?;
+        let path = self.lock_path(lock.job);
+        drop(lock);
+        let _ = std::fs::remove_file(path);
+        Ok(())
+    }
+
+    fn row_to_job(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
+        let tenants: String = r.get(3)?;
+        Ok(Job {
+            id: r.get::<_, i64>(0)? as u64,
+            job_type: JobType::parse(&r.get::<_, String>(1)?),
+            plan: r.get(2)?,
+            tenants: tenants
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect(),
+            status: JobStatus::parse(&r.get::<_, String>(4)?),
+            pid: r.get::<_, i64>(5)? as u32,
+            start: r.get(6)?,
+            end: r.get(7)?,
+            size_gib: r.get(8)?,
+            error: r.get(9)?,
+        })
+    }
+
+    const JOB_COLUMNS: &'static str =
+        "id, type, plan, tenants, status, pid, start, end, size_gib, error";
+
+    /// Newest first.
+    pub fn jobs(&self, plan: Option<&str>, limit: usize) -> Result<Vec<Job>, LedgerError> {
+        let sql = format!(
+            "SELECT {} FROM jobs WHERE (?1 IS NULL OR plan = ?1) ORDER BY id DESC LIMIT ?2",
+            Self::JOB_COLUMNS
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(self.sql())?;
+        let rows = stmt
+            .query_map(params![plan, limit as i64], Self::row_to_job)
+            .map_err(self.sql())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.sql())?;
+        Ok(rows)
+    }
+
+    pub fn job(&self, id: u64) -> Result<Option<Job>, LedgerError> {
+        let sql = format!("SELECT {} FROM jobs WHERE id = ?1", Self::JOB_COLUMNS);
+        self.conn
+            .query_row(&sql, params![id as i64], Self::row_to_job)
+            .optional()
+            .map_err(self.sql())
+    }
+
+    pub fn items(&self, job: u64) -> Result<Vec<Item>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT tenant, account, region, kind, source_id, status, created, size_gib, error, detail \
+                 FROM items WHERE job = ?1 ORDER BY rowid",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map(params![job as i64], |r| {
+                Ok(Item {
+                    tenant: r.get(0)?,
+                    account: r.get(1)?,
+                    region: r.get(2)?,
+                    kind: r.get(3)?,
+                    source_id: r.get(4)?,
+                    status: r.get(5)?,
+                    created: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
+                    size_gib: r.get(7)?,
+                    error: r.get(8)?,
+                    detail: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
+                })
+            })
+            .map_err(self.sql())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.sql())?;
+        Ok(rows)
+    }
+
+    pub fn events(&self, job: u64) -> Result<Vec<Event>, LedgerError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT at, severity, message FROM events WHERE job = ?1 ORDER BY rowid")
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map(params![job as i64], |r| {
+                Ok(Event {
+                    at: r.get(0)?,
+                    severity: r.get(1)?,
+                    message: r.get(2)?,
+                })
+            })
+            .map_err(self.sql())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.sql())?;
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_grow_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open(dir.path()).unwrap();
+        let (a, la) = l
+            .start_job(JobType::SnapBackup, "p", &["alpha".into()])
+            .unwrap();
+        assert_eq!(a.id, FIRST_JOB);
+        l.finish_job(la, JobStatus::Completed, 8, None).unwrap();
+        drop(l);
+        let l = Ledger::open(dir.path()).unwrap();
+        let (b, lb) = l.start_job(JobType::SnapBackup, "p", &[]).unwrap();
+        assert!(b.id > a.id);
+        l.finish_job(lb, JobStatus::Failed, 0, Some("x")).unwrap();
+        let jobs = l.jobs(Some("p"), 10).unwrap();
+        assert_eq!(
+            jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
+            vec![b.id, a.id]
+        );
+        assert_eq!(jobs[1].status, JobStatus::Completed);
+        assert_eq!(jobs[1].tenants, vec!["alpha".to_string()]);
+    }
+
+    #[test]
+    fn a_running_job_without_its_process_becomes_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open(dir.path()).unwrap();
+        let (live, live_lock) = l.start_job(JobType::SnapBackup, "p", &[]).unwrap();
+        let (dead, dead_lock) = l.start_job(JobType::SnapBackup, "p", &[]).unwrap();
+        // Dropping the lock without finishing is what a dead process leaves.
+        drop(dead_lock);
+        let l2 = Ledger::open(dir.path()).unwrap();
+        assert_eq!(l2.job(dead.id).unwrap().unwrap().status, JobStatus::Killed);
+        assert_eq!(l2.job(live.id).unwrap().unwrap().status, JobStatus::Running);
+        assert!(l2.events(dead.id).unwrap()[0].message.contains("Killed"));
+        l.finish_job(live_lock, JobStatus::Completed, 0, None)
+            .unwrap();
+    }
+
+    #[test]
+    fn two_ledgers_on_one_directory_never_share_a_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let p = path.clone();
+                std::thread::spawn(move || {
+                    let l = Ledger::open(&p).unwrap();
+                    (0..25)
+                        .map(|_| {
+                            let (j, lock) = l.start_job(JobType::SnapBackup, "p", &[]).unwrap();
+                            l.finish_job(lock, JobStatus::Completed, 0, None).unwrap();
+                            j.id
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut all: Vec<u64> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        let n = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), n);
+    }
+
+    #[test]
+    fn items_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open(dir.path()).unwrap();
+        let (j, lock) = l.start_job(JobType::SnapBackup, "p", &[]).unwrap();
+        let item = Item {
+            tenant: "alpha".into(),
+            account: "222222222222".into(),
+            region: "us-east-1".into(),
+            kind: "instance".into(),
+            source_id: "i-1".into(),
+            status: "Completed".into(),
+            created: vec!["snap-1".into(), "snap-2".into()],
+            size_gib: 18,
+            error: None,
+            detail: serde_json::json!({"method": "snapshot-set"}),
+        };
+        l.add_item(j.id, &item).unwrap();
+        assert_eq!(l.items(j.id).unwrap(), vec![item]);
+        l.finish_job(lock, JobStatus::Completed, 18, None).unwrap();
+    }
+
+    #[test]
+    fn status_from_counts() {
+        assert_eq!(JobStatus::from_counts(3, 0, 0), JobStatus::Completed);
+        assert_eq!(
+            JobStatus::from_counts(3, 1, 0),
+            JobStatus::CompletedWithErrors
+        );
+        assert_eq!(
+            JobStatus::from_counts(3, 0, 1),
+            JobStatus::CompletedWithErrors
+        );
+        assert_eq!(JobStatus::from_counts(0, 2, 0), JobStatus::Failed);
+        assert_eq!(JobStatus::from_counts(0, 0, 1), JobStatus::Failed);
+    }
+}

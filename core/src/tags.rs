@@ -1,0 +1,138 @@
+//! The tag contract (DESIGN.md): what rolesnap puts on everything it creates.
+//! The least-privilege policy lets it delete only resources tagged
+//! `_GX_BACKUP_`, and prune considers only its own plan's resources.
+
+use crate::discovery::{DbCluster, DbInstance, Instance};
+
+/// The marker: the job number. Nothing without it is ever deleted.
+pub const BACKUP: &str = "_GX_BACKUP_";
+/// On snapshots backing an AMI the agent made: the AMI id.
+pub const AMI: &str = "_GX_AMI_";
+pub const PLAN: &str = "_GX_PLAN_";
+pub const SOURCE: &str = "_GX_SOURCE_";
+pub const COPY_OF: &str = "_GX_COPY_OF_";
+/// Set by a person: never prune this recovery point.
+pub const RETAIN: &str = "CV_Retain_Snap";
+pub const INTEGRITY: &str = "CV_Integrity_Snap";
+pub const NAME: &str = "Name";
+
+// What a restore needs to rebuild an instance or database as it was.
+pub const INSTANCE_TYPE: &str = "_GX_INSTANCE_TYPE_";
+pub const SUBNET: &str = "_GX_SUBNET_";
+pub const SECURITY_GROUPS: &str = "_GX_SG_";
+pub const KEY_NAME: &str = "_GX_KEY_";
+pub const IAM_PROFILE: &str = "_GX_PROFILE_";
+pub const AZ: &str = "_GX_AZ_";
+pub const ROOT_DEVICE: &str = "_GX_ROOT_";
+/// `vol-…=/dev/xvda vol-…=/dev/sdf`: which snapshot goes back where.
+pub const DEVICES: &str = "_GX_DEVICES_";
+pub const DB_CLASS: &str = "_GX_DB_CLASS_";
+pub const DB_SUBNET_GROUP: &str = "_GX_SUBNET_GROUP_";
+pub const DB_ENGINE: &str = "_GX_ENGINE_";
+
+/// AWS caps tag values at 256 characters.
+const MAX_VALUE: usize = 256;
+
+/// `SP_<plan-id>_<job>_<seq>_<unix-time>`, the guide's naming.
+pub fn recovery_point_name(plan_id: u32, job: u64, seq: usize, unix: i64) -> String {
+    format!("SP_{plan_id}_{job}_{seq}_{unix}")
+}
+
+/// The same name as an RDS identifier (letters, digits, hyphens; starts with a letter).
+pub fn rds_identifier(plan_id: u32, job: u64, seq: usize, unix: i64) -> String {
+    format!("sp-{plan_id}-{job}-{seq}-{unix}")
+}
+
+/// Tags every recovery point carries.
+pub fn base(job: u64, plan: &str, source: &str, name: &str) -> Vec<(String, String)> {
+    vec![
+        (BACKUP.into(), job.to_string()),
+        (PLAN.into(), plan.into()),
+        (SOURCE.into(), source.into()),
+        (NAME.into(), name.into()),
+    ]
+}
+
+fn push(tags: &mut Vec<(String, String)>, key: &str, value: Option<String>) {
+    if let Some(mut v) = value.filter(|v| !v.is_empty()) {
+        v.truncate(MAX_VALUE);
+        tags.push((key.into(), v));
+    }
+}
+
+/// The configuration a full-instance restore reproduces.
+pub fn instance_config(i: &Instance) -> Vec<(String, String)> {
+    let mut t = Vec::new();
+    push(&mut t, INSTANCE_TYPE, i.instance_type.clone());
+    push(&mut t, SUBNET, i.subnet_id.clone());
+    push(&mut t, SECURITY_GROUPS, Some(i.security_groups.join(" ")));
+    push(&mut t, KEY_NAME, i.key_name.clone());
+    push(&mut t, IAM_PROFILE, i.iam_profile_arn.clone());
+    push(&mut t, AZ, Some(i.az.clone()));
+    push(&mut t, ROOT_DEVICE, i.root_device.clone());
+    push(
+        &mut t,
+        DEVICES,
+        Some(
+            i.volumes
+                .iter()
+                .map(|v| format!("{}={}", v.volume_id, v.device))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+    );
+    t
+}
+
+pub fn db_config(d: &DbInstance) -> Vec<(String, String)> {
+    let mut t = Vec::new();
+    push(&mut t, DB_CLASS, d.class.clone());
+    push(&mut t, DB_SUBNET_GROUP, d.subnet_group.clone());
+    push(&mut t, AZ, d.az.clone());
+    push(&mut t, DB_ENGINE, Some(d.engine.clone()));
+    t
+}
+
+pub fn cluster_config(c: &DbCluster) -> Vec<(String, String)> {
+    let mut t = Vec::new();
+    push(&mut t, DB_SUBNET_GROUP, c.subnet_group.clone());
+    push(&mut t, DB_ENGINE, Some(c.engine.clone()));
+    t
+}
+
+/// Parses `_GX_DEVICES_` back into (volume, device) pairs.
+pub fn parse_devices(v: &str) -> Vec<(String, String)> {
+    v.split_whitespace()
+        .filter_map(|p| p.split_once('='))
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_guide() {
+        assert_eq!(
+            recovery_point_name(2, 8277, 8800, 1582967320),
+            "SP_2_8277_8800_1582967320"
+        );
+        assert_eq!(
+            rds_identifier(2, 8277, 1, 1582967320),
+            "sp-2-8277-1-1582967320"
+        );
+    }
+
+    #[test]
+    fn devices_round_trip() {
+        let s = "vol-1=/dev/xvda vol-2=/dev/sdf";
+        assert_eq!(
+            parse_devices(s),
+            vec![
+                ("vol-1".into(), "/dev/xvda".into()),
+                ("vol-2".into(), "/dev/sdf".into())
+            ]
+        );
+    }
+}

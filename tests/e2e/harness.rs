@@ -1,0 +1,417 @@
+//! The emulator harness for end-to-end tests.
+//!
+//! Each test starts its own emulator (moto in server mode behind the layer in
+//! tests/emulator/server.py) on a free loopback port, seeds it (admin account,
+//! tenants alpha and beta that trust the admin with an ExternalId, gamma that
+//! does not), drives the built `rolesnap` binary against it, and checks AWS
+//! state through the emulator's API with its own SDK clients — never through
+//! rolesnap's code or output alone.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region};
+use aws_credential_types::Credentials;
+use serde_json::Value;
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub struct Emulator {
+    child: Child,
+    pub port: u16,
+    pub url: String,
+    pub fixture: Value,
+    pub dir: tempfile::TempDir,
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Emulator {
+    /// Starts and seeds an emulator. Panics with the emulator's log when it
+    /// does not come up.
+    pub fn start() -> Emulator {
+        let dir = tempfile::tempdir().unwrap();
+        let python = std::env::var("ROLESNAP_PYTHON").unwrap_or_else(|_| "python3".into());
+        let emu = repo_root().join("tests/emulator");
+        let ready = dir.path().join("port");
+        let log = std::fs::File::create(dir.path().join("emulator.log")).unwrap();
+        let child = Command::new(&python)
+            .arg(emu.join("server.py"))
+            .args(["--port", "0", "--ready-file"])
+            .arg(&ready)
+            .env_remove("MOTO_ACCOUNT_ID")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start python3 tests/emulator/server.py (is python3 with moto installed?)");
+        let mut emulator = Emulator {
+            child,
+            port: 0,
+            url: String::new(),
+            fixture: Value::Null,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(s) = std::fs::read_to_string(&ready) {
+                if let Ok(p) = s.trim().parse() {
+                    emulator.port = p;
+                    break;
+                }
+            }
+            if let Ok(Some(status)) = emulator.child.try_wait() {
+                panic!("emulator exited with {status}: {}", emulator.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "emulator not ready in 60 s: {}",
+                emulator.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        emulator.url = format!("http://127.0.0.1:{}", emulator.port);
+        let fixture = emulator.dir.path().join("fixture.json");
+        let out = Command::new(&python)
+            .arg(emu.join("seed.py"))
+            .args(["--endpoint", &emulator.url, "--out"])
+            .arg(&fixture)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "seed failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        emulator.fixture =
+            serde_json::from_str(&std::fs::read_to_string(&fixture).unwrap()).unwrap();
+        emulator
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("emulator.log")).unwrap_or_default()
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn log_dir(&self) -> PathBuf {
+        self.path("logs")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.path("state")
+    }
+
+    pub fn admin_key(&self) -> (String, String) {
+        let a = &self.fixture["admin"];
+        (
+            a["access_key_id"].as_str().unwrap().to_string(),
+            a["secret_access_key"].as_str().unwrap().to_string(),
+        )
+    }
+
+    pub fn tenant(&self, name: &str) -> &Value {
+        self.fixture["tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("no tenant {name} in fixture"))
+    }
+
+    /// Writes an accounts file for the given tenants (names from the fixture).
+    /// `overrides` replaces a tenant's ExternalId (to test a wrong one).
+    pub fn write_accounts(&self, tenants: &[&str], overrides: &[(&str, &str)]) -> PathBuf {
+        let mut s = String::from("[admin]\nregion = \"us-east-1\"\n");
+        for name in tenants {
+            let t = self.tenant(name);
+            s.push_str(&format!(
+                "\n[[tenant]]\nname = \"{name}\"\nrole-arn = \"{}\"\n",
+                t["role_arn"].as_str().unwrap()
+            ));
+            let ext = overrides
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, x)| x.to_string())
+                .or_else(|| t["external_id"].as_str().map(str::to_string));
+            if let Some(x) = ext {
+                s.push_str(&format!("external-id = \"{x}\"\n"));
+            }
+            let regions: Vec<String> = t["regions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| format!("\"{}\"", r.as_str().unwrap()))
+                .collect();
+            s.push_str(&format!("regions = [{}]\n", regions.join(", ")));
+        }
+        let p = self.path("accounts.toml");
+        std::fs::write(&p, s).unwrap();
+        p
+    }
+
+    /// Writes a plan file beside the accounts file.
+    pub fn write_plan(&self, name: &str, body: &str) -> PathBuf {
+        let p = self.path(&format!("{name}.toml"));
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    /// The rolesnap binary with the admin's credentials and the emulator endpoint,
+    /// and nothing else from the caller's AWS environment.
+    pub fn rolesnap(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rolesnap"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AWS_") || k.starts_with("ROLESNAP_") {
+                c.env_remove(k);
+            }
+        }
+        let (key, secret) = self.admin_key();
+        c.env("AWS_ACCESS_KEY_ID", key)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ENDPOINT_URL", &self.url)
+            .env("AWS_CONFIG_FILE", self.path("no-aws-config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.path("no-aws-credentials"),
+            )
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("ROLESNAP_LOG_DIR", self.log_dir())
+            .env("ROLESNAP_STATE_DIR", self.state_dir())
+            .current_dir(self.dir.path());
+        c
+    }
+
+    /// Runs rolesnap with `args`, records its output for the secrets check.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let out = self.rolesnap().args(args).output().unwrap();
+        let run = Run::from(out);
+        let mut all = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path("outputs.txt"))
+            .unwrap();
+        writeln!(
+            all,
+            "$ rolesnap {}\n{}{}",
+            args.join(" "),
+            run.stdout,
+            run.stderr
+        )
+        .unwrap();
+        run
+    }
+
+    // ------------------------------------------------------------ control API
+
+    pub fn control(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+        assert!(
+            head.starts_with("HTTP/1.1 2") || head.starts_with("HTTP/1.0 2"),
+            "control {method} {path} failed: {head}\n{body}"
+        );
+        serde_json::from_str(body).unwrap_or(Value::Null)
+    }
+
+    pub fn fault(&self, rule: Value) -> Value {
+        self.control("POST", "/_harness/faults", Some(rule))
+    }
+
+    pub fn config(&self, cfg: Value) -> Value {
+        self.control("POST", "/_harness/config", Some(cfg))
+    }
+
+    /// Calls counted by the layer: (account, region, action, outcome) → count.
+    pub fn calls(&self) -> Vec<(String, String, String, String, u64)> {
+        self.control("GET", "/_harness/calls", None)["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["account"].as_str().unwrap_or("").to_string(),
+                    c["region"].as_str().unwrap_or("").to_string(),
+                    c["action"].as_str().unwrap_or("").to_string(),
+                    c["outcome"].as_str().unwrap_or("").to_string(),
+                    c["count"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    pub fn count_calls(&self, account: &str, action: &str, outcome: &str) -> u64 {
+        self.calls()
+            .iter()
+            .filter(|c| c.0 == account && c.2 == action && c.3 == outcome)
+            .map(|c| c.4)
+            .sum()
+    }
+
+    // ------------------------------------------------------------ independent AWS view
+
+    /// An SDK config acting in `account` directly (the emulator's account
+    /// header), for checks and set-up that must not go through rolesnap.
+    pub async fn account_config(&self, account: &str, region: &str) -> aws_config::SdkConfig {
+        // moto picks the account of a request signed with an unknown key from
+        // the x-moto-account-id header; the seed's admin key is known, so
+        // assume the tenant role instead when the tenant trusts the admin.
+        let (key, secret) = self.admin_key();
+        let admin = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .endpoint_url(&self.url)
+            .credentials_provider(Credentials::new(key, secret, None, None, "test-admin"))
+            .load()
+            .await;
+        if account == self.fixture["admin"]["account"] {
+            return admin;
+        }
+        let tenant = self.fixture["tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["account"] == account)
+            .expect("tenant account in fixture");
+        let sts = aws_sdk_sts::Client::new(&admin);
+        let mut req = sts
+            .assume_role()
+            .role_arn(tenant["role_arn"].as_str().unwrap())
+            .role_session_name("e2e-check");
+        if let Some(x) = tenant["external_id"].as_str() {
+            req = req.external_id(x);
+        }
+        let c = req
+            .send()
+            .await
+            .expect("test assumes tenant role")
+            .credentials
+            .unwrap();
+        aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .endpoint_url(&self.url)
+            .credentials_provider(Credentials::new(
+                c.access_key_id(),
+                c.secret_access_key(),
+                Some(c.session_token().to_string()),
+                None,
+                "test-tenant",
+            ))
+            .load()
+            .await
+    }
+
+    pub async fn ec2(&self, tenant: &str, region: &str) -> aws_sdk_ec2::Client {
+        let acct = self.tenant(tenant)["account"].as_str().unwrap().to_string();
+        aws_sdk_ec2::Client::new(&self.account_config(&acct, region).await)
+    }
+
+    pub async fn rds(&self, tenant: &str, region: &str) -> aws_sdk_rds::Client {
+        let acct = self.tenant(tenant)["account"].as_str().unwrap().to_string();
+        aws_sdk_rds::Client::new(&self.account_config(&acct, region).await)
+    }
+
+    /// Every file under the log directory, concatenated, plus every output
+    /// rolesnap printed in this test.
+    pub fn all_logs_and_outputs(&self) -> String {
+        let mut s = std::fs::read_to_string(self.path("outputs.txt")).unwrap_or_default();
+        if let Ok(rd) = std::fs::read_dir(self.log_dir()) {
+            for e in rd.flatten() {
+                s.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+        s
+    }
+
+    pub fn log_file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.log_dir().join(name)).unwrap_or_default()
+    }
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Every resource id the seed created for a tenant in a region, by kind.
+pub fn seeded(fixture_tenant: &Value, region: &str) -> (Vec<String>, Vec<String>, Vec<String>) {
+    // (instances, DB instances outside clusters, Aurora clusters)
+    let r = &fixture_tenant["resources"][region];
+    let ids = |k: &str, f: &dyn Fn(&Value) -> bool| -> Vec<String> {
+        let mut v: Vec<String> = r[k]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|x| f(x))
+                    .map(|x| x["id"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    (
+        ids("instances", &|_| true),
+        ids("db_instances", &|d| d["cluster_id"].is_null()),
+        ids("db_clusters", &|_| true),
+    )
+}
