@@ -1,19 +1,21 @@
-//! `rolesnap backup`: an on-demand Snap Backup job.
+//! `rolesnap backup`, `copy` and `prune`: the three job kinds of a plan.
 
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anyhow::Context;
+use chrono::{DateTime, NaiveDate, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use rolesnap_core::backup::BackupOptions;
-use rolesnap_core::job::{run_backup, Filter, Request};
+use rolesnap_core::job::{self, Filter, Kind, Report, Request};
 use rolesnap_core::ledger::{JobStatus, Ledger};
 use rolesnap_core::pace::Pacer;
 
-use crate::cli::{BackupArgs, Global, Output};
+use crate::cli::{BackupArgs, CopyArgs, Global, Output, PlanArgs, PruneArgs};
 use crate::exit;
 use crate::jobs::print_report;
-use crate::output::setup;
+use crate::output::{setup, Setup};
 
 pub fn exit_code(status: JobStatus) -> u8 {
     match status {
@@ -23,45 +25,40 @@ pub fn exit_code(status: JobStatus) -> u8 {
     }
 }
 
-pub async fn run(global: &Global, args: BackupArgs) -> anyhow::Result<u8> {
-    let s = setup(global, &args.plan, "backup").await?;
-    let plan = &s.loaded.plan;
-    let mut options = BackupOptions::for_plan(plan);
-    options.dry_run = args.dry_run;
-    if let Some(w) = args.wait_timeout {
-        options.wait_timeout = Duration::from_secs(w);
+fn progress(global: &Global) -> Option<ProgressBar> {
+    if global.output != Output::Human || global.quiet || !std::io::stderr().is_terminal() {
+        return None;
     }
-    options.poll_initial = Duration::from_secs_f64(args.poll_interval.max(0.05));
-    let ledger = if args.dry_run {
+    let b = ProgressBar::new(0);
+    b.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    b.enable_steady_tick(Duration::from_millis(200));
+    Some(b)
+}
+
+/// Runs one job of `kind` with a progress bar on a terminal.
+async fn run_job(
+    global: &Global,
+    s: &Setup,
+    kind: Kind,
+    filter: Filter,
+    options: BackupOptions,
+) -> anyhow::Result<Report> {
+    let ledger = if options.dry_run {
         None
     } else {
         Some(Arc::new(Mutex::new(Ledger::open(&global.state_dir)?)))
     };
-    let bar = if global.output == Output::Human && !global.quiet && std::io::stderr().is_terminal()
-    {
-        let b = ProgressBar::new(0);
-        b.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} resources {msg}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        b.enable_steady_tick(Duration::from_millis(200));
-        Some(b)
-    } else {
-        None
-    };
-    let total_bar = bar.clone();
-    let done_bar = bar.clone();
-    let report = run_backup(Request {
-        plan,
+    let bar = progress(global);
+    let (total_bar, done_bar) = (bar.clone(), bar.clone());
+    let report = job::run(Request {
+        kind,
+        plan: &s.loaded.plan,
         tenants: &s.tenants,
         admin: &s.admin,
-        filter: Filter {
-            region: args.region.clone(),
-            instances: args.instances.clone(),
-            dbs: args.dbs.clone(),
-        },
+        filter,
         options,
         logs: &s.logs,
         ledger,
@@ -75,6 +72,9 @@ pub async fn run(global: &Global, args: BackupArgs) -> anyhow::Result<u8> {
             if let Some(b) = &done_bar {
                 b.set_message(format!("{} {}", item.source_id, item.status));
                 b.inc(1);
+                if b.length().unwrap_or(0) < b.position() {
+                    b.set_length(b.position());
+                }
             }
         }),
     })
@@ -82,9 +82,105 @@ pub async fn run(global: &Global, args: BackupArgs) -> anyhow::Result<u8> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    match global.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        Output::Human => print_report(&report, global.quiet),
+    Ok(report)
+}
+
+fn options(
+    s: &Setup,
+    wait_timeout: Option<u64>,
+    poll_interval: f64,
+    dry_run: bool,
+) -> BackupOptions {
+    let mut o = BackupOptions::for_plan(&s.loaded.plan);
+    o.dry_run = dry_run;
+    if let Some(w) = wait_timeout {
+        o.wait_timeout = Duration::from_secs(w);
     }
-    Ok(exit_code(report.status))
+    o.poll_initial = Duration::from_secs_f64(poll_interval.max(0.05));
+    o
+}
+
+fn print(global: &Global, reports: &[Report]) -> anyhow::Result<u8> {
+    match global.output {
+        Output::Json if reports.len() == 1 => {
+            println!("{}", serde_json::to_string_pretty(&reports[0])?)
+        }
+        Output::Json => println!("{}", serde_json::to_string_pretty(&reports)?),
+        Output::Human => {
+            for r in reports {
+                print_report(r, global.quiet);
+            }
+        }
+    }
+    Ok(reports
+        .iter()
+        .map(|r| exit_code(r.status))
+        .max()
+        .unwrap_or(exit::OK))
+}
+
+pub async fn run(global: &Global, args: BackupArgs) -> anyhow::Result<u8> {
+    let s = setup(global, &args.plan, "backup").await?;
+    let filter = Filter {
+        region: args.region.clone(),
+        instances: args.instances.clone(),
+        dbs: args.dbs.clone(),
+    };
+    let o = options(&s, args.wait_timeout, args.poll_interval, args.dry_run);
+    let mut reports = vec![run_job(global, &s, Kind::Backup, filter.clone(), o.clone()).await?];
+    // A backup is followed by its copies: a Snap Copy job of its own number.
+    if !s.loaded.plan.copies.is_empty() && !args.no_copy && !args.dry_run {
+        reports.push(run_job(global, &s, Kind::Copy, filter, o).await?);
+    }
+    print(global, &reports)
+}
+
+pub async fn copy(global: &Global, args: CopyArgs) -> anyhow::Result<u8> {
+    let s = setup(global, &args.plan, "copy").await?;
+    if s.loaded.plan.copies.is_empty() {
+        eprintln!(
+            "plan {} has no [[copy]] rule: nothing to copy",
+            s.loaded.plan.name
+        );
+        return Ok(exit::OK);
+    }
+    let filter = Filter {
+        region: args.region.clone(),
+        ..Default::default()
+    };
+    let o = options(&s, args.wait_timeout, args.poll_interval, false);
+    let report = run_job(global, &s, Kind::Copy, filter, o).await?;
+    print(global, &[report])
+}
+
+/// `--as-of`: RFC 3339, or a date (midnight UTC).
+pub fn parse_time(s: &str) -> anyhow::Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .with_context(|| format!("`{s}` is neither an RFC 3339 time nor a YYYY-MM-DD date"))?;
+    Ok(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
+}
+
+pub async fn prune(global: &Global, args: PruneArgs) -> anyhow::Result<u8> {
+    let now = match &args.as_of {
+        None => Utc::now(),
+        Some(t) => match parse_time(t) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: --as-of: {e:#}");
+                return Ok(exit::USAGE);
+            }
+        },
+    };
+    let plan_args: &PlanArgs = &args.plan;
+    let s = setup(global, plan_args, "prune").await?;
+    let filter = Filter {
+        region: args.region.clone(),
+        ..Default::default()
+    };
+    let o = options(&s, None, 2.0, args.dry_run);
+    let report = run_job(global, &s, Kind::Prune { now }, filter, o).await?;
+    print(global, &[report])
 }

@@ -80,6 +80,10 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Back up now: snapshot every resource the plan selects (a Snap Backup job).
     Backup(BackupArgs),
+    /// Copy the plan's recovery points to its copy regions (a Snap Copy job).
+    Copy(CopyArgs),
+    /// Delete recovery points whose retention has run out (a Data Aging job).
+    Prune(PruneArgs),
     /// List jobs, or show one job's summary.
     Jobs(JobsArgs),
     /// Print the IAM documents (trust and permission policies) for the admin or a tenant account.
@@ -163,6 +167,39 @@ pub struct BackupArgs {
     /// Seconds before the first completion poll; doubles up to 60 s.
     #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
     pub poll_interval: f64,
+    /// Do not run the plan's cross-region copies after the backup.
+    #[arg(long)]
+    pub no_copy: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Only points whose source region is this one.
+    #[arg(long, short = 'r')]
+    pub region: Option<String>,
+    /// Seconds to wait for copies to complete (default: the plan's wait-timeout-minutes).
+    #[arg(long, value_name = "SECONDS")]
+    pub wait_timeout: Option<u64>,
+    /// Seconds before the first completion poll; doubles up to 60 s.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    pub poll_interval: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Only this source region (and the plan's copy regions).
+    #[arg(long, short = 'r')]
+    pub region: Option<String>,
+    /// List what would be kept and deleted, with the rule that decided; delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Decide as if it were this time (RFC 3339, e.g. 2026-12-31T00:00:00Z, or a date).
+    #[arg(long, value_name = "TIME")]
+    pub as_of: Option<String>,
 }
 
 #[derive(Debug, Args)]

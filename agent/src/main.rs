@@ -68,6 +68,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Validate(args) => validate::run(&global, args).await,
         Command::Policy(args) => policy::run(&global, args),
         Command::Backup(args) => backup::run(&global, args).await,
+        Command::Copy(args) => backup::copy(&global, args).await,
+        Command::Prune(args) => backup::prune(&global, args).await,
         Command::Jobs(args) => jobs::run(&global, args),
     }
 }

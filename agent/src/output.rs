@@ -67,6 +67,10 @@ pub async fn setup(global: &Global, args: &PlanArgs, command: &str) -> anyhow::R
     );
     let endpoint = Endpoint(global.endpoint_url.clone());
     let admin = admin_session(&loaded.accounts, &endpoint, &logs).await;
+    if let Err(e) = admin.check().await {
+        logs.write(LogFile::Cvd, None, "CAmazonInfo::Connect", &e);
+        anyhow::bail!("{e}");
+    }
     Ok(Setup {
         loaded,
         logs,

@@ -4,7 +4,9 @@
 use serde::Serialize;
 
 use rolesnap_core::config::Regions;
+use rolesnap_core::copy::encryption_gaps;
 use rolesnap_core::credentials::connect_tenants;
+use rolesnap_core::discovery::discover_tenant;
 use rolesnap_core::validate::{probe, Probe, ProbeOutcome};
 use rolesnap_core::LogFile;
 
@@ -60,6 +62,37 @@ pub async fn run(global: &Global, args: ValidateArgs) -> anyhow::Result<u8> {
                     .unwrap_or_else(|| s.admin.admin.region.clone());
                 row.probes = probe(&conn.session, &region, None).await;
                 row.ok = row.probes.iter().all(|p| p.outcome != ProbeOutcome::Denied);
+                // Encrypted sources need a destination key for every copy region.
+                if !plan.copies.is_empty() {
+                    let found = discover_tenant(
+                        plan,
+                        &conn.session,
+                        &conn.account,
+                        &s.admin.admin.region,
+                        None,
+                        &s.logs,
+                    )
+                    .await;
+                    let selected: Vec<_> = found
+                        .into_iter()
+                        .flat_map(|r| r.selection.selected)
+                        .collect();
+                    let gaps = encryption_gaps(&plan.copies, &selected);
+                    if !gaps.is_empty() {
+                        row.ok = false;
+                        row.error_code = Some("MissingKmsKey".into());
+                        row.error = Some(format!("tenant {}: {}", tenant.name, gaps.join("; ")));
+                        row.region = Some(region);
+                        s.logs.write(
+                            LogFile::Cvd,
+                            None,
+                            "CvdValidate::Tenant",
+                            row.error.as_deref().unwrap_or_default(),
+                        );
+                        rows.push(row);
+                        continue;
+                    }
+                }
                 if !row.ok {
                     let denied: Vec<&str> = row
                         .probes

@@ -62,6 +62,8 @@ pub struct RegionWork {
 
 /// What a job shares across its regions.
 pub struct Job<'a> {
+    /// `Component::function` of the job's vsbkp.log lines.
+    pub component: &'static str,
     pub plan: &'a Plan,
     pub number: u64,
     pub logs: &'a Logs,
@@ -73,16 +75,12 @@ pub struct Job<'a> {
 }
 
 impl Job<'_> {
-    fn log(&self, message: &str) {
-        self.logs.write(
-            LogFile::Backup,
-            Some(self.number),
-            "CVSnapBackup::Run",
-            message,
-        );
+    pub(crate) fn log(&self, message: &str) {
+        self.logs
+            .write(LogFile::Backup, Some(self.number), self.component, message);
     }
 
-    fn record(&self, item: &Item) {
+    pub(crate) fn record(&self, item: &Item) {
         if let Some(l) = &self.ledger {
             let l = l.lock().unwrap_or_else(|p| p.into_inner());
             if let Err(e) = l.add_item(self.number, item) {
@@ -122,30 +120,30 @@ struct Pending {
     extra: Vec<String>,
 }
 
-fn ec2_tags(t: &[(String, String)]) -> Vec<aws_sdk_ec2::types::Tag> {
+pub(crate) fn ec2_tags(t: &[(String, String)]) -> Vec<aws_sdk_ec2::types::Tag> {
     t.iter()
         .map(|(k, v)| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build())
         .collect()
 }
 
-fn rds_tags(t: &[(String, String)]) -> Vec<aws_sdk_rds::types::Tag> {
+pub(crate) fn rds_tags(t: &[(String, String)]) -> Vec<aws_sdk_rds::types::Tag> {
     t.iter()
         .map(|(k, v)| aws_sdk_rds::types::Tag::builder().key(k).value(v).build())
         .collect()
 }
 
-fn tag_filter(key: &str, value: &str) -> aws_sdk_ec2::types::Filter {
+pub(crate) fn tag_filter(key: &str, value: &str) -> aws_sdk_ec2::types::Filter {
     aws_sdk_ec2::types::Filter::builder()
         .name(format!("tag:{key}"))
         .values(value)
         .build()
 }
 
-fn no_sdk_retries_ec2() -> aws_sdk_ec2::config::Builder {
+pub(crate) fn no_sdk_retries_ec2() -> aws_sdk_ec2::config::Builder {
     aws_sdk_ec2::config::Builder::default().retry_config(RetryConfig::disabled())
 }
 
-fn no_sdk_retries_rds() -> aws_sdk_rds::config::Builder {
+pub(crate) fn no_sdk_retries_rds() -> aws_sdk_rds::config::Builder {
     aws_sdk_rds::config::Builder::default().retry_config(RetryConfig::disabled())
 }
 
@@ -858,14 +856,41 @@ async fn tag_image_snapshots(
     image: &str,
     deadline: Instant,
 ) -> Result<Vec<String>, AwsError> {
+    let mut t = tags::base(
+        job.number,
+        &job.plan.name,
+        p.selected.resource.id(),
+        &p.name,
+    );
+    t.push((tags::AMI.into(), image.to_string()));
+    tag_backing_snapshots(
+        job,
+        &work.session,
+        &work.account,
+        &work.region,
+        image,
+        t,
+        deadline,
+    )
+    .await
+}
+
+/// Tags every snapshot backing `image` with `t`; returns their ids.
+pub(crate) async fn tag_backing_snapshots(
+    job: &Job<'_>,
+    session: &TenantSession,
+    account: &str,
+    region: &str,
+    image: &str,
+    t: Vec<(String, String)>,
+    deadline: Instant,
+) -> Result<Vec<String>, AwsError> {
     let site = Site {
-        tenant: &work.session.tenant.name,
-        region: &work.region,
+        tenant: &session.tenant.name,
+        region,
     };
-    let ec2 = work.session.ec2(&work.region);
-    job.pacer
-        .take(&work.account, &work.region, Bucket::Describe)
-        .await;
+    let ec2 = session.ec2(region);
+    job.pacer.take(account, region, Bucket::Describe).await;
     let out = ec2
         .describe_images()
         .image_ids(image)
@@ -881,18 +906,13 @@ async fn tag_image_snapshots(
     if snaps.is_empty() {
         return Ok(snaps);
     }
-    let source = p.selected.resource.id();
-    let mut t = tags::base(job.number, &job.plan.name, source, &p.name);
-    t.push((tags::AMI.into(), image.to_string()));
     let tag_list = ec2_tags(&t);
     let (r, _) = create_with_retry(
         deadline,
         || {
             let (ec2, snaps, tag_list) = (&ec2, snaps.clone(), tag_list.clone());
             async move {
-                job.pacer
-                    .take(&work.account, &work.region, Bucket::CreateTags)
-                    .await;
+                job.pacer.take(account, region, Bucket::CreateTags).await;
                 ec2.create_tags()
                     .set_resources(Some(snaps))
                     .set_tags(Some(tag_list))

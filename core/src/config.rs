@@ -17,12 +17,21 @@ use toml::Spanned;
 
 /// A configuration error: file, line and key, then what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}: {key}: {message}")]
+#[error("{}: {key}: {message}", location(file, *line))]
 pub struct ConfigError {
     pub file: PathBuf,
     pub line: usize,
     pub key: String,
     pub message: String,
+}
+
+/// `file:line`, or just the file when the line is unknown (0).
+fn location(file: &Path, line: usize) -> String {
+    if line == 0 {
+        file.display().to_string()
+    } else {
+        format!("{}:{line}", file.display())
+    }
 }
 
 /// Session length bounds of STS AssumeRole (DurationSeconds 900–43200).
@@ -488,7 +497,18 @@ impl Ctx<'_> {
             .next()
             .unwrap_or("invalid TOML")
             .to_string();
-        let key = unknown_field(&message).unwrap_or_else(|| "(toml)".to_string());
+        // A wrong type or value names no key; the line it points at does.
+        let key = unknown_field(&message)
+            .or_else(|| {
+                let span = e.span()?;
+                let start = self.src[..span.start.min(self.src.len())]
+                    .rfind('\n')
+                    .map_or(0, |i| i + 1);
+                let line = self.src[start..].lines().next()?;
+                let (k, _) = line.split_once('=')?;
+                Some(k.trim().to_string())
+            })
+            .unwrap_or_else(|| "(toml)".to_string());
         ConfigError {
             file: self.file.to_path_buf(),
             line,
@@ -786,7 +806,12 @@ fn parse_schedule(ctx: &Ctx<'_>, s: &RawSchedule) -> Result<Schedule, ConfigErro
     let fields = source.split_whitespace().count();
     // Operators write 5-field crontab lines; the cron crate wants seconds first.
     let cron = match fields {
-        5 => format!("0 {source}"),
+        5 => {
+            let f: Vec<&str> = source.split_whitespace().collect();
+            let dow =
+                crontab_weekdays(f[4]).map_err(|m| ctx.err(&s.cron.span(), "schedule.cron", m))?;
+            format!("0 {} {} {} {} {dow}", f[0], f[1], f[2], f[3])
+        }
         6 | 7 => source.clone(),
         _ => {
             return Err(ctx.err(
@@ -796,11 +821,22 @@ fn parse_schedule(ctx: &Ctx<'_>, s: &RawSchedule) -> Result<Schedule, ConfigErro
             ))
         }
     };
-    cron::Schedule::from_str(&cron).map_err(|e| {
+    if fields == 5 {
+        if let Some(why) = crontab_range_error(&source) {
+            return Err(ctx.err(
+                &s.cron.span(),
+                "schedule.cron",
+                format!("`{source}`: {why}"),
+            ));
+        }
+    }
+    // The crate's own message repeats its seconds-first form of the line; say
+    // only what the operator wrote.
+    cron::Schedule::from_str(&cron).map_err(|_| {
         ctx.err(
             &s.cron.span(),
             "schedule.cron",
-            format!("`{source}` is not a valid cron expression: {e}"),
+            format!("`{source}` is not a valid cron expression (minute hour day month weekday)"),
         )
     })?;
     let timezone = match &s.timezone {
@@ -821,6 +857,78 @@ fn parse_schedule(ctx: &Ctx<'_>, s: &RawSchedule) -> Result<Schedule, ConfigErro
         cron_source: source,
         timezone,
     })
+}
+
+/// Out-of-range numbers in the first four fields of a crontab line.
+fn crontab_range_error(line: &str) -> Option<String> {
+    const FIELDS: [(&str, u32, u32); 4] = [
+        ("minute", 0, 59),
+        ("hour", 0, 23),
+        ("day of month", 1, 31),
+        ("month", 1, 12),
+    ];
+    for (field, (name, lo, hi)) in line.split_whitespace().zip(FIELDS) {
+        for part in field.split(',') {
+            let range = part.split('/').next().unwrap_or_default();
+            for n in range.split('-') {
+                if let Ok(v) = n.parse::<u32>() {
+                    if v < lo || v > hi {
+                        return Some(format!("{name} {v} is outside {lo}–{hi}"));
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Crontab numbers weekdays 0–7 with 0 and 7 both Sunday; the `cron` crate
+/// numbers them 1–7 from Sunday. Converts the numbers of a crontab weekday
+/// field (lists, ranges, steps; names pass through unchanged).
+pub fn crontab_weekdays(field: &str) -> Result<String, String> {
+    let num = |t: &str| -> Result<Option<u32>, String> {
+        if t.chars().all(|c| c.is_ascii_digit()) && !t.is_empty() {
+            let n: u32 = t.parse().map_err(|_| format!("weekday `{t}`"))?;
+            if n > 7 {
+                return Err(format!("weekday {n} is not 0–7 (0 and 7 are Sunday)"));
+            }
+            Ok(Some(n))
+        } else {
+            Ok(None)
+        }
+    };
+    let mut out = Vec::new();
+    for part in field.split(',') {
+        let (range, step) = match part.split_once('/') {
+            Some((r, st)) => (r, Some(st)),
+            None => (part, None),
+        };
+        let converted = match range.split_once('-') {
+            Some((a, b)) => match (num(a)?, num(b)?) {
+                (Some(a), Some(7)) if step.is_none() => {
+                    // `5-7` (Friday to Sunday): Friday–Saturday plus Sunday.
+                    let first = a % 7 + 1;
+                    out.push(if first == 7 {
+                        "7".to_string()
+                    } else {
+                        format!("{first}-7")
+                    });
+                    "1".to_string()
+                }
+                (Some(a), Some(b)) => format!("{}-{}", a % 7 + 1, if b == 7 { 7 } else { b + 1 }),
+                _ => range.to_string(),
+            },
+            None => match num(range)? {
+                Some(n) => (n % 7 + 1).to_string(),
+                None => range.to_string(),
+            },
+        };
+        out.push(match step {
+            Some(st) => format!("{converted}/{st}"),
+            None => converted,
+        });
+    }
+    Ok(out.join(","))
 }
 
 fn parse_tag_rules(
@@ -890,12 +998,17 @@ fn parse_group(ctx: &Ctx<'_>, g: &Spanned<RawGroup>) -> Result<Group, ConfigErro
         }
         azs.push(az.get_ref().clone());
     }
-    for i in g.instances.iter().chain(&g.exclude_instances) {
+    let listed = g.instances.iter().map(|i| (i, "group.instances"));
+    let excluded = g
+        .exclude_instances
+        .iter()
+        .map(|i| (i, "group.exclude-instances"));
+    for (i, key) in listed.chain(excluded) {
         let s = i.get_ref();
         if !(s.starts_with("i-") && s.len() > 2 && s[2..].bytes().all(|b| b.is_ascii_hexdigit())) {
             return Err(ctx.err(
                 &i.span(),
-                "group.instances",
+                key,
                 format!("`{s}` is not an EC2 instance id (i-…)"),
             ));
         }
@@ -1149,6 +1262,58 @@ include-tags = ["Backup=nightly"]
         }
         assert_eq!(az_region("us-east-1a"), Some("us-east-1"));
         assert_eq!(az_region("us-east-1"), None);
+    }
+
+    #[test]
+    fn crontab_weekdays_become_cron_crate_weekdays() {
+        let cases = [
+            ("1-5", "2-6"),
+            ("0", "1"),
+            ("7", "1"),
+            ("6", "7"),
+            ("0,6", "1,7"),
+            ("5-7", "6-7,1"),
+            ("6-7", "7,1"),
+            ("*", "*"),
+            ("*/2", "*/2"),
+            ("MON-FRI", "MON-FRI"),
+            ("1-5/2", "2-6/2"),
+        ];
+        for (crontab, want) in cases {
+            assert_eq!(crontab_weekdays(crontab).unwrap(), want, "{crontab}");
+        }
+        assert!(crontab_weekdays("8").is_err());
+        // Weekdays 1-5 are Monday to Friday, as crontab means.
+        let src = PLAN.replace("cron = \"30 1 * * *\"", "cron = \"0 2 * * 1-5\"");
+        let (p, _) = parse_plan_only(Path::new("p.toml"), &src).unwrap();
+        let sched = cron::Schedule::from_str(&p.schedule.unwrap().cron).unwrap();
+        use chrono::{Datelike, TimeZone};
+        let sat = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 28, 12, 0, 0)
+            .unwrap();
+        let next = sched.after(&sat).next().unwrap();
+        assert_eq!(next.weekday(), chrono::Weekday::Mon, "{next}");
+    }
+
+    #[test]
+    fn wrong_types_name_their_key_and_cron_errors_stay_on_one_line() {
+        let e = plan_err(&PLAN.replace("id = 2", "id = \"2\""));
+        assert_eq!((e.key.as_str(), e.line), ("id", 4), "{e}");
+        let e = plan_err(&PLAN.replace("30 1 * * *", "61 1 * * *"));
+        assert_eq!(e.to_string().lines().count(), 1, "{e}");
+        assert!(
+            e.message
+                .contains("`61 1 * * *`: minute 61 is outside 0–59"),
+            "{e}"
+        );
+        assert!(!e.message.contains("0 61"), "no internal form: {e}");
+        let unknown_line = ConfigError {
+            file: "a.toml".into(),
+            line: 0,
+            key: "k".into(),
+            message: "m".into(),
+        };
+        assert_eq!(unknown_line.to_string(), "a.toml: k: m");
     }
 
     #[test]

@@ -115,6 +115,26 @@ pub async fn admin_session(accounts: &Accounts, endpoint: &Endpoint, logs: &Logs
     }
 }
 
+impl AdminSession {
+    /// Loads the admin credentials once, so that "no credentials at all" is
+    /// reported as such instead of as a network error of the first AssumeRole.
+    ///
+    /// # Errors
+    /// A sentence saying where credentials are looked for.
+    pub async fn check(&self) -> Result<(), String> {
+        let Some(p) = self.config.credentials_provider() else {
+            return Err("no admin credentials provider is configured".into());
+        };
+        p.provide_credentials().await.map(|_| ()).map_err(|e| {
+            format!(
+                "cannot load the admin credentials ({}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+                 or AWS_PROFILE / `profile` in the accounts file, or run on an instance with an instance profile",
+                chain(&e)
+            )
+        })
+    }
+}
+
 /// A role session name that tells CloudTrail readers who assumed the role:
 /// `rolesnap-<tenant>-<job>` (STS allows 2–64 of `[\w+=,.@-]`).
 pub fn session_name(tenant: &str, job: Option<u64>) -> String {

@@ -523,10 +523,21 @@ pub fn select(inv: &RegionInventory, groups: &[&Group]) -> Selection {
         if taken.contains(id) {
             continue;
         }
-        let reason = reasons
-            .remove(id)
-            .map(|r| r.join("; "))
-            .unwrap_or_else(|| "no group covers this resource type".to_string());
+        let member_of = inv
+            .db_instances
+            .iter()
+            .find(|d| d.id == id)
+            .and_then(|d| d.cluster_id.as_deref());
+        let reason = match (reasons.remove(id), member_of) {
+            (Some(r), _) => r.join("; "),
+            (None, Some(c)) if taken.contains(c) => {
+                format!("member of Aurora cluster {c}, protected through the cluster")
+            }
+            (None, Some(c)) => {
+                format!("member of Aurora cluster {c} (set aurora = true to protect the cluster)")
+            }
+            (None, None) => "no group covers this resource type".to_string(),
+        };
         sel.skipped.push(Skipped {
             id: id.to_string(),
             kind,

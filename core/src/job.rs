@@ -7,13 +7,17 @@ use std::sync::{Arc, Mutex};
 use futures::future::join_all;
 use serde::Serialize;
 
+use chrono::{DateTime, Utc};
+
 use crate::backup::{backup_region, BackupOptions, Job, RegionWork};
 use crate::config::{Plan, Tenant};
-use crate::credentials::{connect_tenants, AdminSession};
-use crate::discovery::{discover_tenant, Resource};
+use crate::copy::copy_tenant;
+use crate::credentials::{connect_tenants, AdminSession, Connected};
+use crate::discovery::{discover_tenant, groups_for, regions_for, Resource};
 use crate::ledger::{Item, JobStatus, JobType, Ledger, LedgerError};
 use crate::logs::{LogFile, Logs};
 use crate::pace::Pacer;
+use crate::prune::prune_tenant;
 
 /// Narrowing an on-demand backup to part of the plan.
 #[derive(Debug, Clone, Default)]
@@ -36,7 +40,44 @@ impl Filter {
     }
 }
 
+/// Which job to run.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// Snap Backup: snapshot what the plan selects.
+    Backup,
+    /// Snap Copy: copy the plan's points to its copy regions.
+    Copy,
+    /// Data Aging: delete expired points as of `now`.
+    Prune { now: DateTime<Utc> },
+}
+
+impl Kind {
+    pub fn job_type(self) -> JobType {
+        match self {
+            Kind::Backup => JobType::SnapBackup,
+            Kind::Copy => JobType::SnapCopy,
+            Kind::Prune { .. } => JobType::DataAging,
+        }
+    }
+    fn component(self) -> &'static str {
+        match self {
+            Kind::Backup => "CVSnapBackup::Run",
+            Kind::Copy => "CVSnapCopy::Run",
+            Kind::Prune { .. } => "CVDataAging::Run",
+        }
+    }
+}
+
+/// Item statuses that are not problems.
+pub fn item_ok(status: &str) -> bool {
+    matches!(
+        status,
+        "Completed" | "DryRun" | "Kept" | "Deleted" | "WouldDelete"
+    )
+}
+
 pub struct Request<'a> {
+    pub kind: Kind,
     pub plan: &'a Plan,
     pub tenants: &'a [Tenant],
     pub admin: &'a AdminSession,
@@ -72,9 +113,7 @@ impl Report {
             .count()
     }
     pub fn problems(&self) -> impl Iterator<Item = &Item> {
-        self.items
-            .iter()
-            .filter(|i| !matches!(i.status.as_str(), "Completed" | "DryRun"))
+        self.items.iter().filter(|i| !item_ok(&i.status))
     }
 }
 
@@ -97,27 +136,29 @@ fn setup_item(tenant: &Tenant, account: &str, region: &str, kind: &str, error: S
     }
 }
 
-/// Runs a Snap Backup job.
+/// Runs a Snap Backup, Snap Copy or Data Aging job.
 ///
 /// # Errors
 /// Only when the ledger cannot be written; AWS failures end up in the report.
-pub async fn run_backup(req: Request<'_>) -> Result<Report, LedgerError> {
+pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
     let names: Vec<String> = req.tenants.iter().map(|t| t.name.clone()).collect();
     let dry_run = req.options.dry_run;
+    let job_type = req.kind.job_type();
     let (number, lock) = match &req.ledger {
         Some(l) => {
             let l = l.lock().unwrap_or_else(|p| p.into_inner());
-            let (job, lock) = l.start_job(JobType::SnapBackup, &req.plan.name, &names)?;
+            let (job, lock) = l.start_job(job_type, &req.plan.name, &names)?;
             (job.id, Some(lock))
         }
         None => (0, None),
     };
     let start = chrono::Utc::now().timestamp();
     let logs = req.logs;
-    let log = |m: &str| logs.write(LogFile::Backup, Some(number), "CVSnapBackup::Run", m);
+    let component = req.kind.component();
+    let log = |m: &str| logs.write(LogFile::Backup, Some(number), component, m);
     log(&format!(
         "{} job [{number}] for plan [{}] started: tenants [{}], method [{}]{}",
-        JobType::SnapBackup.as_str(),
+        job_type.as_str(),
         req.plan.name,
         names.join(","),
         req.plan.method,
@@ -128,12 +169,14 @@ pub async fn run_backup(req: Request<'_>) -> Result<Report, LedgerError> {
         Some(number),
         "CvdJobManager::StartJob",
         &format!(
-            "Started Snap Backup job [{number}] for plan [{}]",
+            "Started {} job [{number}] for plan [{}]",
+            job_type.as_str(),
             req.plan.name
         ),
     );
 
     let job = Job {
+        component,
         plan: req.plan,
         number,
         logs,
@@ -144,11 +187,16 @@ pub async fn run_backup(req: Request<'_>) -> Result<Report, LedgerError> {
     };
     let connected = connect_tenants(req.admin, req.tenants, Some(number), logs).await;
     let mut items: Vec<Item> = Vec::new();
-    let mut works: Vec<RegionWork> = Vec::new();
-    let mut seq = 0;
+    let mut reached: Vec<(&Tenant, Connected)> = Vec::new();
     for (tenant, c) in req.tenants.iter().zip(connected) {
-        let conn = match c {
-            Ok(c) => c,
+        match c {
+            Ok(c) => {
+                log(&format!(
+                    "Assumed role [{}] for tenant [{}] (account {})",
+                    tenant.role_arn, tenant.name, c.account
+                ));
+                reached.push((tenant, c));
+            }
             Err(f) => {
                 log(&format!("Tenant [{}] skipped: {f}", tenant.name));
                 items.push(setup_item(
@@ -158,20 +206,81 @@ pub async fn run_backup(req: Request<'_>) -> Result<Report, LedgerError> {
                     "tenant",
                     f.to_string(),
                 ));
-                continue;
             }
-        };
-        log(&format!(
-            "Assumed role [{}] for tenant [{}] (account {})",
-            tenant.role_arn, tenant.name, conn.account
-        ));
+        }
+    }
+    match req.kind {
+        Kind::Backup => items.extend(backup_tenants(&req, &job, &reached).await),
+        Kind::Copy | Kind::Prune { .. } => {
+            let per_tenant = join_all(reached.iter().map(|(tenant, conn)| {
+                let (job, req) = (&job, &req);
+                async move {
+                    let mut out = Vec::new();
+                    let mut regions: Vec<String> = Vec::new();
+                    for g in groups_for(req.plan, tenant) {
+                        match regions_for(&conn.session, &req.admin.admin.region, &g.regions).await
+                        {
+                            Ok(rs) => {
+                                for r in rs {
+                                    let wanted = req.filter.region.as_ref().is_none_or(|f| f == &r);
+                                    if wanted && !regions.contains(&r) {
+                                        regions.push(r);
+                                    }
+                                }
+                            }
+                            Err(e) => out.push(setup_item(
+                                tenant,
+                                &conn.account,
+                                &e.region,
+                                "region",
+                                e.to_string(),
+                            )),
+                        }
+                    }
+                    match req.kind {
+                        Kind::Copy => out
+                            .extend(copy_tenant(job, &conn.session, &conn.account, &regions).await),
+                        Kind::Prune { now } => out.extend(
+                            prune_tenant(
+                                job,
+                                &conn.session,
+                                &conn.account,
+                                &regions,
+                                now,
+                                req.options.dry_run,
+                            )
+                            .await,
+                        ),
+                        Kind::Backup => {}
+                    }
+                    out
+                }
+            }))
+            .await;
+            items.extend(per_tenant.into_iter().flatten());
+        }
+    }
+    finish(&req, number, lock, job_type, start, items)
+}
+
+/// Discovers each reached tenant and backs up every tenant × region concurrently.
+async fn backup_tenants(
+    req: &Request<'_>,
+    job: &Job<'_>,
+    reached: &[(&Tenant, Connected)],
+) -> Vec<Item> {
+    let log = |m: &str| job.log(m);
+    let mut items = Vec::new();
+    let mut works: Vec<RegionWork> = Vec::new();
+    let mut seq = 0;
+    for (tenant, conn) in reached {
         let results = discover_tenant(
             req.plan,
             &conn.session,
             &conn.account,
             &req.admin.admin.region,
             req.filter.region.as_deref(),
-            logs,
+            req.logs,
         )
         .await;
         for r in results {
@@ -210,22 +319,30 @@ pub async fn run_backup(req: Request<'_>) -> Result<Report, LedgerError> {
         }
     }
     for i in &items {
-        if let Some(l) = &req.ledger {
-            let l = l.lock().unwrap_or_else(|p| p.into_inner());
-            l.add_item(number, i)?;
-        }
+        job.record(i);
     }
     (req.on_total)(works.iter().map(|w| w.resources.len()).sum());
-    let per_region = join_all(works.iter().map(|w| backup_region(&job, w))).await;
+    let per_region = join_all(works.iter().map(|w| backup_region(job, w))).await;
     items.extend(per_region.into_iter().flatten());
+    items
+}
 
-    let ok = items
-        .iter()
-        .filter(|i| i.status == "Completed" || i.status == "DryRun")
-        .count();
+/// Decides the job's status, logs the end, and closes the job in the ledger.
+fn finish(
+    req: &Request<'_>,
+    number: u64,
+    lock: Option<crate::ledger::JobLock>,
+    job_type: JobType,
+    start: i64,
+    items: Vec<Item>,
+) -> Result<Report, LedgerError> {
+    let logs = req.logs;
+    let component = req.kind.component();
+    let log = |m: &str| logs.write(LogFile::Backup, Some(number), component, m);
+    let ok = items.iter().filter(|i| item_ok(&i.status)).count();
     let failed = items.len() - ok;
     let status = if items.is_empty() {
-        // Nothing selected is not a failure of the job.
+        // Nothing to do is not a failure of the job.
         JobStatus::Completed
     } else {
         JobStatus::from_counts(ok, failed, 0)
@@ -238,14 +355,14 @@ pub async fn run_backup(req: Request<'_>) -> Result<Report, LedgerError> {
     let end = chrono::Utc::now().timestamp();
     let first_error = items.iter().find_map(|i| i.error.clone());
     log(&format!(
-        "Job [{number}] {status}: {ok} of {} resource(s) protected, {size_gib} GiB, {failed} with errors",
+        "Job [{number}] {status}: {ok} of {} item(s) done, {size_gib} GiB, {failed} with errors",
         items.len()
     ));
     logs.write(
         LogFile::Cvd,
         Some(number),
         "CvdJobManager::EndJob",
-        &format!("Snap Backup job [{number}] ended: {status}"),
+        &format!("{} job [{number}] ended: {status}", job_type.as_str()),
     );
     if let (Some(l), Some(lock)) = (&req.ledger, lock) {
         let l = l.lock().unwrap_or_else(|p| p.into_inner());
@@ -253,7 +370,8 @@ pub async fn run_backup(req: Request<'_>) -> Result<Report, LedgerError> {
             number,
             if failed == 0 { "Info" } else { "Warning" },
             &format!(
-                "Backup job ({number}) {status}: {ok} of {} resource(s) protected",
+                "{} job ({number}) {status}: {ok} of {} item(s) done",
+                job_type.as_str(),
                 items.len()
             ),
         )?;
@@ -264,10 +382,10 @@ pub async fn run_backup(req: Request<'_>) -> Result<Report, LedgerError> {
     }
     Ok(Report {
         job: number,
-        job_type: JobType::SnapBackup,
+        job_type,
         plan: req.plan.name.clone(),
         status,
-        dry_run,
+        dry_run: req.options.dry_run,
         start,
         end,
         size_gib,

@@ -10,7 +10,9 @@
 //! edges.
 
 pub mod backup;
+pub mod catalog;
 pub mod config;
+pub mod copy;
 pub mod credentials;
 pub mod discovery;
 pub mod error;
@@ -19,7 +21,10 @@ pub mod ledger;
 pub mod logs;
 pub mod pace;
 pub mod policy;
+pub mod prune;
+pub mod retention;
 pub mod retry;
+pub mod schedule;
 pub mod tags;
 pub mod validate;
 

@@ -1,3 +1,4 @@
 mod backup;
+mod copy_prune;
 mod foundation;
 mod harness;

@@ -58,8 +58,21 @@ ROOT_SIZE = 8
 RDS_REGION = "us-east-1"
 
 
+# The same documents ship inside the repository (core/src/policy), under other
+# names; a clean clone without the guide beside it seeds from those.
+REPO_POLICY = os.path.normpath(os.path.join(HERE, "..", "..", "core", "src", "policy"))
+REPO_POLICY_NAMES = {
+    "amazon_sts_assumerole.json": "sts-only.json",
+    "tenant-trust-policy.json": "tenant-trust.json",
+    "amazon_restricted_role_permissions.json": "restricted.json",
+}
+
+
 def load_json(name: str) -> Any:
-    with open(os.path.join(GUIDE, name), encoding="utf-8") as f:
+    path = os.path.join(GUIDE, name)
+    if not os.path.isfile(path):
+        path = os.path.join(REPO_POLICY, REPO_POLICY_NAMES.get(name, name))
+    with open(path, encoding="utf-8") as f:
         return json.load(f)
 
 

@@ -1,0 +1,515 @@
+//! Snap Copy and Data Aging, checked through the emulator's API as the tenant.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::harness::Emulator;
+
+const ALPHA: &str = "222222222222";
+
+fn plan(method: &str, retention: &str, copy_retention: &str) -> String {
+    format!(
+        r#"
+[plan]
+name = "nightly"
+id = 2
+method = "{method}"
+
+[retention]
+{retention}
+
+[[copy]]
+region = "us-west-2"
+retention = {{ {copy_retention} }}
+
+[[group]]
+name = "east"
+tenants = ["alpha"]
+regions = ["us-east-1"]
+include-tags = ["Backup=nightly"]
+rds = true
+aurora = true
+"#
+    )
+}
+
+type Tags = BTreeMap<String, String>;
+
+fn tags_of(t: &[aws_sdk_ec2::types::Tag]) -> Tags {
+    t.iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// All snapshots of the tenant in a region: id → tags.
+async fn snapshots(emu: &Emulator, region: &str) -> BTreeMap<String, Tags> {
+    let ec2 = emu.ec2("alpha", region).await;
+    let out = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await
+        .unwrap();
+    out.snapshots()
+        .iter()
+        .map(|s| (s.snapshot_id().unwrap().to_string(), tags_of(s.tags())))
+        .collect()
+}
+
+fn job_of(t: &Tags) -> Option<u64> {
+    t.get("_GX_BACKUP_").and_then(|j| j.parse().ok())
+}
+
+fn backup(emu: &Emulator, p: &std::path::Path) -> Vec<Value> {
+    let run = emu.run(&[
+        "backup",
+        "--plan",
+        p.to_str().unwrap(),
+        "-o",
+        "json",
+        "--poll-interval",
+        "0.2",
+    ]);
+    assert!(run.code == 0 || run.code == 1, "{run}");
+    run.json()
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| vec![run.json()])
+}
+
+fn age(emu: &Emulator, region: &str, ids: &[String], days: i64) {
+    let items: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"account": ALPHA, "region": region, "id": id, "age_seconds": days * 86_400}))
+        .collect();
+    emu.control("POST", "/_harness/age", Some(json!({ "items": items })));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn copies_land_in_the_destination_region_tagged_with_their_origin() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let p = emu.write_plan("nightly", &plan("snapshot-set", "days = 7", "days = 30"));
+    let reports = backup(&emu, &p);
+    assert_eq!(reports.len(), 2, "a backup job, then a Snap Copy job");
+    assert_eq!(reports[0]["job_type"], "Snap Backup");
+    assert_eq!(reports[1]["job_type"], "Snap Copy");
+    assert_eq!(reports[1]["status"], "Completed", "{}", reports[1]);
+    let job = reports[0]["job"].as_u64().unwrap();
+    assert!(reports[1]["job"].as_u64().unwrap() > job);
+
+    let east = snapshots(&emu, "us-east-1").await;
+    let west = snapshots(&emu, "us-west-2").await;
+    let sources: Vec<(&String, &Tags)> = east
+        .iter()
+        .filter(|(_, t)| job_of(t) == Some(job))
+        .collect();
+    assert_eq!(sources.len(), 4, "two nightly instances × two volumes");
+    for (sid, st) in sources {
+        let copies: Vec<&Tags> = west
+            .values()
+            .filter(|t| {
+                t.get("_GX_COPY_OF_").map(String::as_str) == Some(&format!("us-east-1/{sid}"))
+            })
+            .collect();
+        assert_eq!(copies.len(), 1, "exactly one copy of {sid}");
+        let ct = copies[0];
+        for k in [
+            "_GX_BACKUP_",
+            "_GX_PLAN_",
+            "_GX_SOURCE_",
+            "Name",
+            "_GX_DEVICES_",
+        ] {
+            assert_eq!(ct.get(k), st.get(k), "{k} carried to the copy");
+        }
+    }
+    // RDS and Aurora copies too.
+    let rds = emu.rds("alpha", "us-west-2").await;
+    let dbs = rds
+        .describe_db_snapshots()
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap();
+    let copied: Vec<_> = dbs
+        .db_snapshots()
+        .iter()
+        .filter(|s| s.tag_list().iter().any(|t| t.key() == Some("_GX_COPY_OF_")))
+        .collect();
+    assert_eq!(copied.len(), 1, "the DB snapshot was copied");
+    let cl = rds
+        .describe_db_cluster_snapshots()
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap();
+    assert!(cl
+        .db_cluster_snapshots()
+        .iter()
+        .any(|s| s.tag_list().iter().any(|t| t.key() == Some("_GX_COPY_OF_"))));
+
+    // A second copy run finds nothing missing and copies nothing.
+    let before = emu.count_calls(ALPHA, "CopySnapshot", "ok");
+    let again = emu.run(&[
+        "copy",
+        "--plan",
+        p.to_str().unwrap(),
+        "-o",
+        "json",
+        "--poll-interval",
+        "0.2",
+    ]);
+    assert_eq!(again.code, 0, "{again}");
+    assert_eq!(emu.count_calls(ALPHA, "CopySnapshot", "ok"), before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_copy_leaves_the_source_and_the_next_run_makes_it() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    emu.fault(json!({"action": "CopySnapshot", "account": ALPHA, "region": "us-west-2", "code": "InvalidParameterValue", "status": 400}));
+    let p = emu.write_plan("nightly", &plan("snapshot-set", "days = 7", "days = 30"));
+    let reports = backup(&emu, &p);
+    assert_eq!(reports[0]["status"], "Completed");
+    assert_eq!(
+        reports[1]["status"], "Completed w/ one or more errors",
+        "{}",
+        reports[1]
+    );
+    let failed: Vec<&Value> = reports[1]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["status"] == "Failed")
+        .collect();
+    assert_eq!(
+        failed.len(),
+        2,
+        "both snapshot sets failed to copy: {failed:?}"
+    );
+    assert!(failed[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("InvalidParameterValue"));
+    let job = reports[0]["job"].as_u64().unwrap();
+    assert_eq!(
+        snapshots(&emu, "us-east-1")
+            .await
+            .values()
+            .filter(|t| job_of(t) == Some(job))
+            .count(),
+        4,
+        "sources intact"
+    );
+    assert!(snapshots(&emu, "us-west-2")
+        .await
+        .values()
+        .all(|t| !t.contains_key("_GX_COPY_OF_")));
+
+    emu.control("DELETE", "/_harness/faults", None);
+    let run = emu.run(&[
+        "copy",
+        "--plan",
+        p.to_str().unwrap(),
+        "-o",
+        "json",
+        "--poll-interval",
+        "0.2",
+    ]);
+    assert_eq!(run.code, 0, "{run}");
+    let made = snapshots(&emu, "us-west-2")
+        .await
+        .values()
+        .filter(|t| t.contains_key("_GX_COPY_OF_"))
+        .count();
+    assert_eq!(made, 4, "the next run made the missing copies");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_deletes_expired_points_by_each_region_rule_and_spares_the_rest() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let p = emu.write_plan("nightly", &plan("snapshot-set", "days = 7", "days = 30"));
+    let first = backup(&emu, &p)[0]["job"].as_u64().unwrap();
+    let second = backup(&emu, &p)[0]["job"].as_u64().unwrap();
+
+    // Things prune must never touch, aged like the first job.
+    let ec2 = emu.ec2("alpha", "us-east-1").await;
+    let vol = emu.tenant("alpha")["resources"]["us-east-1"]["instances"][0]["volumes"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tag = |k: &str, v: &str| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build();
+    let mut bystanders = Vec::new();
+    for tags in [
+        vec![], // untagged
+        vec![
+            tag("_GX_BACKUP_", "1"),
+            tag("_GX_PLAN_", "other"),
+            tag("_GX_SOURCE_", "i-x"),
+        ], // other plan
+        vec![tag("_GX_PLAN_", "nightly"), tag("_GX_SOURCE_", "i-y")], // no marker
+    ] {
+        let mut req = ec2.create_snapshot().volume_id(&vol);
+        if !tags.is_empty() {
+            req = req.tag_specifications(
+                aws_sdk_ec2::types::TagSpecification::builder()
+                    .resource_type(aws_sdk_ec2::types::ResourceType::Snapshot)
+                    .set_tags(Some(tags))
+                    .build(),
+            );
+        }
+        bystanders.push(req.send().await.unwrap().snapshot_id().unwrap().to_string());
+    }
+    // One of the first job's sets is held by a person.
+    let east = snapshots(&emu, "us-east-1").await;
+    let first_east: Vec<String> = east
+        .iter()
+        .filter(|(_, t)| job_of(t) == Some(first))
+        .map(|(i, _)| i.clone())
+        .collect();
+    let held_source = east[&first_east[0]]["_GX_SOURCE_"].clone();
+    let held: Vec<String> = first_east
+        .iter()
+        .filter(|i| east[*i]["_GX_SOURCE_"] == held_source)
+        .cloned()
+        .collect();
+    ec2.create_tags()
+        .resources(&held[0])
+        .tags(tag("CV_Retain_Snap", "audit"))
+        .send()
+        .await
+        .unwrap();
+
+    let west = snapshots(&emu, "us-west-2").await;
+    let first_west: Vec<String> = west
+        .iter()
+        .filter(|(_, t)| job_of(t) == Some(first))
+        .map(|(i, _)| i.clone())
+        .collect();
+    assert_eq!(first_west.len(), 4);
+    let mut all_aged = first_east.clone();
+    all_aged.extend(bystanders.clone());
+    age(&emu, "us-east-1", &all_aged, 10);
+    age(&emu, "us-west-2", &first_west, 10);
+
+    // Dry run: says what it would do, deletes nothing.
+    let dry = emu.run(&[
+        "prune",
+        "--plan",
+        p.to_str().unwrap(),
+        "--dry-run",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(dry.code, 0, "{dry}");
+    let dry_report = dry.json();
+    let would: Vec<&Value> = dry_report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["status"] == "WouldDelete")
+        .collect();
+    assert_eq!(
+        would.len(),
+        1,
+        "only the unheld first-job set in the source region: {would:?}"
+    );
+    assert_eq!(
+        snapshots(&emu, "us-east-1").await.len(),
+        east.len(),
+        "a dry run deletes nothing"
+    );
+
+    let run = emu.run(&["prune", "--plan", p.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.json()["job_type"], "Data Aging");
+    let after_east = snapshots(&emu, "us-east-1").await;
+    let after_west = snapshots(&emu, "us-west-2").await;
+    for id in &first_east {
+        let kept = held.contains(id);
+        assert_eq!(
+            after_east.contains_key(id),
+            kept,
+            "{id}: held sets survive, expired ones go"
+        );
+    }
+    for id in &bystanders {
+        assert!(after_east.contains_key(id), "{id}: not ours, never deleted");
+    }
+    assert!(
+        after_east
+            .values()
+            .filter(|t| job_of(t) == Some(second))
+            .count()
+            == 4,
+        "the second job is young"
+    );
+    for id in &first_west {
+        assert!(
+            after_west.contains_key(id),
+            "{id}: copies keep 30 days, 10 is not enough to expire"
+        );
+    }
+    let bkp = emu.log_file("vsbkp.log");
+    assert!(
+        bkp.contains("CVDataAging::Run() - Deleting snapshot-set"),
+        "each delete logged with its rule: {bkp}"
+    );
+
+    // At an as-of 40 days ahead, the copy rule expires the first job's copies,
+    // and the second job's survive as the newest points of live instances.
+    let later = (chrono::Utc::now() + chrono::Duration::days(40)).to_rfc3339();
+    let run = emu.run(&[
+        "prune",
+        "--plan",
+        p.to_str().unwrap(),
+        "--as-of",
+        &later,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(run.code, 0, "{run}");
+    let after_west = snapshots(&emu, "us-west-2").await;
+    for id in &first_west {
+        assert!(!after_west.contains_key(id), "{id}: expired copy deleted");
+    }
+    assert_eq!(
+        after_west
+            .values()
+            .filter(|t| job_of(t) == Some(second))
+            .count(),
+        4
+    );
+    let items = run.json()["items"].as_array().unwrap().clone();
+    let newest = items
+        .iter()
+        .find(|i| i["status"] == "Kept" && i["detail"]["job"] == second)
+        .unwrap();
+    assert!(
+        newest["detail"]["rule"]
+            .as_str()
+            .unwrap()
+            .contains("newest"),
+        "{newest}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pruning_an_ami_leaves_no_orphaned_snapshot() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let body = plan("ami", "days = 7", "days = 7").replace("rds = true\naurora = true\n", "");
+    let p = emu.write_plan(
+        "nightly",
+        &body.replace(
+            "[[copy]]\nregion = \"us-west-2\"\nretention = { days = 7 }\n",
+            "",
+        ),
+    );
+    let first = backup(&emu, &p)[0]["job"].as_u64().unwrap();
+    backup(&emu, &p);
+    let ec2 = emu.ec2("alpha", "us-east-1").await;
+    let images = ec2.describe_images().owners("self").send().await.unwrap();
+    let old: Vec<(String, Vec<String>)> = images
+        .images()
+        .iter()
+        .filter(|i| tags_of(i.tags()).get("_GX_BACKUP_") == Some(&first.to_string()))
+        .map(|i| {
+            (
+                i.image_id().unwrap().to_string(),
+                i.block_device_mappings()
+                    .iter()
+                    .filter_map(|m| m.ebs()?.snapshot_id().map(str::to_string))
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(old.len(), 2);
+    let mut ids: Vec<String> = old.iter().map(|(i, _)| i.clone()).collect();
+    ids.extend(old.iter().flat_map(|(_, s)| s.clone()));
+    age(&emu, "us-east-1", &ids, 10);
+    let run = emu.run(&["prune", "--plan", p.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(run.code, 0, "{run}");
+    let images = ec2.describe_images().owners("self").send().await.unwrap();
+    let left: Vec<&str> = images
+        .images()
+        .iter()
+        .filter_map(|i| i.image_id())
+        .collect();
+    let snaps = snapshots(&emu, "us-east-1").await;
+    for (image, backing) in &old {
+        assert!(!left.contains(&image.as_str()), "{image} deregistered");
+        for s in backing {
+            assert!(
+                !snaps.contains_key(s),
+                "{s} of {image} deleted, not orphaned"
+            );
+        }
+    }
+    assert_eq!(left.len(), 2, "the second job's images stay");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn validate_refuses_a_copy_of_an_encrypted_source_without_a_destination_key() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let ec2 = emu.ec2("alpha", "us-east-1").await;
+    let ebs = |dev: &str| {
+        aws_sdk_ec2::types::BlockDeviceMapping::builder()
+            .device_name(dev)
+            .ebs(
+                aws_sdk_ec2::types::EbsBlockDevice::builder()
+                    .volume_size(8)
+                    .encrypted(true)
+                    .build(),
+            )
+            .build()
+    };
+    let run = ec2
+        .run_instances()
+        .image_id(emu.fixture["image_id"].as_str().unwrap())
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .block_device_mappings(ebs("/dev/xvda"))
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("Backup")
+                        .value("nightly")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let id = run.instances()[0].instance_id().unwrap().to_string();
+    let p = emu.write_plan("nightly", &plan("snapshot-set", "days = 7", "days = 30"));
+    let v = emu.run(&["validate", "--plan", p.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(v.code, 3, "the only tenant fails: {v}");
+    let row = &v.json()["tenants"][0];
+    assert_eq!(row["error_code"], "MissingKmsKey");
+    assert!(row["error"].as_str().unwrap().contains(&id), "{row}");
+    assert!(
+        row["error"].as_str().unwrap().contains("us-west-2"),
+        "{row}"
+    );
+    let with_key = plan("snapshot-set", "days = 7", "days = 30").replace(
+        "retention = { days = 30 }",
+        "retention = { days = 30 }\nkms-key-id = \"arn:aws:kms:us-west-2:222222222222:key/1234\"",
+    );
+    let p = emu.write_plan("nightly", &with_key);
+    let v = emu.run(&["validate", "--plan", p.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(v.code, 0, "{v}");
+}
