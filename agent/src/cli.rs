@@ -84,6 +84,12 @@ pub enum Command {
     Copy(CopyArgs),
     /// Delete recovery points whose retention has run out (a Data Aging job).
     Prune(PruneArgs),
+    /// List recovery points found live in AWS by their tags, across tenants and regions.
+    List(ListArgs),
+    /// Run the scheduler: every plan's backup, copy and prune at its scheduled times.
+    Agent(AgentArgs),
+    /// Show each plan's next run times.
+    Schedule(ScheduleArgs),
     /// List jobs, or show one job's summary.
     Jobs(JobsArgs),
     /// Print the IAM documents (trust and permission policies) for the admin or a tenant account.
@@ -213,4 +219,71 @@ pub struct JobsArgs {
     /// Show this job's summary: resources, what was created, events.
     #[arg(long, short = 'j')]
     pub job: Option<u64>,
+    /// Also read the ledgers of these state directories (other shards' agents).
+    #[arg(long = "from", value_name = "STATE_DIR")]
+    pub from: Vec<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Only this region.
+    #[arg(long, short = 'r')]
+    pub region: Option<String>,
+    /// Only recovery points of this instance.
+    #[arg(long, conflicts_with_all = ["volume", "db"])]
+    pub instance: Option<String>,
+    /// Only recovery points holding a snapshot of this volume.
+    #[arg(long, conflicts_with = "db")]
+    pub volume: Option<String>,
+    /// Only recovery points of this RDS instance or Aurora cluster.
+    #[arg(long)]
+    pub db: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlansArgs {
+    /// Plan files, or directories whose *.toml plan files are all loaded.
+    #[arg(long = "plans", short = 'p', required = true, num_args = 1..)]
+    pub plans: Vec<std::path::PathBuf>,
+    /// The accounts file for every plan (default: each plan's own).
+    #[arg(long)]
+    pub accounts: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    #[command(flatten)]
+    pub plans: PlansArgs,
+    /// Run every plan that is due now (within --catch-up), then exit (for systemd timers / cron).
+    #[arg(long)]
+    pub once: bool,
+    /// This agent's share of the tenants: K/N (0-based K) by a stable hash of the tenant name.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
+    /// Run a slot missed by at most this many minutes (the agent was down or busy).
+    #[arg(long, value_name = "MINUTES", default_value_t = 60)]
+    pub catch_up: u64,
+    /// Seconds in-flight jobs get to finish after SIGTERM/SIGINT before they are recorded Killed.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub grace: u64,
+    /// Serve Prometheus metrics on this loopback address (e.g. 127.0.0.1:9187).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Also write structured JSON events on stdout.
+    #[arg(long)]
+    pub json_events: bool,
+    /// Seconds before the first completion poll of a job; doubles up to 60 s.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    pub poll_interval: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    #[command(flatten)]
+    pub plans: PlansArgs,
+    /// How many run times to show per plan.
+    #[arg(long, short = 'n', default_value_t = 5)]
+    pub count: usize,
 }

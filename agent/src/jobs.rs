@@ -167,11 +167,37 @@ pub fn run(global: &Global, args: JobsArgs) -> anyhow::Result<u8> {
         }
         return Ok(exit::OK);
     }
-    let jobs = ledger.jobs(args.plan.as_deref(), args.limit)?;
+    // Several agents (shards) keep one ledger each: merge them, newest first.
+    let mut jobs: Vec<(String, rolesnap_core::ledger::Job)> = ledger
+        .jobs(args.plan.as_deref(), args.limit)?
+        .into_iter()
+        .map(|j| (global.state_dir.display().to_string(), j))
+        .collect();
+    for dir in &args.from {
+        let other = Ledger::open(dir)?;
+        jobs.extend(
+            other
+                .jobs(args.plan.as_deref(), args.limit)?
+                .into_iter()
+                .map(|j| (dir.display().to_string(), j)),
+        );
+    }
+    jobs.sort_by_key(|(_, j)| std::cmp::Reverse((j.start, j.id)));
+    jobs.truncate(args.limit);
     match global.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&jobs)?),
+        Output::Json if args.from.is_empty() => {
+            let plain: Vec<_> = jobs.iter().map(|(_, j)| j).collect();
+            println!("{}", serde_json::to_string_pretty(&plain)?)
+        }
+        Output::Json => {
+            let tagged: Vec<_> = jobs
+                .iter()
+                .map(|(d, j)| serde_json::json!({"ledger": d, "job": j}))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&tagged)?)
+        }
         Output::Human => {
-            let mut t = table(&[
+            let mut header = vec![
                 "Job ID",
                 "Operation",
                 "Status",
@@ -180,9 +206,13 @@ pub fn run(global: &Global, args: JobsArgs) -> anyhow::Result<u8> {
                 "Size",
                 "Start",
                 "End",
-            ]);
-            for j in &jobs {
-                t.add_row(vec![
+            ];
+            if !args.from.is_empty() {
+                header.push("Ledger");
+            }
+            let mut t = table(&header);
+            for (dir, j) in &jobs {
+                let mut row = vec![
                     j.id.to_string(),
                     j.job_type.as_str().to_string(),
                     j.status.to_string(),
@@ -191,7 +221,11 @@ pub fn run(global: &Global, args: JobsArgs) -> anyhow::Result<u8> {
                     format!("{} GiB", j.size_gib),
                     time(j.start),
                     j.end.map(time).unwrap_or_else(|| "-".into()),
-                ]);
+                ];
+                if !args.from.is_empty() {
+                    row.push(dir.clone());
+                }
+                t.add_row(row);
             }
             println!("{t}");
         }

@@ -1,10 +1,12 @@
 //! `rolesnap`: the command-line surface. Thin: parses arguments, loads the
 //! configuration, calls the engine in `rolesnap-core`, prints the result.
 
+mod agent;
 mod backup;
 mod cli;
 mod discover;
 mod jobs;
+mod list;
 mod output;
 mod policy;
 mod validate;
@@ -71,5 +73,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Copy(args) => backup::copy(&global, args).await,
         Command::Prune(args) => backup::prune(&global, args).await,
         Command::Jobs(args) => jobs::run(&global, args),
+        Command::List(args) => list::run(&global, args).await,
+        Command::Agent(args) => agent::run(&global, args).await,
+        Command::Schedule(args) => agent::schedule(&global, args),
     }
 }

@@ -822,6 +822,16 @@ fn parse_schedule(ctx: &Ctx<'_>, s: &RawSchedule) -> Result<Schedule, ConfigErro
         }
     };
     if fields == 5 {
+        let f: Vec<&str> = source.split_whitespace().collect();
+        // Crontab runs when either day field matches, the cron crate only when
+        // both do: refuse the ambiguous form instead of running on other days.
+        if f[2] != "*" && f[2] != "?" && f[4] != "*" && f[4] != "?" {
+            return Err(ctx.err(
+                &s.cron.span(),
+                "schedule.cron",
+                format!("`{source}` restricts both day of month and weekday; use one of them (the other `*`)"),
+            ));
+        }
         if let Some(why) = crontab_range_error(&source) {
             return Err(ctx.err(
                 &s.cron.span(),
@@ -1283,6 +1293,10 @@ include-tags = ["Backup=nightly"]
             assert_eq!(crontab_weekdays(crontab).unwrap(), want, "{crontab}");
         }
         assert!(crontab_weekdays("8").is_err());
+        let both = PLAN.replace("cron = \"30 1 * * *\"", "cron = \"0 0 1 * MON\"");
+        assert!(plan_err(&both)
+            .message
+            .contains("both day of month and weekday"));
         // Weekdays 1-5 are Monday to Friday, as crontab means.
         let src = PLAN.replace("cron = \"30 1 * * *\"", "cron = \"0 2 * * 1-5\"");
         let (p, _) = parse_plan_only(Path::new("p.toml"), &src).unwrap();

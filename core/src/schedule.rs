@@ -1048,3 +1048,73 @@ mod tests {
         );
     }
 }
+
+/// Scale-out: is `tenant` in shard `k` of `n`? A stable FNV-1a hash of the
+/// name, so every agent of a fleet agrees without talking to the others and a
+/// tenant only moves when `n` changes.
+pub fn in_shard(tenant: &str, k: u32, n: u32) -> bool {
+    if n <= 1 {
+        return true;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in tenant.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h % u64::from(n) == u64::from(k)
+}
+
+/// Parses `K/N` (0 ≤ K < N).
+pub fn parse_shard(s: &str) -> Result<(u32, u32), String> {
+    let (k, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("`{s}`: expected K/N, e.g. 0/3"))?;
+    let k: u32 = k
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}`: K is not a number"))?;
+    let n: u32 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}`: N is not a number"))?;
+    if n == 0 || k >= n {
+        return Err(format!("`{s}`: need 0 <= K < N"));
+    }
+    Ok((k, n))
+}
+
+#[cfg(test)]
+mod shard_tests {
+    use super::*;
+
+    #[test]
+    fn every_tenant_is_in_exactly_one_shard_and_stays_there() {
+        let names: Vec<String> = (0..500).map(|i| format!("tenant-{i}")).collect();
+        for n in 1..=5 {
+            let mut sizes = vec![0; n as usize];
+            for t in &names {
+                let owners: Vec<u32> = (0..n).filter(|k| in_shard(t, *k, n)).collect();
+                assert_eq!(owners.len(), 1, "{t} in {owners:?} of {n}");
+                sizes[owners[0] as usize] += 1;
+                assert_eq!(
+                    owners,
+                    (0..n).filter(|k| in_shard(t, *k, n)).collect::<Vec<_>>()
+                );
+            }
+            // Roughly even: no shard gets less than half its share.
+            assert!(
+                sizes.iter().all(|s| *s * 2 * n as usize >= names.len()),
+                "{sizes:?}"
+            );
+        }
+        assert!(in_shard("alpha", 0, 2) != in_shard("alpha", 1, 2));
+    }
+
+    #[test]
+    fn shard_specs() {
+        assert_eq!(parse_shard("0/3"), Ok((0, 3)));
+        assert!(parse_shard("3/3").is_err());
+        assert!(parse_shard("1").is_err());
+        assert!(parse_shard("a/2").is_err());
+    }
+}

@@ -1,3 +1,4 @@
+mod agent;
 mod backup;
 mod copy_prune;
 mod foundation;

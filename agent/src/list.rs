@@ -1,0 +1,156 @@
+//! `rolesnap list`: recovery points found live in AWS by tag.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use rolesnap_core::catalog::{list_region, Kinds, RecoveryPoint};
+use rolesnap_core::credentials::connect_tenants;
+use rolesnap_core::discovery::{groups_for, regions_for};
+use rolesnap_core::ledger::Ledger;
+use rolesnap_core::pace::Pacer;
+
+use crate::cli::{Global, ListArgs, Output};
+use crate::exit;
+use crate::output::{setup, table};
+
+#[derive(Serialize)]
+struct Row {
+    #[serde(flatten)]
+    point: RecoveryPoint,
+    id: String,
+    /// "source" or "copy".
+    role: &'static str,
+    /// When the plan's days rule expires it (count and GFS rules depend on
+    /// later points; `prune --dry-run` shows those).
+    expires: Option<DateTime<Utc>>,
+    held: bool,
+    /// From the ledger, when this machine ran the job.
+    job_status: Option<String>,
+}
+
+pub async fn run(global: &Global, args: ListArgs) -> anyhow::Result<u8> {
+    let s = setup(global, &args.plan, "list").await?;
+    let plan = &s.loaded.plan;
+    let pacer = Pacer::new();
+    let ledger = Ledger::open(&global.state_dir).ok();
+    let connected = connect_tenants(&s.admin, &s.tenants, None, &s.logs).await;
+    let mut rows = Vec::new();
+    let mut errors = 0;
+    for (tenant, c) in s.tenants.iter().zip(connected) {
+        let conn = match c {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                errors += 1;
+                continue;
+            }
+        };
+        let mut regions: Vec<String> = Vec::new();
+        for g in groups_for(plan, tenant) {
+            match regions_for(&conn.session, &s.admin.admin.region, &g.regions).await {
+                Ok(rs) => regions.extend(rs),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    errors += 1;
+                }
+            }
+        }
+        regions.extend(plan.copies.iter().map(|c| c.region.clone()));
+        regions.sort();
+        regions.dedup();
+        if let Some(r) = &args.region {
+            regions.retain(|x| x == r);
+        }
+        let kinds = Kinds {
+            ec2: args.db.is_none(),
+            rds: args.instance.is_none() && args.volume.is_none(),
+        };
+        for region in regions {
+            let points = match list_region(
+                &conn.session,
+                &conn.account,
+                &region,
+                Some(&plan.name),
+                kinds,
+                &pacer,
+            )
+            .await
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    errors += 1;
+                    continue;
+                }
+            };
+            for p in points {
+                let keep = match (&args.instance, &args.volume, &args.db) {
+                    (Some(i), _, _) => &p.source == i,
+                    (_, Some(v), _) => p.snapshots.iter().any(|s| &s.volume_id == v),
+                    (_, _, Some(d)) => &p.source == d,
+                    _ => true,
+                };
+                if !keep {
+                    continue;
+                }
+                let role = if p.copy_of().is_some() {
+                    "copy"
+                } else {
+                    "source"
+                };
+                let days = if role == "copy" {
+                    plan.copies
+                        .iter()
+                        .find(|c| c.region == p.region)
+                        .and_then(|c| c.retention.days)
+                } else {
+                    plan.retention.days
+                };
+                let job_status = match (&ledger, p.job) {
+                    (Some(l), Some(j)) => l.job(j).ok().flatten().map(|j| j.status.to_string()),
+                    _ => None,
+                };
+                rows.push(Row {
+                    id: p.id(),
+                    role,
+                    expires: days.map(|d| p.created + chrono::Duration::days(i64::from(d))),
+                    held: p.held(),
+                    job_status,
+                    point: p,
+                });
+            }
+        }
+    }
+    rows.sort_by_key(|r| std::cmp::Reverse(r.point.created));
+    match global.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        Output::Human => {
+            let mut t = table(&[
+                "created", "job", "kind", "tenant", "source", "region", "id", "GiB", "state",
+                "expires", "hold",
+            ]);
+            for r in &rows {
+                t.add_row(vec![
+                    r.point.created.format("%Y-%m-%d %H:%M").to_string(),
+                    r.point.job.map(|j| j.to_string()).unwrap_or_default(),
+                    r.point.kind.as_str().to_string(),
+                    r.point.tenant.clone(),
+                    r.point.source.clone(),
+                    format!("{} ({})", r.point.region, r.role),
+                    r.id.clone(),
+                    r.point.size_gib.to_string(),
+                    format!("{:?}", r.point.state).to_lowercase(),
+                    r.expires
+                        .map(|e| e.format("%Y-%m-%d").to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    if r.held { "held".into() } else { String::new() },
+                ]);
+            }
+            if !global.quiet {
+                println!("{t}");
+                println!("{} recovery point(s)", rows.len());
+            }
+        }
+    }
+    Ok(if errors == 0 { exit::OK } else { exit::PARTIAL })
+}
