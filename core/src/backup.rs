@@ -70,6 +70,9 @@ pub struct Job<'a> {
     pub pacer: Pacer,
     pub ledger: Option<Arc<Mutex<Ledger>>>,
     pub options: BackupOptions,
+    /// Killed jobs of the same plan whose recovery points this job adopts
+    /// instead of making them again (a run resumed after a crash).
+    pub adopt: Vec<u64>,
     /// Called once per finished resource (progress bars).
     pub on_done: Arc<dyn Fn(&Item) + Send + Sync>,
 }
@@ -228,13 +231,34 @@ pub async fn backup_region(job: &Job<'_>, work: &RegionWork) -> Vec<Item> {
         job.plan.method
     ));
     let deadline = Instant::now() + job.options.wait_timeout;
-    let started: Vec<Result<Pending, Item>> = stream::iter(work.resources.iter())
+    let mut adopted = adoptable(job, work).await;
+    let mut pending = Vec::new();
+    let mut fresh = Vec::new();
+    for (seq, s) in &work.resources {
+        match adopted.remove(s.resource.id()) {
+            Some((name, made)) => {
+                job.log(&format!(
+                    "Adopting [{}] of [{}] from killed job(s) {:?} instead of creating it again",
+                    made.ids().join(","),
+                    s.resource.id(),
+                    job.adopt
+                ));
+                pending.push(Pending {
+                    selected: s.clone(),
+                    name,
+                    made,
+                    extra: vec![],
+                });
+            }
+            None => fresh.push((seq, s)),
+        }
+    }
+    let started: Vec<Result<Pending, Item>> = stream::iter(fresh)
         .map(|(seq, s)| start_one(job, work, *seq, s, deadline))
         .buffer_unordered(CREATES_IN_FLIGHT)
         .collect()
         .await;
     let mut items = Vec::new();
-    let mut pending = Vec::new();
     for r in started {
         match r {
             Ok(p) => pending.push(p),
@@ -246,6 +270,57 @@ pub async fn backup_region(job: &Job<'_>, work: &RegionWork) -> Vec<Item> {
     }
     items.extend(wait_all(job, work, pending, deadline).await);
     items
+}
+
+/// Recovery points a killed run of this plan already made in this region, by source id.
+async fn adoptable(job: &Job<'_>, work: &RegionWork) -> BTreeMap<String, (String, Made)> {
+    use crate::catalog::{list_region, Kinds, PointKind, PointState};
+    let mut out = BTreeMap::new();
+    if job.adopt.is_empty() {
+        return out;
+    }
+    let kinds = Kinds {
+        ec2: true,
+        rds: true,
+    };
+    let points = match list_region(
+        &work.session,
+        &work.account,
+        &work.region,
+        Some(&job.plan.name),
+        kinds,
+        &job.pacer,
+    )
+    .await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            job.log(&format!(
+                "Cannot look for a killed run's recovery points (creating anew): {e}"
+            ));
+            return out;
+        }
+    };
+    for p in points {
+        let ours = p.job.is_some_and(|j| job.adopt.contains(&j));
+        if !ours || p.copy_of().is_some() || p.state == PointState::Failed {
+            continue;
+        }
+        let made = match p.kind {
+            PointKind::SnapshotSet => Made::Snapshots(
+                p.snapshots
+                    .iter()
+                    .map(|s| (s.id.clone(), s.volume_id.clone()))
+                    .collect(),
+            ),
+            PointKind::Ami => Made::Image(p.id()),
+            PointKind::DbSnapshot => Made::DbSnapshot(p.id()),
+            PointKind::ClusterSnapshot => Made::ClusterSnapshot(p.id()),
+        };
+        let name = p.name().unwrap_or_default().to_string();
+        out.insert(p.source.clone(), (name, made));
+    }
+    out
 }
 
 fn item_for(
@@ -732,7 +807,17 @@ async fn poll(
         tenant: &work.session.tenant.name,
         region: &work.region,
     };
-    let job_no = job.number.to_string();
+    // This job's tag, and those of killed jobs whose points it adopted.
+    let job_tags: Vec<String> = std::iter::once(job.number)
+        .chain(job.adopt.iter().copied())
+        .map(|j| j.to_string())
+        .collect();
+    let job_filter = || {
+        aws_sdk_ec2::types::Filter::builder()
+            .name(format!("tag:{}", tags::BACKUP))
+            .set_values(Some(job_tags.clone()))
+            .build()
+    };
     let mut states = BTreeMap::new();
     let has = |f: fn(&Made) -> bool| pending.iter().any(|p| f(&p.made));
     if has(|m| matches!(m, Made::Snapshots(_))) {
@@ -743,7 +828,7 @@ async fn poll(
         let mut pages = ec2
             .describe_snapshots()
             .owner_ids("self")
-            .filters(tag_filter(tags::BACKUP, &job_no))
+            .filters(job_filter())
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
@@ -773,7 +858,7 @@ async fn poll(
         let out = ec2
             .describe_images()
             .owners("self")
-            .filters(tag_filter(tags::BACKUP, &job_no))
+            .filters(job_filter())
             .send()
             .await
             .map_err(|e| site.err("DescribeImages", None, e.into_service_error()))?;

@@ -175,6 +175,26 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
         ),
     );
 
+    // A backup whose previous run of this plan was killed resumes it: the
+    // killed run's recovery points are adopted, not made a second time.
+    let adopt = match (&req.ledger, req.kind) {
+        (Some(l), Kind::Backup) => {
+            let l = l.lock().unwrap_or_else(|p| p.into_inner());
+            l.jobs(Some(&req.plan.name), 10)?
+                .into_iter()
+                .filter(|j| j.id != number && j.job_type == JobType::SnapBackup)
+                .take_while(|j| j.status == JobStatus::Killed)
+                .map(|j| j.id)
+                .collect()
+        }
+        _ => Vec::new(),
+    };
+    if !adopt.is_empty() {
+        log(&format!(
+            "Resuming killed job(s) {adopt:?} of plan [{}]: their recovery points are adopted",
+            req.plan.name
+        ));
+    }
     let job = Job {
         component,
         plan: req.plan,
@@ -183,6 +203,7 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
         pacer: req.pacer.clone(),
         ledger: req.ledger.clone(),
         options: req.options.clone(),
+        adopt,
         on_done: req.on_done.clone(),
     };
     let connected = connect_tenants(req.admin, req.tenants, Some(number), logs).await;

@@ -545,7 +545,11 @@ async fn a_killed_job_is_marked_killed_and_numbers_keep_growing() {
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !emu.log_file("vsbkp.log").contains("Waiting for") {
+    // Both regions have made their sets and wait for them.
+    let waiting = |l: &str| {
+        l.contains("in [alpha/us-east-1] (poll") && l.contains("in [alpha/us-west-2] (poll")
+    };
+    while !waiting(&emu.log_file("vsbkp.log")) {
         assert!(Instant::now() < deadline, "the job never started waiting");
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -1,5 +1,6 @@
 mod agent;
 mod backup;
 mod copy_prune;
+mod drills;
 mod foundation;
 mod harness;
