@@ -6,8 +6,9 @@
 # Needs: a Rust toolchain (cargo) and python3 with pip. It builds rolesnap
 # (debug), installs the emulator's Python requirements if needed, starts and
 # seeds the emulator (admin account 111111111111, tenants alpha and beta), runs
-# validate and discover on plans/nightly-ec2-rds.toml (and backup + jobs once
-# the binary has them), shows the logs, and stops the emulator on exit.
+# validate and discover on plans/nightly-ec2-rds.toml, then backup (with its copy job),
+# list, a prune dry run 30 days ahead, and jobs; shows the logs, and stops the
+# emulator on exit.
 #
 # Environment: ROLESNAP_DEMO_LOG_DIR (default target/demo-logs),
 # ROLESNAP_DEMO_STATE_DIR (job ledger, default target/demo-state),
@@ -94,18 +95,12 @@ run() {
 run validate --plan "$PLAN"
 run discover --plan "$PLAN"
 
-HELP="$("$BIN" --help 2>/dev/null || true)"
-has_command() { grep -Eq "^[[:space:]]+$1([[:space:]]|$)" <<<"$HELP"; }
-if has_command backup; then
-    run backup --plan "$PLAN"
-    if has_command jobs; then
-        run jobs
-    else
-        section "rolesnap jobs: not in this build yet, skipped"
-    fi
-else
-    section "rolesnap backup / jobs: not in this build yet, skipped"
-fi
+# The main job: a backup (and its cross-region copy job), then what it made.
+run backup --plan "$PLAN"
+run list --plan "$PLAN"
+# What Data Aging would decide 30 days from now, without deleting anything.
+run prune --plan "$PLAN" --dry-run --as-of "$(date -u -d '+30 days' +%Y-%m-%dT%H:%M:%SZ)"
+run jobs
 
 # ---------------------------------------------------------------- logs
 section "logs in $LOG_DIR"

@@ -51,6 +51,11 @@ impl BackupOptions {
     }
 }
 
+/// The JOBID of a log line: `###` for a dry run, which has no job number (0).
+pub(crate) fn log_job(number: u64) -> Option<u64> {
+    (number != 0).then_some(number)
+}
+
 /// One tenant × region's share of a job.
 pub struct RegionWork {
     pub session: TenantSession,
@@ -79,8 +84,12 @@ pub struct Job<'a> {
 
 impl Job<'_> {
     pub(crate) fn log(&self, message: &str) {
-        self.logs
-            .write(LogFile::Backup, Some(self.number), self.component, message);
+        self.logs.write(
+            LogFile::Backup,
+            log_job(self.number),
+            self.component,
+            message,
+        );
     }
 
     pub(crate) fn record(&self, item: &Item) {

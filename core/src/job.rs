@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use chrono::{DateTime, Utc};
 
-use crate::backup::{backup_region, BackupOptions, Job, RegionWork};
+use crate::backup::{backup_region, log_job, BackupOptions, Job, RegionWork};
 use crate::config::{Plan, Tenant};
 use crate::copy::copy_tenant;
 use crate::credentials::{connect_tenants, AdminSession, Connected};
@@ -155,7 +155,7 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
     let start = chrono::Utc::now().timestamp();
     let logs = req.logs;
     let component = req.kind.component();
-    let log = |m: &str| logs.write(LogFile::Backup, Some(number), component, m);
+    let log = |m: &str| logs.write(LogFile::Backup, log_job(number), component, m);
     log(&format!(
         "{} job [{number}] for plan [{}] started: tenants [{}], method [{}]{}",
         job_type.as_str(),
@@ -166,7 +166,7 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
     ));
     logs.write(
         LogFile::Cvd,
-        Some(number),
+        log_job(number),
         "CvdJobManager::StartJob",
         &format!(
             "Started {} job [{number}] for plan [{}]",
@@ -206,7 +206,7 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
         adopt,
         on_done: req.on_done.clone(),
     };
-    let connected = connect_tenants(req.admin, req.tenants, Some(number), logs).await;
+    let connected = connect_tenants(req.admin, req.tenants, log_job(number), logs).await;
     let mut items: Vec<Item> = Vec::new();
     let mut reached: Vec<(&Tenant, Connected)> = Vec::new();
     for (tenant, c) in req.tenants.iter().zip(connected) {
@@ -359,7 +359,7 @@ fn finish(
 ) -> Result<Report, LedgerError> {
     let logs = req.logs;
     let component = req.kind.component();
-    let log = |m: &str| logs.write(LogFile::Backup, Some(number), component, m);
+    let log = |m: &str| logs.write(LogFile::Backup, log_job(number), component, m);
     let ok = items.iter().filter(|i| item_ok(&i.status)).count();
     let failed = items.len() - ok;
     let status = if items.is_empty() {
@@ -381,7 +381,7 @@ fn finish(
     ));
     logs.write(
         LogFile::Cvd,
-        Some(number),
+        log_job(number),
         "CvdJobManager::EndJob",
         &format!("{} job [{number}] ended: {status}", job_type.as_str()),
     );
