@@ -86,6 +86,8 @@ pub enum Command {
     Prune(PruneArgs),
     /// List recovery points found live in AWS by their tags, across tenants and regions.
     List(ListArgs),
+    /// Restore an instance, a volume or an RDS/Aurora database from a recovery point (a Restore job).
+    Restore(RestoreArgs),
     /// Run the scheduler: every plan's backup, copy and prune at its scheduled times.
     Agent(AgentArgs),
     /// Show each plan's next run times.
@@ -286,4 +288,135 @@ pub struct ScheduleArgs {
     /// How many run times to show per plan.
     #[arg(long, short = 'n', default_value_t = 5)]
     pub count: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[command(subcommand)]
+    pub what: RestoreWhat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RestoreWhat {
+    /// Launch a new instance from a recovery point of an instance (the original is never touched).
+    #[command(
+        long_about = "Launch a new instance from a recovery point of an instance. From an AMI point: \
+RunInstances from the AMI. From a snapshot set: RegisterImage from the snapshots, each mapped back to \
+its recorded device, RunInstances from it, then DeregisterImage once the instance runs. The recorded \
+instance type, subnet, security groups, key pair and instance profile are the defaults. The new \
+instance and its volumes are tagged _GX_BACKUP_ (the restore job), _GX_SOURCE_, _GX_RESTORED_FROM_ \
+and Name. The original instance is never touched. On failure everything the job made is removed."
+    )]
+    Instance(RestoreInstanceArgs),
+    /// Create a volume from a recovery point and attach it to an instance (existing or new).
+    Volume(RestoreVolumeArgs),
+    /// Restore an RDS instance (--db) or an Aurora cluster (--cluster) under a new identifier.
+    Rds(RestoreRdsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RestorePointArgs {
+    #[command(flatten)]
+    pub plan: PlanArgs,
+    /// Restore the recovery point made by this job (default: the newest completed one).
+    #[arg(long, short = 'j', conflicts_with = "at")]
+    pub job: Option<u64>,
+    /// Restore the newest recovery point made at or before this time (RFC 3339, or a date).
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Restore in this region: the source's region (default) or a copy region, from the cross-region copy there.
+    #[arg(long, short = 'r')]
+    pub region: Option<String>,
+    /// Print the calls the restore would make; create nothing, record no job.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Seconds the restore may wait for what it makes to be running/available; then it fails and removes it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 1800)]
+    pub wait_timeout: u64,
+    /// Seconds before the first poll; doubles up to 30 s.
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    pub poll_interval: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreInstanceArgs {
+    #[command(flatten)]
+    pub point: RestorePointArgs,
+    /// The source instance (of the recovery point).
+    #[arg(long, value_name = "INSTANCE_ID")]
+    pub instance: String,
+    /// Instance type (default: the recorded one).
+    #[arg(long)]
+    pub instance_type: Option<String>,
+    /// Subnet (default: the recorded one; in a copy region the default VPC's subnet).
+    #[arg(long)]
+    pub subnet: Option<String>,
+    /// Security group ids, comma-separated (default: the recorded ones, if they fit the subnet).
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub security_groups: Vec<String>,
+    /// Key pair (default: the recorded one, if it exists in the region).
+    #[arg(long)]
+    pub key_name: Option<String>,
+    /// Architecture of the image registered from a snapshot set (default: from the instance type).
+    #[arg(long, value_parser = ["x86_64", "arm64"])]
+    pub architecture: Option<String>,
+    /// Do not copy the source instance's own tags to the new instance.
+    #[arg(long)]
+    pub no_tags: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["attach_to", "new_instance"])))]
+pub struct RestoreVolumeArgs {
+    #[command(flatten)]
+    pub point: RestorePointArgs,
+    /// The source volume (a member of a snapshot set).
+    #[arg(long, value_name = "VOLUME_ID")]
+    pub volume: String,
+    /// Attach the new volume to this instance (created in its availability zone).
+    #[arg(long, value_name = "INSTANCE_ID")]
+    pub attach_to: Option<String>,
+    /// Launch a small instance in the volume's recorded availability zone and attach it there.
+    #[arg(long)]
+    pub new_instance: bool,
+    /// Device name (default: the recorded one if free, else the first free /dev/sd[f-p]); refused if in use.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Volume type of the new volume.
+    #[arg(long, default_value = "gp3")]
+    pub volume_type: String,
+    /// --new-instance: the image to launch (default: the source instance's image, while it exists).
+    #[arg(long, requires = "new_instance")]
+    pub image_id: Option<String>,
+    /// --new-instance: its instance type.
+    #[arg(long, default_value = "t3.micro", requires = "new_instance")]
+    pub instance_type: String,
+    /// --new-instance: its subnet (default: the recorded subnet, else the AZ's default subnet).
+    #[arg(long, requires = "new_instance")]
+    pub subnet: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["db", "cluster"])))]
+pub struct RestoreRdsArgs {
+    #[command(flatten)]
+    pub point: RestorePointArgs,
+    /// The source RDS DB instance: RestoreDBInstanceFromDBSnapshot.
+    #[arg(long, value_name = "DB_ID")]
+    pub db: Option<String>,
+    /// The source Aurora cluster: RestoreDBClusterFromSnapshot, then CreateDBInstance as the writer.
+    #[arg(long, value_name = "CLUSTER_ID")]
+    pub cluster: Option<String>,
+    /// The new identifier; refused if it exists (a restore never overwrites).
+    #[arg(long, value_name = "NEW_ID")]
+    pub target_id: String,
+    /// DB instance class (default: the recorded one; Aurora: the source writer's class).
+    #[arg(long)]
+    pub instance_class: Option<String>,
+    /// DB subnet group (default: the recorded one; in a copy region the default group).
+    #[arg(long)]
+    pub subnet_group: Option<String>,
+    /// Aurora: the new writer's identifier (default: <NEW_ID>-1).
+    #[arg(long, requires = "cluster")]
+    pub writer_id: Option<String>,
 }

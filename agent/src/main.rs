@@ -9,6 +9,7 @@ mod jobs;
 mod list;
 mod output;
 mod policy;
+mod restore;
 mod validate;
 
 use std::process::ExitCode;
@@ -89,6 +90,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Prune(args) => backup::prune(&global, args).await,
         Command::Jobs(args) => jobs::run(&global, args),
         Command::List(args) => list::run(&global, args).await,
+        Command::Restore(args) => restore::run(&global, args).await,
         Command::Agent(args) => agent::run(&global, args).await,
         Command::Schedule(args) => agent::schedule(&global, args),
     }

@@ -22,6 +22,7 @@ pub mod logs;
 pub mod pace;
 pub mod policy;
 pub mod prune;
+pub mod restore;
 pub mod retention;
 pub mod retry;
 pub mod schedule;

@@ -11,6 +11,8 @@ pub const AMI: &str = "_GX_AMI_";
 pub const PLAN: &str = "_GX_PLAN_";
 pub const SOURCE: &str = "_GX_SOURCE_";
 pub const COPY_OF: &str = "_GX_COPY_OF_";
+/// On resources a restore made: the recovery point they came from.
+pub const RESTORED_FROM: &str = "_GX_RESTORED_FROM_";
 /// Set by a person: never prune this recovery point.
 pub const RETAIN: &str = "CV_Retain_Snap";
 pub const INTEGRITY: &str = "CV_Integrity_Snap";

@@ -4,3 +4,4 @@ mod copy_prune;
 mod drills;
 mod foundation;
 mod harness;
+mod restore;

@@ -1,0 +1,197 @@
+//! `rolesnap restore instance|volume|rds`: one Restore job.
+
+use std::time::Duration;
+
+use rolesnap_core::config::is_region;
+use rolesnap_core::ledger::{JobStatus, Ledger};
+use rolesnap_core::pace::Pacer;
+use rolesnap_core::restore::{
+    self, AttachTo, DbSpec, InstanceSpec, Options, Report, Request, Target, VolumeSpec, Which,
+};
+
+use crate::backup::{exit_code, parse_time};
+use crate::cli::{Global, Output, RestoreArgs, RestorePointArgs, RestoreWhat};
+use crate::exit;
+use crate::output::setup;
+
+pub async fn run(global: &Global, args: RestoreArgs) -> anyhow::Result<u8> {
+    let (point, target) = match args.what {
+        RestoreWhat::Instance(a) => (
+            a.point,
+            Target::Instance(InstanceSpec {
+                instance_id: a.instance,
+                instance_type: a.instance_type,
+                subnet: a.subnet,
+                security_groups: a.security_groups,
+                key_name: a.key_name,
+                architecture: a.architecture,
+                no_tags: a.no_tags,
+            }),
+        ),
+        RestoreWhat::Volume(a) => (
+            a.point,
+            Target::Volume(VolumeSpec {
+                volume_id: a.volume,
+                attach: match a.attach_to {
+                    Some(i) => AttachTo::Instance(i),
+                    None => AttachTo::NewInstance {
+                        image_id: a.image_id,
+                        instance_type: a.instance_type,
+                        subnet: a.subnet,
+                    },
+                },
+                device: a.device,
+                volume_type: a.volume_type,
+            }),
+        ),
+        RestoreWhat::Rds(a) => {
+            let cluster = a.cluster.is_some();
+            (
+                a.point,
+                Target::Db(DbSpec {
+                    source_id: a.cluster.or(a.db).unwrap_or_default(),
+                    cluster,
+                    target_id: a.target_id,
+                    instance_class: a.instance_class,
+                    subnet_group: a.subnet_group,
+                    writer_id: a.writer_id,
+                }),
+            )
+        }
+    };
+    let which = match which(&point) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    let s = setup(global, &point.plan, "restore").await?;
+    let tenant = match s.tenants.as_slice() {
+        [t] => t.clone(),
+        many => {
+            eprintln!(
+                "error: restore acts in one tenant: pass --tenant (plan {} names: {})",
+                s.loaded.plan.name,
+                many.iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            return Ok(exit::USAGE);
+        }
+    };
+    let ledger = if point.dry_run {
+        None
+    } else {
+        Some(Ledger::open(&global.state_dir)?)
+    };
+    let report = restore::run(Request {
+        plan: &s.loaded.plan,
+        tenant: &tenant,
+        admin: &s.admin,
+        logs: &s.logs,
+        ledger: ledger.as_ref(),
+        pacer: Pacer::new(),
+        which,
+        target,
+        options: Options {
+            dry_run: point.dry_run,
+            wait_timeout: Duration::from_secs(point.wait_timeout),
+            poll_initial: Duration::from_secs_f64(point.poll_interval.max(0.05)),
+            poll_max: Duration::from_secs(30),
+        },
+    })
+    .await?;
+    match global.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Output::Human => print_human(&report, global.quiet),
+    }
+    Ok(exit_code(report.status))
+}
+
+fn which(p: &RestorePointArgs) -> anyhow::Result<Which> {
+    let at = match &p.at {
+        Some(t) => Some(parse_time(t).map_err(|e| anyhow::anyhow!("--at: {e:#}"))?),
+        None => None,
+    };
+    if let Some(r) = &p.region {
+        if !is_region(r) {
+            anyhow::bail!("--region: `{r}` is not an AWS region name (e.g. us-east-1)");
+        }
+    }
+    Ok(Which {
+        job: p.job,
+        at,
+        region: p.region.clone(),
+    })
+}
+
+fn print_human(r: &Report, quiet: bool) {
+    if !quiet {
+        if r.dry_run {
+            println!("Dry run: nothing was created and no job was recorded.");
+        } else {
+            println!("Job ID:     {}", r.job);
+            println!("Operation:  Restore");
+            println!("Status:     {}", r.status);
+        }
+        println!(
+            "Restore of {} {} (tenant {}, account {}){}",
+            r.kind,
+            r.source,
+            r.tenant,
+            r.account,
+            r.region
+                .as_ref()
+                .map(|g| format!(" in {g}"))
+                .unwrap_or_default()
+        );
+        if let Some(p) = &r.recovery_point {
+            println!(
+                "From:       {} {} of job {}, made {}{}",
+                p.kind.as_str(),
+                p.id,
+                p.job.map_or("?".into(), |j| j.to_string()),
+                p.created.format("%Y-%m-%d %H:%M:%S UTC"),
+                p.copy_of
+                    .as_ref()
+                    .map(|c| format!(" (cross-region copy of {c})"))
+                    .unwrap_or_default()
+            );
+        }
+        for line in &r.summary {
+            println!("  {line}");
+        }
+        if !r.calls.is_empty() {
+            println!(
+                "{}",
+                if r.dry_run {
+                    "Calls it would make:"
+                } else {
+                    "Calls made:"
+                }
+            );
+            for c in &r.calls {
+                println!("  {c}");
+            }
+        }
+        if !r.removed.is_empty() {
+            println!("Removed:    {}", r.removed.join(", "));
+        }
+        for n in &r.notes {
+            println!("note: {n}");
+        }
+    }
+    if let Some(e) = &r.error {
+        let label = if r.status == JobStatus::Failed {
+            "error"
+        } else {
+            "warning"
+        };
+        eprintln!("{label}: {e}");
+    }
+    for l in &r.left_behind {
+        eprintln!("error: could not remove {l}");
+    }
+}
