@@ -498,18 +498,28 @@ async fn start_one(
             job.log(&format!("Created image [{image}] for [{}]", inst.id));
             (name, Made::Image(image))
         }
-        (Resource::DbInstance(db), _) => {
+        (Resource::DbInstance(_), _) | (Resource::DbCluster(_), _) => {
+            let cluster = matches!(s.resource, Resource::DbCluster(_));
+            let source = s.resource.id();
             let name = tags::rds_identifier(plan.id, job.number, seq, unix);
             let mut t = tags::base(
                 job.number,
                 &plan.name,
-                &db.id,
+                source,
                 &tags::recovery_point_name(plan.id, job.number, seq, unix),
             );
-            t.extend(tags::db_config(db));
+            match &s.resource {
+                Resource::DbInstance(db) => t.extend(tags::db_config(db)),
+                Resource::DbCluster(c) => t.extend(tags::cluster_config(c)),
+                Resource::Instance(_) => {}
+            }
+            let (action, what) = if cluster {
+                ("CreateDBClusterSnapshot", "Aurora cluster")
+            } else {
+                ("CreateDBSnapshot", "DB instance")
+            };
             job.log(&format!(
-                "CreateDBSnapshot [{name}] of DB instance [{}] in [{tenant}/{region}]",
-                db.id
+                "{action} [{name}] of {what} [{source}] in [{tenant}/{region}]"
             ));
             let (r, _) = create_with_retry(
                 deadline,
@@ -517,31 +527,40 @@ async fn start_one(
                     let (rds, t, name) = (&rds, t.clone(), name.clone());
                     async move {
                         job.pacer.take(&work.account, region, Bucket::Rds).await;
-                        match rds
-                            .create_db_snapshot()
-                            .db_snapshot_identifier(&name)
-                            .db_instance_identifier(&db.id)
-                            .set_tags(Some(rds_tags(&t)))
-                            .customize()
-                            .config_override(no_sdk_retries_rds())
-                            .send()
-                            .await
-                        {
-                            Ok(_) => Ok(name),
-                            Err(e) => {
-                                let e = site.err(
-                                    "CreateDBSnapshot",
-                                    Some(&db.id),
-                                    e.into_service_error(),
-                                );
-                                // Our identifier is deterministic: "already exists"
-                                // after an ambiguous failure is our own snapshot.
-                                if e.code == "DBSnapshotAlreadyExists" {
-                                    Ok(name)
-                                } else {
-                                    Err(e)
-                                }
+                        let sent = if cluster {
+                            rds.create_db_cluster_snapshot()
+                                .db_cluster_snapshot_identifier(&name)
+                                .db_cluster_identifier(source)
+                                .set_tags(Some(rds_tags(&t)))
+                                .customize()
+                                .config_override(no_sdk_retries_rds())
+                                .send()
+                                .await
+                                .map(|_| ())
+                                .map_err(|e| site.err(action, Some(source), e.into_service_error()))
+                        } else {
+                            rds.create_db_snapshot()
+                                .db_snapshot_identifier(&name)
+                                .db_instance_identifier(source)
+                                .set_tags(Some(rds_tags(&t)))
+                                .customize()
+                                .config_override(no_sdk_retries_rds())
+                                .send()
+                                .await
+                                .map(|_| ())
+                                .map_err(|e| site.err(action, Some(source), e.into_service_error()))
+                        };
+                        match sent {
+                            Ok(()) => Ok(name),
+                            // Our identifier is deterministic: "already exists"
+                            // after an ambiguous failure is our own snapshot.
+                            Err(e)
+                                if e.code.starts_with("DBSnapshotAlreadyExists")
+                                    || e.code.starts_with("DBClusterSnapshotAlreadyExists") =>
+                            {
+                                Ok(name)
                             }
+                            Err(e) => Err(e),
                         }
                     }
                 },
@@ -549,58 +568,13 @@ async fn start_one(
                 on_retry,
             )
             .await;
-            (name, Made::DbSnapshot(r.map_err(fail)?))
-        }
-        (Resource::DbCluster(c), _) => {
-            let name = tags::rds_identifier(plan.id, job.number, seq, unix);
-            let mut t = tags::base(
-                job.number,
-                &plan.name,
-                &c.id,
-                &tags::recovery_point_name(plan.id, job.number, seq, unix),
-            );
-            t.extend(tags::cluster_config(c));
-            job.log(&format!(
-                "CreateDBClusterSnapshot [{name}] of Aurora cluster [{}] in [{tenant}/{region}]",
-                c.id
-            ));
-            let (r, _) = create_with_retry(
-                deadline,
-                || {
-                    let (rds, t, name) = (&rds, t.clone(), name.clone());
-                    async move {
-                        job.pacer.take(&work.account, region, Bucket::Rds).await;
-                        match rds
-                            .create_db_cluster_snapshot()
-                            .db_cluster_snapshot_identifier(&name)
-                            .db_cluster_identifier(&c.id)
-                            .set_tags(Some(rds_tags(&t)))
-                            .customize()
-                            .config_override(no_sdk_retries_rds())
-                            .send()
-                            .await
-                        {
-                            Ok(_) => Ok(name),
-                            Err(e) => {
-                                let e = site.err(
-                                    "CreateDBClusterSnapshot",
-                                    Some(&c.id),
-                                    e.into_service_error(),
-                                );
-                                if e.code == "DBClusterSnapshotAlreadyExistsFault" {
-                                    Ok(name)
-                                } else {
-                                    Err(e)
-                                }
-                            }
-                        }
-                    }
-                },
-                || async { Ok(None) },
-                on_retry,
-            )
-            .await;
-            (name, Made::ClusterSnapshot(r.map_err(fail)?))
+            let id = r.map_err(fail)?;
+            let made = if cluster {
+                Made::ClusterSnapshot(id)
+            } else {
+                Made::DbSnapshot(id)
+            };
+            (name, made)
         }
     };
     Ok(Pending {

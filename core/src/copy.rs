@@ -181,8 +181,8 @@ pub async fn copy_tenant(
                     job.log(&format!(
                         "Cannot list recovery points in [{tenant}/{src}]: {e}"
                     ));
-                    items.push(failed_item(
-                        session,
+                    items.push(Item::failed(
+                        &session.tenant.name,
                         account,
                         src,
                         "region",
@@ -211,8 +211,8 @@ pub async fn copy_tenant(
                         "Cannot list copies in [{tenant}/{}]: {e}",
                         rule.region
                     ));
-                    items.push(failed_item(
-                        session,
+                    items.push(Item::failed(
+                        &session.tenant.name,
                         account,
                         &rule.region,
                         "region",
@@ -231,28 +231,6 @@ pub async fn copy_tenant(
     .await;
     items.extend(ran.into_iter().flatten());
     items
-}
-
-fn failed_item(
-    session: &TenantSession,
-    account: &str,
-    region: &str,
-    kind: &str,
-    source: &str,
-    error: String,
-) -> Item {
-    Item {
-        tenant: session.tenant.name.clone(),
-        account: account.to_string(),
-        region: region.to_string(),
-        kind: kind.to_string(),
-        source_id: source.to_string(),
-        status: "Failed".into(),
-        created: vec![],
-        size_gib: 0,
-        error: Some(error),
-        detail: serde_json::Value::Null,
-    }
 }
 
 fn task_item(

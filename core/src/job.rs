@@ -118,22 +118,12 @@ impl Report {
 }
 
 fn setup_item(tenant: &Tenant, account: &str, region: &str, kind: &str, error: String) -> Item {
-    Item {
-        tenant: tenant.name.clone(),
-        account: account.to_string(),
-        region: region.to_string(),
-        kind: kind.to_string(),
-        source_id: if kind == "tenant" {
-            tenant.role_arn.arn.clone()
-        } else {
-            region.to_string()
-        },
-        status: "Failed".into(),
-        created: vec![],
-        size_gib: 0,
-        error: Some(error),
-        detail: serde_json::Value::Null,
-    }
+    let source = if kind == "tenant" {
+        tenant.role_arn.arn.as_str()
+    } else {
+        region
+    };
+    Item::failed(&tenant.name, account, region, kind, source, error)
 }
 
 /// Runs a Snap Backup, Snap Copy or Data Aging job.

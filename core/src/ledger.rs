@@ -140,6 +140,31 @@ pub struct Item {
     pub detail: serde_json::Value,
 }
 
+impl Item {
+    /// A tenant, region or resource that failed before anything was made.
+    pub fn failed(
+        tenant: &str,
+        account: &str,
+        region: &str,
+        kind: &str,
+        source: &str,
+        error: String,
+    ) -> Item {
+        Item {
+            tenant: tenant.to_string(),
+            account: account.to_string(),
+            region: region.to_string(),
+            kind: kind.to_string(),
+            source_id: source.to_string(),
+            status: "Failed".into(),
+            created: vec![],
+            size_gib: 0,
+            error: Some(error),
+            detail: serde_json::Value::Null,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
     pub at: i64,

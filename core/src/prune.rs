@@ -120,7 +120,14 @@ pub async fn prune_tenant(
                 job.log(&format!(
                     "Cannot tell which sources exist in [{tenant}/{r}]; pruning nothing there: {e}"
                 ));
-                items.push(fail_item(session, account, r, "region", r, e.to_string()));
+                items.push(Item::failed(
+                    &session.tenant.name,
+                    account,
+                    r,
+                    "region",
+                    r,
+                    e.to_string(),
+                ));
             }
         }
     }
@@ -154,8 +161,8 @@ pub async fn prune_tenant(
                 job.log(&format!(
                     "Cannot list recovery points in [{tenant}/{region}]: {e}"
                 ));
-                items.push(fail_item(
-                    session,
+                items.push(Item::failed(
+                    &session.tenant.name,
                     account,
                     region,
                     "region",
@@ -220,28 +227,6 @@ pub async fn prune_tenant(
         }
     }
     items
-}
-
-fn fail_item(
-    session: &TenantSession,
-    account: &str,
-    region: &str,
-    kind: &str,
-    source: &str,
-    error: String,
-) -> Item {
-    Item {
-        tenant: session.tenant.name.clone(),
-        account: account.to_string(),
-        region: region.to_string(),
-        kind: kind.to_string(),
-        source_id: source.to_string(),
-        status: "Failed".into(),
-        created: vec![],
-        size_gib: 0,
-        error: Some(error),
-        detail: serde_json::Value::Null,
-    }
 }
 
 fn point_item(
