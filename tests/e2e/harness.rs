@@ -353,6 +353,69 @@ impl Emulator {
     pub fn log_file(&self, name: &str) -> String {
         std::fs::read_to_string(self.log_dir().join(name)).unwrap_or_default()
     }
+
+    // ------------------------------------------------------------ IAM enforcement
+
+    /// A raw request to the emulator with any content type (e.g. moto's own
+    /// `/moto-api/...` endpoints, which take text/plain): (status, body).
+    pub fn raw_request(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: &str,
+    ) -> (u16, String) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (status, body.to_string())
+    }
+
+    /// Switches moto's IAM enforcement on (every later call is checked against
+    /// the caller's policies). Set-up calls that use the seed's unknown key fail
+    /// from then on, so do the set-up first.
+    pub fn enforce_iam(&self) {
+        let (status, body) = self.raw_request("POST", "/moto-api/reset-auth", "text/plain", "0");
+        assert_eq!(status, 200, "reset-auth: {body}");
+    }
+
+    /// Replaces every permissions policy of a tenant's role with `document`
+    /// (tests/emulator/attach_policy.py); returns the helper's JSON report.
+    pub fn replace_tenant_policy(&self, tenant: &str, document: &Value) -> Value {
+        let t = self.tenant(tenant);
+        let role = t["role_arn"].as_str().unwrap().rsplit('/').next().unwrap();
+        let file = self.path(&format!("{tenant}-policy.json"));
+        std::fs::write(&file, serde_json::to_string_pretty(document).unwrap()).unwrap();
+        let python = std::env::var("ROLESNAP_PYTHON").unwrap_or_else(|_| "python3".into());
+        let out = Command::new(python)
+            .arg(repo_root().join("tests/emulator/attach_policy.py"))
+            .args(["--endpoint", &self.url, "--account"])
+            .arg(t["account"].as_str().unwrap())
+            .args(["--role", role, "--policy-file"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "attach_policy.py failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
 }
 
 pub struct Run {

@@ -4,4 +4,5 @@ mod copy_prune;
 mod drills;
 mod foundation;
 mod harness;
+mod iam;
 mod restore;

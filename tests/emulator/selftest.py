@@ -589,10 +589,227 @@ def _() -> None:
     assert status == 200 and b"snap-" not in body, body[:300]
 
 
+def bucket_tokens(account: str, region: str, bucket: str) -> float | None:
+    for b in H("GET", "/_harness/buckets")["buckets"]:
+        if (b["account"], b["region"], b["bucket"]) == (account, region, bucket):
+            return b["tokens"]
+    return None
+
+
+@check("token buckets: unfiltered DescribeInstances gets a burst of 50, then RequestLimitExceeded 503 counted as throttled")
+def _() -> None:
+    acct = tenant("alpha")["account"]
+    creds = alpha_creds()
+    ec2 = client("ec2", creds)
+    H("DELETE", "/_harness/calls")
+    # refill almost zero, so that the test does not depend on its own speed
+    cfg = H("POST", "/_harness/config", {"token_buckets": True, "bucket_scale": 0.0001})
+    assert cfg["token_buckets"] is True and cfg["bucket_scale"] == 0.0001, cfg
+    try:
+        for _ in range(50):
+            ec2.describe_instances()
+        e = expect_error(lambda: ec2.describe_instances(), "RequestLimitExceeded", 503)
+        assert e.response["Error"]["Message"] == "Request limit exceeded.", e.response
+        expect_error(lambda: ec2.describe_instances(), "RequestLimitExceeded", 503)
+        assert call_count(acct, "us-east-1", "ec2", "DescribeInstances", "throttled") == 2
+        assert call_count(acct, "us-east-1", "ec2", "DescribeInstances", "ok") == 50
+        # a filtered (or id-scoped, or paginated) describe draws from the Describe* bucket (100)
+        ec2.describe_instances(Filters=[{"Name": "tag:Backup", "Values": ["nightly"]}])
+        ec2.describe_instances(MaxResults=5)
+        ec2.describe_snapshots(OwnerIds=["self"], Filters=[{"Name": "tag-key", "Values": ["_GX_BACKUP_"]}])
+        assert abs(bucket_tokens(acct, "us-east-1", "describe") - 97.0) < 0.05
+        assert bucket_tokens(acct, "us-east-1", "describe-unfiltered") < 0.05
+        # another region (and another account) has buckets of its own
+        client("ec2", creds, region="us-west-2").describe_instances()
+        # RDS and STS are not throttled
+        client("rds", creds).describe_db_instances()
+        client("sts", creds).get_caller_identity()
+        # refill follows bucket_scale: 10/s x 10000 refills the 50 at once
+        H("POST", "/_harness/config", {"bucket_scale": 10000})
+        time.sleep(0.05)
+        ec2.describe_instances()
+    finally:
+        H("POST", "/_harness/config", {"token_buckets": False, "bucket_scale": 1.0})
+    ec2.describe_instances()  # off again: no throttling
+    b = H("GET", "/_harness/buckets")
+    assert b["token_buckets"] is False and b["buckets"] == [], b
+
+
+@check("token buckets: CreateSnapshot(s), CreateTags and the default mutating bucket are separate; DELETE /_harness/buckets refills")
+def _() -> None:
+    acct = tenant("alpha")["account"]
+    ec2 = client("ec2", alpha_creds())
+    H("POST", "/_harness/config", {"token_buckets": True, "bucket_scale": 0.0001})
+    try:
+        inst = tenant("alpha")["resources"]["us-east-1"]["instances"][0]["id"]
+        snaps = ec2.create_snapshots(InstanceSpecification={"InstanceId": inst})["Snapshots"]
+        ec2.create_snapshot(VolumeId=first_data_volume("alpha"))
+        ec2.create_tags(Resources=[snaps[0]["SnapshotId"]], Tags=[{"Key": "bench", "Value": "1"}])
+        ec2.modify_snapshot_attribute(SnapshotId=snaps[0]["SnapshotId"], Attribute="createVolumePermission",
+                                      OperationType="add", UserIds=["999999999999"])
+        ec2.copy_snapshot(SourceRegion="us-east-1", SourceSnapshotId=snaps[0]["SnapshotId"])
+        for sid in [s["SnapshotId"] for s in snaps]:
+            ec2.delete_snapshot(SnapshotId=sid)
+        got = {b["bucket"]: b["tokens"] for b in H("GET", "/_harness/buckets")["buckets"]
+               if b["account"] == acct and b["region"] == "us-east-1"}
+        want = {"CreateSnapshot": 98.0, "CreateTags": 99.0, "mutating": 49.0, "CopySnapshot": 99.0,
+                "DeleteSnapshot": 100.0 - len(snaps)}
+        assert set(got) == set(want) and all(abs(got[k] - want[k]) < 0.05 for k in want), got
+        sizes = {b["bucket"]: (b["size"], b["refill_per_second"]) for b in H("GET", "/_harness/buckets")["buckets"]}
+        assert sizes["CreateSnapshot"] == (100.0, 0.0005) and sizes["mutating"] == (50.0, 0.0005), sizes
+        assert H("DELETE", "/_harness/buckets")["reset"] >= 5
+        assert bucket_tokens(acct, "us-east-1", "CreateSnapshot") is None
+    finally:
+        H("POST", "/_harness/config", {"token_buckets": False, "bucket_scale": 1.0})
+
+
+@check("latency_ms delays every call outside the moto lock: 8 parallel calls overlap")
+def _() -> None:
+    import concurrent.futures as cf
+
+    creds = alpha_creds()
+    assert H("POST", "/_harness/config", {"latency_ms": 400})["latency_ms"] == 400.0
+    try:
+        def one(_: int) -> float:
+            t = time.time()
+            client("ec2", creds).describe_availability_zones()
+            return time.time() - t
+
+        t0 = time.time()
+        with cf.ThreadPoolExecutor(8) as pool:
+            each = list(pool.map(one, range(8)))
+        total = time.time() - t0
+        assert min(each) >= 0.4, each
+        assert total < 8 * 0.4 / 2, (total, each)  # serialized would take 3.2 s
+        t = time.time()  # control requests are not delayed
+        H("GET", "/_harness/config")
+        assert time.time() - t < 0.3
+    finally:
+        H("POST", "/_harness/config", {"latency_ms": 0})
+    status, payload = harness("POST", "/_harness/config", {"latency_ms": -1})
+    assert status == 400, payload
+    status, payload = harness("POST", "/_harness/config", {"token_buckets": "yes"})
+    assert status == 400, payload
+    status, payload = harness("POST", "/_harness/config", {"bucket_scale": 0})
+    assert status == 400, payload
+
+
+@check("GET /_harness/timing reports time spent inside moto; POST /_harness/reset switches buckets and latency off")
+def _() -> None:
+    H("DELETE", "/_harness/timing")
+    client("ec2", alpha_creds()).describe_instances()
+    t = H("GET", "/_harness/timing")
+    assert t["requests"] >= 2 and t["by_action"]["DescribeInstances"]["count"] == 1, t
+    assert t["moto_seconds"] > 0 and 0 <= t["moto_busy_fraction"] <= 1, t
+    H("POST", "/_harness/config", {"token_buckets": True, "latency_ms": 5, "bucket_scale": 2})
+    H("POST", "/_harness/reset")
+    cfg = H("GET", "/_harness/config")
+    assert (cfg["token_buckets"], cfg["latency_ms"], cfg["bucket_scale"]) == (False, 0.0, 1.0), cfg
+
+
+@check("GET /_harness/inventory counts snapshots per account x region; POST /_harness/age {all} ages everything that exists")
+def _() -> None:
+    g = tenant("gamma")
+    inst = g["resources"]["us-east-1"]["instances"][0]
+    before = H("GET", "/_harness/inventory")
+    row = next((r for r in before["inventory"] if r["account"] == g["account"] and r["region"] == "us-east-1"), None)
+    n0 = row["snapshots"] if row else 0
+    status, body = raw_query("ec2", "us-east-1", {"Action": "CreateSnapshot", "Version": "2016-11-15", "VolumeId": inst["volumes"][0]["id"]}, account=g["account"])
+    assert status == 200, body[:300]
+    after = H("GET", "/_harness/inventory")
+    row = next(r for r in after["inventory"] if r["account"] == g["account"] and r["region"] == "us-east-1")
+    assert row["snapshots"] == n0 + 1 and row["snapshots_completed"] == row["snapshots"], row
+    assert after["totals"]["snapshots"] == before["totals"]["snapshots"] + 1, after["totals"]
+    aged = H("POST", "/_harness/age", {"all": True, "account": g["account"], "age_seconds": 86400 * 9})["aged"]
+    assert len(aged) == n0 + 1 and all(a["account"] == g["account"] for a in aged), aged
+    sid = re_search(rb"<snapshotId>([^<]+)</snapshotId>", body)
+    t = next(a["time"] for a in aged if a["id"] == sid)
+    assert abs((utc(dt.datetime.fromisoformat(t.replace("Z", "+00:00"))) - now()).total_seconds() + 86400 * 9) < 60, t
+
+
+def re_search(pattern: bytes, body: bytes) -> str:
+    import re
+
+    m = re.search(pattern, body)
+    assert m, body[:300]
+    return m.group(1).decode()
+
+
 @check("unknown key / no Authorization passes through to moto")
 def _() -> None:
     status, body = raw_query("sts", "us-east-1", {"Action": "GetCallerIdentity", "Version": "2011-06-15"}, access_key="AKIAUNKNOWNKEY000000")
     assert status == 200 and b"GetCallerIdentityResult" in body, body
+
+
+def signed_query(creds: dict[str, str], service: str, params: dict[str, str], region: str = "us-east-1") -> tuple[int, bytes]:
+    """A SigV4-signed query-protocol POST whose body encodes spaces as %20."""
+    from urllib.parse import quote
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    data = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in params.items()).encode()
+    req = AWSRequest(method="POST", url=CTX.endpoint + "/", data=data, headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+    SigV4Auth(Credentials(creds["AccessKeyId"], creds["SecretAccessKey"], creds.get("SessionToken")), service, region).add_auth(req)
+    r = urllib.request.Request(CTX.endpoint + "/", data=data, method="POST", headers=dict(req.headers.items()))
+    try:
+        with urllib.request.urlopen(r, timeout=30) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def moto_reset_auth(value: str) -> None:
+    req = urllib.request.Request(CTX.endpoint + "/moto-api/reset-auth", data=value.encode(), method="POST")
+    req.add_header("Content-Type", "text/plain")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.status == 200, r.read()
+
+
+@check("enforce_tag_conditions: a tenant role deletes only what carries _GX_BACKUP_; moto IAM enforcement refuses AWS-like and lets the admin assume its own role")
+def _() -> None:
+    b = tenant("beta")  # the seeded guide policy: DeleteSnapshot only with ec2:ResourceTag/_GX_BACKUP_
+    ec2 = client("ec2", assume(admin_creds(), b["role_arn"], b["external_id"])["Credentials"])
+    vol = first_data_volume("beta")
+    mark = [{"ResourceType": "snapshot", "Tags": [{"Key": "_GX_BACKUP_", "Value": "1"}]}]
+    # switch off (default): moto ignores the Condition, an untagged snapshot goes
+    assert H("GET", "/_harness/config")["enforce_tag_conditions"] is False
+    ec2.delete_snapshot(SnapshotId=ec2.create_snapshot(VolumeId=vol)["SnapshotId"])
+    untagged = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
+    tagged = ec2.create_snapshot(VolumeId=vol, TagSpecifications=mark)["SnapshotId"]
+    status, payload = harness("POST", "/_harness/config", {"enforce_tag_conditions": "yes"})
+    assert status == 400, payload
+    assert H("POST", "/_harness/config", {"enforce_tag_conditions": True})["enforce_tag_conditions"] is True
+    try:
+        e = expect_error(lambda: ec2.delete_snapshot(SnapshotId=untagged), "UnauthorizedOperation", 403)
+        assert "ec2:DeleteSnapshot" in str(e) and f"snapshot/{untagged}" in str(e), e
+        ec2.delete_snapshot(SnapshotId=tagged)
+        assert call_count(b["account"], "us-east-1", "ec2", "DeleteSnapshot", "denied") == 1
+        # RDS: the guide's policy has no rds:DeleteDBInstance at all
+        rds = client("rds", assume(admin_creds(), b["role_arn"], b["external_id"])["Credentials"])
+        expect_error(lambda: rds.delete_db_instance(DBInstanceIdentifier="beta-pg", SkipFinalSnapshot=True), "AccessDenied", 403)
+        # set-up calls (unknown key, x-moto-account-id) are never checked
+        status, body = raw_query("ec2", "us-east-1", {"Action": "DeleteSnapshot", "Version": "2016-11-15", "SnapshotId": untagged}, account=b["account"])
+        assert status == 200, body[:300]
+        # moto's own enforcement: refusals in AWS's shape; the admin may assume its own role
+        moto_reset_auth("0")
+        try:
+            expect_error(lambda: ec2.delete_vpc(VpcId=b["resources"]["us-east-1"]["vpc_id"]), "UnauthorizedOperation", 403)
+            expect_error(lambda: ec2.describe_route_tables(), "UnauthorizedOperation", 403)
+            ec2.describe_instances()
+            admin_role = assume(admin_creds(), CTX.fx["admin"]["admin_role_arn"])["Credentials"]
+            ident = client("sts", admin_role).get_caller_identity()
+            assert ":assumed-role/vsa-assume-role/" in ident["Arn"], ident
+            chained = assume(admin_role, b["role_arn"], b["external_id"])["Credentials"]
+            # signed as the Rust SDK encodes a space (%20; boto3 sends "+", as moto rebuilds it)
+            status, body = signed_query(chained, "ec2", {"Action": "CreateSnapshot", "Version": "2016-11-15", "VolumeId": vol, "Description": "a description with spaces"})
+            assert status == 200, body[:300]
+        finally:
+            moto_reset_auth("inf")
+    finally:
+        H("POST", "/_harness/config", {"enforce_tag_conditions": False})
+    assert H("GET", "/_harness/config")["enforce_tag_conditions"] is False
 
 
 # --- runner ------------------------------------------------------------------

@@ -1,0 +1,622 @@
+//! IAM enforcement (issue 7): the tenant role holds only the `permissions`
+//! document that `rolesnap policy tenant` prints, moto checks every call
+//! against it, and the layer evaluates the `_GX_BACKUP_` tag conditions moto
+//! ignores (tests/emulator/conditions.py). A whole backup → copy → prune →
+//! restore cycle must then complete, every step checked as the tenant.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use serde_json::{json, Value};
+
+use crate::harness::{Emulator, Run};
+
+const ALPHA: &str = "222222222222";
+const EAST: &str = "us-east-1";
+const WEST: &str = "us-west-2";
+const DAY: i64 = 86_400;
+
+fn plan(method: &str, databases: bool) -> String {
+    format!(
+        r#"
+[plan]
+name = "nightly"
+id = 2
+method = "{method}"
+
+[retention]
+days = 7
+
+[[copy]]
+region = "us-west-2"
+retention = {{ days = 7 }}
+
+[[group]]
+name = "east"
+tenants = ["alpha"]
+regions = ["us-east-1"]
+include-tags = ["Backup=nightly"]
+rds = {databases}
+aurora = {databases}
+"#
+    )
+}
+
+type Tags = BTreeMap<String, String>;
+
+fn ec2_tags(t: &[Tag]) -> Tags {
+    t.iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn rds_tags(t: &[aws_sdk_rds::types::Tag]) -> Tags {
+    t.iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
+}
+
+/// The error code of a failed SDK call (panics if it succeeded).
+fn refused<T: std::fmt::Debug, E: ProvideErrorMetadata + std::fmt::Debug>(
+    r: Result<T, E>,
+) -> String {
+    match r {
+        Ok(v) => panic!("expected a refusal, the call succeeded: {v:?}"),
+        Err(e) => e
+            .code()
+            .unwrap_or_else(|| panic!("no code: {e:?}"))
+            .to_string(),
+    }
+}
+
+/// Puts the printed policy on alpha's role, then switches moto's IAM
+/// enforcement and the layer's tag conditions on. Returns the policy.
+fn lock_down(emu: &Emulator) -> Value {
+    let admin = s(&emu.fixture["admin"]["account"]).to_string();
+    let printed = emu.run(&[
+        "policy",
+        "tenant",
+        "--admin-account",
+        &admin,
+        "--document",
+        "permissions",
+    ]);
+    assert_eq!(printed.code, 0, "{printed}");
+    let policy: Value = serde_json::from_str(&printed.stdout).unwrap_or_else(|e| {
+        panic!("`rolesnap policy tenant --document permissions` is not JSON ({e}): {printed}")
+    });
+    let report = emu.replace_tenant_policy("alpha", &policy);
+    let seeded = s(&emu.tenant("alpha")["policy_arn"]);
+    assert_eq!(
+        report["detached"],
+        json!([seeded]),
+        "the guide's policy is gone"
+    );
+    let cfg = emu.config(json!({"enforce_tag_conditions": true}));
+    assert_eq!(cfg["enforce_tag_conditions"], true, "{cfg}");
+    emu.enforce_iam();
+    policy
+}
+
+fn backup(emu: &Emulator, p: &std::path::Path) -> Vec<Value> {
+    let run = emu.run(&[
+        "backup",
+        "--plan",
+        p.to_str().unwrap(),
+        "-o",
+        "json",
+        "--poll-interval",
+        "0.2",
+    ]);
+    assert_eq!(run.code, 0, "{run}");
+    let reports = run.json().as_array().cloned().unwrap();
+    assert_eq!(reports.len(), 2, "a backup job, then a Snap Copy job");
+    for (r, kind) in reports.iter().zip(["Snap Backup", "Snap Copy"]) {
+        assert_eq!(r["job_type"], kind, "{r}");
+        assert_eq!(r["status"], "Completed", "{r}");
+    }
+    reports
+}
+
+fn restore(emu: &Emulator, p: &std::path::Path, args: &[&str]) -> Value {
+    let mut all = vec!["restore", args[0], "--plan", p.to_str().unwrap()];
+    all.extend_from_slice(&args[1..]);
+    all.extend_from_slice(&["--tenant", "alpha", "-o", "json", "--poll-interval", "0.2"]);
+    let run: Run = emu.run(&all);
+    assert_eq!(run.code, 0, "{run}");
+    let report = run.json();
+    assert_eq!(report["status"], "Completed", "{report}");
+    assert!(
+        report["left_behind"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .is_empty(),
+        "{report}"
+    );
+    report
+}
+
+/// The tenant's EBS snapshots in a region: id → tags.
+async fn snapshots(emu: &Emulator, region: &str) -> BTreeMap<String, Tags> {
+    let out = emu
+        .ec2("alpha", region)
+        .await
+        .describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await
+        .unwrap();
+    out.snapshots()
+        .iter()
+        .map(|s| (s.snapshot_id().unwrap().to_string(), ec2_tags(s.tags())))
+        .collect()
+}
+
+/// The tenant's own AMIs in a region: id → tags.
+async fn images(emu: &Emulator, region: &str) -> BTreeMap<String, Tags> {
+    let out = emu
+        .ec2("alpha", region)
+        .await
+        .describe_images()
+        .owners("self")
+        .send()
+        .await
+        .unwrap();
+    out.images()
+        .iter()
+        .map(|i| (i.image_id().unwrap().to_string(), ec2_tags(i.tags())))
+        .collect()
+}
+
+/// The tenant's manual DB and cluster snapshots in a region: id → tags.
+async fn db_snapshots(emu: &Emulator, region: &str) -> BTreeMap<String, Tags> {
+    let rds = emu.rds("alpha", region).await;
+    let mut out: BTreeMap<String, Tags> = rds
+        .describe_db_snapshots()
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap()
+        .db_snapshots()
+        .iter()
+        .map(|s| {
+            (
+                s.db_snapshot_identifier().unwrap().to_string(),
+                rds_tags(s.tag_list()),
+            )
+        })
+        .collect();
+    let clusters = rds
+        .describe_db_cluster_snapshots()
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap();
+    for c in clusters.db_cluster_snapshots() {
+        out.insert(
+            c.db_cluster_snapshot_identifier().unwrap().to_string(),
+            rds_tags(c.tag_list()),
+        );
+    }
+    out
+}
+
+fn of_job(all: &BTreeMap<String, Tags>, job: u64) -> Vec<String> {
+    all.iter()
+        .filter(|(_, t)| t.get("_GX_BACKUP_") == Some(&job.to_string()))
+        .map(|(i, _)| i.clone())
+        .collect()
+}
+
+fn copies(all: &BTreeMap<String, Tags>, job: u64) -> usize {
+    all.iter()
+        .filter(|(_, t)| {
+            t.get("_GX_BACKUP_") == Some(&job.to_string()) && t.contains_key("_GX_COPY_OF_")
+        })
+        .count()
+}
+
+/// Nothing rolesnap printed or logged shows a permission refusal.
+fn no_refusal_met(emu: &Emulator) {
+    let all = emu.all_logs_and_outputs();
+    for needle in ["UnauthorizedOperation", "AccessDenied", "not authorized"] {
+        assert!(
+            !all.contains(needle),
+            "rolesnap met `{needle}` under the printed policy:\n{all}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_printed_tenant_policy_carries_a_whole_cycle_under_iam_enforcement() {
+    let emu = Emulator::start();
+    // As in the guide: the admin user assumes the admin role, which assumes the
+    // tenant role (moto alone refuses the first hop under enforcement).
+    let accounts = emu.write_accounts(&["alpha"], &[]);
+    let text = std::fs::read_to_string(&accounts).unwrap().replacen(
+        "[admin]\n",
+        &format!(
+            "[admin]\nrole-arn = \"{}\"\n",
+            s(&emu.fixture["admin"]["admin_role_arn"])
+        ),
+        1,
+    );
+    std::fs::write(&accounts, text).unwrap();
+    let p = emu.write_plan("nightly", &plan("snapshot-set", true));
+    lock_down(&emu);
+    let v = emu.run(&["validate", "--plan", p.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(v.code, 0, "validate passes under the printed policy: {v}");
+    let probes = v.json()["tenants"][0]["probes"]
+        .as_array()
+        .cloned()
+        .unwrap();
+    assert!(probes.len() >= 10, "{v}");
+    assert!(
+        probes.iter().all(|p| p["outcome"] != "denied"),
+        "no permission probe is refused: {v}"
+    );
+    assert!(
+        emu.log_file("cvd.log")
+            .contains(s(&emu.fixture["admin"]["admin_role_arn"])),
+        "rolesnap went through the admin role"
+    );
+    let alpha = emu.tenant("alpha").clone();
+    let east = &alpha["resources"][EAST];
+    let app1 = &east["instances"][0];
+    let app2 = &east["instances"][1];
+    let app1_data = app1["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["root"] == false)
+        .unwrap();
+
+    // --- The policy is really enforced, as the tenant role.
+    let ec2 = emu.ec2("alpha", EAST).await;
+    let rds = emu.rds("alpha", EAST).await;
+    assert_eq!(
+        refused(ec2.delete_vpc().vpc_id(s(&east["vpc_id"])).send().await),
+        "UnauthorizedOperation",
+        "ec2:DeleteVpc is not in the policy"
+    );
+    assert_eq!(
+        refused(
+            rds.modify_db_instance()
+                .db_instance_identifier("alpha-pg")
+                .allocated_storage(40)
+                .send()
+                .await
+        ),
+        "AccessDenied",
+        "rds:ModifyDBInstance is not in the policy"
+    );
+    // A delete is allowed only on what carries _GX_BACKUP_ (moto ignores the
+    // Condition; the layer evaluates it).
+    let snap = |tags: Vec<Tag>| {
+        let mut req = ec2.create_snapshot().volume_id(s(&app1_data["id"]));
+        if !tags.is_empty() {
+            req = req.tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Snapshot)
+                    .set_tags(Some(tags))
+                    .build(),
+            );
+        }
+        req
+    };
+    let untagged = snap(vec![])
+        .send()
+        .await
+        .unwrap()
+        .snapshot_id()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        refused(ec2.delete_snapshot().snapshot_id(&untagged).send().await),
+        "UnauthorizedOperation",
+        "an untagged snapshot cannot be deleted"
+    );
+    let tagged = snap(vec![Tag::builder().key("_GX_BACKUP_").value("1").build()])
+        .send()
+        .await
+        .unwrap()
+        .snapshot_id()
+        .unwrap()
+        .to_string();
+    ec2.delete_snapshot()
+        .snapshot_id(&tagged)
+        .send()
+        .await
+        .expect("a snapshot tagged _GX_BACKUP_ can be deleted");
+    assert_eq!(
+        refused(
+            rds.delete_db_instance()
+                .db_instance_identifier("alpha-pg")
+                .skip_final_snapshot(true)
+                .send()
+                .await
+        ),
+        "AccessDenied",
+        "an untagged DB instance cannot be deleted"
+    );
+    assert_eq!(
+        refused(
+            ec2.terminate_instances()
+                .instance_ids(s(&app1["id"]))
+                .send()
+                .await
+        ),
+        "UnauthorizedOperation",
+        "an untagged instance cannot be terminated"
+    );
+    let denied_deletes = emu.count_calls(ALPHA, "DeleteSnapshot", "denied");
+    assert_eq!(denied_deletes, 1);
+
+    // --- Snap Backup + Snap Copy.
+    let first = backup(&emu, &p)[0]["job"].as_u64().unwrap();
+    let (e1, w1) = (snapshots(&emu, EAST).await, snapshots(&emu, WEST).await);
+    assert_eq!(of_job(&e1, first).len(), 4, "two instances × two volumes");
+    assert_eq!(copies(&w1, first), 4, "each copied to us-west-2");
+    let (de1, dw1) = (
+        db_snapshots(&emu, EAST).await,
+        db_snapshots(&emu, WEST).await,
+    );
+    assert_eq!(of_job(&de1, first).len(), 2, "the DB and the cluster");
+    assert_eq!(copies(&dw1, first), 2, "both copied to us-west-2");
+
+    // --- The first generation ages past both rules; a second backup.
+    emu.control(
+        "POST",
+        "/_harness/age",
+        Some(json!({"all": true, "account": ALPHA, "age_seconds": 10 * DAY})),
+    );
+    let second = backup(&emu, &p)[0]["job"].as_u64().unwrap();
+    assert!(second > first);
+
+    // --- Data Aging deletes the expired points in both regions.
+    let run = emu.run(&["prune", "--plan", p.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(run.code, 0, "{run}");
+    let report = run.json();
+    assert_eq!(report["job_type"], "Data Aging");
+    assert_eq!(report["status"], "Completed", "{report}");
+    for region in [EAST, WEST] {
+        let snaps = snapshots(&emu, region).await;
+        let dbs = db_snapshots(&emu, region).await;
+        assert!(of_job(&snaps, first).is_empty(), "{region}: {snaps:?}");
+        assert!(of_job(&dbs, first).is_empty(), "{region}: {dbs:?}");
+        assert_eq!(of_job(&snaps, second).len(), 4, "{region}: the newest stay");
+        assert_eq!(of_job(&dbs, second).len(), 2, "{region}: the newest stay");
+    }
+    assert!(
+        snapshots(&emu, EAST).await.contains_key(&untagged),
+        "the untagged snapshot is never touched"
+    );
+    assert_eq!(
+        emu.count_calls(ALPHA, "DeleteSnapshot", "denied"),
+        denied_deletes,
+        "prune asked to delete nothing the policy forbids"
+    );
+    assert_eq!(
+        emu.count_calls(ALPHA, "DeleteSnapshot", "ok"),
+        1 + 8,
+        "the tagged probe, then 4 sources and 4 copies"
+    );
+    assert_eq!(
+        emu.count_calls(ALPHA, "DeleteDBSnapshot", "ok")
+            + emu.count_calls(ALPHA, "DeleteDBClusterSnapshot", "ok"),
+        4
+    );
+
+    // --- Restores, from the second generation.
+    let r = restore(
+        &emu,
+        &p,
+        &[
+            "volume",
+            "--volume",
+            s(&app1_data["id"]),
+            "--attach-to",
+            s(&app1["id"]),
+        ],
+    );
+    assert_eq!(r["recovery_point"]["job"], second);
+    let vol = s(&r["restored"]["volume_id"]).to_string();
+    let v = ec2
+        .describe_volumes()
+        .volume_ids(&vol)
+        .send()
+        .await
+        .unwrap();
+    let v = &v.volumes()[0];
+    assert_eq!(
+        v.attachments()[0].instance_id(),
+        app1["id"].as_str(),
+        "attached to app1"
+    );
+    assert_eq!(
+        ec2_tags(v.tags())["_GX_BACKUP_"],
+        r["job"].as_u64().unwrap().to_string()
+    );
+
+    let r = restore(
+        &emu,
+        &p,
+        &["instance", "--instance", s(&app2["id"]), "--region", WEST],
+    );
+    let new_id = s(&r["restored"]["instance_id"]).to_string();
+    let west = emu.ec2("alpha", WEST).await;
+    let out = west
+        .describe_instances()
+        .instance_ids(&new_id)
+        .send()
+        .await
+        .unwrap();
+    let i = &out.reservations()[0].instances()[0];
+    assert_eq!(i.state().unwrap().name().unwrap().as_str(), "running");
+    assert_eq!(
+        ec2_tags(i.tags())["_GX_BACKUP_"],
+        r["job"].as_u64().unwrap().to_string()
+    );
+    assert!(
+        images(&emu, WEST)
+            .await
+            .values()
+            .all(|t| t.get("_GX_BACKUP_") != Some(&r["job"].as_u64().unwrap().to_string())),
+        "the image registered for the restore was deregistered"
+    );
+
+    let r = restore(
+        &emu,
+        &p,
+        &[
+            "rds",
+            "--db",
+            "alpha-pg",
+            "--target-id",
+            "alpha-pg-restored",
+        ],
+    );
+    let d = rds
+        .describe_db_instances()
+        .db_instance_identifier("alpha-pg-restored")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        rds_tags(d.db_instances()[0].tag_list())["_GX_BACKUP_"],
+        r["job"].as_u64().unwrap().to_string()
+    );
+    let r = restore(
+        &emu,
+        &p,
+        &[
+            "rds",
+            "--cluster",
+            "alpha-aurora",
+            "--target-id",
+            "alpha-aurora-restored",
+        ],
+    );
+    let c = rds
+        .describe_db_clusters()
+        .db_cluster_identifier("alpha-aurora-restored")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        rds_tags(c.db_clusters()[0].tag_list())["_GX_BACKUP_"],
+        r["job"].as_u64().unwrap().to_string()
+    );
+
+    no_refusal_met(&emu);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ami_plan_backs_up_copies_prunes_and_restores_under_the_printed_policy() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let p = emu.write_plan("nightly", &plan("ami", false));
+    lock_down(&emu);
+    let app2 = emu.tenant("alpha")["resources"][EAST]["instances"][1].clone();
+
+    let first = backup(&emu, &p)[0]["job"].as_u64().unwrap();
+    let (e1, w1) = (images(&emu, EAST).await, images(&emu, WEST).await);
+    assert_eq!(of_job(&e1, first).len(), 2, "one AMI per nightly instance");
+    assert_eq!(copies(&w1, first), 2, "each copied to us-west-2");
+    // The AMIs' snapshots, by region, as the tenant sees them.
+    let backing = |region: &'static str, ids: Vec<String>| {
+        let emu = &emu;
+        async move {
+            let ec2 = emu.ec2("alpha", region).await;
+            let out = ec2.describe_images().set_image_ids(Some(ids)).send().await;
+            out.unwrap()
+                .images()
+                .iter()
+                .flat_map(|i| i.block_device_mappings())
+                .filter_map(|m| m.ebs()?.snapshot_id().map(str::to_string))
+                .collect::<Vec<_>>()
+        }
+    };
+    let old_east = backing(EAST, of_job(&e1, first)).await;
+    let old_west = backing(WEST, of_job(&w1, first)).await;
+    assert!(!old_east.is_empty() && !old_west.is_empty());
+    // Under the policy prune may delete them only if they carry the marker.
+    let west_snaps = snapshots(&emu, WEST).await;
+    for sid in &old_west {
+        assert_eq!(
+            west_snaps[sid].get("_GX_BACKUP_"),
+            Some(&first.to_string()),
+            "the copy's snapshot {sid} is tagged: {west_snaps:?}"
+        );
+    }
+
+    emu.control(
+        "POST",
+        "/_harness/age",
+        Some(json!({"all": true, "account": ALPHA, "age_seconds": 10 * DAY})),
+    );
+    let second = backup(&emu, &p)[0]["job"].as_u64().unwrap();
+
+    let run = emu.run(&["prune", "--plan", p.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.json()["status"], "Completed", "{run}");
+    for (region, old) in [(EAST, &old_east), (WEST, &old_west)] {
+        let imgs = images(&emu, region).await;
+        assert!(of_job(&imgs, first).is_empty(), "{region}: deregistered");
+        assert_eq!(of_job(&imgs, second).len(), 2, "{region}: the newest stay");
+        let snaps = snapshots(&emu, region).await;
+        for sid in old {
+            assert!(
+                !snaps.contains_key(sid),
+                "{region}: {sid} backed a pruned AMI and is orphaned: {:?}",
+                snaps.get(sid)
+            );
+        }
+    }
+    assert_eq!(
+        emu.count_calls(ALPHA, "DeregisterImage", "denied")
+            + emu.count_calls(ALPHA, "DeleteSnapshot", "denied"),
+        0
+    );
+
+    // Restore app2 from the newest AMI, in the source region and from the copy.
+    for region in [EAST, WEST] {
+        let r = restore(
+            &emu,
+            &p,
+            &["instance", "--instance", s(&app2["id"]), "--region", region],
+        );
+        assert_eq!(r["recovery_point"]["job"], second);
+        let new_id = s(&r["restored"]["instance_id"]).to_string();
+        let ec2 = emu.ec2("alpha", region).await;
+        let out = ec2
+            .describe_instances()
+            .instance_ids(&new_id)
+            .send()
+            .await
+            .unwrap();
+        let i = &out.reservations()[0].instances()[0];
+        assert_eq!(i.state().unwrap().name().unwrap().as_str(), "running");
+        assert_eq!(
+            ec2_tags(i.tags())["_GX_BACKUP_"],
+            r["job"].as_u64().unwrap().to_string()
+        );
+    }
+    no_refusal_met(&emu);
+}
