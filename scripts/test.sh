@@ -89,14 +89,26 @@ echo "CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-(default: $ROOT/target)}  ROLESNAP_PY
 step "cargo fmt --check" cargo fmt --check
 step "cargo clippy --workspace --all-targets -D warnings" \
     cargo clippy --workspace --all-targets -- -D warnings
-step "emulator self-test (tests/emulator/selftest.py)" "$ROLESNAP_PYTHON" tests/emulator/selftest.py
-step "cargo test --workspace" cargo test --workspace
+# Test output is also kept, to add up the counts for the closing line.
+COUNTS="$(mktemp)"
+trap 'rm -f "$COUNTS"' EXIT
+selftest() { "$ROLESNAP_PYTHON" tests/emulator/selftest.py 2>&1 | tee -a "$COUNTS"; return "${PIPESTATUS[0]}"; }
+cargotest() { cargo test --workspace 2>&1 | tee -a "$COUNTS"; return "${PIPESTATUS[0]}"; }
+step "emulator self-test (tests/emulator/selftest.py)" selftest
+step "cargo test --workspace" cargotest
 
 # ---------------------------------------------------------------- summary
 printf '\n%s==> summary (%ss)%s\n' "$B" "$((SECONDS - T0))" "$R"
 printf '%s\n' "${SUMMARY[@]}"
+# Every test of every runner, added up: "N passed, N failed" as the last line.
+read -r PASSED NFAILED < <(awk '
+    /^test result: / { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+    /^[0-9]+ passed, [0-9]+ failed$/ { p += $1; f += $3 }
+    END { print p + 0, f + 0 }' "$COUNTS")
 if [ "$FAILED" -ne 0 ]; then
     echo "test: FAILED"
+    echo "$PASSED passed, $NFAILED failed"
     exit 1
 fi
 echo "test: all passed"
+echo "$PASSED passed, $NFAILED failed"
