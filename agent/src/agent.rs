@@ -201,6 +201,19 @@ impl Metrics {
                 "rolesnap_failed_items_total{{plan=\"{p}\"}} {n}\n"
             ));
         }
+        let api = rolesnap_core::metrics::api_counts();
+        s.push_str("# HELP rolesnap_api_calls_total AWS API call attempts (retries included), by service and operation.\n# TYPE rolesnap_api_calls_total counter\n");
+        for (svc, op, n, _) in &api {
+            s.push_str(&format!(
+                "rolesnap_api_calls_total{{service=\"{svc}\",operation=\"{op}\"}} {n}\n"
+            ));
+        }
+        s.push_str("# HELP rolesnap_api_throttled_total AWS API attempts answered with throttling, by service and operation.\n# TYPE rolesnap_api_throttled_total counter\n");
+        for (svc, op, _, t) in &api {
+            s.push_str(&format!(
+                "rolesnap_api_throttled_total{{service=\"{svc}\",operation=\"{op}\"}} {t}\n"
+            ));
+        }
         s
     }
 

@@ -279,11 +279,17 @@ impl TenantSession {
     }
 
     pub fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
-        aws_sdk_ec2::Client::new(&self.config(region))
+        let conf = aws_sdk_ec2::config::Builder::from(&self.config(region))
+            .interceptor(crate::metrics::ApiCounter)
+            .build();
+        aws_sdk_ec2::Client::from_conf(conf)
     }
 
     pub fn rds(&self, region: &str) -> aws_sdk_rds::Client {
-        aws_sdk_rds::Client::new(&self.config(region))
+        let conf = aws_sdk_rds::config::Builder::from(&self.config(region))
+            .interceptor(crate::metrics::ApiCounter)
+            .build();
+        aws_sdk_rds::Client::from_conf(conf)
     }
 }
 

@@ -19,6 +19,7 @@ pub mod error;
 pub mod job;
 pub mod ledger;
 pub mod logs;
+pub mod metrics;
 pub mod pace;
 pub mod policy;
 pub mod prune;

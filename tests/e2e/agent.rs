@@ -81,6 +81,8 @@ fn free_port() -> u16 {
 fn the_agent_runs_a_due_plan_and_a_second_agent_refuses_to_start() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
+    // Two throttled CreateSnapshots answers, to be seen in the metrics.
+    emu.fault(json!({"action": "CreateSnapshots", "code": "RequestLimitExceeded", "status": 503, "count": 2}));
     // Every 10 seconds (a 6-field cron with seconds), so the test needs no full minute.
     let p = emu.write_plan("frequent", &plan("*/10 * * * * *", "\"alpha\""));
     let port = free_port();
@@ -153,6 +155,16 @@ fn the_agent_runs_a_due_plan_and_a_second_agent_refuses_to_start() {
         ),
         "{body}"
     );
+    let throttled = regex::Regex::new(
+        r#"rolesnap_api_throttled_total\{service="[^"]+",operation="CreateSnapshots"\} (\d+)"#,
+    )
+    .unwrap();
+    let n: u64 = throttled
+        .captures(&body)
+        .map(|c| c[1].parse().unwrap())
+        .unwrap_or(0);
+    assert_eq!(n, 2, "both injected throttles counted: {body}");
+    assert!(body.contains("operation=\"DescribeInstances\"}"), "{body}");
 
     // A second agent on the same state directory refuses.
     let second = emu.run(&["agent", "--plans", p.to_str().unwrap()]);
