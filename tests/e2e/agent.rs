@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::Emulator;
+use crate::harness::{ChildGuard, Emulator};
 
 fn plan(cron: &str, tenants: &str) -> String {
     format!(
@@ -86,21 +86,22 @@ fn the_agent_runs_a_due_plan_and_a_second_agent_refuses_to_start() {
     // Every 10 seconds (a 6-field cron with seconds), so the test needs no full minute.
     let p = emu.write_plan("frequent", &plan("*/10 * * * * *", "\"alpha\""));
     let port = free_port();
-    let mut agent = emu
-        .rolesnap()
-        .args([
-            "agent",
-            "--plans",
-            p.to_str().unwrap(),
-            "--poll-interval",
-            "0.2",
-            "--metrics",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut agent = ChildGuard(
+        emu.rolesnap()
+            .args([
+                "agent",
+                "--plans",
+                p.to_str().unwrap(),
+                "--poll-interval",
+                "0.2",
+                "--metrics",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     wait_for("a completed backup job", 40, || {
         jobs(&emu)
             .iter()
@@ -193,21 +194,22 @@ fn sigterm_mid_run_exits_cleanly_and_records_the_job_killed() {
         Some(json!({"account": "222222222222", "kinds": ["snapshot"]})),
     );
     let p = emu.write_plan("frequent", &plan("*/10 * * * * *", "\"alpha\""));
-    let mut agent = emu
-        .rolesnap()
-        .args([
-            "agent",
-            "--plans",
-            p.to_str().unwrap(),
-            "--poll-interval",
-            "0.5",
-            "--grace",
-            "2",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut agent = ChildGuard(
+        emu.rolesnap()
+            .args([
+                "agent",
+                "--plans",
+                p.to_str().unwrap(),
+                "--poll-interval",
+                "0.5",
+                "--grace",
+                "2",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     wait_for("the job to wait for pending snapshots", 40, || {
         emu.log_file("vsbkp.log").contains("Waiting for")
     });

@@ -478,3 +478,29 @@ pub fn seeded(fixture_tenant: &Value, region: &str) -> (Vec<String>, Vec<String>
         ids("db_clusters", &|_| true),
     )
 }
+
+/// A child process killed when the test ends, even when an assertion fails
+/// first (a daemon must not outlive its test).
+pub struct ChildGuard(pub std::process::Child);
+
+impl std::ops::Deref for ChildGuard {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ChildGuard {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
