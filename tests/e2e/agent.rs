@@ -442,3 +442,68 @@ async fn list_shows_source_and_copy_points_from_aws() {
     );
     assert!(one.as_array().unwrap().iter().all(|r| r["source"] == inst));
 }
+
+#[test]
+fn sighup_reloads_plans_and_keeps_the_old_ones_when_the_new_do_not_parse() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    // Once a year: nothing runs during the test.
+    let p = emu.write_plan("frequent", &plan("0 3 1 1 *", "\"alpha\""));
+    let mut agent = ChildGuard(
+        emu.rolesnap()
+            .args([
+                "agent",
+                "--plans",
+                p.to_str().unwrap(),
+                "--catch-up",
+                "0",
+                "--json-events",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the agent to start", 20, || {
+        emu.log_file("cvd.log").contains("CvdAgent::Start()")
+    });
+    let hup = |child: &Child| {
+        assert!(std::process::Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+    };
+    std::fs::write(&p, "[plan]\nname = \"frequent\"\nid = oops\n").unwrap();
+    hup(&agent);
+    wait_for("the failed reload to be logged", 20, || {
+        emu.log_file("cvd.log")
+            .contains("Reload failed, keeping the running plans")
+    });
+    assert!(
+        agent.try_wait().unwrap().is_none(),
+        "a bad plan does not stop the agent"
+    );
+    std::fs::write(&p, plan("0 4 1 1 *", "\"alpha\"")).unwrap();
+    hup(&agent);
+    wait_for("the reload", 20, || {
+        emu.log_file("cvd.log")
+            .contains("CvdAgent::Reload() - Reloaded 1 plan(s)")
+    });
+    term(&agent);
+    assert_eq!(wait_exit(&mut agent, 20), 0);
+    let mut out = String::new();
+    agent
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let events: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.first().unwrap()["event"], "start", "{out}");
+    assert_eq!(events.last().unwrap()["event"], "stop", "{out}");
+    assert!(jobs(&emu).is_empty(), "nothing was due");
+}

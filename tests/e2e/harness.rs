@@ -36,8 +36,18 @@ pub struct Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
+        // Every test, as it ends, proves that no secret it caused to exist
+        // reached a log or an output of rolesnap.
+        let leak = if std::thread::panicking() {
+            None
+        } else {
+            self.leaked_secret()
+        };
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(where_) = leak {
+            panic!("a secret (admin secret key, tenant secret key or session token) leaked into {where_}");
+        }
     }
 }
 
@@ -101,6 +111,49 @@ impl Emulator {
         emulator.fixture =
             serde_json::from_str(&std::fs::read_to_string(&fixture).unwrap()).unwrap();
         emulator
+    }
+
+    /// Looks for the admin secret key and every temporary secret key and
+    /// session token the emulator issued in all of rolesnap's logs and outputs
+    /// of this test. Returns where one was found.
+    pub fn leaked_secret(&self) -> Option<String> {
+        if self.port == 0 || self.fixture.is_null() {
+            return None;
+        }
+        let creds = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.control("GET", "/_harness/credentials?secrets=1", None)
+        }))
+        .ok()?;
+        let mut secrets = vec![self.admin_key().1];
+        for c in creds["credentials"].as_array().into_iter().flatten() {
+            for k in ["secret_access_key", "session_token"] {
+                if let Some(v) = c[k].as_str() {
+                    secrets.push(v.to_string());
+                }
+            }
+        }
+        let mut places: Vec<(String, String)> = vec![(
+            "rolesnap output".into(),
+            std::fs::read_to_string(self.path("outputs.txt")).unwrap_or_default(),
+        )];
+        for dir in [self.log_dir(), self.state_dir()] {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                if let Ok(text) = std::fs::read(e.path()) {
+                    places.push((
+                        e.path().display().to_string(),
+                        String::from_utf8_lossy(&text).into_owned(),
+                    ));
+                }
+            }
+        }
+        places
+            .into_iter()
+            .find(|(_, text)| {
+                secrets
+                    .iter()
+                    .any(|s| s.len() >= 16 && text.contains(s.as_str()))
+            })
+            .map(|(place, _)| place)
     }
 
     pub fn log(&self) -> String {
