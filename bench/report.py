@@ -45,7 +45,7 @@ def label(r: dict[str, Any]) -> str:
     s = f" bucket_scale {r['emulator_config']['bucket_scale']}" if r["emulator_config"]["bucket_scale"] != 1.0 else ""
     if r.get("no_copy"):
         s += ", no copy"
-    return f"{r['tool']} {f['totals']['instances']} inst ({f['tenants']} tenants){s}"
+    return f"{r.get('_file', '').removesuffix('.json')}: {r['tool']} {f['totals']['instances']} inst ({f['tenants']} tenants){s}"
 
 
 def phases_table(runs: list[dict[str, Any]]) -> str:
