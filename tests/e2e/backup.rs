@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{seeded, Emulator};
+use crate::harness::{seeded, tags_of, Emulator};
 
 fn plan(tenants: &[&str], method: &str) -> String {
     let list: Vec<String> = tenants.iter().map(|t| format!("\"{t}\"")).collect();
@@ -29,17 +29,6 @@ aurora = true
 }
 
 type Tags = BTreeMap<String, String>;
-
-fn tags_of(t: &[aws_sdk_ec2::types::Tag]) -> Tags {
-    t.iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().to_string(),
-                t.value().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
 
 /// Snapshots of a job in one tenant × region, as that tenant sees them: id → tags.
 async fn job_snapshots(

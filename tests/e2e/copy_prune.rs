@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::harness::Emulator;
+use crate::harness::{tags_of, Emulator};
 
 const ALPHA: &str = "222222222222";
 
@@ -35,17 +35,6 @@ aurora = true
 }
 
 type Tags = BTreeMap<String, String>;
-
-fn tags_of(t: &[aws_sdk_ec2::types::Tag]) -> Tags {
-    t.iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().to_string(),
-                t.value().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
 
 /// All snapshots of the tenant in a region: id → tags.
 async fn snapshots(emu: &Emulator, region: &str) -> BTreeMap<String, Tags> {

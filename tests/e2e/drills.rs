@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{seeded, Emulator};
+use crate::harness::{seeded, tags_of, Emulator};
 
 const PLAN: &str = r#"
 [plan]
@@ -37,17 +37,6 @@ const MUTATING: &[&str] = &[
     "CopyDBSnapshot",
     "CopyDBClusterSnapshot",
 ];
-
-fn tags_of(t: &[aws_sdk_ec2::types::Tag]) -> BTreeMap<String, String> {
-    t.iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().to_string(),
-                t.value().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn throttling_5xx_expiry_denial_and_a_kill_still_give_exactly_one_point_each() {

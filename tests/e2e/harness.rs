@@ -557,3 +557,15 @@ impl Drop for ChildGuard {
         }
     }
 }
+
+/// An EC2 resource's tags as a map (what every check of the tag contract reads).
+pub fn tags_of(t: &[aws_sdk_ec2::types::Tag]) -> std::collections::BTreeMap<String, String> {
+    t.iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}

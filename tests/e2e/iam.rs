@@ -10,7 +10,7 @@ use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use serde_json::{json, Value};
 
-use crate::harness::{Emulator, Run};
+use crate::harness::{tags_of, Emulator, Run};
 
 const ALPHA: &str = "222222222222";
 const EAST: &str = "us-east-1";
@@ -44,17 +44,6 @@ aurora = {databases}
 }
 
 type Tags = BTreeMap<String, String>;
-
-fn ec2_tags(t: &[Tag]) -> Tags {
-    t.iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().to_string(),
-                t.value().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
 
 fn rds_tags(t: &[aws_sdk_rds::types::Tag]) -> Tags {
     t.iter()
@@ -164,7 +153,7 @@ async fn snapshots(emu: &Emulator, region: &str) -> BTreeMap<String, Tags> {
         .unwrap();
     out.snapshots()
         .iter()
-        .map(|s| (s.snapshot_id().unwrap().to_string(), ec2_tags(s.tags())))
+        .map(|s| (s.snapshot_id().unwrap().to_string(), tags_of(s.tags())))
         .collect()
 }
 
@@ -180,7 +169,7 @@ async fn images(emu: &Emulator, region: &str) -> BTreeMap<String, Tags> {
         .unwrap();
     out.images()
         .iter()
-        .map(|i| (i.image_id().unwrap().to_string(), ec2_tags(i.tags())))
+        .map(|i| (i.image_id().unwrap().to_string(), tags_of(i.tags())))
         .collect()
 }
 
@@ -450,7 +439,7 @@ async fn the_printed_tenant_policy_carries_a_whole_cycle_under_iam_enforcement()
         "attached to app1"
     );
     assert_eq!(
-        ec2_tags(v.tags())["_GX_BACKUP_"],
+        tags_of(v.tags())["_GX_BACKUP_"],
         r["job"].as_u64().unwrap().to_string()
     );
 
@@ -470,7 +459,7 @@ async fn the_printed_tenant_policy_carries_a_whole_cycle_under_iam_enforcement()
     let i = &out.reservations()[0].instances()[0];
     assert_eq!(i.state().unwrap().name().unwrap().as_str(), "running");
     assert_eq!(
-        ec2_tags(i.tags())["_GX_BACKUP_"],
+        tags_of(i.tags())["_GX_BACKUP_"],
         r["job"].as_u64().unwrap().to_string()
     );
     assert!(
@@ -614,7 +603,7 @@ async fn an_ami_plan_backs_up_copies_prunes_and_restores_under_the_printed_polic
         let i = &out.reservations()[0].instances()[0];
         assert_eq!(i.state().unwrap().name().unwrap().as_str(), "running");
         assert_eq!(
-            ec2_tags(i.tags())["_GX_BACKUP_"],
+            tags_of(i.tags())["_GX_BACKUP_"],
             r["job"].as_u64().unwrap().to_string()
         );
     }

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use aws_sdk_ec2::types::Filter;
 use serde_json::{json, Value};
 
-use crate::harness::{Emulator, Run};
+use crate::harness::{tags_of, Emulator, Run};
 
 const ALPHA: &str = "222222222222";
 const EAST: &str = "us-east-1";
@@ -49,17 +49,6 @@ aurora = true
 }
 
 type Tags = BTreeMap<String, String>;
-
-fn tags_of(t: &[aws_sdk_ec2::types::Tag]) -> Tags {
-    t.iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().to_string(),
-                t.value().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
 
 fn rds_tags_of(t: &[aws_sdk_rds::types::Tag]) -> Tags {
     t.iter()
