@@ -9,9 +9,17 @@
 //! the SDK assumes the role again shortly before it expires: a job that
 //! outlives the session keeps working.
 //!
+//! Every SDK client of the process shares one HTTPS client (one connection
+//! pool, one TLS setup), and a tenant keeps one EC2 and one RDS client per
+//! region. Without that, the SDK gives each new client its own HTTPS stack,
+//! and a run that backs up many account × regions at once grows by megabytes
+//! per account × region (BENCHMARKS.md, "Memory").
+//!
 //! The endpoint comes from the standard `AWS_ENDPOINT_URL` (read by aws-config)
 //! or from [`Endpoint`]; nothing else in the crate knows about it.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::identity::IdentityCache;
@@ -68,6 +76,7 @@ pub struct AdminSession {
 pub async fn admin_session(accounts: &Accounts, endpoint: &Endpoint, logs: &Logs) -> AdminSession {
     let admin = &accounts.admin;
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(shared_https_client())
         .region(Region::new(admin.region.clone()))
         .retry_config(
             RetryConfig::standard()
@@ -135,6 +144,24 @@ impl AdminSession {
     }
 }
 
+/// One HTTPS client for the whole process, built the way the SDK builds its
+/// default one (rustls with aws-lc, proxy settings from the environment). It
+/// keeps one connector per connector settings, so all clients share its pool.
+fn shared_https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::{proxy::ProxyConfig, tls, Builder, ConnectorBuilder};
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut b = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ));
+        b.set_connector_settings(settings.cloned());
+        if let Some(c) = components {
+            b.set_sleep_impl(c.sleep_impl());
+        }
+        b.set_proxy_config(Some(ProxyConfig::from_env()));
+        b.build()
+    })
+}
+
 /// A role session name that tells CloudTrail readers who assumed the role:
 /// `rolesnap-<tenant>-<job>` (STS allows 2–64 of `[\w+=,.@-]`).
 pub fn session_name(tenant: &str, job: Option<u64>) -> String {
@@ -148,12 +175,19 @@ pub fn session_name(tenant: &str, job: Option<u64>) -> String {
 }
 
 /// One tenant's session: one AssumeRole provider, one credential cache, shared
-/// by every client made from it.
+/// by every client made from it; one EC2 and one RDS client per region.
 #[derive(Debug, Clone)]
 pub struct TenantSession {
     pub tenant: Tenant,
     pub job: Option<u64>,
     config: SdkConfig,
+    clients: Arc<Mutex<HashMap<String, RegionClients>>>,
+}
+
+#[derive(Debug, Clone)]
+struct RegionClients {
+    ec2: aws_sdk_ec2::Client,
+    rds: aws_sdk_rds::Client,
 }
 
 impl TenantSession {
@@ -180,6 +214,7 @@ impl TenantSession {
             tenant: tenant.clone(),
             job,
             config,
+            clients: Arc::default(),
         }
     }
 
@@ -278,18 +313,35 @@ impl TenantSession {
             .build()
     }
 
+    /// The tenant's clients in `region`, made on first use and kept (a client
+    /// is a handle: clones share its configuration and connections).
+    fn clients(&self, region: &str) -> RegionClients {
+        let mut map = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(region.to_string())
+            .or_insert_with(|| {
+                let conf = self.config(region);
+                RegionClients {
+                    ec2: aws_sdk_ec2::Client::from_conf(
+                        aws_sdk_ec2::config::Builder::from(&conf)
+                            .interceptor(crate::metrics::ApiCounter)
+                            .build(),
+                    ),
+                    rds: aws_sdk_rds::Client::from_conf(
+                        aws_sdk_rds::config::Builder::from(&conf)
+                            .interceptor(crate::metrics::ApiCounter)
+                            .build(),
+                    ),
+                }
+            })
+            .clone()
+    }
+
     pub fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
-        let conf = aws_sdk_ec2::config::Builder::from(&self.config(region))
-            .interceptor(crate::metrics::ApiCounter)
-            .build();
-        aws_sdk_ec2::Client::from_conf(conf)
+        self.clients(region).ec2
     }
 
     pub fn rds(&self, region: &str) -> aws_sdk_rds::Client {
-        let conf = aws_sdk_rds::config::Builder::from(&self.config(region))
-            .interceptor(crate::metrics::ApiCounter)
-            .build();
-        aws_sdk_rds::Client::from_conf(conf)
+        self.clients(region).rds
     }
 }
 
