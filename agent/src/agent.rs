@@ -299,7 +299,8 @@ struct RunContext {
     metrics: Arc<Mutex<Metrics>>,
 }
 
-/// Runs a plan's backup (+ copy) and prune, one ledger job each.
+/// Runs a plan's backup (+ copy) and, at the same time, its prune; one ledger
+/// job each.
 async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> Vec<job::Report> {
     let RunContext {
         endpoint: global_endpoint,
@@ -346,7 +347,6 @@ async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> V
     if !plan.copies.is_empty() {
         kinds.push(Kind::Copy);
     }
-    kinds.push(Kind::Prune { now: Utc::now() });
     logs.write(
         LogFile::Cvd,
         None,
@@ -358,8 +358,14 @@ async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> V
             tenants.len()
         ),
     );
-    for kind in kinds {
-        let r = job::run(Request {
+    let (copy_ended, copy_running) = tokio::sync::watch::channel(false);
+    let copy_running = (!plan.copies.is_empty()).then_some(copy_running);
+    let run = |kind: Kind| {
+        let copy_running = match kind {
+            Kind::Prune { .. } => copy_running.clone(),
+            _ => None,
+        };
+        job::run(Request {
             kind,
             plan,
             tenants: &tenants,
@@ -369,24 +375,50 @@ async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> V
             logs: &logs,
             ledger: Some(ledger.clone()),
             pacer: pacer.clone(),
+            copy_running,
             on_total: Arc::new(|_| {}),
             on_done: Arc::new(|_| {}),
         })
-        .await;
-        match r {
-            Ok(r) => {
-                metrics.lock().unwrap_or_else(|p| p.into_inner()).record(&r);
-                reports.push(r);
-            }
-            Err(e) => {
-                logs.write(
-                    LogFile::Cvd,
-                    None,
-                    "CvdAgent::RunPlan",
-                    &format!("Plan [{}]: ledger error: {e}", plan.name),
-                );
+    };
+    let record = |r: Result<job::Report, rolesnap_core::ledger::LedgerError>,
+                  reports: &mut Vec<job::Report>| match r {
+        Ok(r) => {
+            metrics.lock().unwrap_or_else(|p| p.into_inner()).record(&r);
+            reports.push(r);
+            true
+        }
+        Err(e) => {
+            logs.write(
+                LogFile::Cvd,
+                None,
+                "CvdAgent::RunPlan",
+                &format!("Plan [{}]: ledger error: {e}", plan.name),
+            );
+            false
+        }
+    };
+    // Backup then copy, and the prune beside them: the prune deletes only
+    // expired points (never this run's), keeps the newest point of every live
+    // source, and draws on other throttling buckets, so the night takes about
+    // as long as the longer of the two instead of their sum.
+    let backup_and_copy = async {
+        let mut out = Vec::new();
+        for kind in kinds {
+            let r = run(kind).await;
+            let ok = r.is_ok();
+            out.push(r);
+            if !ok {
                 break;
             }
+        }
+        // The copy job (if any) has ended: the prune may delete what it skipped.
+        copy_ended.send_replace(true);
+        out
+    };
+    let (done, pruned) = tokio::join!(backup_and_copy, run(Kind::Prune { now: Utc::now() }));
+    for r in done.into_iter().chain(std::iter::once(pruned)) {
+        if !record(r, &mut reports) {
+            break;
         }
     }
     reports

@@ -38,7 +38,7 @@ fn progress(global: &Global) -> Option<ProgressBar> {
     Some(b)
 }
 
-/// Runs one job of `kind` with a progress bar on a terminal.
+/// Runs one job of `kind` with a progress bar on a terminal (none with `quiet_bar`).
 async fn run_job(
     global: &Global,
     s: &Setup,
@@ -46,12 +46,28 @@ async fn run_job(
     filter: Filter,
     options: BackupOptions,
 ) -> anyhow::Result<Report> {
+    run_job_with(global, s, kind, filter, options, Pacer::new(), true, None).await
+}
+
+/// `run_job` with a shared pacer (jobs side by side), no bar, or a prune
+/// that waits for a copy job beside it.
+#[allow(clippy::too_many_arguments)]
+async fn run_job_with(
+    global: &Global,
+    s: &Setup,
+    kind: Kind,
+    filter: Filter,
+    options: BackupOptions,
+    pacer: Pacer,
+    with_bar: bool,
+    copy_running: Option<tokio::sync::watch::Receiver<bool>>,
+) -> anyhow::Result<Report> {
     let ledger = if options.dry_run {
         None
     } else {
         Some(Arc::new(Mutex::new(Ledger::open(&global.state_dir)?)))
     };
-    let bar = progress(global);
+    let bar = if with_bar { progress(global) } else { None };
     let (total_bar, done_bar) = (bar.clone(), bar.clone());
     let report = job::run(Request {
         kind,
@@ -62,7 +78,8 @@ async fn run_job(
         options,
         logs: &s.logs,
         ledger,
-        pacer: Pacer::new(),
+        pacer,
+        copy_running,
         on_total: Arc::new(move |n| {
             if let Some(b) = &total_bar {
                 b.set_length(n as u64);
@@ -127,11 +144,63 @@ pub async fn run(global: &Global, args: BackupArgs) -> anyhow::Result<u8> {
         dbs: args.dbs.clone(),
     };
     let o = options(&s, args.wait_timeout, args.poll_interval, args.dry_run);
-    let mut reports = vec![run_job(global, &s, Kind::Backup, filter.clone(), o.clone()).await?];
-    // A backup is followed by its copies: a Snap Copy job of its own number.
-    if !s.loaded.plan.copies.is_empty() && !args.no_copy && !args.dry_run {
-        reports.push(run_job(global, &s, Kind::Copy, filter, o).await?);
+    // One pacer for the jobs that run side by side: they share the Describe bucket.
+    let pacer = Pacer::new();
+    let copy = !s.loaded.plan.copies.is_empty() && !args.no_copy && !args.dry_run;
+    // Tells a prune beside the copy job when that job has ended.
+    let (copy_ended, copy_running) = tokio::sync::watch::channel(false);
+    let backup_and_copy = async {
+        let backup = run_job_with(
+            global,
+            &s,
+            Kind::Backup,
+            filter.clone(),
+            o.clone(),
+            pacer.clone(),
+            true,
+            None,
+        )
+        .await;
+        let mut reports = vec![backup?];
+        // A backup is followed by its copies: a Snap Copy job of its own number.
+        if copy {
+            let copied = run_job_with(
+                global,
+                &s,
+                Kind::Copy,
+                filter.clone(),
+                o.clone(),
+                pacer.clone(),
+                true,
+                None,
+            )
+            .await;
+            copy_ended.send_replace(true);
+            reports.push(copied?);
+        }
+        drop(copy_ended);
+        anyhow::Ok(reports)
+    };
+    if !args.prune {
+        return print(global, &backup_and_copy.await?);
     }
+    let prune_filter = Filter {
+        region: args.region.clone(),
+        ..Default::default()
+    };
+    let prune = run_job_with(
+        global,
+        &s,
+        Kind::Prune { now: Utc::now() },
+        prune_filter,
+        o.clone(),
+        pacer.clone(),
+        false,
+        copy.then_some(copy_running),
+    );
+    let (reports, pruned) = tokio::join!(backup_and_copy, prune);
+    let mut reports = reports?;
+    reports.push(pruned?);
     print(global, &reports)
 }
 

@@ -178,6 +178,13 @@ pub struct BackupArgs {
     /// Do not run the plan's cross-region copies after the backup.
     #[arg(long)]
     pub no_copy: bool,
+    /// Also run the plan's prune (Data Aging job) at the same time, as the
+    /// scheduled nightly run does. It deletes only points whose retention has
+    /// run out (never the ones this backup makes, and it keeps the newest point
+    /// of every live source) and it draws on other throttling buckets, so the
+    /// whole night takes about as long as the longer of the two.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub prune: bool,
 }
 
 #[derive(Debug, Args)]

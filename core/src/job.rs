@@ -87,6 +87,10 @@ pub struct Request<'a> {
     /// `None` for a dry run: nothing is recorded.
     pub ledger: Option<Arc<Mutex<Ledger>>>,
     pub pacer: Pacer,
+    /// Prune only: the plan's copy job runs beside this prune and sends `true`
+    /// (or drops the sender) when it has ended; originals it has yet to copy
+    /// are deleted only then. `None`: nothing runs beside.
+    pub copy_running: Option<tokio::sync::watch::Receiver<bool>>,
     /// Told the number of selected resources once discovery is done.
     pub on_total: Arc<dyn Fn(usize) + Send + Sync>,
     pub on_done: Arc<dyn Fn(&Item) + Send + Sync>,
@@ -259,6 +263,7 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
                                 &regions,
                                 now,
                                 req.options.dry_run,
+                                req.copy_running.clone(),
                             )
                             .await,
                         ),
@@ -274,7 +279,8 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
     finish(&req, number, lock, job_type, start, items)
 }
 
-/// Discovers each reached tenant and backs up every tenant × region concurrently.
+/// Discovers the reached tenants concurrently, then backs up every tenant ×
+/// region concurrently.
 async fn backup_tenants(
     req: &Request<'_>,
     job: &Job<'_>,
@@ -284,8 +290,11 @@ async fn backup_tenants(
     let mut items = Vec::new();
     let mut works: Vec<RegionWork> = Vec::new();
     let mut seq = 0;
-    for (tenant, conn) in reached {
-        let results = discover_tenant(
+    // Every tenant is discovered at once (each has its own buckets); the
+    // creates start when all are known, so that sequence numbers and the
+    // progress total are fixed up front.
+    let discovered = join_all(reached.iter().map(|(_, conn)| {
+        discover_tenant(
             req.plan,
             &conn.session,
             &conn.account,
@@ -293,7 +302,9 @@ async fn backup_tenants(
             req.filter.region.as_deref(),
             req.logs,
         )
-        .await;
+    }))
+    .await;
+    for ((tenant, conn), results) in reached.iter().zip(discovered) {
         for r in results {
             if let Some(e) = r.error {
                 log(&format!(

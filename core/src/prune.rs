@@ -6,21 +6,31 @@
 //! ever deleted, checked again on each resource right before its delete call.
 //! Deletes are idempotent: NotFound counts as done. An AMI is deregistered
 //! first, then its snapshots are deleted, so no snapshot is orphaned.
+//!
+//! Regions are pruned concurrently, several deletes in flight each, every
+//! attempt paced by [`crate::pace::Pacer`] (SDK retries off, as for creates):
+//! the DeleteSnapshot bucket (5 per second) is what bounds a large prune.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
+use futures::future::join_all;
+use futures::{stream, StreamExt};
 use serde_json::json;
+use tokio::sync::watch;
+use tokio::time::Instant;
 
-use crate::backup::Job;
+use crate::backup::{no_sdk_retries_ec2, no_sdk_retries_rds, Job};
 use crate::catalog::{list_region, Kinds, PointKind, RecoveryPoint};
 use crate::config::Retention;
+use crate::copy::missing_copies;
 use crate::credentials::TenantSession;
 use crate::discovery::{discover_region, Wanted};
 use crate::error::{AwsError, Site};
 use crate::ledger::Item;
 use crate::pace::Bucket;
 use crate::retention::{decide, Point, Verdict};
+use crate::retry::create_with_retry;
 use crate::tags;
 
 /// Is this resource's own tag set one prune may delete?
@@ -72,7 +82,19 @@ fn rule_for<'a>(
     plan_rule
 }
 
-/// Prunes one tenant's points in its source regions and copy regions.
+/// Deletes in flight per account × region. The pacer sets the rate (the
+/// DeleteSnapshot bucket refills 5 per second); this only keeps enough calls
+/// open that a 40–100 ms round trip never leaves a token unused.
+pub const DELETES_IN_FLIGHT: usize = 8;
+
+/// Prunes one tenant's points in its source regions and copy regions. The
+/// regions are pruned concurrently (each has its own throttling buckets),
+/// with up to [`DELETES_IN_FLIGHT`] deletes in flight in each.
+///
+/// `copy_running` is given when the plan's copy job runs beside this prune
+/// (the nightly run): it turns `true` when that job has ended. Expired
+/// originals still missing a copy are deleted only then, so the copy job
+/// never finds its source gone.
 pub async fn prune_tenant(
     job: &Job<'_>,
     session: &TenantSession,
@@ -80,19 +102,16 @@ pub async fn prune_tenant(
     source_regions: &[String],
     now: DateTime<Utc>,
     dry_run: bool,
+    copy_running: Option<watch::Receiver<bool>>,
 ) -> Vec<Item> {
     let plan = job.plan;
     let tenant = &session.tenant.name;
-    let tz = plan
-        .schedule
-        .as_ref()
-        .map_or(chrono_tz::UTC, |s| s.timezone);
     let mut items = Vec::new();
     // Which sources still exist: a point of a live source keeps its newest.
     let mut sources = BTreeSet::new();
     let mut sources_known = true;
-    for r in source_regions {
-        match discover_region(
+    let found = join_all(source_regions.iter().map(|r| {
+        discover_region(
             session,
             account,
             r,
@@ -103,8 +122,10 @@ pub async fn prune_tenant(
             },
             job.logs,
         )
-        .await
-        {
+    }))
+    .await;
+    for (r, found) in source_regions.iter().zip(found) {
+        match found {
             Ok(inv) => {
                 sources.extend(
                     inv.instances
@@ -142,8 +163,8 @@ pub async fn prune_tenant(
             regions.push(c.region.clone());
         }
     }
-    for region in &regions {
-        let points = match list_region(
+    let listed = join_all(regions.iter().map(|region| {
+        list_region(
             session,
             account,
             region,
@@ -154,9 +175,12 @@ pub async fn prune_tenant(
             },
             &job.pacer,
         )
-        .await
-        {
-            Ok(p) => p,
+    }))
+    .await;
+    let mut listed_ok: Vec<(&String, Vec<RecoveryPoint>)> = Vec::new();
+    for (region, r) in regions.iter().zip(listed) {
+        match r {
+            Ok(points) => listed_ok.push((region, points)),
             Err(e) => {
                 job.log(&format!(
                     "Cannot list recovery points in [{tenant}/{region}]: {e}"
@@ -169,64 +193,172 @@ pub async fn prune_tenant(
                     region,
                     e.to_string(),
                 ));
-                continue;
-            }
-        };
-        // Decide per governing rule.
-        let mut by_rule: Vec<(&Retention, Vec<&RecoveryPoint>)> = Vec::new();
-        for p in &points {
-            let r = rule_for(p, &plan.retention, &plan.copies);
-            match by_rule.iter_mut().find(|(x, _)| std::ptr::eq(*x, r)) {
-                Some((_, v)) => v.push(p),
-                None => by_rule.push((r, vec![p])),
-            }
-        }
-        for (rule, group) in by_rule {
-            let input: Vec<Point> = group.iter().map(|p| to_point(p, &sources)).collect();
-            let decisions = decide(&input, &plan.name, rule, now, tz);
-            for (p, d) in group.iter().zip(decisions) {
-                debug_assert_eq!(p.id(), d.id);
-                let item = match d.verdict {
-                    Verdict::Keep => point_item(session, account, p, "Kept", vec![], None, &d.rule),
-                    Verdict::Delete if dry_run => {
-                        point_item(session, account, p, "WouldDelete", vec![], None, &d.rule)
-                    }
-                    Verdict::Delete => {
-                        job.log(&format!(
-                            "Deleting {} [{}] of [{}] in [{tenant}/{region}] created {}: {}",
-                            p.kind.as_str(),
-                            p.id(),
-                            p.source,
-                            p.created.to_rfc3339(),
-                            d.rule
-                        ));
-                        match delete_point(job, session, account, p).await {
-                            Ok(deleted) => {
-                                point_item(session, account, p, "Deleted", deleted, None, &d.rule)
-                            }
-                            Err(e) => {
-                                job.log(&format!("Delete of [{}] failed: {e}", p.id()));
-                                point_item(
-                                    session,
-                                    account,
-                                    p,
-                                    "Failed",
-                                    vec![],
-                                    Some(e.to_string()),
-                                    &d.rule,
-                                )
-                            }
-                        }
-                    }
-                };
-                if item.status != "Kept" {
-                    job.record(&item);
-                }
-                items.push(item);
             }
         }
     }
+    // The copies present in each copy region (`None`: its listing failed).
+    let copied: BTreeMap<&str, BTreeSet<String>> = listed_ok
+        .iter()
+        .filter(|(r, _)| plan.copies.iter().any(|c| &c.region == *r))
+        .map(|(r, points)| {
+            let set = points
+                .iter()
+                .filter_map(|p| p.copy_of().map(str::to_string))
+                .collect();
+            (r.as_str(), set)
+        })
+        .collect();
+    // With a copy job running beside this prune, an original it has yet to
+    // copy is deleted only once that job has ended, as if the prune had run
+    // after it.
+    let uncopied = |p: &RecoveryPoint| {
+        copy_running.is_some()
+            && p.copy_of().is_none()
+            && plan.copies.iter().any(|c| {
+                c.region != p.region
+                    && copied.get(c.region.as_str()).is_none_or(|set| {
+                        !missing_copies(std::slice::from_ref(p), set, &c.region, c).is_empty()
+                    })
+            })
+    };
+    let per_region = join_all(listed_ok.iter().map(|(region, points)| {
+        prune_region(
+            job,
+            session,
+            account,
+            region,
+            points,
+            &sources,
+            now,
+            dry_run,
+            &uncopied,
+            copy_running.clone(),
+        )
+    }))
+    .await;
+    items.extend(per_region.into_iter().flatten());
     items
+}
+
+/// Decides one region's points and deletes what has expired, up to
+/// [`DELETES_IN_FLIGHT`] at a time; `deferred` points wait for `copy_running`
+/// to say the copy job has ended.
+#[allow(clippy::too_many_arguments)]
+async fn prune_region<'a>(
+    job: &'a Job<'_>,
+    session: &'a TenantSession,
+    account: &'a str,
+    region: &str,
+    points: &'a [RecoveryPoint],
+    sources: &BTreeSet<String>,
+    now: DateTime<Utc>,
+    dry_run: bool,
+    deferred: &dyn Fn(&RecoveryPoint) -> bool,
+    copy_running: Option<watch::Receiver<bool>>,
+) -> Vec<Item> {
+    let plan = job.plan;
+    let tenant = &session.tenant.name;
+    let tz = plan
+        .schedule
+        .as_ref()
+        .map_or(chrono_tz::UTC, |s| s.timezone);
+    // Decide per governing rule.
+    let mut by_rule: Vec<(&Retention, Vec<&'a RecoveryPoint>)> = Vec::new();
+    for p in points {
+        let r = rule_for(p, &plan.retention, &plan.copies);
+        match by_rule.iter_mut().find(|(x, _)| std::ptr::eq(*x, r)) {
+            Some((_, v)) => v.push(p),
+            None => by_rule.push((r, vec![p])),
+        }
+    }
+    let (mut now_list, mut later) = (Vec::new(), Vec::new());
+    for (rule, group) in by_rule {
+        let input: Vec<Point> = group.iter().map(|p| to_point(p, sources)).collect();
+        let decisions = decide(&input, &plan.name, rule, now, tz);
+        for (p, d) in group.into_iter().zip(decisions) {
+            debug_assert_eq!(p.id(), d.id);
+            if d.verdict == Verdict::Delete && !dry_run && deferred(p) {
+                later.push((p, d.verdict, d.rule));
+            } else {
+                now_list.push((p, d.verdict, d.rule));
+            }
+        }
+    }
+    let act = |(p, verdict, rule): (&'a RecoveryPoint, Verdict, String)| {
+        settle(job, session, account, p, verdict, rule, dry_run)
+    };
+    let mut items: Vec<Item> = stream::iter(now_list)
+        .map(act)
+        .buffered(DELETES_IN_FLIGHT)
+        .collect()
+        .await;
+    if !later.is_empty() {
+        job.log(&format!(
+            "Waiting for the copy job before deleting {} expired original(s) in [{tenant}/{region}] it has not copied yet",
+            later.len()
+        ));
+        if let Some(mut rx) = copy_running {
+            // An error means the copy job is gone: it has ended either way.
+            let _ = rx.wait_for(|ended| *ended).await;
+        }
+        items.extend(
+            stream::iter(later)
+                .map(act)
+                .buffered(DELETES_IN_FLIGHT)
+                .collect::<Vec<_>>()
+                .await,
+        );
+    }
+    items
+}
+
+/// Keeps, reports or deletes one decided point; records what was done.
+async fn settle(
+    job: &Job<'_>,
+    session: &TenantSession,
+    account: &str,
+    p: &RecoveryPoint,
+    verdict: Verdict,
+    rule: String,
+    dry_run: bool,
+) -> Item {
+    let tenant = &session.tenant.name;
+    let region = &p.region;
+    let item = match verdict {
+        Verdict::Keep => point_item(session, account, p, "Kept", vec![], None, &rule),
+        Verdict::Delete if dry_run => {
+            point_item(session, account, p, "WouldDelete", vec![], None, &rule)
+        }
+        Verdict::Delete => {
+            job.log(&format!(
+                "Deleting {} [{}] of [{}] in [{tenant}/{region}] created {}: {}",
+                p.kind.as_str(),
+                p.id(),
+                p.source,
+                p.created.to_rfc3339(),
+                rule
+            ));
+            match delete_point(job, session, account, p).await {
+                Ok(deleted) => point_item(session, account, p, "Deleted", deleted, None, &rule),
+                Err(e) => {
+                    job.log(&format!("Delete of [{}] failed: {e}", p.id()));
+                    point_item(
+                        session,
+                        account,
+                        p,
+                        "Failed",
+                        vec![],
+                        Some(e.to_string()),
+                        &rule,
+                    )
+                }
+            }
+        }
+    };
+    if item.status != "Kept" {
+        job.record(&item);
+    }
+    item
 }
 
 fn point_item(
@@ -270,6 +402,49 @@ fn gone(code: &str) -> bool {
     )
 }
 
+/// Sends one delete call: each attempt takes a token from `bucket` first and
+/// has the SDK's own retries off, so that no attempt goes around the pacer.
+/// Throttling and 5xx answers are retried with backoff (a delete is
+/// idempotent: the retry of one that did happen finds the resource gone).
+/// A resource already gone counts as deleted.
+async fn delete_call<F, Fut>(
+    job: &Job<'_>,
+    account: &str,
+    region: &str,
+    bucket: Bucket,
+    call: F,
+) -> Result<(), AwsError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), AwsError>>,
+{
+    let deadline = Instant::now() + job.options.wait_timeout;
+    let (r, _) = create_with_retry(
+        deadline,
+        || async {
+            job.pacer.take(account, region, bucket).await;
+            match call().await {
+                Err(e) if gone(&e.code) => Ok(()),
+                r => r,
+            }
+        },
+        || async { Ok(None) },
+        |e, wait| {
+            job.log(&format!(
+                "Retrying {} of [{}] in [{}/{region}] after {}: {} (in {} ms)",
+                e.action,
+                e.resource.as_deref().unwrap_or_default(),
+                e.tenant,
+                e.code,
+                e.message,
+                wait.as_millis()
+            ));
+        },
+    )
+    .await;
+    r
+}
+
 /// Deletes one point; returns the ids deleted (or found already gone).
 async fn delete_point(
     job: &Job<'_>,
@@ -303,18 +478,19 @@ async fn delete_point(
         PointKind::SnapshotSet | PointKind::Ami => {
             if p.kind == PointKind::Ami {
                 let image = p.id();
-                job.pacer
-                    .take(account, region, Bucket::DeregisterImage)
-                    .await;
-                match ec2.deregister_image().image_id(&image).send().await {
-                    Ok(_) => {}
-                    Err(e) => {
-                        let e = site.err("DeregisterImage", Some(&image), e.into_service_error());
-                        if !gone(&e.code) {
-                            return Err(e);
-                        }
-                    }
-                }
+                delete_call(job, account, region, Bucket::DeregisterImage, || async {
+                    ec2.deregister_image()
+                        .image_id(&image)
+                        .customize()
+                        .config_override(no_sdk_retries_ec2())
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| {
+                            site.err("DeregisterImage", Some(&image), e.into_service_error())
+                        })
+                })
+                .await?;
                 job.log(&format!("Deregistered image [{image}]"));
                 deleted.push(image);
             }
@@ -330,22 +506,24 @@ async fn delete_point(
                     ));
                     continue;
                 }
-                job.pacer
-                    .take(account, region, Bucket::DeleteSnapshot)
-                    .await;
-                match ec2.delete_snapshot().snapshot_id(&s.id).send().await {
-                    Ok(_) => deleted.push(s.id.clone()),
-                    Err(e) => {
-                        let e = site.err("DeleteSnapshot", Some(&s.id), e.into_service_error());
-                        if gone(&e.code) {
-                            deleted.push(s.id.clone());
-                        } else if e.code == "InvalidSnapshot.InUse" {
-                            // Still backing a registered AMI: never deleted on its own.
-                            in_use.push(s.id.clone());
-                        } else {
-                            return Err(e);
-                        }
-                    }
+                let r = delete_call(job, account, region, Bucket::DeleteSnapshot, || async {
+                    ec2.delete_snapshot()
+                        .snapshot_id(&s.id)
+                        .customize()
+                        .config_override(no_sdk_retries_ec2())
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| {
+                            site.err("DeleteSnapshot", Some(&s.id), e.into_service_error())
+                        })
+                })
+                .await;
+                match r {
+                    Ok(()) => deleted.push(s.id.clone()),
+                    // Still backing a registered AMI: never deleted on its own.
+                    Err(e) if e.code == "InvalidSnapshot.InUse" => in_use.push(s.id.clone()),
+                    Err(e) => return Err(e),
                 }
             }
             job.log(&format!(
@@ -371,35 +549,35 @@ async fn delete_point(
         PointKind::DbSnapshot => {
             let rds = session.rds(region);
             let id = p.id();
-            job.pacer.take(account, region, Bucket::Rds).await;
-            if let Err(e) = rds
-                .delete_db_snapshot()
-                .db_snapshot_identifier(&id)
-                .send()
-                .await
-            {
-                let e = site.err("DeleteDBSnapshot", Some(&id), e.into_service_error());
-                if !gone(&e.code) {
-                    return Err(e);
-                }
-            }
+            delete_call(job, account, region, Bucket::Rds, || async {
+                rds.delete_db_snapshot()
+                    .db_snapshot_identifier(&id)
+                    .customize()
+                    .config_override(no_sdk_retries_rds())
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| site.err("DeleteDBSnapshot", Some(&id), e.into_service_error()))
+            })
+            .await?;
             deleted.push(id);
         }
         PointKind::ClusterSnapshot => {
             let rds = session.rds(region);
             let id = p.id();
-            job.pacer.take(account, region, Bucket::Rds).await;
-            if let Err(e) = rds
-                .delete_db_cluster_snapshot()
-                .db_cluster_snapshot_identifier(&id)
-                .send()
-                .await
-            {
-                let e = site.err("DeleteDBClusterSnapshot", Some(&id), e.into_service_error());
-                if !gone(&e.code) {
-                    return Err(e);
-                }
-            }
+            delete_call(job, account, region, Bucket::Rds, || async {
+                rds.delete_db_cluster_snapshot()
+                    .db_cluster_snapshot_identifier(&id)
+                    .customize()
+                    .config_override(no_sdk_retries_rds())
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        site.err("DeleteDBClusterSnapshot", Some(&id), e.into_service_error())
+                    })
+            })
+            .await?;
             deleted.push(id);
         }
     }

@@ -5,4 +5,5 @@ mod drills;
 mod foundation;
 mod harness;
 mod iam;
+mod night;
 mod restore;

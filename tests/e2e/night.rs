@@ -1,0 +1,273 @@
+//! The nightly run's speed-critical paths, checked through the emulator: the
+//! prune paces its deletes under EC2's token buckets (the layer enforces
+//! them; moto has none) and works its regions side by side, and
+//! `backup --prune` runs the Data Aging job beside the backup without
+//! touching what the backup makes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::harness::{tags_of, Emulator};
+
+const ALPHA: &str = "222222222222";
+const REGIONS: [&str; 2] = ["us-east-1", "us-west-2"];
+
+fn plan() -> String {
+    r#"
+[plan]
+name = "nightly"
+id = 4
+method = "snapshot-set"
+
+[retention]
+days = 7
+
+[[group]]
+name = "both"
+tenants = ["alpha"]
+regions = ["us-east-1", "us-west-2"]
+include-tags = ["Backup=nightly"]
+"#
+    .to_string()
+}
+
+/// The tenant's snapshots in `region`: id → tags.
+async fn snapshots(emu: &Emulator, region: &str) -> BTreeMap<String, BTreeMap<String, String>> {
+    let ec2 = emu.ec2("alpha", region).await;
+    let out = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await
+        .unwrap();
+    out.snapshots()
+        .iter()
+        .map(|s| (s.snapshot_id().unwrap().to_string(), tags_of(s.tags())))
+        .collect()
+}
+
+/// Makes `n` recovery points of the plan in `region` whose source instances
+/// no longer exist (so the newest-point rule keeps none of them), aged 10
+/// days: `n` expired snapshot sets of one snapshot each, made directly as the
+/// tenant, the way an earlier job would have left them.
+async fn expired_points(emu: &Emulator, region: &str, n: usize) -> BTreeSet<String> {
+    let ec2 = emu.ec2("alpha", region).await;
+    let vol = emu.tenant("alpha")["resources"][region]["instances"][0]["volumes"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tag = |k: &str, v: &str| aws_sdk_ec2::types::Tag::builder().key(k).value(v).build();
+    let mut ids = BTreeSet::new();
+    for i in 0..n {
+        let spec = aws_sdk_ec2::types::TagSpecification::builder()
+            .resource_type(aws_sdk_ec2::types::ResourceType::Snapshot)
+            .tags(tag("_GX_BACKUP_", "900"))
+            .tags(tag("_GX_PLAN_", "nightly"))
+            .tags(tag("_GX_SOURCE_", &format!("i-0gone{i:011}")))
+            .tags(tag("Name", &format!("SP_4_900_{i}_0")))
+            .build();
+        let s = ec2
+            .create_snapshot()
+            .volume_id(&vol)
+            .tag_specifications(spec)
+            .send()
+            .await
+            .unwrap();
+        ids.insert(s.snapshot_id().unwrap().to_string());
+    }
+    let items: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"account": ALPHA, "region": region, "id": id, "age_seconds": 10 * 86_400}))
+        .collect();
+    emu.control("POST", "/_harness/age", Some(json!({ "items": items })));
+    ids
+}
+
+/// The layer's DeleteSnapshot bucket of alpha in each region: (taken, throttled).
+fn delete_buckets(emu: &Emulator) -> BTreeMap<String, (u64, u64)> {
+    emu.control("GET", "/_harness/buckets", None)["buckets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|b| b["account"] == ALPHA && b["bucket"] == "DeleteSnapshot")
+        .map(|b| {
+            (
+                b["region"].as_str().unwrap().to_string(),
+                (
+                    b["taken"].as_u64().unwrap(),
+                    b["throttled"].as_u64().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_paces_its_deletes_and_works_the_regions_side_by_side() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let p = emu.write_plan("nightly", &plan());
+    // More than a bucket's burst (100) in each region, so the refill (5 per
+    // second) decides, as in a large prune.
+    const N: usize = 115;
+    let mut expired = BTreeMap::new();
+    for r in REGIONS {
+        expired.insert(r, expired_points(&emu, r, N).await);
+    }
+    emu.config(json!({"token_buckets": true, "latency_ms": 20}));
+
+    // Sample the layer's buckets while the prune runs.
+    let mut overlapped = false;
+    let run = std::thread::scope(|s| {
+        let prune = s.spawn(|| emu.run(&["prune", "--plan", p.to_str().unwrap(), "-o", "json"]));
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !prune.is_finished() && Instant::now() < deadline {
+            let b = delete_buckets(&emu);
+            let busy = |r: &str| b.get(r).is_some_and(|(t, _)| *t > 0 && *t < N as u64);
+            overlapped |= REGIONS.iter().all(|r| busy(r));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        prune.join().unwrap()
+    });
+    assert_eq!(run.code, 0, "{run}");
+
+    // Every expired point is gone, as AWS sees it.
+    for r in REGIONS {
+        let left = snapshots(&emu, r).await;
+        let kept: Vec<_> = expired[r]
+            .iter()
+            .filter(|i| left.contains_key(*i))
+            .collect();
+        assert!(kept.is_empty(), "{r}: not deleted: {kept:?}");
+    }
+    // Paced: AWS throttled none of the deletes, though each region needed
+    // more than its burst.
+    let b = delete_buckets(&emu);
+    for r in REGIONS {
+        let (taken, throttled) = b[r];
+        assert_eq!(taken, N as u64, "{r}: {b:?}");
+        assert_eq!(throttled, 0, "{r}: deletes throttled: {b:?}");
+    }
+    assert!(
+        overlapped,
+        "the regions were pruned one after the other, not side by side"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backup_with_prune_ages_out_old_points_and_keeps_the_new_ones() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let p = emu.write_plan("nightly", &plan());
+    let mut expired = BTreeMap::new();
+    for r in REGIONS {
+        expired.insert(r, expired_points(&emu, r, 3).await);
+    }
+    let before: BTreeMap<&str, BTreeSet<String>> = {
+        let mut m = BTreeMap::new();
+        for r in REGIONS {
+            m.insert(r, snapshots(&emu, r).await.into_keys().collect());
+        }
+        m
+    };
+
+    let run = emu.run(&[
+        "backup",
+        "--plan",
+        p.to_str().unwrap(),
+        "--prune",
+        "-o",
+        "json",
+        "--poll-interval",
+        "0.2",
+    ]);
+    assert_eq!(run.code, 0, "{run}");
+    let reports = run.json();
+    let types: Vec<&str> = reports
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["job_type"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(types, ["Snap Backup", "Data Aging"], "{reports}");
+    let backup_job = reports[0]["job"].as_u64().unwrap();
+    assert_ne!(reports[1]["job"].as_u64(), Some(backup_job));
+
+    for r in REGIONS {
+        let now = snapshots(&emu, r).await;
+        for id in &expired[r] {
+            assert!(!now.contains_key(id), "{r}: expired {id} survived");
+        }
+        let made: Vec<_> = now
+            .iter()
+            .filter(|(id, _)| !before[r].contains(*id))
+            .collect();
+        // alpha's nightly instances, 2 volumes each, all from this backup.
+        assert!(!made.is_empty(), "{r}: the backup made nothing");
+        for (id, t) in &made {
+            assert_eq!(
+                t.get("_GX_BACKUP_").map(String::as_str),
+                Some(backup_job.to_string().as_str()),
+                "{r}: {id}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prune_beside_the_copy_job_waits_for_it_before_deleting_an_uncopied_original() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    // us-east-1 is copied to us-west-2, whose copies are kept 30 days.
+    let body = plan().replace(
+        r#"regions = ["us-east-1", "us-west-2"]"#,
+        r#"regions = ["us-east-1"]"#,
+    ) + "\n[[copy]]\nregion = \"us-west-2\"\nretention = { days = 30 }\n";
+    let p = emu.write_plan("nightly", &body);
+    // Expired originals that an earlier night failed to copy.
+    let uncopied = expired_points(&emu, "us-east-1", 3).await;
+
+    let run = emu.run(&[
+        "backup",
+        "--plan",
+        p.to_str().unwrap(),
+        "--prune",
+        "-o",
+        "json",
+        "--poll-interval",
+        "0.2",
+    ]);
+    assert_eq!(run.code, 0, "{run}");
+    let types: Vec<String> = run
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["job_type"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(types, ["Snap Backup", "Snap Copy", "Data Aging"]);
+
+    // As after a copy and then a prune: each original was copied first, and
+    // deleted afterwards.
+    let east = snapshots(&emu, "us-east-1").await;
+    let west = snapshots(&emu, "us-west-2").await;
+    let copies: BTreeSet<String> = west
+        .values()
+        .filter_map(|t| t.get("_GX_COPY_OF_").cloned())
+        .collect();
+    for id in &uncopied {
+        assert!(!east.contains_key(id), "expired original {id} kept");
+        assert!(
+            copies.contains(&format!("us-east-1/{id}")),
+            "{id} was deleted before the copy job copied it; copies: {copies:?}"
+        );
+    }
+    assert!(
+        emu.log_file("vsbkp.log")
+            .contains("Waiting for the copy job before deleting 3 expired original(s)"),
+        "the prune did not wait for the copy job"
+    );
+}
