@@ -7,11 +7,16 @@
 //!
 //! AWS allows 20 concurrent snapshot copies per destination region (EBS and
 //! RDS alike): each destination keeps at most [`COPIES_IN_FLIGHT`] copies
-//! pending and queues the rest.
+//! pending and queues the rest. A slot that frees is refilled at once, and the
+//! copies that fill the window are started together. The destination's catalog
+//! is listed once, at the start; after that only the copies in flight are
+//! asked about, by id, on a timer (see `copy_into`), so waiting costs a few
+//! describes per window whatever the region already holds.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -28,7 +33,8 @@ use crate::pace::Bucket;
 use crate::retry::create_with_retry;
 use crate::tags;
 
-/// AWS's limit of concurrent snapshot copies into one destination region.
+/// AWS's limit of concurrent snapshot copies into one destination region. It
+/// counts copy operations: each snapshot of a set is one (see `copies_in`).
 pub const COPIES_IN_FLIGHT: usize = 20;
 
 /// One source point to copy into one destination, and the parts still missing there.
@@ -142,6 +148,34 @@ struct InFlight {
     task: Task,
     /// destination ids made, by source part id
     made: Vec<(String, String)>,
+    /// When its copies were started.
+    started: Instant,
+    /// Answered polls in a row that did not list one of its copies.
+    unseen: u32,
+}
+
+/// Copy operations a task keeps pending in AWS: one per snapshot of a set,
+/// one for an AMI or a DB / cluster snapshot. AWS's limit counts these, so the
+/// window of [`COPIES_IN_FLIGHT`] does too.
+fn copies_in(task: &Task) -> usize {
+    match task.point.kind {
+        PointKind::SnapshotSet => task.missing.len().max(1),
+        _ => 1,
+    }
+}
+
+/// A copy that answered polls stop listing is gone (deleted, or failed and
+/// removed by AWS) once [`GONE_AFTER_POLLS`] polls in a row missed it and
+/// [`GONE_AFTER`] has passed since it was started. Describes are eventually
+/// consistent: a copy made a moment ago may be missing from the first answers,
+/// and must not be given up for that.
+pub const GONE_AFTER_POLLS: u32 = 3;
+pub const GONE_AFTER: Duration = Duration::from_secs(30);
+
+/// Whether a copy that `unseen` answered polls in a row did not list, started
+/// `age` ago, is gone. Pure.
+pub fn gone(unseen: u32, age: Duration) -> bool {
+    unseen >= GONE_AFTER_POLLS && age >= GONE_AFTER
 }
 
 /// Copies the plan's points of one tenant: for each source region and each
@@ -256,7 +290,22 @@ fn task_item(
 }
 
 /// Runs the copies into one destination region with at most
-/// [`COPIES_IN_FLIGHT`] pending at a time.
+/// [`COPIES_IN_FLIGHT`] copies pending at a time.
+///
+/// The window is refilled as soon as a slot frees, and the copies that fill it
+/// are started together, not one round trip after the other. Each call still
+/// takes its token from the pacer and goes through `create_with_retry` (adopting
+/// what an ambiguous failure made), so starting together never makes a copy
+/// twice.
+///
+/// Completion is polled on a timer, and only for the copies in flight (see
+/// [`poll_copies`]), never by listing the destination's catalog. The timer runs
+/// from the moment copies are in flight: the poll comes one interval later
+/// (`poll_initial` at first), or once the starts under way have returned if
+/// that is later (but at most `poll_max` later). A poll that finds nothing
+/// finished doubles the interval up to `poll_max`; one that frees slots keeps
+/// it, so a window that completes at once (small or incremental copies) is
+/// refilled at the pace of the first poll.
 async fn copy_into(
     job: &Job<'_>,
     session: &TenantSession,
@@ -264,175 +313,522 @@ async fn copy_into(
     dest: String,
     tasks: Vec<Task>,
 ) -> Vec<Item> {
+    enum Event {
+        Started(Box<Task>, Result<Vec<(String, String)>, AwsError>),
+        Poll,
+    }
     let tenant = &session.tenant.name;
     let deadline = Instant::now() + job.options.wait_timeout;
-    let mut queue: std::collections::VecDeque<Task> = tasks.into();
+    let mut queue: VecDeque<Task> = tasks.into();
+    let mut starting = FuturesUnordered::new();
+    let mut starting_copies = 0usize;
     let mut in_flight: Vec<InFlight> = Vec::new();
     let mut items = Vec::new();
     let mut delay = job.options.poll_initial;
-    while !queue.is_empty() || !in_flight.is_empty() {
-        let mut started_any = false;
-        while in_flight.len() < COPIES_IN_FLIGHT {
-            let Some(task) = queue.pop_front() else { break };
-            started_any = true;
-            match start_copy(job, session, account, &task, deadline).await {
-                Ok(made) => in_flight.push(InFlight { task, made }),
-                Err(e) => {
-                    let item = task_item(
-                        session,
-                        account,
-                        &task,
-                        "Failed",
-                        vec![],
-                        Some(e.to_string()),
-                    );
-                    job.log(&format!(
-                        "Copy of [{}] to [{dest}] failed; the source is intact: {e}",
-                        item.source_id
-                    ));
-                    job.record(&item);
-                    items.push(item);
-                }
+    // Since when the poll timer runs: set while copies are in flight.
+    let mut timer: Option<Instant> = None;
+    let mut polls = 0u32;
+    let mut timed_out = false;
+    let still_pending = |t: &Task, made: &[(String, String)]| {
+        task_item(
+            session,
+            account,
+            t,
+            "Pending",
+            made.iter().map(|(_, d)| d.clone()).collect(),
+            Some(format!(
+                "tenant {tenant} region {dest}: copy of {} still pending after the {} s wait timeout",
+                t.point.id(),
+                job.options.wait_timeout.as_secs()
+            )),
+        )
+    };
+    loop {
+        // Refill the window (the queue is emptied at the wait timeout).
+        while let Some(next) = queue.front() {
+            let busy =
+                starting_copies + in_flight.iter().map(|f| copies_in(&f.task)).sum::<usize>();
+            let n = copies_in(next);
+            // A set of more than the window's worth of volumes still runs, alone.
+            if busy > 0 && busy + n > COPIES_IN_FLIGHT {
+                break;
             }
+            let Some(task) = queue.pop_front() else { break };
+            starting_copies += n;
+            starting.push(async move {
+                let r = start_copy(job, session, account, &task, deadline).await;
+                (Box::new(task), r)
+            });
+        }
+        if starting.is_empty() && in_flight.is_empty() {
+            break;
         }
         if in_flight.is_empty() {
-            continue;
+            timer = None;
+        } else if timer.is_none() {
+            timer = Some(Instant::now());
         }
-        if !started_any {
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(job.options.poll_max);
-        }
-        let states = match dest_states(job, session, account, &dest).await {
-            Ok(s) => s,
-            Err(e) => {
-                job.log(&format!(
-                    "Poll of copies in [{tenant}/{dest}] failed (will retry): {e}"
-                ));
-                BTreeMap::new()
+        let due = timer.map(|t| {
+            t + if starting.is_empty() {
+                delay
+            } else {
+                delay.max(job.options.poll_max)
             }
+        });
+        // One of the two is always enabled: something is starting or in flight.
+        let event = tokio::select! {
+            biased;
+            Some((task, r)) = starting.next(), if !starting.is_empty() => Event::Started(task, r),
+            () = tokio::time::sleep_until(due.unwrap_or(deadline)), if due.is_some() => Event::Poll,
         };
-        let mut still = Vec::new();
-        for f in in_flight {
-            let made_ids: Vec<String> = f.made.iter().map(|(_, d)| d.clone()).collect();
-            let st: Vec<PointState> = made_ids
-                .iter()
-                .map(|id| states.get(id).copied().unwrap_or(PointState::Pending))
-                .collect();
-            if st.contains(&PointState::Failed) {
-                let item = task_item(
-                    session,
-                    account,
-                    &f.task,
-                    "Failed",
-                    made_ids,
-                    Some(format!(
-                        "tenant {tenant} region {dest}: copy of {} failed in AWS",
-                        f.task.point.id()
-                    )),
-                );
-                job.log(item.error.as_deref().unwrap_or_default());
-                job.record(&item);
-                items.push(item);
-            } else if st.iter().all(|s| *s == PointState::Completed) {
-                let mut created = made_ids.clone();
-                if f.task.point.kind == PointKind::Ami {
-                    let image = &made_ids[0];
-                    let mut t = copy_tags(
-                        &f.task.point.tags,
-                        &format!("{}/{}", f.task.point.region, f.task.point.id()),
-                    );
-                    t.push((tags::AMI.into(), image.clone()));
-                    match tag_backing_snapshots(job, session, account, &dest, image, t, deadline)
-                        .await
-                    {
-                        Ok(snaps) => created.extend(snaps),
-                        Err(e) => {
-                            let item = task_item(session, account, &f.task, "Failed", created, Some(format!(
-                                "copied image {image} is available but its snapshots could not be tagged: {e}"
-                            )));
+        match event {
+            Event::Started(task, r) => {
+                starting_copies -= copies_in(&task);
+                match r {
+                    Ok(made) if timed_out => {
+                        let item = still_pending(&task, &made);
+                        job.log(item.error.as_deref().unwrap_or_default());
+                        job.record(&item);
+                        items.push(item);
+                    }
+                    Ok(made) => in_flight.push(InFlight {
+                        task: *task,
+                        made,
+                        started: Instant::now(),
+                        unseen: 0,
+                    }),
+                    Err(e) => {
+                        let item = task_item(
+                            session,
+                            account,
+                            &task,
+                            "Failed",
+                            vec![],
+                            Some(e.to_string()),
+                        );
+                        job.log(&format!(
+                            "Copy of [{}] to [{dest}] failed; the source is intact: {e}",
+                            item.source_id
+                        ));
+                        job.record(&item);
+                        items.push(item);
+                    }
+                }
+            }
+            Event::Poll => {
+                polls += 1;
+                let polled = poll_copies(job, session, account, &dest, &in_flight).await;
+                let before = in_flight.len();
+                let mut still = Vec::new();
+                for mut f in std::mem::take(&mut in_flight) {
+                    let made_ids: Vec<String> = f.made.iter().map(|(_, d)| d.clone()).collect();
+                    let st: Vec<Option<PointState>> = made_ids
+                        .iter()
+                        .map(|id| polled.states.get(id).copied())
+                        .collect();
+                    if st.contains(&Some(PointState::Failed)) {
+                        let item = task_item(
+                            session,
+                            account,
+                            &f.task,
+                            "Failed",
+                            made_ids,
+                            Some(format!(
+                                "tenant {tenant} region {dest}: copy of {} failed in AWS",
+                                f.task.point.id()
+                            )),
+                        );
+                        job.log(item.error.as_deref().unwrap_or_default());
+                        job.record(&item);
+                        items.push(item);
+                    } else if st.iter().all(|s| *s == Some(PointState::Completed)) {
+                        items.push(
+                            complete(job, session, account, &dest, &f, made_ids, deadline).await,
+                        );
+                    } else {
+                        if made_ids
+                            .iter()
+                            .any(|id| polled.asked.contains(id) && !polled.states.contains_key(id))
+                        {
+                            f.unseen += 1;
+                        } else if made_ids.iter().all(|id| polled.asked.contains(id)) {
+                            f.unseen = 0;
+                        }
+                        if gone(f.unseen, f.started.elapsed()) {
+                            let missing: Vec<&str> = made_ids
+                                .iter()
+                                .filter(|id| !polled.states.contains_key(*id))
+                                .map(String::as_str)
+                                .collect();
+                            let item = task_item(
+                                session,
+                                account,
+                                &f.task,
+                                "Failed",
+                                made_ids.clone(),
+                                Some(format!(
+                                    "tenant {tenant} region {dest}: copy [{}] of {} is no longer listed (deleted, or failed and removed); the source is intact and the next run copies it again",
+                                    missing.join(", "),
+                                    f.task.point.id()
+                                )),
+                            );
                             job.log(item.error.as_deref().unwrap_or_default());
                             job.record(&item);
                             items.push(item);
-                            continue;
+                        } else {
+                            still.push(f);
                         }
                     }
                 }
-                let item = task_item(session, account, &f.task, "Completed", created, None);
-                job.log(&format!(
-                    "Copy of [{}] to [{tenant}/{dest}] completed: [{}]",
-                    item.source_id,
-                    item.created.join(", ")
-                ));
-                job.record(&item);
-                items.push(item);
-            } else {
-                still.push(f);
-            }
-        }
-        in_flight = still;
-        if !in_flight.is_empty() && Instant::now() + delay > deadline {
-            for f in in_flight.drain(..) {
-                let made_ids: Vec<String> = f.made.iter().map(|(_, d)| d.clone()).collect();
-                let item = task_item(session, account, &f.task, "Pending", made_ids, Some(format!(
-                    "tenant {tenant} region {dest}: copy of {} still pending after the {} s wait timeout",
-                    f.task.point.id(),
-                    job.options.wait_timeout.as_secs()
-                )));
-                job.log(item.error.as_deref().unwrap_or_default());
-                job.record(&item);
-                items.push(item);
-            }
-            for t in queue.drain(..) {
-                let item = task_item(session, account, &t, "Failed", vec![], Some(format!(
-                    "tenant {tenant} region {dest}: copy of {} not started before the wait timeout; the next run makes it",
-                    t.point.id()
-                )));
-                job.record(&item);
-                items.push(item);
+                in_flight = still;
+                if in_flight.len() == before {
+                    delay = (delay * 2).min(job.options.poll_max);
+                }
+                timer = (!in_flight.is_empty()).then(Instant::now);
+                if in_flight.is_empty() {
+                    continue;
+                }
+                if Instant::now() + delay > deadline {
+                    timed_out = true;
+                    for f in in_flight.drain(..) {
+                        let item = still_pending(&f.task, &f.made);
+                        job.log(item.error.as_deref().unwrap_or_default());
+                        job.record(&item);
+                        items.push(item);
+                    }
+                    for t in queue.drain(..) {
+                        let item = task_item(session, account, &t, "Failed", vec![], Some(format!(
+                            "tenant {tenant} region {dest}: copy of {} not started before the wait timeout; the next run makes it",
+                            t.point.id()
+                        )));
+                        job.record(&item);
+                        items.push(item);
+                    }
+                } else {
+                    job.log(&format!(
+                        "Waiting for {} copy(ies) in [{tenant}/{dest}], {} queued (poll {polls}, next in {} ms)",
+                        in_flight.iter().map(|f| copies_in(&f.task)).sum::<usize>(),
+                        queue.len(),
+                        delay.as_millis()
+                    ));
+                }
             }
         }
     }
     items
 }
 
-/// States of every copy in `dest` (by destination id).
-async fn dest_states(
+/// Records a copy whose parts are all complete. An AMI copy first gets its
+/// backing snapshots tagged (the restricted policy deletes only tagged ones).
+async fn complete(
     job: &Job<'_>,
     session: &TenantSession,
     account: &str,
     dest: &str,
-) -> Result<BTreeMap<String, PointState>, AwsError> {
-    let points = list_region(
-        session,
-        account,
-        dest,
-        Some(&job.plan.name),
-        Kinds {
-            ec2: true,
-            rds: true,
-        },
-        &job.pacer,
-    )
-    .await?;
-    let mut states = BTreeMap::new();
-    for p in points {
-        match p.kind {
-            PointKind::SnapshotSet => {
-                for s in &p.snapshots {
-                    let st = match s.state.as_str() {
-                        "completed" => PointState::Completed,
-                        "error" => PointState::Failed,
-                        _ => PointState::Pending,
-                    };
-                    states.insert(s.id.clone(), st);
-                }
-            }
-            _ => {
-                states.insert(p.id(), p.state);
+    f: &InFlight,
+    made_ids: Vec<String>,
+    deadline: Instant,
+) -> Item {
+    let tenant = &session.tenant.name;
+    let mut created = made_ids.clone();
+    if f.task.point.kind == PointKind::Ami {
+        let image = &made_ids[0];
+        let mut t = copy_tags(
+            &f.task.point.tags,
+            &format!("{}/{}", f.task.point.region, f.task.point.id()),
+        );
+        t.push((tags::AMI.into(), image.clone()));
+        match tag_backing_snapshots(job, session, account, dest, image, t, deadline).await {
+            Ok(snaps) => created.extend(snaps),
+            Err(e) => {
+                let item = task_item(
+                    session,
+                    account,
+                    &f.task,
+                    "Failed",
+                    created,
+                    Some(format!(
+                    "copied image {image} is available but its snapshots could not be tagged: {e}"
+                )),
+                );
+                job.log(item.error.as_deref().unwrap_or_default());
+                job.record(&item);
+                return item;
             }
         }
     }
+    let item = task_item(session, account, &f.task, "Completed", created, None);
+    job.log(&format!(
+        "Copy of [{}] to [{tenant}/{dest}] completed: [{}]",
+        item.source_id,
+        item.created.join(", ")
+    ));
+    job.record(&item);
+    item
+}
+
+/// What one poll learned: the state of every copy AWS listed, and the copies
+/// asked about in describes that answered. A copy asked about and not listed
+/// is missing; one whose describe failed is unknown until the next poll.
+#[derive(Default)]
+struct Polled {
+    states: BTreeMap<String, PointState>,
+    asked: BTreeSet<String>,
+}
+
+/// One poll of the copies in flight into `dest`, by id and only for the kinds
+/// in flight: DescribeSnapshots with the copies' `SnapshotIds`, DescribeImages
+/// with their `ImageIds`, DescribeDBSnapshots / DescribeDBClusterSnapshots
+/// filtered by their identifiers. A kind with nothing in flight is not asked.
+/// The cost of a poll follows the window (at most [`COPIES_IN_FLIGHT`] ids),
+/// not what the plan already keeps in the region. A describe that fails is
+/// logged; its copies stay unknown until the next poll.
+async fn poll_copies(
+    job: &Job<'_>,
+    session: &TenantSession,
+    account: &str,
+    dest: &str,
+    in_flight: &[InFlight],
+) -> Polled {
+    let tenant = &session.tenant.name;
+    let mut by_kind: BTreeMap<PointKind, Vec<String>> = BTreeMap::new();
+    for f in in_flight {
+        by_kind
+            .entry(f.task.point.kind)
+            .or_default()
+            .extend(f.made.iter().map(|(_, d)| d.clone()));
+    }
+    let mut polled = Polled::default();
+    for (kind, ids) in by_kind {
+        let answer = match kind {
+            PointKind::SnapshotSet => {
+                describe_snapshot_copies(job, session, account, dest, &ids).await
+            }
+            PointKind::Ami => describe_image_copies(job, session, account, dest, &ids).await,
+            PointKind::DbSnapshot | PointKind::ClusterSnapshot => {
+                let cluster = kind == PointKind::ClusterSnapshot;
+                describe_rds_copies(job, session, account, dest, &ids, cluster).await
+            }
+        };
+        match answer {
+            Ok(states) => {
+                polled.states.extend(states);
+                polled.asked.extend(ids);
+            }
+            Err(e) => job.log(&format!(
+                "Poll of copies in [{tenant}/{dest}] failed (will retry): {e}"
+            )),
+        }
+    }
+    polled
+}
+
+fn ebs_state(state: Option<&str>) -> PointState {
+    match state {
+        Some("completed") => PointState::Completed,
+        Some("error") => PointState::Failed,
+        _ => PointState::Pending,
+    }
+}
+
+fn image_state(state: Option<&str>) -> PointState {
+    match state {
+        Some("available") => PointState::Completed,
+        Some("pending") | Some("") | None => PointState::Pending,
+        Some(_) => PointState::Failed,
+    }
+}
+
+fn rds_state(status: Option<&str>) -> PointState {
+    match status {
+        Some("available") => PointState::Completed,
+        Some("creating") | Some("copying") | Some("pending") | None => PointState::Pending,
+        Some(_) => PointState::Failed,
+    }
+}
+
+/// States of the EBS snapshot copies `ids`, asked by id. AWS refuses the whole
+/// call with `InvalidSnapshot.NotFound` when any one of the ids does not exist,
+/// so then it is asked again with a `snapshot-id` filter, which lists the ones
+/// that do: one missing copy does not hide the others.
+async fn describe_snapshot_copies(
+    job: &Job<'_>,
+    session: &TenantSession,
+    account: &str,
+    dest: &str,
+    ids: &[String],
+) -> Result<BTreeMap<String, PointState>, AwsError> {
+    let site = Site {
+        tenant: &session.tenant.name,
+        region: dest,
+    };
+    let ec2 = session.ec2(dest);
+    let state = |s: &aws_sdk_ec2::types::Snapshot| {
+        (
+            s.snapshot_id().unwrap_or_default().to_string(),
+            ebs_state(s.state().map(|x| x.as_str())),
+        )
+    };
+    job.pacer.take(account, dest, Bucket::Describe).await;
+    match ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .set_snapshot_ids(Some(ids.to_vec()))
+        .send()
+        .await
+    {
+        Ok(out) => return Ok(out.snapshots().iter().map(state).collect()),
+        Err(e) => {
+            let e = site.err("DescribeSnapshots", None, e.into_service_error());
+            if e.code != "InvalidSnapshot.NotFound" {
+                return Err(e);
+            }
+        }
+    }
+    job.pacer.take(account, dest, Bucket::Describe).await;
+    let mut states = BTreeMap::new();
+    let mut pages = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("snapshot-id")
+                .set_values(Some(ids.to_vec()))
+                .build(),
+        )
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| site.err("DescribeSnapshots", None, e.into_service_error()))?;
+        states.extend(page.snapshots().iter().map(state));
+    }
     Ok(states)
+}
+
+/// States of the AMI copies `ids`, asked by id; as for snapshots, an
+/// `InvalidAMIID.NotFound` for the list is asked again with an `image-id`
+/// filter.
+async fn describe_image_copies(
+    job: &Job<'_>,
+    session: &TenantSession,
+    account: &str,
+    dest: &str,
+    ids: &[String],
+) -> Result<BTreeMap<String, PointState>, AwsError> {
+    let site = Site {
+        tenant: &session.tenant.name,
+        region: dest,
+    };
+    let ec2 = session.ec2(dest);
+    let state = |i: &aws_sdk_ec2::types::Image| {
+        (
+            i.image_id().unwrap_or_default().to_string(),
+            image_state(i.state().map(|x| x.as_str())),
+        )
+    };
+    job.pacer.take(account, dest, Bucket::Describe).await;
+    match ec2
+        .describe_images()
+        .owners("self")
+        .set_image_ids(Some(ids.to_vec()))
+        .send()
+        .await
+    {
+        Ok(out) => return Ok(out.images().iter().map(state).collect()),
+        Err(e) => {
+            let e = site.err("DescribeImages", None, e.into_service_error());
+            if !e.code.starts_with("InvalidAMIID.") {
+                return Err(e);
+            }
+        }
+    }
+    job.pacer.take(account, dest, Bucket::Describe).await;
+    let out = ec2
+        .describe_images()
+        .owners("self")
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("image-id")
+                .set_values(Some(ids.to_vec()))
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| site.err("DescribeImages", None, e.into_service_error()))?;
+    Ok(out.images().iter().map(state).collect())
+}
+
+/// States of the DB (or cluster) snapshot copies `ids`, by a `db-snapshot-id`
+/// (`db-cluster-snapshot-id`) filter, under which a missing one is simply not
+/// listed. Identifiers compare as RDS compares them, ignoring case.
+async fn describe_rds_copies(
+    job: &Job<'_>,
+    session: &TenantSession,
+    account: &str,
+    dest: &str,
+    ids: &[String],
+    cluster: bool,
+) -> Result<BTreeMap<String, PointState>, AwsError> {
+    let site = Site {
+        tenant: &session.tenant.name,
+        region: dest,
+    };
+    let rds = session.rds(dest);
+    let filter = aws_sdk_rds::types::Filter::builder()
+        .name(if cluster {
+            "db-cluster-snapshot-id"
+        } else {
+            "db-snapshot-id"
+        })
+        .set_values(Some(ids.to_vec()))
+        .build();
+    // lower-cased identifier → state
+    let mut listed: BTreeMap<String, PointState> = BTreeMap::new();
+    job.pacer.take(account, dest, Bucket::Rds).await;
+    if cluster {
+        let mut pages = rds
+            .describe_db_cluster_snapshots()
+            .snapshot_type("manual")
+            .filters(filter)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                site.err("DescribeDBClusterSnapshots", None, e.into_service_error())
+            })?;
+            for s in page.db_cluster_snapshots() {
+                listed.insert(
+                    s.db_cluster_snapshot_identifier()
+                        .unwrap_or_default()
+                        .to_lowercase(),
+                    rds_state(s.status()),
+                );
+            }
+        }
+    } else {
+        let mut pages = rds
+            .describe_db_snapshots()
+            .snapshot_type("manual")
+            .filters(filter)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| site.err("DescribeDBSnapshots", None, e.into_service_error()))?;
+            for s in page.db_snapshots() {
+                listed.insert(
+                    s.db_snapshot_identifier()
+                        .unwrap_or_default()
+                        .to_lowercase(),
+                    rds_state(s.status()),
+                );
+            }
+        }
+    }
+    Ok(ids
+        .iter()
+        .filter_map(|id| listed.get(&id.to_lowercase()).map(|s| (id.clone(), *s)))
+        .collect())
 }
 
 /// Starts the copies of one task's missing parts. Returns (source part, copy id) pairs.
@@ -484,73 +880,87 @@ async fn start_copy(
     match p.kind {
         PointKind::SnapshotSet => {
             let ec2 = session.ec2(dest);
+            // Every part's key first, so that a set is not half started for
+            // want of one.
+            let mut parts = Vec::new();
             for sid in &task.missing {
                 let snap = p
                     .snapshots
                     .iter()
                     .find(|s| &s.id == sid)
                     .expect("missing part of this point");
-                let copy_of = format!("{src}/{sid}");
-                let t = copy_tags(&snap.tags, &copy_of);
-                let kms = key_for(snap.encrypted)?;
-                job.log(&format!(
-                    "CopySnapshot [{copy_of}] -> [{}/{dest}]",
-                    session.tenant.name
-                ));
-                let spec = aws_sdk_ec2::types::TagSpecification::builder()
-                    .resource_type(aws_sdk_ec2::types::ResourceType::Snapshot)
-                    .set_tags(Some(ec2_tags(&t)))
-                    .build();
-                let (r, _) = create_with_retry(
-                    deadline,
-                    || {
-                        let (ec2, spec, kms) = (&ec2, spec.clone(), kms.clone());
-                        async move {
-                            job.pacer.take(account, dest, Bucket::CopySnapshot).await;
-                            let mut req = ec2
-                                .copy_snapshot()
-                                .source_region(src)
-                                .source_snapshot_id(sid)
-                                .description(format!(
-                                    "rolesnap copy of {src}/{sid} (job {})",
-                                    p.job.unwrap_or(0)
-                                ))
-                                .tag_specifications(spec);
-                            if let Some(k) = kms {
-                                req = req.encrypted(true).kms_key_id(k);
+                parts.push((sid, snap, key_for(snap.encrypted)?));
+            }
+            // The set's copies are started together; each attempt still takes
+            // its token, and each adopts only the copy tagged with its own part.
+            let started = futures::future::join_all(parts.into_iter().map(|(sid, snap, kms)| {
+                let ec2 = &ec2;
+                async move {
+                    let copy_of = format!("{src}/{sid}");
+                    let t = copy_tags(&snap.tags, &copy_of);
+                    job.log(&format!(
+                        "CopySnapshot [{copy_of}] -> [{}/{dest}]",
+                        session.tenant.name
+                    ));
+                    let spec = aws_sdk_ec2::types::TagSpecification::builder()
+                        .resource_type(aws_sdk_ec2::types::ResourceType::Snapshot)
+                        .set_tags(Some(ec2_tags(&t)))
+                        .build();
+                    let (r, _) = create_with_retry(
+                        deadline,
+                        || {
+                            let (ec2, spec, kms) = (&ec2, spec.clone(), kms.clone());
+                            async move {
+                                job.pacer.take(account, dest, Bucket::CopySnapshot).await;
+                                let mut req = ec2
+                                    .copy_snapshot()
+                                    .source_region(src)
+                                    .source_snapshot_id(sid)
+                                    .description(format!(
+                                        "rolesnap copy of {src}/{sid} (job {})",
+                                        p.job.unwrap_or(0)
+                                    ))
+                                    .tag_specifications(spec);
+                                if let Some(k) = kms {
+                                    req = req.encrypted(true).kms_key_id(k);
+                                }
+                                let out = req
+                                    .customize()
+                                    .config_override(no_sdk_retries_ec2())
+                                    .send()
+                                    .await
+                                    .map_err(|e| {
+                                        site.err("CopySnapshot", Some(sid), e.into_service_error())
+                                    })?;
+                                Ok(out.snapshot_id().unwrap_or_default().to_string())
                             }
-                            let out = req
-                                .customize()
-                                .config_override(no_sdk_retries_ec2())
+                        },
+                        || async {
+                            job.pacer.take(account, dest, Bucket::Describe).await;
+                            let out = ec2
+                                .describe_snapshots()
+                                .owner_ids("self")
+                                .filters(tag_filter(tags::COPY_OF, &copy_of))
                                 .send()
                                 .await
                                 .map_err(|e| {
-                                    site.err("CopySnapshot", Some(sid), e.into_service_error())
+                                    site.err("DescribeSnapshots", Some(sid), e.into_service_error())
                                 })?;
-                            Ok(out.snapshot_id().unwrap_or_default().to_string())
-                        }
-                    },
-                    || async {
-                        job.pacer.take(account, dest, Bucket::Describe).await;
-                        let out = ec2
-                            .describe_snapshots()
-                            .owner_ids("self")
-                            .filters(tag_filter(tags::COPY_OF, &copy_of))
-                            .send()
-                            .await
-                            .map_err(|e| {
-                                site.err("DescribeSnapshots", Some(sid), e.into_service_error())
-                            })?;
-                        Ok(out
-                            .snapshots()
-                            .first()
-                            .and_then(|s| s.snapshot_id())
-                            .map(str::to_string))
-                    },
-                    log_retry,
-                )
-                .await;
-                made.push((sid.clone(), r?));
+                            Ok(out
+                                .snapshots()
+                                .first()
+                                .and_then(|s| s.snapshot_id())
+                                .map(str::to_string))
+                        },
+                        log_retry,
+                    )
+                    .await;
+                    r.map(|copy| (sid.clone(), copy))
+                }
+            }))
+            .await;
+            for r in started {
+                made.push(r?);
             }
         }
         PointKind::Ami => {
@@ -801,6 +1211,58 @@ mod tests {
         );
         // Nothing is copied into its own region.
         assert!(missing_copies(&points, &BTreeSet::new(), "us-east-1", &rule()).is_empty());
+    }
+
+    #[test]
+    fn the_window_counts_copy_operations() {
+        let points = vec![
+            point(
+                PointKind::SnapshotSet,
+                "",
+                &["snap-a", "snap-b", "snap-c"],
+                PointState::Completed,
+                None,
+            ),
+            point(
+                PointKind::DbSnapshot,
+                "sp-1",
+                &[],
+                PointState::Completed,
+                None,
+            ),
+        ];
+        let existing: BTreeSet<String> = ["us-east-1/snap-a".to_string()].into();
+        let tasks = missing_copies(&points, &existing, "us-west-2", &rule());
+        let n: Vec<usize> = tasks.iter().map(copies_in).collect();
+        assert_eq!(n, vec![2, 1], "a set counts its missing snapshots");
+    }
+
+    #[test]
+    fn a_copy_is_given_up_only_when_missed_often_and_long_enough() {
+        let long = GONE_AFTER + Duration::from_secs(1);
+        assert!(!gone(0, long));
+        assert!(
+            !gone(GONE_AFTER_POLLS - 1, long),
+            "a few misses can be eventual consistency"
+        );
+        assert!(
+            !gone(GONE_AFTER_POLLS + 5, Duration::from_secs(2)),
+            "a fresh copy may not be listed yet"
+        );
+        assert!(gone(GONE_AFTER_POLLS, GONE_AFTER));
+    }
+
+    #[test]
+    fn copy_states_follow_aws() {
+        assert_eq!(ebs_state(Some("completed")), PointState::Completed);
+        assert_eq!(ebs_state(Some("pending")), PointState::Pending);
+        assert_eq!(ebs_state(Some("error")), PointState::Failed);
+        assert_eq!(image_state(Some("available")), PointState::Completed);
+        assert_eq!(image_state(Some("pending")), PointState::Pending);
+        assert_eq!(image_state(Some("failed")), PointState::Failed);
+        assert_eq!(rds_state(Some("copying")), PointState::Pending);
+        assert_eq!(rds_state(Some("available")), PointState::Completed);
+        assert_eq!(rds_state(Some("failed")), PointState::Failed);
     }
 
     #[test]

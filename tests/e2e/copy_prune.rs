@@ -502,3 +502,177 @@ async fn validate_refuses_a_copy_of_an_encrypted_source_without_a_destination_ke
     let v = emu.run(&["validate", "--plan", p.to_str().unwrap(), "-o", "json"]);
     assert_eq!(v.code, 0, "{v}");
 }
+
+/// The plan without RDS and Aurora: only EBS copies are ever in flight.
+fn ebs_plan() -> String {
+    plan("snapshot-set", "days = 7", "days = 30").replace("rds = true\naurora = true\n", "")
+}
+
+/// Calls of one action by the tenant in one region.
+fn calls_in(emu: &Emulator, region: &str, action: &str) -> u64 {
+    emu.calls()
+        .iter()
+        .filter(|c| c.0 == ALPHA && c.1 == region && c.2 == action)
+        .map(|c| c.4)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_copy_job_waits_by_asking_only_about_the_copies_in_flight() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let p = emu.write_plan("nightly", &ebs_plan());
+    // Six nights without copies: 6 × 2 sets × 2 volumes = 24 snapshots to copy,
+    // more than one window of 20.
+    for _ in 0..6 {
+        let run = emu.run(&[
+            "backup",
+            "--plan",
+            p.to_str().unwrap(),
+            "--no-copy",
+            "--poll-interval",
+            "0.2",
+            "-q",
+        ]);
+        assert_eq!(run.code, 0, "{run}");
+    }
+    emu.control("DELETE", "/_harness/calls", None);
+    let run = emu.run(&[
+        "copy",
+        "--plan",
+        p.to_str().unwrap(),
+        "-o",
+        "json",
+        "--poll-interval",
+        "0.2",
+    ]);
+    assert_eq!(run.code, 0, "{run}");
+    let report = run.json();
+    let items = report["items"].as_array().unwrap();
+    assert_eq!(items.len(), 12, "{report}");
+    assert!(items.iter().all(|i| i["status"] == "Completed"), "{report}");
+    assert_eq!(calls_in(&emu, "us-west-2", "CopySnapshot"), 24);
+    // The destination's catalog is listed once, at the start; waiting asks
+    // only about the kinds in flight (here EBS), by id.
+    for action in [
+        "DescribeImages",
+        "DescribeDBSnapshots",
+        "DescribeDBClusterSnapshots",
+    ] {
+        assert_eq!(
+            calls_in(&emu, "us-west-2", action),
+            1,
+            "{action}: one listing, no poll of a kind with nothing in flight"
+        );
+    }
+    // One listing, then a poll or two per window of 20 copies.
+    let describes = calls_in(&emu, "us-west-2", "DescribeSnapshots");
+    assert!(
+        (2..=1 + 2 * 2).contains(&describes),
+        "{describes} DescribeSnapshots for 24 copies: {:?}",
+        emu.calls()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_deleted_while_in_flight_fails_alone_and_the_next_run_makes_it() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let p = emu.write_plan("nightly", &ebs_plan());
+    let run = emu.run(&[
+        "backup",
+        "--plan",
+        p.to_str().unwrap(),
+        "--no-copy",
+        "--poll-interval",
+        "0.2",
+        "-q",
+    ]);
+    assert_eq!(run.code, 0, "{run}");
+    // Copies stay pending until released.
+    emu.control(
+        "POST",
+        "/_harness/hold",
+        Some(json!({"account": ALPHA, "region": "us-west-2", "kinds": ["snapshot"]})),
+    );
+    let child = emu
+        .rolesnap()
+        .args([
+            "copy",
+            "--plan",
+            p.to_str().unwrap(),
+            "-o",
+            "json",
+            "--poll-interval",
+            "0.2",
+            "--wait-timeout",
+            "300",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !emu
+        .log_file("vsbkp.log")
+        .contains("copy(ies) in [alpha/us-west-2]")
+    {
+        assert!(std::time::Instant::now() < until, "the copy never waited");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let copies: Vec<(String, Tags)> = snapshots(&emu, "us-west-2")
+        .await
+        .into_iter()
+        .filter(|(_, t)| t.contains_key("_GX_COPY_OF_"))
+        .collect();
+    assert_eq!(copies.len(), 4, "{copies:?}");
+    let (deleted, deleted_tags) = &copies[0];
+    emu.ec2("alpha", "us-west-2")
+        .await
+        .delete_snapshot()
+        .snapshot_id(deleted)
+        .send()
+        .await
+        .unwrap();
+    emu.control("POST", "/_harness/release", Some(json!({"all": true})));
+    let run = crate::harness::Run::from(child.wait_with_output().unwrap());
+    let report = run.json();
+    let items = report["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{report}");
+    let failed: Vec<&Value> = items.iter().filter(|i| i["status"] == "Failed").collect();
+    assert_eq!(
+        failed.len(),
+        1,
+        "only the set with the deleted copy: {report}"
+    );
+    let error = failed[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains(deleted.as_str()) && error.contains("no longer listed"),
+        "{error}"
+    );
+    assert!(
+        items.iter().any(|i| i["status"] == "Completed"),
+        "the other set completed: {report}"
+    );
+    // The next run copies only the missing snapshot.
+    let again = emu.run(&[
+        "copy",
+        "--plan",
+        p.to_str().unwrap(),
+        "-o",
+        "json",
+        "--poll-interval",
+        "0.2",
+    ]);
+    assert_eq!(again.code, 0, "{again}");
+    let mut of: Vec<String> = snapshots(&emu, "us-west-2")
+        .await
+        .values()
+        .filter_map(|t| t.get("_GX_COPY_OF_").cloned())
+        .collect();
+    of.sort();
+    assert!(of.contains(&deleted_tags["_GX_COPY_OF_"]), "{of:?}");
+    let n = of.len();
+    of.dedup();
+    assert_eq!((n, of.len()), (4, 4), "one copy per snapshot: {of:?}");
+}
