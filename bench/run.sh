@@ -7,8 +7,9 @@
 #
 # Environment:
 #   BENCH_OUT          result folder (default bench/results/<UTC time>)
-#   BENCH_RUNS         space-separated TOOL:SCALE[:BUCKET_SCALE][:nocopy] (default below);
-#                      nocopy = rolesnap backup --no-copy (snapshots and prune only)
+#   BENCH_RUNS         space-separated TOOL:SCALE[:BUCKET_SCALE][:nocopy][:nightly] (default below);
+#                      nocopy = rolesnap backup --no-copy (snapshots and prune only);
+#                      nightly = rolesnap's night 2 is one `backup --prune` (prune beside backup + copy)
 #   BENCH_TENANTS      tenants at scale 1 (default 3); scale N uses N x that many tenants
 #   BENCH_INSTANCES    instances per tenant and region (default 200)
 #   BENCH_LATENCY_MS   emulator latency per call (default 40)
@@ -19,7 +20,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
 OUT=${BENCH_OUT:-$HERE/results/$(date -u +%Y%m%dT%H%M%SZ)}
-RUNS=${BENCH_RUNS:-"rolesnap:1 c7n:1 rolesnap:1:nocopy rolesnap:3:nocopy rolesnap:10:nocopy rolesnap:3 c7n:3"}
+RUNS=${BENCH_RUNS:-"rolesnap:1:nightly rolesnap:1 c7n:1 rolesnap:1:nocopy rolesnap:10:nocopy rolesnap:3:nightly c7n:3"}
 TENANTS=${BENCH_TENANTS:-3}
 INSTANCES=${BENCH_INSTANCES:-200}
 LATENCY=${BENCH_LATENCY_MS:-40}
@@ -89,16 +90,22 @@ for run in $RUNS; do
     IFS=: read -r tool scale rest <<<"$run"
     bscale=1.0
     nocopy=""
+    nightly=""
     for opt in ${rest//:/ }; do
-        if [[ $opt == nocopy ]]; then nocopy=--no-copy; else bscale=$opt; fi
+        case $opt in
+            nocopy) nocopy=--no-copy ;;
+            nightly) nightly=--nightly ;;
+            *) bscale=$opt ;;
+        esac
     done
     tenants=$((TENANTS * scale))
     name="$tool-${scale}x"
     [[ "$bscale" != "1.0" ]] && name="$name-bs$bscale"
     [[ -n "$nocopy" ]] && name="$name-nocopy"
-    say "$name: $tenants tenants x 2 regions x $INSTANCES instances, latency $LATENCY ms, bucket_scale $bscale $nocopy"
+    [[ -n "$nightly" ]] && name="$name-nightly"
+    say "$name: $tenants tenants x 2 regions x $INSTANCES instances, latency $LATENCY ms, bucket_scale $bscale $nocopy $nightly"
     args=(--tool "$tool" --tenants "$tenants" --instances "$INSTANCES" --latency-ms "$LATENCY"
-          --bucket-scale "$bscale" --out "$OUT/$name.json" $nocopy)
+          --bucket-scale "$bscale" --out "$OUT/$name.json" $nocopy $nightly)
     if [[ $tool == rolesnap ]]; then args+=(--bin "$BIN"); else args+=(--c7n-org "$VENV/bin/c7n-org"); fi
     python3 "$HERE/bench.py" "${args[@]}" || say "$name failed (see $OUT/$name.work)"
 done
