@@ -27,6 +27,7 @@ use rolesnap_core::backup::BackupOptions;
 use rolesnap_core::job::{self, Filter, Kind, Request};
 use rolesnap_core::ledger::Ledger;
 use rolesnap_core::pace::Pacer;
+use rolesnap_core::prune::Beside;
 use rolesnap_core::schedule::{decide, in_shard, next_runs, parse_shard, Due};
 use rolesnap_core::{admin_session, load_plan, ConfigError, Endpoint, Loaded, LogFile, Logs};
 
@@ -358,11 +359,11 @@ async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> V
             tenants.len()
         ),
     );
-    let (copy_ended, copy_running) = tokio::sync::watch::channel(false);
-    let copy_running = (!plan.copies.is_empty()).then_some(copy_running);
+    // Tells the prune beside the backup and copy jobs when each has ended.
+    let (stage, beside) = tokio::sync::watch::channel(Beside::Backup);
     let run = |kind: Kind| {
-        let copy_running = match kind {
-            Kind::Prune { .. } => copy_running.clone(),
+        let beside = match kind {
+            Kind::Prune { .. } => Some(beside.clone()),
             _ => None,
         };
         job::run(Request {
@@ -375,7 +376,7 @@ async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> V
             logs: &logs,
             ledger: Some(ledger.clone()),
             pacer: pacer.clone(),
-            copy_running,
+            beside,
             on_total: Arc::new(|_| {}),
             on_done: Arc::new(|_| {}),
         })
@@ -397,22 +398,27 @@ async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> V
             false
         }
     };
-    // Backup then copy, and the prune beside them: the prune deletes only
-    // expired points (never this run's), keeps the newest point of every live
-    // source, and draws on other throttling buckets, so the night takes about
-    // as long as the longer of the two instead of their sum.
+    // Backup then copy, and the prune beside them. The prune deletes what has
+    // expired at once and looks again as each job ends (see
+    // rolesnap_core::prune::prune_tenant): the outcome is that of a prune run
+    // after them, and the night takes about as long as the longer of the two.
     let backup_and_copy = async {
         let mut out = Vec::new();
         for kind in kinds {
+            let copying = matches!(kind, Kind::Copy);
             let r = run(kind).await;
+            stage.send_replace(if !copying && !plan.copies.is_empty() {
+                Beside::Copy
+            } else {
+                Beside::Ended
+            });
             let ok = r.is_ok();
             out.push(r);
             if !ok {
                 break;
             }
         }
-        // The copy job (if any) has ended: the prune may delete what it skipped.
-        copy_ended.send_replace(true);
+        stage.send_replace(Beside::Ended);
         out
     };
     let (done, pruned) = tokio::join!(backup_and_copy, run(Kind::Prune { now: Utc::now() }));

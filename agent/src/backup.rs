@@ -11,6 +11,7 @@ use rolesnap_core::backup::BackupOptions;
 use rolesnap_core::job::{self, Filter, Kind, Report, Request};
 use rolesnap_core::ledger::{JobStatus, Ledger};
 use rolesnap_core::pace::Pacer;
+use rolesnap_core::prune::Beside;
 
 use crate::cli::{BackupArgs, CopyArgs, Global, Output, PlanArgs, PruneArgs};
 use crate::exit;
@@ -60,7 +61,7 @@ async fn run_job_with(
     options: BackupOptions,
     pacer: Pacer,
     with_bar: bool,
-    copy_running: Option<tokio::sync::watch::Receiver<bool>>,
+    beside: Option<tokio::sync::watch::Receiver<Beside>>,
 ) -> anyhow::Result<Report> {
     let ledger = if options.dry_run {
         None
@@ -79,7 +80,7 @@ async fn run_job_with(
         logs: &s.logs,
         ledger,
         pacer,
-        copy_running,
+        beside,
         on_total: Arc::new(move |n| {
             if let Some(b) = &total_bar {
                 b.set_length(n as u64);
@@ -119,10 +120,9 @@ fn options(
 
 fn print(global: &Global, reports: &[Report]) -> anyhow::Result<u8> {
     match global.output {
-        Output::Json if reports.len() == 1 => {
-            println!("{}", serde_json::to_string_pretty(&reports[0])?)
-        }
-        Output::Json => println!("{}", serde_json::to_string_pretty(&reports)?),
+        // Streamed: a large fleet's report is megabytes, never held as one string.
+        Output::Json if reports.len() == 1 => crate::output::print_json(&reports[0])?,
+        Output::Json => crate::output::print_json(&reports)?,
         Output::Human => {
             for r in reports {
                 print_report(r, global.quiet);
@@ -147,8 +147,8 @@ pub async fn run(global: &Global, args: BackupArgs) -> anyhow::Result<u8> {
     // One pacer for the jobs that run side by side: they share the Describe bucket.
     let pacer = Pacer::new();
     let copy = !s.loaded.plan.copies.is_empty() && !args.no_copy && !args.dry_run;
-    // Tells a prune beside the copy job when that job has ended.
-    let (copy_ended, copy_running) = tokio::sync::watch::channel(false);
+    // Tells a prune beside the backup and copy jobs when each has ended.
+    let (stage, beside) = tokio::sync::watch::channel(Beside::Backup);
     let backup_and_copy = async {
         let backup = run_job_with(
             global,
@@ -161,6 +161,7 @@ pub async fn run(global: &Global, args: BackupArgs) -> anyhow::Result<u8> {
             None,
         )
         .await;
+        stage.send_replace(if copy { Beside::Copy } else { Beside::Ended });
         let mut reports = vec![backup?];
         // A backup is followed by its copies: a Snap Copy job of its own number.
         if copy {
@@ -175,10 +176,10 @@ pub async fn run(global: &Global, args: BackupArgs) -> anyhow::Result<u8> {
                 None,
             )
             .await;
-            copy_ended.send_replace(true);
+            stage.send_replace(Beside::Ended);
             reports.push(copied?);
         }
-        drop(copy_ended);
+        drop(stage);
         anyhow::Ok(reports)
     };
     if !args.prune {
@@ -196,7 +197,7 @@ pub async fn run(global: &Global, args: BackupArgs) -> anyhow::Result<u8> {
         o.clone(),
         pacer.clone(),
         false,
-        copy.then_some(copy_running),
+        Some(beside),
     );
     let (reports, pruned) = tokio::join!(backup_and_copy, prune);
     let mut reports = reports?;

@@ -86,3 +86,18 @@ pub fn table(header: &[&str]) -> Table {
         .set_header(header.to_vec());
     t
 }
+
+/// Prints `value` as pretty JSON on stdout, streamed (not built as one string
+/// first). A closed pipe (`rolesnap … | head`) ends the output quietly.
+pub fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let r = serde_json::to_writer_pretty(&mut out, value)
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(out))
+        .and_then(|()| out.flush());
+    match r {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
+}

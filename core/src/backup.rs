@@ -124,8 +124,10 @@ impl Made {
     }
 }
 
-struct Pending {
-    selected: Selected,
+/// A recovery point being made; it borrows its resource from the region's work
+/// (no second copy of every instance while the job waits).
+struct Pending<'a> {
+    selected: &'a Selected,
     name: String,
     made: Made,
     /// Image: its backing snapshots once tagged.
@@ -253,7 +255,7 @@ pub async fn backup_region(job: &Job<'_>, work: &RegionWork) -> Vec<Item> {
                     job.adopt
                 ));
                 pending.push(Pending {
-                    selected: s.clone(),
+                    selected: s,
                     name,
                     made,
                     extra: vec![],
@@ -353,13 +355,13 @@ fn item_for(
     }
 }
 
-async fn start_one(
+async fn start_one<'a>(
     job: &Job<'_>,
     work: &RegionWork,
     seq: usize,
-    s: &Selected,
+    s: &'a Selected,
     deadline: Instant,
-) -> Result<Pending, Item> {
+) -> Result<Pending<'a>, Item> {
     let tenant = &work.session.tenant.name;
     let region = &work.region;
     let site = Site { tenant, region };
@@ -578,7 +580,7 @@ async fn start_one(
         }
     };
     Ok(Pending {
-        selected: s.clone(),
+        selected: s,
         name,
         made,
         extra: vec![],
@@ -667,7 +669,7 @@ enum State {
 async fn wait_all(
     job: &Job<'_>,
     work: &RegionWork,
-    mut pending: Vec<Pending>,
+    mut pending: Vec<Pending<'_>>,
     deadline: Instant,
 ) -> Vec<Item> {
     let tenant = &work.session.tenant.name;
@@ -701,7 +703,7 @@ async fn wait_all(
                 created.extend(p.extra.clone());
                 let item = item_for(
                     work,
-                    &p.selected,
+                    p.selected,
                     "Failed",
                     created,
                     Some(format!(
@@ -718,7 +720,7 @@ async fn wait_all(
                     match tag_image_snapshots(job, work, &p, image, deadline).await {
                         Ok(snaps) => p.extra = snaps,
                         Err(e) => {
-                            let item = item_for(work, &p.selected, "Failed", ids.clone(), Some(format!(
+                            let item = item_for(work, p.selected, "Failed", ids.clone(), Some(format!(
                                 "image {image} is available but its snapshots could not be tagged: {e}"
                             )));
                             job.log(item.error.as_deref().unwrap_or_default());
@@ -730,7 +732,7 @@ async fn wait_all(
                 }
                 let mut created = ids.clone();
                 created.extend(p.extra.clone());
-                let mut item = item_for(work, &p.selected, "Completed", created, None);
+                let mut item = item_for(work, p.selected, "Completed", created, None);
                 item.detail["name"] = json!(p.name);
                 item.detail["method"] = json!(match p.made {
                     Made::Snapshots(_) => "snapshot-set",
@@ -756,7 +758,7 @@ async fn wait_all(
         if Instant::now() + delay > deadline {
             let timeout = job.options.wait_timeout;
             for p in pending.drain(..) {
-                let mut item = item_for(work, &p.selected, "Pending", p.made.ids(), Some(format!(
+                let mut item = item_for(work, p.selected, "Pending", p.made.ids(), Some(format!(
                     "tenant {tenant} region {region}: {} still pending after the {} s wait timeout; it stays tagged _GX_BACKUP_={} and is found by `rolesnap list`",
                     p.made.ids().join(","),
                     timeout.as_secs(),
@@ -784,7 +786,7 @@ async fn wait_all(
 async fn poll(
     job: &Job<'_>,
     work: &RegionWork,
-    pending: &[Pending],
+    pending: &[Pending<'_>],
 ) -> Result<BTreeMap<String, State>, AwsError> {
     let site = Site {
         tenant: &work.session.tenant.name,
@@ -920,7 +922,7 @@ async fn poll(
 async fn tag_image_snapshots(
     job: &Job<'_>,
     work: &RegionWork,
-    p: &Pending,
+    p: &Pending<'_>,
     image: &str,
     deadline: Instant,
 ) -> Result<Vec<String>, AwsError> {

@@ -87,10 +87,10 @@ pub struct Request<'a> {
     /// `None` for a dry run: nothing is recorded.
     pub ledger: Option<Arc<Mutex<Ledger>>>,
     pub pacer: Pacer,
-    /// Prune only: the plan's copy job runs beside this prune and sends `true`
-    /// (or drops the sender) when it has ended; originals it has yet to copy
-    /// are deleted only then. `None`: nothing runs beside.
-    pub copy_running: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Prune only: the plan's backup and copy jobs run beside this prune and
+    /// say when each has ended (see [`crate::prune::prune_tenant`]); a dropped
+    /// sender counts as both ended. `None`: nothing runs beside.
+    pub beside: Option<tokio::sync::watch::Receiver<crate::prune::Beside>>,
     /// Told the number of selected resources once discovery is done.
     pub on_total: Arc<dyn Fn(usize) + Send + Sync>,
     pub on_done: Arc<dyn Fn(&Item) + Send + Sync>,
@@ -263,7 +263,7 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
                                 &regions,
                                 now,
                                 req.options.dry_run,
-                                req.copy_running.clone(),
+                                req.beside.clone(),
                             )
                             .await,
                         ),
@@ -293,8 +293,8 @@ async fn backup_tenants(
     // Every tenant is discovered at once (each has its own buckets); the
     // creates start when all are known, so that sequence numbers and the
     // progress total are fixed up front.
-    let discovered = join_all(reached.iter().map(|(_, conn)| {
-        discover_tenant(
+    let discovered = join_all(reached.iter().map(|(_, conn)| async move {
+        let mut results = discover_tenant(
             req.plan,
             &conn.session,
             &conn.account,
@@ -302,6 +302,13 @@ async fn backup_tenants(
             req.filter.region.as_deref(),
             req.logs,
         )
+        .await;
+        // Only the selection is needed from here on: the whole inventory
+        // (unselected instances, volumes) is not kept through the job.
+        for r in &mut results {
+            r.inventory = None;
+        }
+        results
     }))
     .await;
     for ((tenant, conn), results) in reached.iter().zip(discovered) {

@@ -87,14 +87,29 @@ fn rule_for<'a>(
 /// open that a 40–100 ms round trip never leaves a token unused.
 pub const DELETES_IN_FLIGHT: usize = 8;
 
+/// Where the jobs that run beside a prune are (the nightly run: backup, then
+/// copy, with the prune beside them). Ordered: each stage follows the last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Beside {
+    /// The backup job is running.
+    Backup,
+    /// The backup has ended; the copy job is running.
+    Copy,
+    /// Both have ended (or there is nothing beside the prune).
+    Ended,
+}
+
 /// Prunes one tenant's points in its source regions and copy regions. The
 /// regions are pruned concurrently (each has its own throttling buckets),
 /// with up to [`DELETES_IN_FLIGHT`] deletes in flight in each.
 ///
-/// `copy_running` is given when the plan's copy job runs beside this prune
-/// (the nightly run): it turns `true` when that job has ended. Expired
-/// originals still missing a copy are deleted only then, so the copy job
-/// never finds its source gone.
+/// `beside` is given when the plan's backup and copy jobs run beside this
+/// prune (the nightly run). The prune then works in passes: one at once, one
+/// when the backup has ended, one when the copy job has ended; each lists the
+/// regions again and decides afresh. So a point kept only as the newest of its
+/// live source is deleted as soon as the backup has made a newer one, and an
+/// expired original still missing a copy is left until the copy job has
+/// ended: the outcome is that of a prune run after backup and copy.
 pub async fn prune_tenant(
     job: &Job<'_>,
     session: &TenantSession,
@@ -102,7 +117,7 @@ pub async fn prune_tenant(
     source_regions: &[String],
     now: DateTime<Utc>,
     dry_run: bool,
-    copy_running: Option<watch::Receiver<bool>>,
+    beside: Option<watch::Receiver<Beside>>,
 ) -> Vec<Item> {
     let plan = job.plan;
     let tenant = &session.tenant.name;
@@ -163,6 +178,65 @@ pub async fn prune_tenant(
             regions.push(c.region.clone());
         }
     }
+    let Some(mut beside) = beside else {
+        items.extend(
+            prune_pass(
+                job, session, account, &regions, &sources, now, dry_run, false,
+            )
+            .await,
+        );
+        return items;
+    };
+    loop {
+        let stage = *beside.borrow_and_update();
+        let copying = stage < Beside::Ended && !plan.copies.is_empty();
+        let pass = prune_pass(
+            job, session, account, &regions, &sources, now, dry_run, copying,
+        )
+        .await;
+        if stage == Beside::Ended {
+            items.extend(pass);
+            return items;
+        }
+        // What this pass kept is decided again by the next one.
+        items.extend(pass.into_iter().filter(|i| i.status != "Kept"));
+        job.log(&format!(
+            "Prune of [{tenant}] waits for the {} job to end, then looks again",
+            if stage == Beside::Backup {
+                "backup"
+            } else {
+                "copy"
+            }
+        ));
+        // An error means the sender is gone: the jobs beside have ended.
+        if beside.wait_for(|s| *s > stage).await.is_err() {
+            let pass = prune_pass(
+                job, session, account, &regions, &sources, now, dry_run, false,
+            )
+            .await;
+            items.extend(pass);
+            return items;
+        }
+    }
+}
+
+/// One pass over the tenant's regions: list each, decide, delete what has
+/// expired. With `copying`, an expired original still missing a copy is left
+/// (reported Kept) for a later pass.
+#[allow(clippy::too_many_arguments)]
+async fn prune_pass(
+    job: &Job<'_>,
+    session: &TenantSession,
+    account: &str,
+    regions: &[String],
+    sources: &BTreeSet<String>,
+    now: DateTime<Utc>,
+    dry_run: bool,
+    copying: bool,
+) -> Vec<Item> {
+    let plan = job.plan;
+    let tenant = &session.tenant.name;
+    let mut items = Vec::new();
     let listed = join_all(regions.iter().map(|region| {
         list_region(
             session,
@@ -196,7 +270,7 @@ pub async fn prune_tenant(
             }
         }
     }
-    // The copies present in each copy region (`None`: its listing failed).
+    // The copies present in each copy region (absent: its listing failed).
     let copied: BTreeMap<&str, BTreeSet<String>> = listed_ok
         .iter()
         .filter(|(r, _)| plan.copies.iter().any(|c| &c.region == *r))
@@ -208,11 +282,8 @@ pub async fn prune_tenant(
             (r.as_str(), set)
         })
         .collect();
-    // With a copy job running beside this prune, an original it has yet to
-    // copy is deleted only once that job has ended, as if the prune had run
-    // after it.
     let uncopied = |p: &RecoveryPoint| {
-        copy_running.is_some()
+        copying
             && p.copy_of().is_none()
             && plan.copies.iter().any(|c| {
                 c.region != p.region
@@ -223,16 +294,7 @@ pub async fn prune_tenant(
     };
     let per_region = join_all(listed_ok.iter().map(|(region, points)| {
         prune_region(
-            job,
-            session,
-            account,
-            region,
-            points,
-            &sources,
-            now,
-            dry_run,
-            &uncopied,
-            copy_running.clone(),
+            job, session, account, region, points, sources, now, dry_run, &uncopied,
         )
     }))
     .await;
@@ -241,8 +303,7 @@ pub async fn prune_tenant(
 }
 
 /// Decides one region's points and deletes what has expired, up to
-/// [`DELETES_IN_FLIGHT`] at a time; `deferred` points wait for `copy_running`
-/// to say the copy job has ended.
+/// [`DELETES_IN_FLIGHT`] at a time. A point `defer` names is kept for now.
 #[allow(clippy::too_many_arguments)]
 async fn prune_region<'a>(
     job: &'a Job<'_>,
@@ -253,8 +314,7 @@ async fn prune_region<'a>(
     sources: &BTreeSet<String>,
     now: DateTime<Utc>,
     dry_run: bool,
-    deferred: &dyn Fn(&RecoveryPoint) -> bool,
-    copy_running: Option<watch::Receiver<bool>>,
+    defer: &dyn Fn(&RecoveryPoint) -> bool,
 ) -> Vec<Item> {
     let plan = job.plan;
     let tenant = &session.tenant.name;
@@ -271,45 +331,32 @@ async fn prune_region<'a>(
             None => by_rule.push((r, vec![p])),
         }
     }
-    let (mut now_list, mut later) = (Vec::new(), Vec::new());
+    let mut decided = Vec::new();
+    let mut deferred = 0;
     for (rule, group) in by_rule {
         let input: Vec<Point> = group.iter().map(|p| to_point(p, sources)).collect();
         let decisions = decide(&input, &plan.name, rule, now, tz);
         for (p, d) in group.into_iter().zip(decisions) {
             debug_assert_eq!(p.id(), d.id);
-            if d.verdict == Verdict::Delete && !dry_run && deferred(p) {
-                later.push((p, d.verdict, d.rule));
+            if d.verdict == Verdict::Delete && !dry_run && defer(p) {
+                deferred += 1;
+                let why = format!("{}; deferred: the copy job has not copied it yet", d.rule);
+                decided.push((p, Verdict::Keep, why));
             } else {
-                now_list.push((p, d.verdict, d.rule));
+                decided.push((p, d.verdict, d.rule));
             }
         }
     }
-    let act = |(p, verdict, rule): (&'a RecoveryPoint, Verdict, String)| {
-        settle(job, session, account, p, verdict, rule, dry_run)
-    };
-    let mut items: Vec<Item> = stream::iter(now_list)
-        .map(act)
+    if deferred > 0 {
+        job.log(&format!(
+            "Leaving {deferred} expired original(s) in [{tenant}/{region}] until the copy job has copied them"
+        ));
+    }
+    stream::iter(decided)
+        .map(|(p, verdict, rule)| settle(job, session, account, p, verdict, rule, dry_run))
         .buffered(DELETES_IN_FLIGHT)
         .collect()
-        .await;
-    if !later.is_empty() {
-        job.log(&format!(
-            "Waiting for the copy job before deleting {} expired original(s) in [{tenant}/{region}] it has not copied yet",
-            later.len()
-        ));
-        if let Some(mut rx) = copy_running {
-            // An error means the copy job is gone: it has ended either way.
-            let _ = rx.wait_for(|ended| *ended).await;
-        }
-        items.extend(
-            stream::iter(later)
-                .map(act)
-                .buffered(DELETES_IN_FLIGHT)
-                .collect::<Vec<_>>()
-                .await,
-        );
-    }
-    items
+        .await
 }
 
 /// Keeps, reports or deletes one decided point; records what was done.

@@ -48,11 +48,17 @@ async fn snapshots(emu: &Emulator, region: &str) -> BTreeMap<String, BTreeMap<St
         .collect()
 }
 
-/// Makes `n` recovery points of the plan in `region` whose source instances
-/// no longer exist (so the newest-point rule keeps none of them), aged 10
-/// days: `n` expired snapshot sets of one snapshot each, made directly as the
-/// tenant, the way an earlier job would have left them.
-async fn expired_points(emu: &Emulator, region: &str, n: usize) -> BTreeSet<String> {
+/// Makes `n` recovery points of the plan in `region`, aged 10 days: `n`
+/// expired snapshot sets of one snapshot each, made directly as the tenant,
+/// the way an earlier job would have left them. Their sources are `sources`
+/// (cycled), or instances that no longer exist when it is empty (then the
+/// newest-point rule keeps none of them).
+async fn expired_points(
+    emu: &Emulator,
+    region: &str,
+    n: usize,
+    sources: &[String],
+) -> BTreeSet<String> {
     let ec2 = emu.ec2("alpha", region).await;
     let vol = emu.tenant("alpha")["resources"][region]["instances"][0]["volumes"][0]["id"]
         .as_str()
@@ -65,7 +71,13 @@ async fn expired_points(emu: &Emulator, region: &str, n: usize) -> BTreeSet<Stri
             .resource_type(aws_sdk_ec2::types::ResourceType::Snapshot)
             .tags(tag("_GX_BACKUP_", "900"))
             .tags(tag("_GX_PLAN_", "nightly"))
-            .tags(tag("_GX_SOURCE_", &format!("i-0gone{i:011}")))
+            .tags(tag(
+                "_GX_SOURCE_",
+                &sources
+                    .get(i % sources.len().max(1))
+                    .cloned()
+                    .unwrap_or_else(|| format!("i-0gone{i:011}")),
+            ))
             .tags(tag("Name", &format!("SP_4_900_{i}_0")))
             .build();
         let s = ec2
@@ -115,7 +127,7 @@ async fn prune_paces_its_deletes_and_works_the_regions_side_by_side() {
     const N: usize = 115;
     let mut expired = BTreeMap::new();
     for r in REGIONS {
-        expired.insert(r, expired_points(&emu, r, N).await);
+        expired.insert(r, expired_points(&emu, r, N, &[]).await);
     }
     emu.config(json!({"token_buckets": true, "latency_ms": 20}));
 
@@ -158,13 +170,23 @@ async fn prune_paces_its_deletes_and_works_the_regions_side_by_side() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn backup_with_prune_ages_out_old_points_and_keeps_the_new_ones() {
+async fn backup_with_prune_deletes_points_the_new_backup_supersedes_and_keeps_the_new_ones() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
     let p = emu.write_plan("nightly", &plan());
     let mut expired = BTreeMap::new();
     for r in REGIONS {
-        expired.insert(r, expired_points(&emu, r, 3).await);
+        // Points of live instances: each is the newest of its source until
+        // this run's backup has made a newer one.
+        let live: Vec<String> = emu.tenant("alpha")["resources"][r]["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["tags"]["Backup"] == "nightly")
+            .map(|i| i["id"].as_str().unwrap().to_string())
+            .collect();
+        assert!(!live.is_empty());
+        expired.insert(r, expired_points(&emu, r, live.len(), &live).await);
     }
     let before: BTreeMap<&str, BTreeSet<String>> = {
         let mut m = BTreeMap::new();
@@ -174,16 +196,41 @@ async fn backup_with_prune_ages_out_old_points_and_keeps_the_new_ones() {
         m
     };
 
-    let run = emu.run(&[
-        "backup",
-        "--plan",
-        p.to_str().unwrap(),
-        "--prune",
-        "-o",
-        "json",
-        "--poll-interval",
-        "0.2",
-    ]);
+    // The backup's snapshots stay pending until released, so the prune's
+    // first pass sees the old points still as the newest completed ones.
+    for r in REGIONS {
+        emu.control(
+            "POST",
+            "/_harness/hold",
+            Some(json!({"account": ALPHA, "region": r, "kinds": ["snapshot"]})),
+        );
+    }
+    let run = std::thread::scope(|s| {
+        let run = s.spawn(|| {
+            emu.run(&[
+                "backup",
+                "--plan",
+                p.to_str().unwrap(),
+                "--prune",
+                "-o",
+                "json",
+                "--poll-interval",
+                "0.2",
+            ])
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut first_pass_done = false;
+        while !first_pass_done && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            first_pass_done = emu
+                .log_file("vsbkp.log")
+                .contains("Prune of [alpha] waits for the backup job to end");
+        }
+        // Released in any case, so that a failing run ends too.
+        emu.control("POST", "/_harness/release", Some(json!({"all": true})));
+        assert!(first_pass_done, "the prune did not wait for the backup job");
+        run.join().unwrap()
+    });
     assert_eq!(run.code, 0, "{run}");
     let reports = run.json();
     let types: Vec<&str> = reports
@@ -228,7 +275,7 @@ async fn a_prune_beside_the_copy_job_waits_for_it_before_deleting_an_uncopied_or
     ) + "\n[[copy]]\nregion = \"us-west-2\"\nretention = { days = 30 }\n";
     let p = emu.write_plan("nightly", &body);
     // Expired originals that an earlier night failed to copy.
-    let uncopied = expired_points(&emu, "us-east-1", 3).await;
+    let uncopied = expired_points(&emu, "us-east-1", 3, &[]).await;
 
     let run = emu.run(&[
         "backup",
@@ -267,7 +314,7 @@ async fn a_prune_beside_the_copy_job_waits_for_it_before_deleting_an_uncopied_or
     }
     assert!(
         emu.log_file("vsbkp.log")
-            .contains("Waiting for the copy job before deleting 3 expired original(s)"),
+            .contains("Leaving 3 expired original(s) in [alpha/us-east-1] until the copy job"),
         "the prune did not wait for the copy job"
     );
 }
