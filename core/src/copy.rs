@@ -98,7 +98,7 @@ pub fn missing_copies(
 }
 
 /// Every `_GX_COPY_OF_` value among the points of a destination region.
-pub fn copy_keys_present(points: &[RecoveryPoint]) -> BTreeSet<String> {
+pub(crate) fn copy_keys_present(points: &[RecoveryPoint]) -> BTreeSet<String> {
     let mut keys = BTreeSet::new();
     for p in points {
         if let Some(c) = p.copy_of() {

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use crate::backup::{no_sdk_retries_ec2, no_sdk_retries_rds, Job};
 use crate::catalog::{list_region, Kinds, PointKind, RecoveryPoint};
 use crate::config::Retention;
-use crate::copy::missing_copies;
+use crate::copy::{copy_keys_present, missing_copies};
 use crate::credentials::TenantSession;
 use crate::discovery::{discover_region, Wanted};
 use crate::error::{AwsError, Site};
@@ -274,13 +274,7 @@ async fn prune_pass(
     let copied: BTreeMap<&str, BTreeSet<String>> = listed_ok
         .iter()
         .filter(|(r, _)| plan.copies.iter().any(|c| &c.region == *r))
-        .map(|(r, points)| {
-            let set = points
-                .iter()
-                .filter_map(|p| p.copy_of().map(str::to_string))
-                .collect();
-            (r.as_str(), set)
-        })
+        .map(|(r, points)| (r.as_str(), copy_keys_present(points)))
         .collect();
     let uncopied = |p: &RecoveryPoint| {
         copying

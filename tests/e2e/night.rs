@@ -274,6 +274,26 @@ async fn a_prune_beside_the_copy_job_waits_for_it_before_deleting_an_uncopied_or
         r#"regions = ["us-east-1"]"#,
     ) + "\n[[copy]]\nregion = \"us-west-2\"\nretention = { days = 30 }\n";
     let p = emu.write_plan("nightly", &body);
+    // An earlier night that was copied (sets of two snapshots, each copied),
+    // aged past retention: once superseded, those originals are deleted
+    // without waiting for the copy job.
+    let earlier = emu.run(&[
+        "backup",
+        "--plan",
+        p.to_str().unwrap(),
+        "-o",
+        "json",
+        "--poll-interval",
+        "0.2",
+    ]);
+    assert_eq!(earlier.code, 0, "{earlier}");
+    let copied: Vec<String> = snapshots(&emu, "us-east-1").await.into_keys().collect();
+    assert!(copied.len() >= 4, "{copied:?}");
+    let items: Vec<Value> = copied
+        .iter()
+        .map(|id| json!({"account": ALPHA, "region": "us-east-1", "id": id, "age_seconds": 10 * 86_400}))
+        .collect();
+    emu.control("POST", "/_harness/age", Some(json!({ "items": items })));
     // Expired originals that an earlier night failed to copy.
     let uncopied = expired_points(&emu, "us-east-1", 3, &[]).await;
 
@@ -312,9 +332,21 @@ async fn a_prune_beside_the_copy_job_waits_for_it_before_deleting_an_uncopied_or
             "{id} was deleted before the copy job copied it; copies: {copies:?}"
         );
     }
+    // Only the three uncopied ones ever waited for the copy job.
+    let log = emu.log_file("vsbkp.log");
+    let leaving: Vec<&str> = log.lines().filter(|l| l.contains("Leaving ")).collect();
     assert!(
-        emu.log_file("vsbkp.log")
-            .contains("Leaving 3 expired original(s) in [alpha/us-east-1] until the copy job"),
+        !leaving.is_empty(),
         "the prune did not wait for the copy job"
     );
+    for l in &leaving {
+        assert!(
+            l.contains("Leaving 3 expired original(s) in [alpha/us-east-1] until the copy job"),
+            "{l}"
+        );
+    }
+    // The earlier night's copied originals are gone too.
+    for id in &copied {
+        assert!(!east.contains_key(id), "superseded original {id} kept");
+    }
 }
