@@ -45,7 +45,7 @@ pub enum PointState {
 }
 
 impl PointState {
-    fn ebs(state: &str) -> PointState {
+    pub(crate) fn ebs(state: &str) -> PointState {
         match state {
             "completed" => PointState::Completed,
             "error" => PointState::Failed,

@@ -21,9 +21,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::backup::{no_sdk_retries_ec2, no_sdk_retries_rds, Job};
-use crate::catalog::{list_region, Kinds, PointKind, RecoveryPoint};
+use crate::catalog::{list_region, Kinds, PointKind, PointState, RecoveryPoint};
 use crate::config::Retention;
-use crate::copy::{copy_keys_present, missing_copies};
+
 use crate::credentials::TenantSession;
 use crate::discovery::{discover_region, Wanted};
 use crate::error::{AwsError, Site};
@@ -181,7 +181,15 @@ pub async fn prune_tenant(
     let Some(mut beside) = beside else {
         items.extend(
             prune_pass(
-                job, session, account, &regions, &sources, now, dry_run, false,
+                job,
+                session,
+                account,
+                &regions,
+                source_regions,
+                &sources,
+                now,
+                dry_run,
+                false,
             )
             .await,
         );
@@ -191,15 +199,26 @@ pub async fn prune_tenant(
         let stage = *beside.borrow_and_update();
         let copying = stage < Beside::Ended && !plan.copies.is_empty();
         let pass = prune_pass(
-            job, session, account, &regions, &sources, now, dry_run, copying,
+            job,
+            session,
+            account,
+            &regions,
+            source_regions,
+            &sources,
+            now,
+            dry_run,
+            copying,
         )
         .await;
         if stage == Beside::Ended {
-            items.extend(pass);
+            merge(&mut items, pass);
             return items;
         }
         // What this pass kept is decided again by the next one.
-        items.extend(pass.into_iter().filter(|i| i.status != "Kept"));
+        merge(
+            &mut items,
+            pass.into_iter().filter(|i| i.status != "Kept").collect(),
+        );
         job.log(&format!(
             "Prune of [{tenant}] waits for the {} job to end, then looks again",
             if stage == Beside::Backup {
@@ -211,13 +230,86 @@ pub async fn prune_tenant(
         // An error means the sender is gone: the jobs beside have ended.
         if beside.wait_for(|s| *s > stage).await.is_err() {
             let pass = prune_pass(
-                job, session, account, &regions, &sources, now, dry_run, false,
+                job,
+                session,
+                account,
+                &regions,
+                source_regions,
+                &sources,
+                now,
+                dry_run,
+                false,
             )
             .await;
-            items.extend(pass);
+            merge(&mut items, pass);
             return items;
         }
     }
+}
+
+/// Adds a later pass's items: a point (or region) already reported takes the
+/// later pass's outcome, so a point that failed once and was deleted by a
+/// later pass is reported once, as deleted.
+fn merge(items: &mut Vec<Item>, later: Vec<Item>) {
+    let key = |i: &Item| (i.region.clone(), i.kind.clone(), i.source_id.clone());
+    let at: std::collections::HashMap<_, usize> =
+        items.iter().enumerate().map(|(n, i)| (key(i), n)).collect();
+    for item in later {
+        match at.get(&key(&item)) {
+            Some(&n) => items[n] = item,
+            None => items.push(item),
+        }
+    }
+}
+
+/// The region of the source a point protects: its own for an original, the
+/// one in `_GX_COPY_OF_` (`region/id`) for a copy.
+fn source_region(p: &RecoveryPoint) -> &str {
+    match p.copy_of() {
+        Some(c) => c.split_once('/').map_or(c, |(r, _)| r),
+        None => &p.region,
+    }
+}
+
+/// The `_GX_COPY_OF_` keys the copies of an original carry: one per snapshot
+/// of a set, one for an AMI or DB snapshot.
+fn copy_keys_of(p: &RecoveryPoint) -> Vec<String> {
+    match p.kind {
+        PointKind::SnapshotSet => p
+            .snapshots
+            .iter()
+            .map(|s| format!("{}/{}", p.region, s.id))
+            .collect(),
+        _ => vec![format!("{}/{}", p.region, p.id())],
+    }
+}
+
+/// The copies in a destination region, by `_GX_COPY_OF_` key: those completed,
+/// and those still being made (pending).
+fn copies_by_state(points: &[RecoveryPoint]) -> (BTreeSet<String>, BTreeSet<String>) {
+    let (mut done, mut making) = (BTreeSet::new(), BTreeSet::new());
+    for p in points {
+        let mut add = |key: &str, state: PointState| match state {
+            PointState::Completed => {
+                done.insert(key.to_string());
+            }
+            PointState::Pending => {
+                making.insert(key.to_string());
+            }
+            PointState::Failed => {}
+        };
+        if p.snapshots.is_empty() || p.kind != PointKind::SnapshotSet {
+            if let Some(c) = p.copy_of() {
+                add(c, p.state);
+            }
+        }
+        for snap in &p.snapshots {
+            if let Some(c) = snap.tags.get(tags::COPY_OF) {
+                add(c, PointState::ebs(&snap.state));
+            }
+        }
+    }
+    (done, making)
 }
 
 /// One pass over the tenant's regions: list each, decide, delete what has
@@ -229,6 +321,7 @@ async fn prune_pass(
     session: &TenantSession,
     account: &str,
     regions: &[String],
+    source_regions: &[String],
     sources: &BTreeSet<String>,
     now: DateTime<Utc>,
     dry_run: bool,
@@ -270,23 +363,45 @@ async fn prune_pass(
             }
         }
     }
-    // The copies present in each copy region (absent: its listing failed).
-    let copied: BTreeMap<&str, BTreeSet<String>> = listed_ok
+    // The copies in each copy region, completed and being made (absent: its
+    // listing failed).
+    let copied: BTreeMap<&str, (BTreeSet<String>, BTreeSet<String>)> = listed_ok
         .iter()
         .filter(|(r, _)| plan.copies.iter().any(|c| &c.region == *r))
-        .map(|(r, points)| (r.as_str(), copy_keys_present(points)))
+        .map(|(r, points)| (r.as_str(), copies_by_state(points)))
         .collect();
+    // An expired original is left for later while a copy of it is being made
+    // (AWS may fail a copy whose source is deleted), and, while the copy job
+    // runs, while it lacks a completed copy in any copy region.
     let uncopied = |p: &RecoveryPoint| {
-        copying
-            && p.copy_of().is_none()
+        p.copy_of().is_none()
             && plan.copies.iter().any(|c| {
-                c.region != p.region
-                    && copied.get(c.region.as_str()).is_none_or(|set| {
-                        !missing_copies(std::slice::from_ref(p), set, &c.region, c).is_empty()
-                    })
+                if c.region == p.region {
+                    return false;
+                }
+                let Some((done, making)) = copied.get(c.region.as_str()) else {
+                    return copying;
+                };
+                let keys = copy_keys_of(p);
+                let being_made = keys.iter().any(|k| making.contains(k) && !done.contains(k));
+                let not_done = keys.iter().any(|k| !done.contains(k));
+                being_made || (copying && not_done)
             })
     };
-    let per_region = join_all(listed_ok.iter().map(|(region, points)| {
+    // Only points whose source region is being pruned: with `--region R`, a
+    // copy of another region's source is not decided (its source's liveness
+    // was not looked up).
+    let in_scope: Vec<(&String, Vec<RecoveryPoint>)> = listed_ok
+        .into_iter()
+        .map(|(r, points)| {
+            let kept = points
+                .into_iter()
+                .filter(|p| source_regions.iter().any(|s| s == source_region(p)))
+                .collect();
+            (r, kept)
+        })
+        .collect();
+    let per_region = join_all(in_scope.iter().map(|(region, points)| {
         prune_region(
             job, session, account, region, points, sources, now, dry_run, &uncopied,
         )
@@ -348,7 +463,7 @@ async fn prune_region<'a>(
     }
     stream::iter(decided)
         .map(|(p, verdict, rule)| settle(job, session, account, p, verdict, rule, dry_run))
-        .buffered(DELETES_IN_FLIGHT)
+        .buffer_unordered(DELETES_IN_FLIGHT)
         .collect()
         .await
 }
@@ -654,5 +769,28 @@ mod tests {
             ]),
             "p"
         ));
+    }
+
+    #[test]
+    fn a_later_pass_replaces_a_points_earlier_outcome() {
+        let item = |id: &str, status: &str| Item {
+            tenant: "t".into(),
+            account: "1".into(),
+            region: "r".into(),
+            kind: "snapshot-set".into(),
+            source_id: id.into(),
+            status: status.into(),
+            created: vec![],
+            size_gib: 1,
+            error: None,
+            detail: serde_json::Value::Null,
+        };
+        let mut items = vec![item("a", "Failed"), item("b", "Deleted")];
+        merge(&mut items, vec![item("a", "Deleted"), item("c", "Kept")]);
+        let got: Vec<(&str, &str)> = items
+            .iter()
+            .map(|i| (i.source_id.as_str(), i.status.as_str()))
+            .collect();
+        assert_eq!(got, [("a", "Deleted"), ("b", "Deleted"), ("c", "Kept")]);
     }
 }

@@ -350,3 +350,54 @@ async fn a_prune_beside_the_copy_job_waits_for_it_before_deleting_an_uncopied_or
         assert!(!east.contains_key(id), "superseded original {id} kept");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_original_is_not_pruned_while_its_copy_is_being_made() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let body = plan().replace(
+        r#"regions = ["us-east-1", "us-west-2"]"#,
+        r#"regions = ["us-east-1"]"#,
+    ) + "\n[[copy]]\nregion = \"us-west-2\"\nretention = { days = 30 }\n";
+    let p = emu.write_plan("nightly", &body);
+    // Expired originals of sources that are gone: nothing protects them but
+    // their copies, which stay pending in us-west-2.
+    let originals = expired_points(&emu, "us-east-1", 3, &[]).await;
+    emu.control(
+        "POST",
+        "/_harness/hold",
+        Some(json!({"account": ALPHA, "region": "us-west-2", "kinds": ["snapshot"]})),
+    );
+    let copy = emu.run(&[
+        "copy",
+        "--plan",
+        p.to_str().unwrap(),
+        "--wait-timeout",
+        "3",
+        "--poll-interval",
+        "0.5",
+    ]);
+    // The job ends at its wait timeout with the three copies still pending.
+    assert_ne!(copy.code, 2, "{copy}");
+    let held = emu.control("GET", "/_harness/hold", None);
+    assert_eq!(held["held"].as_array().unwrap().len(), 3, "{held}");
+    let prune = |emu: &Emulator| {
+        let run = emu.run(&["prune", "--plan", p.to_str().unwrap(), "-o", "json"]);
+        assert_eq!(run.code, 0, "{run}");
+    };
+    prune(&emu);
+    let east = snapshots(&emu, "us-east-1").await;
+    for id in &originals {
+        assert!(
+            east.contains_key(id),
+            "{id} deleted while its copy was pending"
+        );
+    }
+    // Once the copies complete, the originals go.
+    emu.control("POST", "/_harness/release", Some(json!({"all": true})));
+    prune(&emu);
+    let east = snapshots(&emu, "us-east-1").await;
+    for id in &originals {
+        assert!(!east.contains_key(id), "{id} kept after its copy completed");
+    }
+}
