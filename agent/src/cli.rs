@@ -180,9 +180,11 @@ pub struct BackupArgs {
     pub no_copy: bool,
     /// Also run the plan's prune (Data Aging job) at the same time, as the
     /// scheduled nightly run does. It deletes only points whose retention has
-    /// run out (never the ones this backup makes, and it keeps the newest point
-    /// of every live source) and it draws on other throttling buckets, so the
-    /// whole night takes about as long as the longer of the two.
+    /// run out, never the ones this backup makes, and keeps the newest point of
+    /// every live source. It deletes what it can at once, the points this backup
+    /// supersedes as soon as the backup ends, and originals still being copied
+    /// once the copy job ends: the outcome of a prune run afterwards, sooner,
+    /// since deletes use their own throttling bucket.
     #[arg(long, conflicts_with = "dry_run")]
     pub prune: bool,
 }
