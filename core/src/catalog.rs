@@ -52,14 +52,14 @@ impl PointState {
             _ => PointState::Pending,
         }
     }
-    fn image(state: &str) -> PointState {
+    pub(crate) fn image(state: &str) -> PointState {
         match state {
             "available" => PointState::Completed,
             "pending" | "" => PointState::Pending,
             _ => PointState::Failed,
         }
     }
-    fn rds(status: Option<&str>) -> PointState {
+    pub(crate) fn rds(status: Option<&str>) -> PointState {
         match status {
             Some("available") => PointState::Completed,
             Some("creating") | Some("copying") | Some("pending") | None => PointState::Pending,

@@ -75,12 +75,12 @@ pub fn missing_copies(
                 PointKind::SnapshotSet => p
                     .snapshots
                     .iter()
-                    .filter(|s| !existing.contains(&format!("{}/{}", p.region, s.id)))
+                    .filter(|s| !existing.contains(&copy_key(&p.region, &s.id)))
                     .map(|s| s.id.clone())
                     .collect(),
                 _ => {
                     let id = p.id();
-                    if existing.contains(&format!("{}/{id}", p.region)) {
+                    if existing.contains(&copy_key(&p.region, &id)) {
                         vec![]
                     } else {
                         vec![id]
@@ -97,20 +97,55 @@ pub fn missing_copies(
         .collect()
 }
 
+/// The `_GX_COPY_OF_` key a copy of part `id` (snapshot, AMI or DB snapshot)
+/// of a point in `region` carries.
+pub(crate) fn copy_key(region: &str, id: &str) -> String {
+    format!("{region}/{id}")
+}
+
+/// The keys the copies of an original carry: one per snapshot of a set, one
+/// for an AMI or DB snapshot.
+pub(crate) fn copy_keys_of(p: &RecoveryPoint) -> Vec<String> {
+    match p.kind {
+        PointKind::SnapshotSet => p
+            .snapshots
+            .iter()
+            .map(|s| copy_key(&p.region, &s.id))
+            .collect(),
+        _ => vec![copy_key(&p.region, &p.id())],
+    }
+}
+
+/// Every `_GX_COPY_OF_` key among the points of a destination region, with
+/// the state of the copy (point or snapshot) that carries it.
+fn copy_keys(points: &[RecoveryPoint]) -> impl Iterator<Item = (&str, PointState)> {
+    points.iter().flat_map(|p| {
+        let snaps = p.snapshots.iter().filter_map(|s| {
+            s.tags
+                .get(tags::COPY_OF)
+                .map(|c| (c.as_str(), PointState::ebs(&s.state)))
+        });
+        p.copy_of().map(|c| (c, p.state)).into_iter().chain(snaps)
+    })
+}
+
 /// Every `_GX_COPY_OF_` value among the points of a destination region.
 pub(crate) fn copy_keys_present(points: &[RecoveryPoint]) -> BTreeSet<String> {
-    let mut keys = BTreeSet::new();
-    for p in points {
-        if let Some(c) = p.copy_of() {
-            keys.insert(c.to_string());
-        }
-        for s in &p.snapshots {
-            if let Some(c) = s.tags.get(tags::COPY_OF) {
-                keys.insert(c.clone());
-            }
-        }
+    copy_keys(points).map(|(k, _)| k.to_string()).collect()
+}
+
+/// The copies in a destination region by key: (completed, still being made).
+/// Failed ones are in neither.
+pub(crate) fn copy_keys_by_state(points: &[RecoveryPoint]) -> (BTreeSet<String>, BTreeSet<String>) {
+    let (mut done, mut making) = (BTreeSet::new(), BTreeSet::new());
+    for (key, state) in copy_keys(points) {
+        match state {
+            PointState::Completed => done.insert(key.to_string()),
+            PointState::Pending => making.insert(key.to_string()),
+            PointState::Failed => false,
+        };
     }
-    keys
+    (done, making)
 }
 
 /// Encrypted resources whose copies would have no key in a copy region: a
@@ -535,7 +570,7 @@ async fn complete(
         let image = &made_ids[0];
         let mut t = copy_tags(
             &f.task.point.tags,
-            &format!("{}/{}", f.task.point.region, f.task.point.id()),
+            &copy_key(&f.task.point.region, &f.task.point.id()),
         );
         t.push((tags::AMI.into(), image.clone()));
         match tag_backing_snapshots(job, session, account, dest, image, t, deadline).await {
@@ -623,30 +658,6 @@ async fn poll_copies(
     polled
 }
 
-fn ebs_state(state: Option<&str>) -> PointState {
-    match state {
-        Some("completed") => PointState::Completed,
-        Some("error") => PointState::Failed,
-        _ => PointState::Pending,
-    }
-}
-
-fn image_state(state: Option<&str>) -> PointState {
-    match state {
-        Some("available") => PointState::Completed,
-        Some("pending") | Some("") | None => PointState::Pending,
-        Some(_) => PointState::Failed,
-    }
-}
-
-fn rds_state(status: Option<&str>) -> PointState {
-    match status {
-        Some("available") => PointState::Completed,
-        Some("creating") | Some("copying") | Some("pending") | None => PointState::Pending,
-        Some(_) => PointState::Failed,
-    }
-}
-
 /// States of the EBS snapshot copies `ids`, asked by id. AWS refuses the whole
 /// call with `InvalidSnapshot.NotFound` when any one of the ids does not exist,
 /// so then it is asked again with a `snapshot-id` filter, which lists the ones
@@ -666,7 +677,7 @@ async fn describe_snapshot_copies(
     let state = |s: &aws_sdk_ec2::types::Snapshot| {
         (
             s.snapshot_id().unwrap_or_default().to_string(),
-            ebs_state(s.state().map(|x| x.as_str())),
+            PointState::ebs(s.state().map_or("", |x| x.as_str())),
         )
     };
     job.pacer.take(account, dest, Bucket::Describe).await;
@@ -723,7 +734,7 @@ async fn describe_image_copies(
     let state = |i: &aws_sdk_ec2::types::Image| {
         (
             i.image_id().unwrap_or_default().to_string(),
-            image_state(i.state().map(|x| x.as_str())),
+            PointState::image(i.state().map_or("pending", |x| x.as_str())),
         )
     };
     job.pacer.take(account, dest, Bucket::Describe).await;
@@ -801,7 +812,7 @@ async fn describe_rds_copies(
                     s.db_cluster_snapshot_identifier()
                         .unwrap_or_default()
                         .to_lowercase(),
-                    rds_state(s.status()),
+                    PointState::rds(s.status()),
                 );
             }
         }
@@ -820,7 +831,7 @@ async fn describe_rds_copies(
                     s.db_snapshot_identifier()
                         .unwrap_or_default()
                         .to_lowercase(),
-                    rds_state(s.status()),
+                    PointState::rds(s.status()),
                 );
             }
         }
@@ -896,7 +907,7 @@ async fn start_copy(
             let started = futures::future::join_all(parts.into_iter().map(|(sid, snap, kms)| {
                 let ec2 = &ec2;
                 async move {
-                    let copy_of = format!("{src}/{sid}");
+                    let copy_of = copy_key(src, sid);
                     let t = copy_tags(&snap.tags, &copy_of);
                     job.log(&format!(
                         "CopySnapshot [{copy_of}] -> [{}/{dest}]",
@@ -966,7 +977,7 @@ async fn start_copy(
         PointKind::Ami => {
             let ec2 = session.ec2(dest);
             let image = p.id();
-            let copy_of = format!("{src}/{image}");
+            let copy_of = copy_key(src, &image);
             let t = copy_tags(&p.tags, &copy_of);
             let kms = key_for(p.encrypted)?;
             // Idempotent on AWS's side for the same token.
@@ -1034,7 +1045,7 @@ async fn start_copy(
             let rds = session.rds(dest);
             let id = p.id();
             let arn = p.arn.clone().unwrap_or_default();
-            let copy_of = format!("{src}/{id}");
+            let copy_of = copy_key(src, &id);
             let t = copy_tags(&p.tags, &copy_of);
             let kms = key_for(p.encrypted)?;
             let cluster = p.kind == PointKind::ClusterSnapshot;
@@ -1254,15 +1265,15 @@ mod tests {
 
     #[test]
     fn copy_states_follow_aws() {
-        assert_eq!(ebs_state(Some("completed")), PointState::Completed);
-        assert_eq!(ebs_state(Some("pending")), PointState::Pending);
-        assert_eq!(ebs_state(Some("error")), PointState::Failed);
-        assert_eq!(image_state(Some("available")), PointState::Completed);
-        assert_eq!(image_state(Some("pending")), PointState::Pending);
-        assert_eq!(image_state(Some("failed")), PointState::Failed);
-        assert_eq!(rds_state(Some("copying")), PointState::Pending);
-        assert_eq!(rds_state(Some("available")), PointState::Completed);
-        assert_eq!(rds_state(Some("failed")), PointState::Failed);
+        assert_eq!(PointState::ebs("completed"), PointState::Completed);
+        assert_eq!(PointState::ebs("pending"), PointState::Pending);
+        assert_eq!(PointState::ebs("error"), PointState::Failed);
+        assert_eq!(PointState::image("available"), PointState::Completed);
+        assert_eq!(PointState::image("pending"), PointState::Pending);
+        assert_eq!(PointState::image("failed"), PointState::Failed);
+        assert_eq!(PointState::rds(Some("copying")), PointState::Pending);
+        assert_eq!(PointState::rds(Some("available")), PointState::Completed);
+        assert_eq!(PointState::rds(Some("failed")), PointState::Failed);
     }
 
     #[test]

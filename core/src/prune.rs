@@ -21,8 +21,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::backup::{no_sdk_retries_ec2, no_sdk_retries_rds, Job};
-use crate::catalog::{list_region, Kinds, PointKind, PointState, RecoveryPoint};
+use crate::catalog::{list_region, Kinds, PointKind, RecoveryPoint};
 use crate::config::Retention;
+use crate::copy::{copy_keys_by_state, copy_keys_of};
 
 use crate::credentials::TenantSession;
 use crate::discovery::{discover_region, Wanted};
@@ -271,47 +272,6 @@ fn source_region(p: &RecoveryPoint) -> &str {
     }
 }
 
-/// The `_GX_COPY_OF_` keys the copies of an original carry: one per snapshot
-/// of a set, one for an AMI or DB snapshot.
-fn copy_keys_of(p: &RecoveryPoint) -> Vec<String> {
-    match p.kind {
-        PointKind::SnapshotSet => p
-            .snapshots
-            .iter()
-            .map(|s| format!("{}/{}", p.region, s.id))
-            .collect(),
-        _ => vec![format!("{}/{}", p.region, p.id())],
-    }
-}
-
-/// The copies in a destination region, by `_GX_COPY_OF_` key: those completed,
-/// and those still being made (pending).
-fn copies_by_state(points: &[RecoveryPoint]) -> (BTreeSet<String>, BTreeSet<String>) {
-    let (mut done, mut making) = (BTreeSet::new(), BTreeSet::new());
-    for p in points {
-        let mut add = |key: &str, state: PointState| match state {
-            PointState::Completed => {
-                done.insert(key.to_string());
-            }
-            PointState::Pending => {
-                making.insert(key.to_string());
-            }
-            PointState::Failed => {}
-        };
-        if p.snapshots.is_empty() || p.kind != PointKind::SnapshotSet {
-            if let Some(c) = p.copy_of() {
-                add(c, p.state);
-            }
-        }
-        for snap in &p.snapshots {
-            if let Some(c) = snap.tags.get(tags::COPY_OF) {
-                add(c, PointState::ebs(&snap.state));
-            }
-        }
-    }
-    (done, making)
-}
-
 /// One pass over the tenant's regions: list each, decide, delete what has
 /// expired. With `copying`, an expired original still missing a copy is left
 /// (reported Kept) for a later pass.
@@ -368,7 +328,7 @@ async fn prune_pass(
     let copied: BTreeMap<&str, (BTreeSet<String>, BTreeSet<String>)> = listed_ok
         .iter()
         .filter(|(r, _)| plan.copies.iter().any(|c| &c.region == *r))
-        .map(|(r, points)| (r.as_str(), copies_by_state(points)))
+        .map(|(r, points)| (r.as_str(), copy_keys_by_state(points)))
         .collect();
     // An expired original is left for later while a copy of it is being made
     // (AWS may fail a copy whose source is deleted), and, while the copy job
