@@ -24,10 +24,9 @@ use serde_json::json;
 use tokio::signal::unix::{signal, SignalKind};
 
 use rolesnap_core::backup::BackupOptions;
-use rolesnap_core::job::{self, Filter, Kind, Request};
+use rolesnap_core::job::{self, Filter, Request};
 use rolesnap_core::ledger::Ledger;
 use rolesnap_core::pace::Pacer;
-use rolesnap_core::prune::Beside;
 use rolesnap_core::schedule::{decide, in_shard, next_runs, parse_shard, Due};
 use rolesnap_core::{admin_session, load_plan, ConfigError, Endpoint, Loaded, LogFile, Logs};
 
@@ -344,10 +343,6 @@ async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> V
     let mut options = BackupOptions::for_plan(plan);
     options.poll_initial = Duration::from_secs_f64(poll.max(0.05));
     let pacer = Pacer::new();
-    let mut kinds = vec![Kind::Backup];
-    if !plan.copies.is_empty() {
-        kinds.push(Kind::Copy);
-    }
     logs.write(
         LogFile::Cvd,
         None,
@@ -359,72 +354,43 @@ async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> V
             tenants.len()
         ),
     );
-    // Tells the prune beside the backup and copy jobs when each has ended.
-    let (stage, beside) = tokio::sync::watch::channel(Beside::Backup);
-    let run = |kind: Kind| {
-        let beside = match kind {
-            Kind::Prune { .. } => Some(beside.clone()),
-            _ => None,
-        };
-        job::run(Request {
-            kind,
-            plan,
-            tenants: &tenants,
-            admin: &admin,
-            filter: Filter::default(),
-            options: options.clone(),
-            logs: &logs,
-            ledger: Some(ledger.clone()),
-            pacer: pacer.clone(),
-            beside,
-            on_total: Arc::new(|_| {}),
-            on_done: Arc::new(|_| {}),
-        })
-    };
-    let record = |r: Result<job::Report, rolesnap_core::ledger::LedgerError>,
-                  reports: &mut Vec<job::Report>| match r {
-        Ok(r) => {
-            metrics.lock().unwrap_or_else(|p| p.into_inner()).record(&r);
-            reports.push(r);
-            true
-        }
-        Err(e) => {
-            logs.write(
-                LogFile::Cvd,
-                None,
-                "CvdAgent::RunPlan",
-                &format!("Plan [{}]: ledger error: {e}", plan.name),
-            );
-            false
-        }
-    };
     // Backup then copy, and the prune beside them. The prune deletes what has
     // expired at once and looks again as each job ends (see
     // rolesnap_core::prune::prune_tenant): the outcome is that of a prune run
-    // after them, and the night takes about as long as the longer of the two.
-    let backup_and_copy = async {
-        let mut out = Vec::new();
-        for kind in kinds {
-            let copying = matches!(kind, Kind::Copy);
-            let r = run(kind).await;
-            stage.send_replace(if !copying && !plan.copies.is_empty() {
-                Beside::Copy
-            } else {
-                Beside::Ended
-            });
-            let ok = r.is_ok();
-            out.push(r);
-            if !ok {
+    // after them, in less time than the two one after the other.
+    let (done, pruned) =
+        job::run_night(!plan.copies.is_empty(), Some(Utc::now()), |kind, beside| {
+            job::run(Request {
+                kind,
+                plan,
+                tenants: &tenants,
+                admin: &admin,
+                filter: Filter::default(),
+                options: options.clone(),
+                logs: &logs,
+                ledger: Some(ledger.clone()),
+                pacer: pacer.clone(),
+                beside,
+                on_total: Arc::new(|_| {}),
+                on_done: Arc::new(|_| {}),
+            })
+        })
+        .await;
+    for r in done.into_iter().chain(pruned) {
+        match r {
+            Ok(r) => {
+                metrics.lock().unwrap_or_else(|p| p.into_inner()).record(&r);
+                reports.push(r);
+            }
+            Err(e) => {
+                logs.write(
+                    LogFile::Cvd,
+                    None,
+                    "CvdAgent::RunPlan",
+                    &format!("Plan [{}]: ledger error: {e}", plan.name),
+                );
                 break;
             }
-        }
-        stage.send_replace(Beside::Ended);
-        out
-    };
-    let (done, pruned) = tokio::join!(backup_and_copy, run(Kind::Prune { now: Utc::now() }));
-    for r in done.into_iter().chain(std::iter::once(pruned)) {
-        if !record(r, &mut reports) {
-            break;
         }
     }
     reports

@@ -146,62 +146,33 @@ pub async fn run(global: &Global, args: BackupArgs) -> anyhow::Result<u8> {
     let o = options(&s, args.wait_timeout, args.poll_interval, args.dry_run);
     // One pacer for the jobs that run side by side: they share the Describe bucket.
     let pacer = Pacer::new();
+    // A backup is followed by its copies: a Snap Copy job of its own number.
     let copy = !s.loaded.plan.copies.is_empty() && !args.no_copy && !args.dry_run;
-    // Tells a prune beside the backup and copy jobs when each has ended.
-    let (stage, beside) = tokio::sync::watch::channel(Beside::Backup);
-    let backup_and_copy = async {
-        let backup = run_job_with(
-            global,
-            &s,
-            Kind::Backup,
-            filter.clone(),
-            o.clone(),
-            pacer.clone(),
-            true,
-            None,
-        )
-        .await;
-        stage.send_replace(if copy { Beside::Copy } else { Beside::Ended });
-        let mut reports = vec![backup?];
-        // A backup is followed by its copies: a Snap Copy job of its own number.
-        if copy {
-            let copied = run_job_with(
-                global,
-                &s,
-                Kind::Copy,
-                filter.clone(),
-                o.clone(),
-                pacer.clone(),
-                true,
-                None,
-            )
-            .await;
-            stage.send_replace(Beside::Ended);
-            reports.push(copied?);
-        }
-        drop(stage);
-        anyhow::Ok(reports)
-    };
-    if !args.prune {
-        return print(global, &backup_and_copy.await?);
-    }
     let prune_filter = Filter {
         region: args.region.clone(),
         ..Default::default()
     };
-    let prune = run_job_with(
-        global,
-        &s,
-        Kind::Prune { now: Utc::now() },
-        prune_filter,
-        o.clone(),
-        pacer.clone(),
-        false,
-        Some(beside),
-    );
-    let (reports, pruned) = tokio::join!(backup_and_copy, prune);
-    let mut reports = reports?;
-    reports.push(pruned?);
+    let (done, pruned) = job::run_night(copy, args.prune.then(Utc::now), |kind, beside| {
+        let (filter, with_bar) = match kind {
+            Kind::Prune { .. } => (prune_filter.clone(), false),
+            _ => (filter.clone(), true),
+        };
+        run_job_with(
+            global,
+            &s,
+            kind,
+            filter,
+            o.clone(),
+            pacer.clone(),
+            with_bar,
+            beside,
+        )
+    })
+    .await;
+    let mut reports = done.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(pruned) = pruned {
+        reports.push(pruned?);
+    }
     print(global, &reports)
 }
 

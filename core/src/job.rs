@@ -17,7 +17,7 @@ use crate::discovery::{discover_tenant, groups_for, regions_for, Resource};
 use crate::ledger::{Item, JobStatus, JobType, Ledger, LedgerError};
 use crate::logs::{LogFile, Logs};
 use crate::pace::Pacer;
-use crate::prune::prune_tenant;
+use crate::prune::{prune_tenant, Beside};
 
 /// Narrowing an on-demand backup to part of the plan.
 #[derive(Debug, Clone, Default)]
@@ -277,6 +277,43 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
         }
     }
     finish(&req, number, lock, job_type, start, items)
+}
+
+/// The nightly sequence of a plan: a backup, then a copy job when `copy`,
+/// and, when `prune` is given (its `now`), the prune beside them. `run` runs
+/// one job kind; the prune's call gets the channel on which it is told when
+/// the backup and the copy job have ended (see [`prune_tenant`]). A job that
+/// errs ends the sequence (no copy after a failed backup). Returns the backup
+/// and copy results in order, and the prune's.
+pub async fn run_night<T, E, F, Fut>(
+    copy: bool,
+    prune: Option<DateTime<Utc>>,
+    run: F,
+) -> (Vec<Result<T, E>>, Option<Result<T, E>>)
+where
+    F: Fn(Kind, Option<tokio::sync::watch::Receiver<Beside>>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let (stage, beside) = tokio::sync::watch::channel(Beside::Backup);
+    let backup_and_copy = async {
+        let backup = run(Kind::Backup, None).await;
+        stage.send_replace(if copy { Beside::Copy } else { Beside::Ended });
+        let copy = copy && backup.is_ok();
+        let mut out = vec![backup];
+        if copy {
+            out.push(run(Kind::Copy, None).await);
+        }
+        stage.send_replace(Beside::Ended);
+        out
+    };
+    match prune {
+        None => (backup_and_copy.await, None),
+        Some(now) => {
+            let (done, pruned) =
+                tokio::join!(backup_and_copy, run(Kind::Prune { now }, Some(beside)));
+            (done, Some(pruned))
+        }
+    }
 }
 
 /// Discovers the reached tenants concurrently, then backs up every tenant ×
