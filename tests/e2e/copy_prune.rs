@@ -36,21 +36,6 @@ aurora = true
 
 type Tags = BTreeMap<String, String>;
 
-/// All snapshots of the tenant in a region: id → tags.
-async fn snapshots(emu: &Emulator, region: &str) -> BTreeMap<String, Tags> {
-    let ec2 = emu.ec2("alpha", region).await;
-    let out = ec2
-        .describe_snapshots()
-        .owner_ids("self")
-        .send()
-        .await
-        .unwrap();
-    out.snapshots()
-        .iter()
-        .map(|s| (s.snapshot_id().unwrap().to_string(), tags_of(s.tags())))
-        .collect()
-}
-
 fn job_of(t: &Tags) -> Option<u64> {
     t.get("_GX_BACKUP_").and_then(|j| j.parse().ok())
 }
@@ -93,8 +78,8 @@ async fn copies_land_in_the_destination_region_tagged_with_their_origin() {
     let job = reports[0]["job"].as_u64().unwrap();
     assert!(reports[1]["job"].as_u64().unwrap() > job);
 
-    let east = snapshots(&emu, "us-east-1").await;
-    let west = snapshots(&emu, "us-west-2").await;
+    let east = emu.snapshots("alpha", "us-east-1").await;
+    let west = emu.snapshots("alpha", "us-west-2").await;
     let sources: Vec<(&String, &Tags)> = east
         .iter()
         .filter(|(_, t)| job_of(t) == Some(job))
@@ -189,7 +174,7 @@ async fn a_failed_copy_leaves_the_source_and_the_next_run_makes_it() {
         .contains("InvalidParameterValue"));
     let job = reports[0]["job"].as_u64().unwrap();
     assert_eq!(
-        snapshots(&emu, "us-east-1")
+        emu.snapshots("alpha", "us-east-1")
             .await
             .values()
             .filter(|t| job_of(t) == Some(job))
@@ -197,7 +182,8 @@ async fn a_failed_copy_leaves_the_source_and_the_next_run_makes_it() {
         4,
         "sources intact"
     );
-    assert!(snapshots(&emu, "us-west-2")
+    assert!(emu
+        .snapshots("alpha", "us-west-2")
         .await
         .values()
         .all(|t| !t.contains_key("_GX_COPY_OF_")));
@@ -213,7 +199,8 @@ async fn a_failed_copy_leaves_the_source_and_the_next_run_makes_it() {
         "0.2",
     ]);
     assert_eq!(run.code, 0, "{run}");
-    let made = snapshots(&emu, "us-west-2")
+    let made = emu
+        .snapshots("alpha", "us-west-2")
         .await
         .values()
         .filter(|t| t.contains_key("_GX_COPY_OF_"))
@@ -258,7 +245,7 @@ async fn prune_deletes_expired_points_by_each_region_rule_and_spares_the_rest() 
         bystanders.push(req.send().await.unwrap().snapshot_id().unwrap().to_string());
     }
     // One of the first job's sets is held by a person.
-    let east = snapshots(&emu, "us-east-1").await;
+    let east = emu.snapshots("alpha", "us-east-1").await;
     let first_east: Vec<String> = east
         .iter()
         .filter(|(_, t)| job_of(t) == Some(first))
@@ -277,7 +264,7 @@ async fn prune_deletes_expired_points_by_each_region_rule_and_spares_the_rest() 
         .await
         .unwrap();
 
-    let west = snapshots(&emu, "us-west-2").await;
+    let west = emu.snapshots("alpha", "us-west-2").await;
     let first_west: Vec<String> = west
         .iter()
         .filter(|(_, t)| job_of(t) == Some(first))
@@ -312,7 +299,7 @@ async fn prune_deletes_expired_points_by_each_region_rule_and_spares_the_rest() 
         "only the unheld first-job set in the source region: {would:?}"
     );
     assert_eq!(
-        snapshots(&emu, "us-east-1").await.len(),
+        emu.snapshots("alpha", "us-east-1").await.len(),
         east.len(),
         "a dry run deletes nothing"
     );
@@ -320,8 +307,8 @@ async fn prune_deletes_expired_points_by_each_region_rule_and_spares_the_rest() 
     let run = emu.run(&["prune", "--plan", p.to_str().unwrap(), "-o", "json"]);
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(run.json()["job_type"], "Data Aging");
-    let after_east = snapshots(&emu, "us-east-1").await;
-    let after_west = snapshots(&emu, "us-west-2").await;
+    let after_east = emu.snapshots("alpha", "us-east-1").await;
+    let after_west = emu.snapshots("alpha", "us-west-2").await;
     for id in &first_east {
         let kept = held.contains(id);
         assert_eq!(
@@ -366,7 +353,7 @@ async fn prune_deletes_expired_points_by_each_region_rule_and_spares_the_rest() 
         "json",
     ]);
     assert_eq!(run.code, 0, "{run}");
-    let after_west = snapshots(&emu, "us-west-2").await;
+    let after_west = emu.snapshots("alpha", "us-west-2").await;
     for id in &first_west {
         assert!(!after_west.contains_key(id), "{id}: expired copy deleted");
     }
@@ -433,7 +420,7 @@ async fn pruning_an_ami_leaves_no_orphaned_snapshot() {
         .iter()
         .filter_map(|i| i.image_id())
         .collect();
-    let snaps = snapshots(&emu, "us-east-1").await;
+    let snaps = emu.snapshots("alpha", "us-east-1").await;
     for (image, backing) in &old {
         assert!(!left.contains(&image.as_str()), "{image} deregistered");
         for s in backing {
@@ -620,7 +607,8 @@ async fn a_copy_deleted_while_in_flight_fails_alone_and_the_next_run_makes_it() 
         assert!(std::time::Instant::now() < until, "the copy never waited");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let copies: Vec<(String, Tags)> = snapshots(&emu, "us-west-2")
+    let copies: Vec<(String, Tags)> = emu
+        .snapshots("alpha", "us-west-2")
         .await
         .into_iter()
         .filter(|(_, t)| t.contains_key("_GX_COPY_OF_"))
@@ -665,7 +653,8 @@ async fn a_copy_deleted_while_in_flight_fails_alone_and_the_next_run_makes_it() 
         "0.2",
     ]);
     assert_eq!(again.code, 0, "{again}");
-    let mut of: Vec<String> = snapshots(&emu, "us-west-2")
+    let mut of: Vec<String> = emu
+        .snapshots("alpha", "us-west-2")
         .await
         .values()
         .filter_map(|t| t.get("_GX_COPY_OF_").cloned())

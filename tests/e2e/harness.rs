@@ -393,6 +393,26 @@ impl Emulator {
 
     /// Every file under the log directory, concatenated, plus every output
     /// rolesnap printed in this test.
+    /// The tenant's own snapshots in `region`, as AWS lists them: id → tags.
+    pub async fn snapshots(
+        &self,
+        tenant: &str,
+        region: &str,
+    ) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> {
+        let out = self
+            .ec2(tenant, region)
+            .await
+            .describe_snapshots()
+            .owner_ids("self")
+            .send()
+            .await
+            .unwrap();
+        out.snapshots()
+            .iter()
+            .map(|s| (s.snapshot_id().unwrap().to_string(), tags_of(s.tags())))
+            .collect()
+    }
+
     pub fn all_logs_and_outputs(&self) -> String {
         let mut s = std::fs::read_to_string(self.path("outputs.txt")).unwrap_or_default();
         if let Ok(rd) = std::fs::read_dir(self.log_dir()) {

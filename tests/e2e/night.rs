@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{tags_of, Emulator};
+use crate::harness::Emulator;
 
 const ALPHA: &str = "222222222222";
 const REGIONS: [&str; 2] = ["us-east-1", "us-west-2"];
@@ -31,21 +31,6 @@ regions = ["us-east-1", "us-west-2"]
 include-tags = ["Backup=nightly"]
 "#
     .to_string()
-}
-
-/// The tenant's snapshots in `region`: id → tags.
-async fn snapshots(emu: &Emulator, region: &str) -> BTreeMap<String, BTreeMap<String, String>> {
-    let ec2 = emu.ec2("alpha", region).await;
-    let out = ec2
-        .describe_snapshots()
-        .owner_ids("self")
-        .send()
-        .await
-        .unwrap();
-    out.snapshots()
-        .iter()
-        .map(|s| (s.snapshot_id().unwrap().to_string(), tags_of(s.tags())))
-        .collect()
 }
 
 /// Makes `n` recovery points of the plan in `region`, aged 10 days: `n`
@@ -148,7 +133,7 @@ async fn prune_paces_its_deletes_and_works_the_regions_side_by_side() {
 
     // Every expired point is gone, as AWS sees it.
     for r in REGIONS {
-        let left = snapshots(&emu, r).await;
+        let left = emu.snapshots("alpha", r).await;
         let kept: Vec<_> = expired[r]
             .iter()
             .filter(|i| left.contains_key(*i))
@@ -191,7 +176,7 @@ async fn backup_with_prune_deletes_points_the_new_backup_supersedes_and_keeps_th
     let before: BTreeMap<&str, BTreeSet<String>> = {
         let mut m = BTreeMap::new();
         for r in REGIONS {
-            m.insert(r, snapshots(&emu, r).await.into_keys().collect());
+            m.insert(r, emu.snapshots("alpha", r).await.into_keys().collect());
         }
         m
     };
@@ -244,7 +229,7 @@ async fn backup_with_prune_deletes_points_the_new_backup_supersedes_and_keeps_th
     assert_ne!(reports[1]["job"].as_u64(), Some(backup_job));
 
     for r in REGIONS {
-        let now = snapshots(&emu, r).await;
+        let now = emu.snapshots("alpha", r).await;
         for id in &expired[r] {
             assert!(!now.contains_key(id), "{r}: expired {id} survived");
         }
@@ -287,7 +272,11 @@ async fn a_prune_beside_the_copy_job_waits_for_it_before_deleting_an_uncopied_or
         "0.2",
     ]);
     assert_eq!(earlier.code, 0, "{earlier}");
-    let copied: Vec<String> = snapshots(&emu, "us-east-1").await.into_keys().collect();
+    let copied: Vec<String> = emu
+        .snapshots("alpha", "us-east-1")
+        .await
+        .into_keys()
+        .collect();
     assert!(copied.len() >= 4, "{copied:?}");
     let items: Vec<Value> = copied
         .iter()
@@ -319,8 +308,8 @@ async fn a_prune_beside_the_copy_job_waits_for_it_before_deleting_an_uncopied_or
 
     // As after a copy and then a prune: each original was copied first, and
     // deleted afterwards.
-    let east = snapshots(&emu, "us-east-1").await;
-    let west = snapshots(&emu, "us-west-2").await;
+    let east = emu.snapshots("alpha", "us-east-1").await;
+    let west = emu.snapshots("alpha", "us-west-2").await;
     let copies: BTreeSet<String> = west
         .values()
         .filter_map(|t| t.get("_GX_COPY_OF_").cloned())
@@ -386,7 +375,7 @@ async fn an_original_is_not_pruned_while_its_copy_is_being_made() {
         assert_eq!(run.code, 0, "{run}");
     };
     prune(&emu);
-    let east = snapshots(&emu, "us-east-1").await;
+    let east = emu.snapshots("alpha", "us-east-1").await;
     for id in &originals {
         assert!(
             east.contains_key(id),
@@ -396,7 +385,7 @@ async fn an_original_is_not_pruned_while_its_copy_is_being_made() {
     // Once the copies complete, the originals go.
     emu.control("POST", "/_harness/release", Some(json!({"all": true})));
     prune(&emu);
-    let east = snapshots(&emu, "us-east-1").await;
+    let east = emu.snapshots("alpha", "us-east-1").await;
     for id in &originals {
         assert!(!east.contains_key(id), "{id} kept after its copy completed");
     }
