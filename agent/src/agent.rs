@@ -342,7 +342,7 @@ async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> V
     };
     let mut options = BackupOptions::for_plan(plan);
     options.poll_initial = Duration::from_secs_f64(poll.max(0.05));
-    let pacer = Pacer::new();
+    let pacer = Pacer::with_calls_in_flight(admin.admin.max_calls_in_flight);
     logs.write(
         LogFile::Cvd,
         None,

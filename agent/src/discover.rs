@@ -93,6 +93,7 @@ pub async fn run(global: &Global, args: DiscoverArgs) -> anyhow::Result<u8> {
                     &s.admin.admin.region,
                     args.region.as_deref(),
                     &s.logs,
+                    false,
                 )
                 .await;
                 reports.push(TenantReport {

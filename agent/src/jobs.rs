@@ -1,9 +1,9 @@
 //! `rolesnap jobs`: job history and the job summary.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Local, TimeZone};
-use rolesnap_core::job::Report;
+use rolesnap_core::job::{summarize, Report, Summary};
 use rolesnap_core::ledger::{Item, Ledger};
 
 use crate::cli::{Global, JobsArgs, Output};
@@ -18,42 +18,36 @@ fn time(t: i64) -> String {
         .unwrap_or_else(|| t.to_string())
 }
 
-/// Per tenant / region: resources, completed, failed, pending, GiB.
-fn per_region(items: &[Item]) -> comfy_table::Table {
-    let mut rows: BTreeMap<(String, String), [i64; 5]> = BTreeMap::new();
-    for i in items {
-        let r = rows
-            .entry((i.tenant.clone(), i.region.clone()))
-            .or_default();
-        r[0] += 1;
-        match i.status.as_str() {
-            "Completed" | "DryRun" => {
-                r[1] += 1;
-                r[4] += i.size_gib;
-            }
-            "Pending" => r[3] += 1,
-            _ => r[2] += 1,
+/// Per tenant / region: how many of each status, and the GiB of what was
+/// done (made, deleted, or would be).
+fn per_region(summary: &[Summary]) -> comfy_table::Table {
+    let statuses: BTreeSet<&str> = summary.iter().map(|s| s.status.as_str()).collect();
+    // (tenant, region) → (count per status, GiB done)
+    type Row<'a> = (BTreeMap<&'a str, usize>, i64);
+    let mut rows: BTreeMap<(&str, &str), Row> = BTreeMap::new();
+    for s in summary {
+        let r = rows.entry((&s.tenant, &s.region)).or_default();
+        *r.0.entry(&s.status).or_default() += s.count;
+        if matches!(
+            s.status.as_str(),
+            "Completed" | "DryRun" | "Deleted" | "WouldDelete"
+        ) {
+            r.1 += s.size_gib;
         }
     }
-    let mut t = table(&[
-        "tenant",
-        "region",
-        "resources",
-        "done",
-        "failed",
-        "pending",
-        "GiB",
-    ]);
-    for ((tenant, region), c) in rows {
-        t.add_row(vec![
-            tenant,
-            region,
-            c[0].to_string(),
-            c[1].to_string(),
-            c[2].to_string(),
-            c[3].to_string(),
-            c[4].to_string(),
-        ]);
+    let mut header = vec!["tenant", "region"];
+    header.extend(statuses.iter().copied());
+    header.push("GiB");
+    let mut t = table(&header);
+    for ((tenant, region), (counts, gib)) in rows {
+        let mut row = vec![tenant.to_string(), region.to_string()];
+        row.extend(
+            statuses
+                .iter()
+                .map(|s| counts.get(s).copied().unwrap_or(0).to_string()),
+        );
+        row.push(gib.to_string());
+        t.add_row(row);
     }
     t
 }
@@ -105,7 +99,7 @@ pub fn print_report(r: &Report, quiet: bool) {
             println!("Size:       {} GiB", r.size_gib);
             println!("Start time: {}", time(r.start));
             println!("End time:   {}", time(r.end));
-            println!("{}", per_region(&r.items));
+            println!("{}", per_region(&r.summary));
         }
     }
     print_problems(&r.items);
@@ -142,7 +136,7 @@ pub fn run(global: &Global, args: JobsArgs) -> anyhow::Result<u8> {
                 if let Some(e) = &job.error {
                     println!("Error:      {e}");
                 }
-                println!("{}", per_region(&items));
+                println!("{}", per_region(&summarize(&items, &Default::default())));
                 let mut t = table(&[
                     "tenant", "region", "kind", "source", "status", "created", "GiB",
                 ]);

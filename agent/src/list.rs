@@ -31,7 +31,7 @@ struct Row {
 pub async fn run(global: &Global, args: ListArgs) -> anyhow::Result<u8> {
     let s = setup(global, &args.plan, "list").await?;
     let plan = &s.loaded.plan;
-    let pacer = Pacer::new();
+    let pacer = Pacer::with_calls_in_flight(s.admin.admin.max_calls_in_flight);
     let ledger = Ledger::open(&global.state_dir).ok();
     let connected = connect_tenants(&s.admin, &s.tenants, None, &s.logs).await;
     let mut rows = Vec::new();
@@ -64,6 +64,7 @@ pub async fn run(global: &Global, args: ListArgs) -> anyhow::Result<u8> {
         let kinds = Kinds {
             ec2: args.db.is_none(),
             rds: args.instance.is_none() && args.volume.is_none(),
+            all_tags: true,
         };
         for region in regions {
             let points = match list_region(

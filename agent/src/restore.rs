@@ -92,7 +92,7 @@ pub async fn run(global: &Global, args: RestoreArgs) -> anyhow::Result<u8> {
         admin: &s.admin,
         logs: &s.logs,
         ledger: ledger.as_ref(),
-        pacer: Pacer::new(),
+        pacer: Pacer::with_calls_in_flight(s.admin.admin.max_calls_in_flight),
         which,
         target,
         options: Options {

@@ -71,6 +71,7 @@ pub async fn run(global: &Global, args: ValidateArgs) -> anyhow::Result<u8> {
                         &s.admin.admin.region,
                         None,
                         &s.logs,
+                        false,
                     )
                     .await;
                     let selected: Vec<_> = found

@@ -80,7 +80,13 @@ pub struct Job<'a> {
     pub adopt: Vec<u64>,
     /// Called once per finished resource (progress bars).
     pub on_done: Arc<dyn Fn(&Item) + Send + Sync>,
+    /// Outcomes counted without an item of their own (the points a prune
+    /// keeps): (tenant, region, status) → (count, GiB).
+    pub counted: Mutex<Counted>,
 }
+
+/// (tenant, region, status) → (count, GiB)
+pub type Counted = BTreeMap<(String, String, String), (usize, i64)>;
 
 impl Job<'_> {
     pub(crate) fn log(&self, message: &str) {
@@ -90,6 +96,16 @@ impl Job<'_> {
             self.component,
             message,
         );
+    }
+
+    /// Counts an outcome that gets no item (see [`Job::counted`]).
+    pub(crate) fn count(&self, tenant: &str, region: &str, status: &str, size_gib: i64) {
+        let mut c = self.counted.lock().unwrap_or_else(|p| p.into_inner());
+        let e = c
+            .entry((tenant.to_string(), region.to_string(), status.to_string()))
+            .or_default();
+        e.0 += 1;
+        e.1 += size_gib;
     }
 
     pub(crate) fn record(&self, item: &Item) {
@@ -293,6 +309,7 @@ async fn adoptable(job: &Job<'_>, work: &RegionWork) -> BTreeMap<String, (String
     let kinds = Kinds {
         ec2: true,
         rds: true,
+        all_tags: false,
     };
     let points = match list_region(
         &work.session,
@@ -405,26 +422,28 @@ async fn start_one<'a>(
                 || {
                     let (ec2, spec, description) = (&ec2, spec.clone(), description.clone());
                     async move {
-                        job.pacer
-                            .take(&work.account, region, Bucket::CreateSnapshot)
+                        let _turn = job
+                            .pacer
+                            .turn(&work.account, region, Bucket::CreateSnapshot)
                             .await;
-                        let out = ec2
-                            .create_snapshots()
-                            .instance_specification(
-                                aws_sdk_ec2::types::InstanceSpecification::builder()
-                                    .instance_id(&inst.id)
-                                    .exclude_boot_volume(false)
-                                    .build(),
-                            )
-                            .description(description)
-                            .tag_specifications(spec)
-                            .customize()
-                            .config_override(no_sdk_retries_ec2())
-                            .send()
-                            .await
-                            .map_err(|e| {
-                                site.err("CreateSnapshots", Some(&inst.id), e.into_service_error())
-                            })?;
+                        let out = Box::pin(
+                            ec2.create_snapshots()
+                                .instance_specification(
+                                    aws_sdk_ec2::types::InstanceSpecification::builder()
+                                        .instance_id(&inst.id)
+                                        .exclude_boot_volume(false)
+                                        .build(),
+                                )
+                                .description(description)
+                                .tag_specifications(spec)
+                                .customize()
+                                .config_override(no_sdk_retries_ec2())
+                                .send(),
+                        )
+                        .await
+                        .map_err(|e| {
+                            site.err("CreateSnapshots", Some(&inst.id), e.into_service_error())
+                        })?;
                         Ok(out
                             .snapshots()
                             .iter()
@@ -437,7 +456,7 @@ async fn start_one<'a>(
                             .collect::<Vec<_>>())
                     }
                 },
-                || find_snapshot_set(job, work, &inst.id, &job_no),
+                || Box::pin(find_snapshot_set(job, work, &inst.id, &job_no)),
                 on_retry,
             )
             .await;
@@ -472,27 +491,29 @@ async fn start_one<'a>(
                     let (ec2, spec, description, name) =
                         (&ec2, spec.clone(), description.clone(), name.clone());
                     async move {
-                        job.pacer
-                            .take(&work.account, region, Bucket::CreateImage)
+                        let _turn = job
+                            .pacer
+                            .turn(&work.account, region, Bucket::CreateImage)
                             .await;
-                        let out = ec2
-                            .create_image()
-                            .instance_id(&inst.id)
-                            .name(name)
-                            .description(description)
-                            .no_reboot(true)
-                            .tag_specifications(spec)
-                            .customize()
-                            .config_override(no_sdk_retries_ec2())
-                            .send()
-                            .await
-                            .map_err(|e| {
-                                site.err("CreateImage", Some(&inst.id), e.into_service_error())
-                            })?;
+                        let out = Box::pin(
+                            ec2.create_image()
+                                .instance_id(&inst.id)
+                                .name(name)
+                                .description(description)
+                                .no_reboot(true)
+                                .tag_specifications(spec)
+                                .customize()
+                                .config_override(no_sdk_retries_ec2())
+                                .send(),
+                        )
+                        .await
+                        .map_err(|e| {
+                            site.err("CreateImage", Some(&inst.id), e.into_service_error())
+                        })?;
                         Ok(out.image_id().unwrap_or_default().to_string())
                     }
                 },
-                || find_image(job, work, &inst.id, &job_no),
+                || Box::pin(find_image(job, work, &inst.id, &job_no)),
                 on_retry,
             )
             .await;
@@ -528,29 +549,33 @@ async fn start_one<'a>(
                 || {
                     let (rds, t, name) = (&rds, t.clone(), name.clone());
                     async move {
-                        job.pacer.take(&work.account, region, Bucket::Rds).await;
+                        let _turn = job.pacer.turn(&work.account, region, Bucket::Rds).await;
                         let sent = if cluster {
-                            rds.create_db_cluster_snapshot()
-                                .db_cluster_snapshot_identifier(&name)
-                                .db_cluster_identifier(source)
-                                .set_tags(Some(rds_tags(&t)))
-                                .customize()
-                                .config_override(no_sdk_retries_rds())
-                                .send()
-                                .await
-                                .map(|_| ())
-                                .map_err(|e| site.err(action, Some(source), e.into_service_error()))
+                            Box::pin(
+                                rds.create_db_cluster_snapshot()
+                                    .db_cluster_snapshot_identifier(&name)
+                                    .db_cluster_identifier(source)
+                                    .set_tags(Some(rds_tags(&t)))
+                                    .customize()
+                                    .config_override(no_sdk_retries_rds())
+                                    .send(),
+                            )
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| site.err(action, Some(source), e.into_service_error()))
                         } else {
-                            rds.create_db_snapshot()
-                                .db_snapshot_identifier(&name)
-                                .db_instance_identifier(source)
-                                .set_tags(Some(rds_tags(&t)))
-                                .customize()
-                                .config_override(no_sdk_retries_rds())
-                                .send()
-                                .await
-                                .map(|_| ())
-                                .map_err(|e| site.err(action, Some(source), e.into_service_error()))
+                            Box::pin(
+                                rds.create_db_snapshot()
+                                    .db_snapshot_identifier(&name)
+                                    .db_instance_identifier(source)
+                                    .set_tags(Some(rds_tags(&t)))
+                                    .customize()
+                                    .config_override(no_sdk_retries_rds())
+                                    .send(),
+                            )
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| site.err(action, Some(source), e.into_service_error()))
                         };
                         match sent {
                             Ok(()) => Ok(name),

@@ -142,8 +142,9 @@ impl RecoveryPoint {
     }
 }
 
-fn ec2_tags(t: &[aws_sdk_ec2::types::Tag]) -> BTreeMap<String, String> {
+fn ec2_tags(t: &[aws_sdk_ec2::types::Tag], all: bool) -> BTreeMap<String, String> {
     t.iter()
+        .filter(|t| all || t.key().is_some_and(|k| CONTROL_TAGS.contains(&k)))
         .filter_map(|t| {
             Some((
                 t.key()?.to_string(),
@@ -153,8 +154,9 @@ fn ec2_tags(t: &[aws_sdk_ec2::types::Tag]) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn rds_tags(t: &[aws_sdk_rds::types::Tag]) -> BTreeMap<String, String> {
+fn rds_tags(t: &[aws_sdk_rds::types::Tag], all: bool) -> BTreeMap<String, String> {
     t.iter()
+        .filter(|t| all || t.key().is_some_and(|k| CONTROL_TAGS.contains(&k)))
         .filter_map(|t| {
             Some((
                 t.key()?.to_string(),
@@ -181,7 +183,25 @@ fn tag_filter(key: &str, value: &str) -> aws_sdk_ec2::types::Filter {
 pub struct Kinds {
     pub ec2: bool,
     pub rds: bool,
+    /// Every tag of each point (copy, restore, `list`), or only the
+    /// [`CONTROL_TAGS`] that retention and prune decide by: a prune lists
+    /// every point of a fleet, and the configuration tags a point records
+    /// are most of its size.
+    pub all_tags: bool,
 }
+
+/// The tags rolesnap decides by; a listing without `all_tags` keeps only these.
+pub const CONTROL_TAGS: &[&str] = &[
+    tags::BACKUP,
+    tags::AMI,
+    tags::PLAN,
+    tags::SOURCE,
+    tags::COPY_OF,
+    tags::RESTORED_FROM,
+    tags::RETAIN,
+    tags::INTEGRITY,
+    tags::NAME,
+];
 
 /// Lists the recovery points of `plan` (or of every plan) in one tenant × region.
 pub async fn list_region(
@@ -236,7 +256,7 @@ pub async fn list_region(
             let page =
                 page.map_err(|e| site.err("DescribeSnapshots", None, e.into_service_error()))?;
             for s in page.snapshots() {
-                let t = ec2_tags(s.tags());
+                let t = ec2_tags(s.tags(), kinds.all_tags);
                 if !keep(&t) {
                     continue;
                 }
@@ -274,7 +294,7 @@ pub async fn list_region(
             .map_err(|e| site.err("DescribeImages", None, e.into_service_error()))?;
         let mut ami_points: BTreeMap<String, RecoveryPoint> = BTreeMap::new();
         for i in out.images() {
-            let t = ec2_tags(i.tags());
+            let t = ec2_tags(i.tags(), kinds.all_tags);
             if !keep(&t) {
                 continue;
             }
@@ -364,7 +384,7 @@ pub async fn list_region(
             let page =
                 page.map_err(|e| site.err("DescribeDBSnapshots", None, e.into_service_error()))?;
             for s in page.db_snapshots() {
-                let t = rds_tags(s.tag_list());
+                let t = rds_tags(s.tag_list(), kinds.all_tags);
                 if !keep(&t) {
                     continue;
                 }
@@ -396,7 +416,7 @@ pub async fn list_region(
                 site.err("DescribeDBClusterSnapshots", None, e.into_service_error())
             })?;
             for s in page.db_cluster_snapshots() {
-                let t = rds_tags(s.tag_list());
+                let t = rds_tags(s.tag_list(), kinds.all_tags);
                 if !keep(&t) {
                     continue;
                 }

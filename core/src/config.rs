@@ -59,6 +59,7 @@ struct RawAdmin {
     external_id: Option<String>,
     region: Option<Spanned<String>>,
     session_duration: Option<Spanned<u32>>,
+    max_calls_in_flight: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,6 +171,9 @@ pub struct Admin {
     /// Region used for STS and for "all regions" discovery.
     pub region: String,
     pub session_seconds: u32,
+    /// AWS calls the process has on the wire at once, over all tenants and
+    /// regions (see [`crate::connections`]).
+    pub max_calls_in_flight: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -619,6 +623,19 @@ pub fn parse_accounts(path: &Path, src: &str) -> Result<Accounts, ConfigError> {
         )?,
         role_arn: admin_role,
         region,
+        max_calls_in_flight: match &admin_raw.max_calls_in_flight {
+            None => crate::connections::DEFAULT_CALLS_IN_FLIGHT,
+            Some(n) => match usize::try_from(*n.get_ref()) {
+                Ok(v) if (1..=4096).contains(&v) => v,
+                _ => {
+                    return Err(ctx.err(
+                        &n.span(),
+                        "admin.max-calls-in-flight",
+                        format!("{} is outside 1–4096", n.get_ref()),
+                    ))
+                }
+            },
+        },
     };
     unique(
         &ctx,
@@ -1164,6 +1181,28 @@ include-tags = ["Backup=nightly"]
         );
         assert_eq!(p.groups[0].include_tags[0].to_string(), "Backup=nightly");
         assert!(p.groups[0].ec2 && !p.groups[0].rds);
+    }
+
+    #[test]
+    fn calls_in_flight_default_and_bounds() {
+        let a = parse_accounts(Path::new("a.toml"), ACCOUNTS).unwrap();
+        assert_eq!(
+            a.admin.max_calls_in_flight,
+            crate::connections::DEFAULT_CALLS_IN_FLIGHT
+        );
+        let set = |v: &str| {
+            ACCOUNTS.replace(
+                "[admin]\n",
+                &format!("[admin]\nmax-calls-in-flight = {v}\n"),
+            )
+        };
+        let a = parse_accounts(Path::new("a.toml"), &set("200")).unwrap();
+        assert_eq!(a.admin.max_calls_in_flight, 200);
+        for bad in ["0", "-3", "5000"] {
+            let e = accounts_err(&set(bad));
+            assert_eq!(e.key, "admin.max-calls-in-flight", "{bad}");
+            assert_eq!(e.line, 3, "{bad}");
+        }
     }
 
     #[test]

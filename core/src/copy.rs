@@ -226,6 +226,7 @@ pub async fn copy_tenant(
     let kinds = Kinds {
         ec2: true,
         rds: true,
+        all_tags: true,
     };
     let mut items = Vec::new();
     let mut by_dest: BTreeMap<String, Vec<Task>> = BTreeMap::new();
@@ -922,7 +923,8 @@ async fn start_copy(
                         || {
                             let (ec2, spec, kms) = (&ec2, spec.clone(), kms.clone());
                             async move {
-                                job.pacer.take(account, dest, Bucket::CopySnapshot).await;
+                                let _turn =
+                                    job.pacer.turn(account, dest, Bucket::CopySnapshot).await;
                                 let mut req = ec2
                                     .copy_snapshot()
                                     .source_region(src)
@@ -1003,7 +1005,7 @@ async fn start_copy(
                         .unwrap_or_else(|| image.clone());
                     let image = image.clone();
                     async move {
-                        job.pacer.take(account, dest, Bucket::CopyImage).await;
+                        let _turn = job.pacer.turn(account, dest, Bucket::CopyImage).await;
                         let mut req = ec2
                             .copy_image()
                             .source_region(src)
@@ -1064,7 +1066,7 @@ async fn start_copy(
                     let (rds, t, kms, arn, id) =
                         (&rds, t.clone(), kms.clone(), arn.clone(), id.clone());
                     async move {
-                        job.pacer.take(account, dest, Bucket::Rds).await;
+                        let _turn = job.pacer.turn(account, dest, Bucket::Rds).await;
                         let res = if cluster {
                             let mut req = rds
                                 .copy_db_cluster_snapshot()

@@ -76,7 +76,10 @@ pub struct AdminSession {
 pub async fn admin_session(accounts: &Accounts, endpoint: &Endpoint, logs: &Logs) -> AdminSession {
     let admin = &accounts.admin;
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(shared_https_client())
+        .http_client(crate::connections::Limited::wrap(
+            shared_https_client(),
+            admin.max_calls_in_flight,
+        ))
         .region(Region::new(admin.region.clone()))
         .retry_config(
             RetryConfig::standard()

@@ -11,6 +11,16 @@ use crate::credentials::TenantSession;
 use crate::error::{AwsError, Site};
 use crate::logs::{LogFile, Logs};
 
+/// Tenant × regions the process discovers at once. Each one being listed
+/// holds its describe answers and its whole inventory (about 3 KB per
+/// instance); a run over every account × region of a large fleet would
+/// otherwise hold them all together. Listing is a few calls per region, so
+/// this costs the nightly run little time.
+pub const REGIONS_DISCOVERED_AT_ONCE: usize = 16;
+
+static DISCOVERING: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(REGIONS_DISCOVERED_AT_ONCE);
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AttachedVolume {
     pub volume_id: String,
@@ -154,6 +164,8 @@ pub async fn discover_region(
     wanted: Wanted,
     logs: &Logs,
 ) -> Result<RegionInventory, AwsError> {
+    // The semaphore is never closed.
+    let _slot = DISCOVERING.acquire().await.ok();
     let tenant = &session.tenant.name;
     let site = Site { tenant, region };
     let job = session.job;
@@ -402,6 +414,34 @@ pub struct Selected {
     pub reason: String,
 }
 
+impl Selected {
+    /// What a backup keeps of a selected resource while its job runs: ids,
+    /// AZ, size, volumes and the configuration its recovery point records
+    /// ([`crate::tags::instance_config`]). The resource's own tags (read only
+    /// to select it), the reason it was selected and fields no recovery point
+    /// records are dropped: a fleet's whole selection is held until every
+    /// create of the job has been made.
+    pub fn for_backup(mut self) -> Selected {
+        self.reason = String::new();
+        match &mut self.resource {
+            Resource::Instance(i) => {
+                i.tags = BTreeMap::new();
+                i.state = String::new();
+                i.vpc_id = None;
+                i.image_id = None;
+                for v in &mut i.volumes {
+                    v.volume_type = None;
+                    v.kms_key_id = None;
+                }
+                i.volumes.shrink_to_fit();
+            }
+            Resource::DbInstance(d) => d.tags = BTreeMap::new(),
+            Resource::DbCluster(c) => c.tags = BTreeMap::new(),
+        }
+        self
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Skipped {
     pub id: String,
@@ -574,6 +614,7 @@ pub async fn discover_tenant(
     admin_region: &str,
     region_filter: Option<&str>,
     logs: &Logs,
+    for_backup: bool,
 ) -> Vec<RegionResult> {
     let groups = groups_for(plan, &session.tenant);
     // Resolve each group's regions; a group is applied in every region it covers.
@@ -628,6 +669,25 @@ pub async fn discover_tenant(
                             s.kind, s.id, region, s.reason
                         ),
                     );
+                }
+                if for_backup {
+                    // Only what the backup needs is kept, as soon as each
+                    // region is known (other regions may still be listing).
+                    drop(inv);
+                    return RegionResult {
+                        tenant: session.tenant.name.clone(),
+                        region,
+                        inventory: None,
+                        selection: Selection {
+                            selected: selection
+                                .selected
+                                .into_iter()
+                                .map(Selected::for_backup)
+                                .collect(),
+                            skipped: Vec::new(),
+                        },
+                        error: None,
+                    };
                 }
                 RegionResult {
                     tenant: session.tenant.name.clone(),

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use chrono::{DateTime, Utc};
 
-use crate::backup::{backup_region, log_job, BackupOptions, Job, RegionWork};
+use crate::backup::{backup_region, log_job, BackupOptions, Counted, Job, RegionWork};
 use crate::config::{Plan, Tenant};
 use crate::copy::copy_tenant;
 use crate::credentials::{connect_tenants, AdminSession, Connected};
@@ -106,7 +106,43 @@ pub struct Report {
     pub start: i64,
     pub end: i64,
     pub size_gib: i64,
+    /// Outcomes per tenant × region × status, the items' and those counted
+    /// without an item (the points a prune keeps).
+    pub summary: Vec<Summary>,
+    /// One per resource or point, except the points a prune (not a dry run)
+    /// keeps: those are only counted in `summary`.
     pub items: Vec<Item>,
+}
+
+/// How many outcomes of one status a job had in one tenant × region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub tenant: String,
+    pub region: String,
+    pub status: String,
+    pub count: usize,
+    pub size_gib: i64,
+}
+
+/// Per tenant × region × status: `items` and the outcomes `counted` without one.
+pub fn summarize(items: &[Item], counted: &Counted) -> Vec<Summary> {
+    let mut by: Counted = counted.clone();
+    for i in items {
+        let e = by
+            .entry((i.tenant.clone(), i.region.clone(), i.status.clone()))
+            .or_default();
+        e.0 += 1;
+        e.1 += i.size_gib;
+    }
+    by.into_iter()
+        .map(|((tenant, region, status), (count, size_gib))| Summary {
+            tenant,
+            region,
+            status,
+            count,
+            size_gib,
+        })
+        .collect()
 }
 
 impl Report {
@@ -199,6 +235,7 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
         options: req.options.clone(),
         adopt,
         on_done: req.on_done.clone(),
+        counted: Mutex::default(),
     };
     let connected = connect_tenants(req.admin, req.tenants, log_job(number), logs).await;
     let mut items: Vec<Item> = Vec::new();
@@ -276,7 +313,8 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
             items.extend(per_tenant.into_iter().flatten());
         }
     }
-    finish(&req, number, lock, job_type, start, items)
+    let counted = std::mem::take(&mut *job.counted.lock().unwrap_or_else(|p| p.into_inner()));
+    finish(&req, number, lock, job_type, start, items, counted)
 }
 
 /// The nightly sequence of a plan: a backup, then a copy job when `copy`,
@@ -331,21 +369,19 @@ async fn backup_tenants(
     // creates start when all are known, so that sequence numbers and the
     // progress total are fixed up front.
     let discovered = join_all(reached.iter().map(|(_, conn)| async move {
-        let mut results = discover_tenant(
+        // Only the selection is kept, in its backup form: the whole
+        // inventory (unselected instances, volumes, tags) is not held
+        // through the job.
+        discover_tenant(
             req.plan,
             &conn.session,
             &conn.account,
             &req.admin.admin.region,
             req.filter.region.as_deref(),
             req.logs,
+            true,
         )
-        .await;
-        // Only the selection is needed from here on: the whole inventory
-        // (unselected instances, volumes) is not kept through the job.
-        for r in &mut results {
-            r.inventory = None;
-        }
-        results
+        .await
     }))
     .await;
     for ((tenant, conn), results) in reached.iter().zip(discovered) {
@@ -401,13 +437,16 @@ fn finish(
     job_type: JobType,
     start: i64,
     items: Vec<Item>,
+    counted: Counted,
 ) -> Result<Report, LedgerError> {
     let logs = req.logs;
     let component = req.kind.component();
     let log = |m: &str| logs.write(LogFile::Backup, log_job(number), component, m);
-    let ok = items.iter().filter(|i| item_ok(&i.status)).count();
-    let failed = items.len() - ok;
-    let status = if items.is_empty() {
+    let uncounted: usize = counted.values().map(|(n, _)| n).sum();
+    let ok = items.iter().filter(|i| item_ok(&i.status)).count() + uncounted;
+    let failed = items.len() + uncounted - ok;
+    let total = items.len() + uncounted;
+    let status = if total == 0 {
         // Nothing to do is not a failure of the job.
         JobStatus::Completed
     } else {
@@ -421,8 +460,7 @@ fn finish(
     let end = chrono::Utc::now().timestamp();
     let first_error = items.iter().find_map(|i| i.error.clone());
     log(&format!(
-        "Job [{number}] {status}: {ok} of {} item(s) done, {size_gib} GiB, {failed} with errors",
-        items.len()
+        "Job [{number}] {status}: {ok} of {total} item(s) done, {size_gib} GiB, {failed} with errors"
     ));
     logs.write(
         LogFile::Cvd,
@@ -436,9 +474,8 @@ fn finish(
             number,
             if failed == 0 { "Info" } else { "Warning" },
             &format!(
-                "{} job ({number}) {status}: {ok} of {} item(s) done",
-                job_type.as_str(),
-                items.len()
+                "{} job ({number}) {status}: {ok} of {total} item(s) done",
+                job_type.as_str()
             ),
         )?;
         for i in items.iter().filter(|i| i.error.is_some()) {
@@ -455,6 +492,7 @@ fn finish(
         start,
         end,
         size_gib,
+        summary: summarize(&items, &counted),
         items,
     })
 }

@@ -12,6 +12,7 @@
 pub mod backup;
 pub mod catalog;
 pub mod config;
+pub mod connections;
 pub mod copy;
 pub mod credentials;
 pub mod discovery;

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 /// EC2 throttling buckets (size, refill per second), from AWS's documentation
@@ -79,27 +80,59 @@ struct State {
 type Key = (String, String, Bucket);
 
 /// Shared by every task of a process.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Pacer {
     buckets: Arc<Mutex<HashMap<Key, State>>>,
     /// Scales refill rates (1.0 = AWS's); `None` disables pacing.
     scale: Option<f64>,
+    /// Turns of the calls that many tasks make at once (see [`Pacer::turn`]).
+    turns: Arc<Semaphore>,
+}
+
+/// A call's turn: held while the call is made.
+#[derive(Debug)]
+pub struct Turn(#[allow(dead_code)] Option<OwnedSemaphorePermit>);
+
+impl Default for Pacer {
+    fn default() -> Pacer {
+        Pacer::new()
+    }
 }
 
 impl Pacer {
     pub fn new() -> Pacer {
+        Pacer::with_calls_in_flight(crate::connections::DEFAULT_CALLS_IN_FLIGHT)
+    }
+
+    /// Pacing at AWS's rates, with at most `calls` turns out at once
+    /// (`[admin] max-calls-in-flight`).
+    pub fn with_calls_in_flight(calls: usize) -> Pacer {
         Pacer {
             buckets: Arc::default(),
             scale: Some(1.0),
+            turns: Arc::new(Semaphore::new(calls.max(1))),
         }
     }
 
     /// No pacing at all (tests of retry behaviour).
     pub fn disabled() -> Pacer {
         Pacer {
-            buckets: Arc::default(),
             scale: None,
+            ..Pacer::new()
         }
+    }
+
+    /// Takes a token as [`Pacer::take`] does, then waits for a turn: at most
+    /// `max-calls-in-flight` turns are out at once over the whole process.
+    /// Used where a job starts calls from many tasks at once (creates, copies,
+    /// deletes of every account × region): the SDK builds a call's state
+    /// before the HTTP layer (crate::connections) can hold it back, so
+    /// without turns every such task would hold that state while it queues.
+    /// The token comes first, so that a task waiting on its bucket's refill
+    /// holds no turn.
+    pub async fn turn(&self, account: &str, region: &str, bucket: Bucket) -> Turn {
+        self.take(account, region, bucket).await;
+        Turn(self.turns.clone().acquire_owned().await.ok())
     }
 
     /// Takes one token from `bucket` of `account` × `region`, waiting for it.
@@ -214,5 +247,21 @@ mod tests {
             p.take("a", "r", Bucket::CopyImage).await;
         }
         assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn turns_are_shared_by_the_whole_process() {
+        let p = Pacer::with_calls_in_flight(2);
+        // Different accounts and regions: their buckets have tokens to spare.
+        let a = p.turn("a", "r1", Bucket::DeleteSnapshot).await;
+        let _b = p.turn("b", "r2", Bucket::CreateSnapshot).await;
+        let third = p.turn("c", "r3", Bucket::CopySnapshot);
+        tokio::pin!(third);
+        let waited = tokio::time::timeout(Duration::from_secs(5), &mut third).await;
+        assert!(waited.is_err(), "a third turn while two are out");
+        drop(a);
+        tokio::time::timeout(Duration::from_secs(1), third)
+            .await
+            .expect("a turn once one is given back");
     }
 }

@@ -83,6 +83,15 @@ fn rule_for<'a>(
     plan_rule
 }
 
+/// Tenants whose points are listed and decided at once, over the process.
+/// A tenant's whole listing (every point of its regions, with their tags and
+/// AWS's answers) is held from listing to decision; after that only the
+/// points to delete are kept. Listing and deciding take a few calls per
+/// region, so this delays the later tenants' deletes by little.
+pub const TENANTS_LISTED_AT_ONCE: usize = 4;
+
+static LISTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(TENANTS_LISTED_AT_ONCE);
+
 /// Deletes in flight per account × region. The pacer sets the rate (the
 /// DeleteSnapshot bucket refills 5 per second); this only keeps enough calls
 /// open that a 40–100 ms round trip never leaves a token unused.
@@ -290,6 +299,8 @@ async fn prune_pass(
     let plan = job.plan;
     let tenant = &session.tenant.name;
     let mut items = Vec::new();
+    // Held from listing to decision (the semaphore is never closed).
+    let listing = LISTING.acquire().await.ok();
     let listed = join_all(regions.iter().map(|region| {
         list_region(
             session,
@@ -299,6 +310,7 @@ async fn prune_pass(
             Kinds {
                 ec2: true,
                 rds: true,
+                all_tags: false,
             },
             &job.pacer,
         )
@@ -361,40 +373,68 @@ async fn prune_pass(
             (r, kept)
         })
         .collect();
-    let per_region = join_all(in_scope.iter().map(|(region, points)| {
-        prune_region(
-            job, session, account, region, points, sources, now, dry_run, &uncopied,
-        )
+    // Decide every region while the listing is at hand; then only the points
+    // to delete are kept (with only the tags the delete checks), while the
+    // deletes wait for their buckets.
+    let mut work = Vec::new();
+    for (region, points) in in_scope {
+        let decided = decide_region(
+            job, tenant, region, points, sources, now, dry_run, &uncopied,
+        );
+        let mut deletes = Vec::new();
+        for (p, verdict, rule) in decided {
+            match verdict {
+                Verdict::Delete => deletes.push((p, rule)),
+                // A dry run lists every decision; a prune only counts the
+                // points it keeps (one item each would be most of a large
+                // fleet's report).
+                Verdict::Keep if dry_run => items.push(point_item(
+                    session,
+                    account,
+                    &p,
+                    "Kept",
+                    vec![],
+                    None,
+                    &rule,
+                )),
+                Verdict::Keep => job.count(tenant, &p.region, "Kept", p.size_gib),
+            }
+        }
+        work.push(deletes);
+    }
+    drop(listing);
+    let per_region = join_all(work.into_iter().map(|deletes| {
+        stream::iter(deletes)
+            .map(|(p, rule)| settle(job, session, account, p, rule, dry_run))
+            .buffer_unordered(DELETES_IN_FLIGHT)
+            .collect::<Vec<Item>>()
     }))
     .await;
     items.extend(per_region.into_iter().flatten());
     items
 }
 
-/// Decides one region's points and deletes what has expired, up to
-/// [`DELETES_IN_FLIGHT`] at a time. A point `defer` names is kept for now.
+/// Decides one region's points. A point `defer` names is kept for now.
 #[allow(clippy::too_many_arguments)]
-async fn prune_region<'a>(
-    job: &'a Job<'_>,
-    session: &'a TenantSession,
-    account: &'a str,
+fn decide_region(
+    job: &Job<'_>,
+    tenant: &str,
     region: &str,
-    points: &'a [RecoveryPoint],
+    points: Vec<RecoveryPoint>,
     sources: &BTreeSet<String>,
     now: DateTime<Utc>,
     dry_run: bool,
     defer: &dyn Fn(&RecoveryPoint) -> bool,
-) -> Vec<Item> {
+) -> Vec<(RecoveryPoint, Verdict, String)> {
     let plan = job.plan;
-    let tenant = &session.tenant.name;
     let tz = plan
         .schedule
         .as_ref()
         .map_or(chrono_tz::UTC, |s| s.timezone);
     // Decide per governing rule.
-    let mut by_rule: Vec<(&Retention, Vec<&'a RecoveryPoint>)> = Vec::new();
+    let mut by_rule: Vec<(&Retention, Vec<RecoveryPoint>)> = Vec::new();
     for p in points {
-        let r = rule_for(p, &plan.retention, &plan.copies);
+        let r = rule_for(&p, &plan.retention, &plan.copies);
         match by_rule.iter_mut().find(|(x, _)| std::ptr::eq(*x, r)) {
             Some((_, v)) => v.push(p),
             None => by_rule.push((r, vec![p])),
@@ -405,9 +445,10 @@ async fn prune_region<'a>(
     for (rule, group) in by_rule {
         let input: Vec<Point> = group.iter().map(|p| to_point(p, sources)).collect();
         let decisions = decide(&input, &plan.name, rule, now, tz);
+        drop(input);
         for (p, d) in group.into_iter().zip(decisions) {
             debug_assert_eq!(p.id(), d.id);
-            if d.verdict == Verdict::Delete && !dry_run && defer(p) {
+            if d.verdict == Verdict::Delete && !dry_run && defer(&p) {
                 deferred += 1;
                 let why = format!("{}; deferred: the copy job has not copied it yet", d.rule);
                 decided.push((p, Verdict::Keep, why));
@@ -421,59 +462,48 @@ async fn prune_region<'a>(
             "Leaving {deferred} expired original(s) in [{tenant}/{region}] until the copy job has copied them"
         ));
     }
-    stream::iter(decided)
-        .map(|(p, verdict, rule)| settle(job, session, account, p, verdict, rule, dry_run))
-        .buffer_unordered(DELETES_IN_FLIGHT)
-        .collect()
-        .await
+    decided
 }
 
-/// Keeps, reports or deletes one decided point; records what was done.
+/// Deletes (or, in a dry run, reports) one expired point; records what was done.
 async fn settle(
     job: &Job<'_>,
     session: &TenantSession,
     account: &str,
-    p: &RecoveryPoint,
-    verdict: Verdict,
+    p: RecoveryPoint,
     rule: String,
     dry_run: bool,
 ) -> Item {
     let tenant = &session.tenant.name;
     let region = &p.region;
-    let item = match verdict {
-        Verdict::Keep => point_item(session, account, p, "Kept", vec![], None, &rule),
-        Verdict::Delete if dry_run => {
-            point_item(session, account, p, "WouldDelete", vec![], None, &rule)
-        }
-        Verdict::Delete => {
-            job.log(&format!(
-                "Deleting {} [{}] of [{}] in [{tenant}/{region}] created {}: {}",
-                p.kind.as_str(),
-                p.id(),
-                p.source,
-                p.created.to_rfc3339(),
-                rule
-            ));
-            match delete_point(job, session, account, p).await {
-                Ok(deleted) => point_item(session, account, p, "Deleted", deleted, None, &rule),
-                Err(e) => {
-                    job.log(&format!("Delete of [{}] failed: {e}", p.id()));
-                    point_item(
-                        session,
-                        account,
-                        p,
-                        "Failed",
-                        vec![],
-                        Some(e.to_string()),
-                        &rule,
-                    )
-                }
+    let item = if dry_run {
+        point_item(session, account, &p, "WouldDelete", vec![], None, &rule)
+    } else {
+        job.log(&format!(
+            "Deleting {} [{}] of [{}] in [{tenant}/{region}] created {}: {}",
+            p.kind.as_str(),
+            p.id(),
+            p.source,
+            p.created.to_rfc3339(),
+            rule
+        ));
+        match delete_point(job, session, account, &p).await {
+            Ok(deleted) => point_item(session, account, &p, "Deleted", deleted, None, &rule),
+            Err(e) => {
+                job.log(&format!("Delete of [{}] failed: {e}", p.id()));
+                point_item(
+                    session,
+                    account,
+                    &p,
+                    "Failed",
+                    vec![],
+                    Some(e.to_string()),
+                    &rule,
+                )
             }
         }
     };
-    if item.status != "Kept" {
-        job.record(&item);
-    }
+    job.record(&item);
     item
 }
 
@@ -538,8 +568,10 @@ where
     let (r, _) = create_with_retry(
         deadline,
         || async {
-            job.pacer.take(account, region, bucket).await;
-            match call().await {
+            let _turn = job.pacer.turn(account, region, bucket).await;
+            // Boxed: the SDK's call state is allocated only once it has its
+            // turn, not held by every delete that waits for one.
+            match Box::pin(call()).await {
                 Err(e) if gone(&e.code) => Ok(()),
                 r => r,
             }

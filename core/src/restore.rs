@@ -1620,6 +1620,7 @@ impl Restorer<'_> {
                 Kinds {
                     ec2: true,
                     rds: false,
+                    all_tags: true,
                 },
             )
             .await?;
@@ -1805,6 +1806,7 @@ impl Restorer<'_> {
                 Kinds {
                     ec2: true,
                     rds: false,
+                    all_tags: true,
                 },
             )
             .await?;
@@ -2299,6 +2301,7 @@ impl Restorer<'_> {
                 Kinds {
                     ec2: false,
                     rds: true,
+                    all_tags: true,
                 },
             )
             .await?;

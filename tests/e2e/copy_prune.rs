@@ -343,6 +343,19 @@ async fn prune_deletes_expired_points_by_each_region_rule_and_spares_the_rest() 
     // At an as-of 40 days ahead, the copy rule expires the first job's copies,
     // and the second job's survive as the newest points of live instances.
     let later = (chrono::Utc::now() + chrono::Duration::days(40)).to_rfc3339();
+    // The dry run lists each kept point with the rule that kept it.
+    let dry = emu.run(&[
+        "prune",
+        "--plan",
+        p.to_str().unwrap(),
+        "--as-of",
+        &later,
+        "--dry-run",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(dry.code, 0, "{dry}");
+    let dry_items = dry.json()["items"].as_array().unwrap().clone();
     let run = emu.run(&[
         "prune",
         "--plan",
@@ -364,8 +377,7 @@ async fn prune_deletes_expired_points_by_each_region_rule_and_spares_the_rest() 
             .count(),
         4
     );
-    let items = run.json()["items"].as_array().unwrap().clone();
-    let newest = items
+    let newest = dry_items
         .iter()
         .find(|i| i["status"] == "Kept" && i["detail"]["job"] == second)
         .unwrap();
@@ -376,6 +388,30 @@ async fn prune_deletes_expired_points_by_each_region_rule_and_spares_the_rest() 
             .contains("newest"),
         "{newest}"
     );
+    // The prune itself itemizes what it deleted and counts what it kept,
+    // per tenant × region, in its summary.
+    let report = run.json();
+    let items = report["items"].as_array().unwrap();
+    assert!(items.iter().all(|i| i["status"] != "Kept"), "{report}");
+    let kept_west: u64 = report["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "Kept" && s["region"] == "us-west-2")
+        .map(|s| s["count"].as_u64().unwrap())
+        .sum();
+    // The same decisions as the dry run's, at the same as-of.
+    let dry_kept_west = dry_items
+        .iter()
+        .filter(|i| i["status"] == "Kept" && i["region"] == "us-west-2")
+        .count() as u64;
+    assert_eq!(kept_west, dry_kept_west, "{report}");
+    // Among them the second job's two snapshot sets, still in AWS.
+    let still_west = after_west
+        .values()
+        .filter(|t| job_of(t) == Some(second))
+        .count() as u64;
+    assert!(kept_west * 2 >= still_west, "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
