@@ -41,6 +41,49 @@ pub fn deletable(t: &BTreeMap<String, String>, plan: &str) -> bool {
         && !t.contains_key(tags::RETAIN)
 }
 
+/// What a prune keeps of a decided point: its ids, what its report item says,
+/// and whether the point and each of its snapshots carry the contract tags
+/// (read from the listing, as a `RecoveryPoint`'s tags are). A prune holds
+/// every point it is about to delete while the deletes wait for their
+/// buckets; a listed point with its tag maps is several times this size.
+struct Decided {
+    kind: PointKind,
+    region: String,
+    id: String,
+    source: String,
+    job: Option<u64>,
+    created: DateTime<Utc>,
+    copy_of: Option<String>,
+    size_gib: i64,
+    ours: bool,
+    /// (snapshot id, carries the contract tags)
+    snapshots: Vec<(String, bool)>,
+}
+
+impl Decided {
+    fn new(p: RecoveryPoint, plan: &str) -> Decided {
+        Decided {
+            kind: p.kind,
+            id: p.id(),
+            copy_of: p.copy_of().map(str::to_string),
+            ours: deletable(&p.tags, plan),
+            snapshots: p
+                .snapshots
+                .into_iter()
+                .map(|s| {
+                    let ours = deletable(&s.tags, plan);
+                    (s.id, ours)
+                })
+                .collect(),
+            region: p.region,
+            source: p.source,
+            job: p.job,
+            created: p.created,
+            size_gib: p.size_gib,
+        }
+    }
+}
+
 fn to_point(p: &RecoveryPoint, sources: &BTreeSet<String>) -> Point {
     let mut t = p.tags.clone();
     // A hold on any member holds the whole set; a member without the
@@ -88,7 +131,7 @@ fn rule_for<'a>(
 /// AWS's answers) is held from listing to decision; after that only the
 /// points to delete are kept. Listing and deciding take a few calls per
 /// region, so this delays the later tenants' deletes by little.
-pub const TENANTS_LISTED_AT_ONCE: usize = 4;
+pub const TENANTS_LISTED_AT_ONCE: usize = 2;
 
 static LISTING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(TENANTS_LISTED_AT_ONCE);
 
@@ -383,6 +426,7 @@ async fn prune_pass(
         );
         let mut deletes = Vec::new();
         for (p, verdict, rule) in decided {
+            let p = Decided::new(p, &plan.name);
             match verdict {
                 Verdict::Delete => deletes.push((p, rule)),
                 // A dry run lists every decision; a prune only counts the
@@ -470,7 +514,7 @@ async fn settle(
     job: &Job<'_>,
     session: &TenantSession,
     account: &str,
-    p: RecoveryPoint,
+    p: Decided,
     rule: String,
     dry_run: bool,
 ) -> Item {
@@ -482,7 +526,7 @@ async fn settle(
         job.log(&format!(
             "Deleting {} [{}] of [{}] in [{tenant}/{region}] created {}: {}",
             p.kind.as_str(),
-            p.id(),
+            p.id,
             p.source,
             p.created.to_rfc3339(),
             rule
@@ -490,7 +534,7 @@ async fn settle(
         match delete_point(job, session, account, &p).await {
             Ok(deleted) => point_item(session, account, &p, "Deleted", deleted, None, &rule),
             Err(e) => {
-                job.log(&format!("Delete of [{}] failed: {e}", p.id()));
+                job.log(&format!("Delete of [{}] failed: {e}", p.id));
                 point_item(
                     session,
                     account,
@@ -510,7 +554,7 @@ async fn settle(
 fn point_item(
     session: &TenantSession,
     account: &str,
-    p: &RecoveryPoint,
+    p: &Decided,
     status: &str,
     deleted: Vec<String>,
     error: Option<String>,
@@ -521,7 +565,7 @@ fn point_item(
         account: account.to_string(),
         region: p.region.clone(),
         kind: p.kind.as_str().to_string(),
-        source_id: p.id(),
+        source_id: p.id.clone(),
         status: status.to_string(),
         created: deleted,
         size_gib: p.size_gib,
@@ -530,7 +574,7 @@ fn point_item(
             "source": p.source,
             "job": p.job,
             "created": p.created.to_rfc3339(),
-            "copy_of": p.copy_of(),
+            "copy_of": p.copy_of,
             "rule": rule,
         }),
     }
@@ -598,7 +642,7 @@ async fn delete_point(
     job: &Job<'_>,
     session: &TenantSession,
     account: &str,
-    p: &RecoveryPoint,
+    p: &Decided,
 ) -> Result<Vec<String>, AwsError> {
     let region = p.region.as_str();
     let site = Site {
@@ -606,12 +650,12 @@ async fn delete_point(
         region,
     };
     let plan = &job.plan.name;
-    if !deletable(&p.tags, plan) {
+    if !p.ours {
         return Err(AwsError {
             tenant: session.tenant.name.clone(),
             region: region.into(),
             action: "Delete".into(),
-            resource: Some(p.id()),
+            resource: Some(p.id.clone()),
             code: "NotOurs".into(),
             message: format!(
                 "refusing to delete: not tagged {} and {}={plan}, or held",
@@ -625,7 +669,7 @@ async fn delete_point(
     match p.kind {
         PointKind::SnapshotSet | PointKind::Ami => {
             if p.kind == PointKind::Ami {
-                let image = p.id();
+                let image = p.id.clone();
                 delete_call(job, account, region, Bucket::DeregisterImage, || async {
                     ec2.deregister_image()
                         .image_id(&image)
@@ -643,34 +687,31 @@ async fn delete_point(
                 deleted.push(image);
             }
             let mut in_use = Vec::new();
-            for s in &p.snapshots {
+            for (sid, ours) in &p.snapshots {
                 // The AMI's own view of its snapshots has no tags; only delete
                 // snapshots that themselves carry the contract.
-                if !deletable(&s.tags, plan) {
+                if !ours {
                     job.log(&format!(
-                        "Not deleting snapshot [{}]: it lacks the {} tags",
-                        s.id,
+                        "Not deleting snapshot [{sid}]: it lacks the {} tags",
                         tags::BACKUP
                     ));
                     continue;
                 }
                 let r = delete_call(job, account, region, Bucket::DeleteSnapshot, || async {
                     ec2.delete_snapshot()
-                        .snapshot_id(&s.id)
+                        .snapshot_id(sid)
                         .customize()
                         .config_override(no_sdk_retries_ec2())
                         .send()
                         .await
                         .map(|_| ())
-                        .map_err(|e| {
-                            site.err("DeleteSnapshot", Some(&s.id), e.into_service_error())
-                        })
+                        .map_err(|e| site.err("DeleteSnapshot", Some(sid), e.into_service_error()))
                 })
                 .await;
                 match r {
-                    Ok(()) => deleted.push(s.id.clone()),
+                    Ok(()) => deleted.push(sid.clone()),
                     // Still backing a registered AMI: never deleted on its own.
-                    Err(e) if e.code == "InvalidSnapshot.InUse" => in_use.push(s.id.clone()),
+                    Err(e) if e.code == "InvalidSnapshot.InUse" => in_use.push(sid.clone()),
                     Err(e) => return Err(e),
                 }
             }
@@ -696,7 +737,7 @@ async fn delete_point(
         }
         PointKind::DbSnapshot => {
             let rds = session.rds(region);
-            let id = p.id();
+            let id = p.id.clone();
             delete_call(job, account, region, Bucket::Rds, || async {
                 rds.delete_db_snapshot()
                     .db_snapshot_identifier(&id)
@@ -712,7 +753,7 @@ async fn delete_point(
         }
         PointKind::ClusterSnapshot => {
             let rds = session.rds(region);
-            let id = p.id();
+            let id = p.id.clone();
             delete_call(job, account, region, Bucket::Rds, || async {
                 rds.delete_db_cluster_snapshot()
                     .db_cluster_snapshot_identifier(&id)
