@@ -212,6 +212,8 @@ pub struct PruneArgs {
     #[arg(long, short = 'r')]
     pub region: Option<String>,
     /// List what would be kept and deleted, with the rule that decided; delete nothing.
+    /// (A prune itself reports each point it deletes and counts, per tenant and region,
+    /// the points it keeps.)
     #[arg(long)]
     pub dry_run: bool,
     /// Decide as if it were this time (RFC 3339, e.g. 2026-12-31T00:00:00Z, or a date).
