@@ -99,12 +99,12 @@ impl Job<'_> {
     }
 
     /// Counts an outcome that gets no item (see [`Job::counted`]).
-    pub(crate) fn count(&self, tenant: &str, region: &str, status: &str, size_gib: i64) {
+    pub(crate) fn count(&self, tenant: &str, region: &str, status: &str, n: usize, size_gib: i64) {
         let mut c = self.counted.lock().unwrap_or_else(|p| p.into_inner());
         let e = c
             .entry((tenant.to_string(), region.to_string(), status.to_string()))
             .or_default();
-        e.0 += 1;
+        e.0 += n;
         e.1 += size_gib;
     }
 

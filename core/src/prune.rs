@@ -231,27 +231,8 @@ pub async fn prune_tenant(
             regions.push(c.region.clone());
         }
     }
-    let Some(mut beside) = beside else {
-        items.extend(
-            prune_pass(
-                job,
-                session,
-                account,
-                &regions,
-                source_regions,
-                &sources,
-                now,
-                dry_run,
-                false,
-            )
-            .await,
-        );
-        return items;
-    };
-    loop {
-        let stage = *beside.borrow_and_update();
-        let copying = stage < Beside::Ended && !plan.copies.is_empty();
-        let pass = prune_pass(
+    let pass = |copying| {
+        prune_pass(
             job,
             session,
             account,
@@ -262,16 +243,28 @@ pub async fn prune_tenant(
             dry_run,
             copying,
         )
-        .await;
+    };
+    // The points a pass keeps are counted for the last pass only: an earlier
+    // pass's are decided again by the next one.
+    let last = |items: &mut Vec<Item>, (later, kept): (Vec<Item>, Kept)| {
+        merge(items, later);
+        for (region, (n, gib)) in kept {
+            job.count(tenant, &region, "Kept", n, gib);
+        }
+    };
+    let Some(mut beside) = beside else {
+        last(&mut items, pass(false).await);
+        return items;
+    };
+    loop {
+        let stage = *beside.borrow_and_update();
+        let copying = stage < Beside::Ended && !plan.copies.is_empty();
+        let (later, kept) = pass(copying).await;
         if stage == Beside::Ended {
-            merge(&mut items, pass);
+            last(&mut items, (later, kept));
             return items;
         }
-        // What this pass kept is decided again by the next one.
-        merge(
-            &mut items,
-            pass.into_iter().filter(|i| i.status != "Kept").collect(),
-        );
+        merge(&mut items, later);
         job.log(&format!(
             "Prune of [{tenant}] waits for the {} job to end, then looks again",
             if stage == Beside::Backup {
@@ -282,23 +275,14 @@ pub async fn prune_tenant(
         ));
         // An error means the sender is gone: the jobs beside have ended.
         if beside.wait_for(|s| *s > stage).await.is_err() {
-            let pass = prune_pass(
-                job,
-                session,
-                account,
-                &regions,
-                source_regions,
-                &sources,
-                now,
-                dry_run,
-                false,
-            )
-            .await;
-            merge(&mut items, pass);
+            last(&mut items, pass(false).await);
             return items;
         }
     }
 }
+
+/// Points a pass kept, per region: (count, GiB). Only a dry run itemizes them.
+type Kept = BTreeMap<String, (usize, i64)>;
 
 /// Adds a later pass's items: a point (or region) already reported takes the
 /// later pass's outcome, so a point that failed once and was deleted by a
@@ -338,7 +322,7 @@ async fn prune_pass(
     now: DateTime<Utc>,
     dry_run: bool,
     copying: bool,
-) -> Vec<Item> {
+) -> (Vec<Item>, Kept) {
     let plan = job.plan;
     let tenant = &session.tenant.name;
     let mut items = Vec::new();
@@ -420,6 +404,7 @@ async fn prune_pass(
     // to delete are kept (with only the tags the delete checks), while the
     // deletes wait for their buckets.
     let mut work = Vec::new();
+    let mut kept = Kept::new();
     for (region, points) in in_scope {
         let decided = decide_region(
             job, tenant, region, points, sources, now, dry_run, &uncopied,
@@ -441,7 +426,11 @@ async fn prune_pass(
                     None,
                     &rule,
                 )),
-                Verdict::Keep => job.count(tenant, &p.region, "Kept", p.size_gib),
+                Verdict::Keep => {
+                    let k = kept.entry(p.region).or_default();
+                    k.0 += 1;
+                    k.1 += p.size_gib;
+                }
             }
         }
         work.push(deletes);
@@ -455,7 +444,7 @@ async fn prune_pass(
     }))
     .await;
     items.extend(per_region.into_iter().flatten());
-    items
+    (items, kept)
 }
 
 /// Decides one region's points. A point `defer` names is kept for now.

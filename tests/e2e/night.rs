@@ -246,6 +246,21 @@ async fn backup_with_prune_deletes_points_the_new_backup_supersedes_and_keeps_th
                 "{r}: {id}"
             );
         }
+        // The prune counts each point it kept once, though it decided in
+        // several passes: as many as the plan's points still in AWS.
+        let left: std::collections::BTreeSet<(String, String)> = now
+            .values()
+            .filter(|t| t.get("_GX_PLAN_").map(String::as_str) == Some("nightly"))
+            .map(|t| (t["_GX_BACKUP_"].clone(), t["_GX_SOURCE_"].clone()))
+            .collect();
+        let kept: u64 = reports[1]["summary"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["status"] == "Kept" && s["region"] == *r)
+            .map(|s| s["count"].as_u64().unwrap())
+            .sum();
+        assert_eq!(kept, left.len() as u64, "{r}: {}", reports[1]);
     }
 }
 
