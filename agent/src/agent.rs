@@ -227,15 +227,11 @@ impl Metrics {
             ))
             .or_default() += 1;
         if report.job_type == rolesnap_core::ledger::JobType::SnapBackup {
-            let done = report
-                .items
-                .iter()
-                .filter(|i| i.status == "Completed")
-                .count() as u64;
+            let done = report.completed() as u64;
             *self.protected.entry(report.plan.clone()).or_default() += done;
             let mut tenants: BTreeMap<&str, bool> = BTreeMap::new();
-            for i in &report.items {
-                *tenants.entry(&i.tenant).or_insert(true) &= job::item_ok(&i.status);
+            for s in &report.summary {
+                *tenants.entry(&s.tenant).or_insert(true) &= job::item_ok(&s.status);
             }
             for (t, ok) in tenants {
                 if ok {

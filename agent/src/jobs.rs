@@ -80,7 +80,7 @@ pub fn print_report(r: &Report, quiet: bool) {
         if r.dry_run {
             println!("Dry run of plan {}: nothing was created.", r.plan);
             let mut t = table(&["tenant", "region", "kind", "source", "would call", "name"]);
-            for i in &r.items {
+            for i in r.items.held() {
                 t.add_row(vec![
                     i.tenant.clone(),
                     i.region.clone(),
@@ -102,7 +102,7 @@ pub fn print_report(r: &Report, quiet: bool) {
             println!("{}", per_region(&r.summary));
         }
     }
-    print_problems(&r.items);
+    print_problems(r.items.held());
 }
 
 pub fn run(global: &Global, args: JobsArgs) -> anyhow::Result<u8> {

@@ -80,13 +80,87 @@ pub struct Job<'a> {
     pub adopt: Vec<u64>,
     /// Called once per finished resource (progress bars).
     pub on_done: Arc<dyn Fn(&Item) + Send + Sync>,
-    /// Outcomes counted without an item of their own (the points a prune
-    /// keeps): (tenant, region, status) → (count, GiB).
-    pub counted: Mutex<Counted>,
+    /// What the job's items came to so far (see [`Outcomes`]).
+    pub outcomes: Mutex<Outcomes>,
 }
 
 /// (tenant, region, status) → (count, GiB)
 pub type Counted = BTreeMap<(String, String, String), (usize, i64)>;
+
+/// (tenant, region, kind, source): the point or resource an item is about.
+type ItemKey = (String, String, String, String);
+
+/// What a job's items came to while it runs.
+///
+/// A job with a ledger writes each item there as it ends ([`Job::record`])
+/// and keeps here only the counts of the items that went well and the
+/// problems, in full: at 10 000 instances the items themselves would be a
+/// large part of the job's memory, and the report reads them back from the
+/// ledger. A job without one (a dry run) keeps every item.
+///
+/// A later outcome for the same point replaces an earlier one, as the
+/// prune's passes need: a point whose delete failed in one pass and which a
+/// later pass deleted is one Deleted item. An outcome that went well is final
+/// (the prune never decides a point it deleted again).
+#[derive(Debug, Default)]
+pub struct Outcomes {
+    /// Outcomes that went well and are not held: (tenant, region, status) →
+    /// (count, GiB). Also the outcomes counted without an item (the points a
+    /// prune keeps, [`Job::count`]).
+    pub counted: Counted,
+    /// Held items: the problems, or every item when `hold_all`. `None` marks
+    /// one a later ok outcome replaced.
+    held: Vec<Option<Item>>,
+    at: std::collections::HashMap<ItemKey, usize>,
+    hold_all: bool,
+}
+
+impl Outcomes {
+    /// `hold_all`: keep every item (a job without a ledger to read them from).
+    pub fn new(hold_all: bool) -> Outcomes {
+        Outcomes {
+            hold_all,
+            ..Outcomes::default()
+        }
+    }
+
+    pub fn add(&mut self, item: &Item) {
+        let key = (
+            item.tenant.clone(),
+            item.region.clone(),
+            item.kind.clone(),
+            item.source_id.clone(),
+        );
+        if self.hold_all || !crate::job::item_ok(&item.status) {
+            match self.at.get(&key) {
+                Some(&n) => self.held[n] = Some(item.clone()),
+                None => {
+                    self.at.insert(key, self.held.len());
+                    self.held.push(Some(item.clone()));
+                }
+            }
+            return;
+        }
+        if let Some(n) = self.at.remove(&key) {
+            self.held[n] = None;
+        }
+        self.count(&item.tenant, &item.region, &item.status, 1, item.size_gib);
+    }
+
+    fn count(&mut self, tenant: &str, region: &str, status: &str, n: usize, size_gib: i64) {
+        let e = self
+            .counted
+            .entry((tenant.to_string(), region.to_string(), status.to_string()))
+            .or_default();
+        e.0 += n;
+        e.1 += size_gib;
+    }
+
+    /// The held items in the order they first ended, and the counts.
+    pub fn into_parts(self) -> (Vec<Item>, Counted) {
+        (self.held.into_iter().flatten().collect(), self.counted)
+    }
+}
 
 impl Job<'_> {
     pub(crate) fn log(&self, message: &str) {
@@ -98,16 +172,16 @@ impl Job<'_> {
         );
     }
 
-    /// Counts an outcome that gets no item (see [`Job::counted`]).
+    /// Counts an outcome that gets no item (the points a prune keeps).
     pub(crate) fn count(&self, tenant: &str, region: &str, status: &str, n: usize, size_gib: i64) {
-        let mut c = self.counted.lock().unwrap_or_else(|p| p.into_inner());
-        let e = c
-            .entry((tenant.to_string(), region.to_string(), status.to_string()))
-            .or_default();
-        e.0 += n;
-        e.1 += size_gib;
+        self.outcomes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .count(tenant, region, status, n, size_gib);
     }
 
+    /// Records how one resource or point ended: in the ledger, in the job's
+    /// outcomes, and for the progress bar.
     pub(crate) fn record(&self, item: &Item) {
         if let Some(l) = &self.ledger {
             let l = l.lock().unwrap_or_else(|p| p.into_inner());
@@ -118,6 +192,10 @@ impl Job<'_> {
                 ));
             }
         }
+        self.outcomes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .add(item);
         (self.on_done)(item);
     }
 }
@@ -240,16 +318,15 @@ pub fn plan_item(job: &Job<'_>, work: &RegionWork, seq: usize, s: &Selected) -> 
 }
 
 /// Backs up one tenant × region: creates, waits, records. Never fails as a
-/// whole: each resource ends in an [`Item`].
-pub async fn backup_region(job: &Job<'_>, work: &RegionWork) -> Vec<Item> {
+/// whole: each resource ends in an [`Item`], given to [`Job::record`].
+pub async fn backup_region(job: &Job<'_>, work: &RegionWork) {
     let tenant = &work.session.tenant.name;
     let region = &work.region;
     if job.options.dry_run {
-        return work
-            .resources
-            .iter()
-            .map(|(seq, s)| plan_item(job, work, *seq, s))
-            .collect();
+        for (seq, s) in &work.resources {
+            job.record(&plan_item(job, work, *seq, s));
+        }
+        return;
     }
     job.log(&format!(
         "Tenant [{tenant}] account [{}] region [{region}]: backing up {} resource(s) with method [{}]",
@@ -285,18 +362,13 @@ pub async fn backup_region(job: &Job<'_>, work: &RegionWork) -> Vec<Item> {
         .buffer_unordered(CREATES_IN_FLIGHT)
         .collect()
         .await;
-    let mut items = Vec::new();
     for r in started {
         match r {
             Ok(p) => pending.push(p),
-            Err(item) => {
-                job.record(&item);
-                items.push(item);
-            }
+            Err(item) => job.record(&item),
         }
     }
-    items.extend(wait_all(job, work, pending, deadline).await);
-    items
+    wait_all(job, work, pending, deadline).await;
 }
 
 /// Recovery points a killed run of this plan already made in this region, by source id.
@@ -696,10 +768,9 @@ async fn wait_all(
     work: &RegionWork,
     mut pending: Vec<Pending<'_>>,
     deadline: Instant,
-) -> Vec<Item> {
+) {
     let tenant = &work.session.tenant.name;
     let region = &work.region;
-    let mut items = Vec::new();
     let mut delay = job.options.poll_initial;
     let mut polls = 0u32;
     while !pending.is_empty() {
@@ -739,7 +810,6 @@ async fn wait_all(
                 );
                 job.log(item.error.as_deref().unwrap_or_default());
                 job.record(&item);
-                items.push(item);
             } else if st.iter().all(|s| *s == State::Done) {
                 if let Made::Image(image) = &p.made {
                     match tag_image_snapshots(job, work, &p, image, deadline).await {
@@ -750,7 +820,6 @@ async fn wait_all(
                             )));
                             job.log(item.error.as_deref().unwrap_or_default());
                             job.record(&item);
-                            items.push(item);
                             continue;
                         }
                     }
@@ -771,7 +840,6 @@ async fn wait_all(
                     item.created.join(", ")
                 ));
                 job.record(&item);
-                items.push(item);
             } else {
                 still.push(p);
             }
@@ -792,7 +860,6 @@ async fn wait_all(
                 item.detail["name"] = json!(p.name);
                 job.log(item.error.as_deref().unwrap_or_default());
                 job.record(&item);
-                items.push(item);
             }
             break;
         }
@@ -804,7 +871,6 @@ async fn wait_all(
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(job.options.poll_max);
     }
-    items
 }
 
 /// One describe call per kind present, filtered by the job's tag.
@@ -1033,4 +1099,60 @@ pub(crate) async fn tag_backing_snapshots(
         snaps.join(", ")
     ));
     Ok(snaps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(source: &str, status: &str, gib: i64) -> Item {
+        Item {
+            tenant: "alpha".into(),
+            account: "222222222222".into(),
+            region: "us-east-1".into(),
+            kind: "snapshot-set".into(),
+            source_id: source.into(),
+            status: status.into(),
+            created: vec![],
+            size_gib: gib,
+            error: (!crate::job::item_ok(status)).then(|| format!("{source} {status}")),
+            detail: serde_json::Value::Null,
+        }
+    }
+
+    fn key(status: &str) -> (String, String, String) {
+        ("alpha".into(), "us-east-1".into(), status.into())
+    }
+
+    #[test]
+    fn with_a_ledger_only_problems_are_held_and_a_later_outcome_replaces_one() {
+        let mut o = Outcomes::new(false);
+        o.add(&item("a", "Failed", 8));
+        o.add(&item("b", "Deleted", 4));
+        o.add(&item("c", "Failed", 2));
+        // A later pass deletes a, and fails c again with another error.
+        o.add(&item("a", "Deleted", 8));
+        let mut c = item("c", "Failed", 2);
+        c.error = Some("second try".into());
+        o.add(&c);
+        let (held, counted) = o.into_parts();
+        assert_eq!(held, vec![c]);
+        assert_eq!(counted.get(&key("Deleted")), Some(&(2, 12)));
+        assert_eq!(counted.get(&key("Failed")), None);
+    }
+
+    #[test]
+    fn without_a_ledger_every_item_is_held_once_in_first_order() {
+        let mut o = Outcomes::new(true);
+        o.add(&item("a", "Kept", 8));
+        o.add(&item("b", "WouldDelete", 4));
+        o.add(&item("a", "WouldDelete", 8));
+        let (held, counted) = o.into_parts();
+        let got: Vec<(&str, &str)> = held
+            .iter()
+            .map(|i| (i.source_id.as_str(), i.status.as_str()))
+            .collect();
+        assert_eq!(got, vec![("a", "WouldDelete"), ("b", "WouldDelete")]);
+        assert!(counted.is_empty());
+    }
 }

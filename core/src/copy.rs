@@ -214,13 +214,14 @@ pub fn gone(unseen: u32, age: Duration) -> bool {
 }
 
 /// Copies the plan's points of one tenant: for each source region and each
-/// copy rule, the missing copies. Returns one item per (source point, destination).
+/// copy rule, the missing copies. Records one item per (source point,
+/// destination), and one per region that could not be listed.
 pub async fn copy_tenant(
     job: &Job<'_>,
     session: &TenantSession,
     account: &str,
     source_regions: &[String],
-) -> Vec<Item> {
+) {
     let plan = job.plan;
     let tenant = &session.tenant.name;
     let kinds = Kinds {
@@ -228,7 +229,6 @@ pub async fn copy_tenant(
         rds: true,
         all_tags: true,
     };
-    let mut items = Vec::new();
     let mut by_dest: BTreeMap<String, Vec<Task>> = BTreeMap::new();
     let mut dest_points: BTreeMap<String, Result<BTreeSet<String>, AwsError>> = BTreeMap::new();
     for rule in &plan.copies {
@@ -251,7 +251,7 @@ pub async fn copy_tenant(
                     job.log(&format!(
                         "Cannot list recovery points in [{tenant}/{src}]: {e}"
                     ));
-                    items.push(Item::failed(
+                    job.record(&Item::failed(
                         &session.tenant.name,
                         account,
                         src,
@@ -281,7 +281,7 @@ pub async fn copy_tenant(
                         "Cannot list copies in [{tenant}/{}]: {e}",
                         rule.region
                     ));
-                    items.push(Item::failed(
+                    job.record(&Item::failed(
                         &session.tenant.name,
                         account,
                         &rule.region,
@@ -293,14 +293,12 @@ pub async fn copy_tenant(
             }
         }
     }
-    let ran = futures::future::join_all(
+    futures::future::join_all(
         by_dest
             .into_iter()
             .map(|(dest, tasks)| copy_into(job, session, account, dest, tasks)),
     )
     .await;
-    items.extend(ran.into_iter().flatten());
-    items
 }
 
 fn task_item(
@@ -348,7 +346,7 @@ async fn copy_into(
     account: &str,
     dest: String,
     tasks: Vec<Task>,
-) -> Vec<Item> {
+) {
     enum Event {
         Started(Box<Task>, Result<Vec<(String, String)>, AwsError>),
         Poll,
@@ -359,7 +357,6 @@ async fn copy_into(
     let mut starting = FuturesUnordered::new();
     let mut starting_copies = 0usize;
     let mut in_flight: Vec<InFlight> = Vec::new();
-    let mut items = Vec::new();
     let mut delay = job.options.poll_initial;
     // Since when the poll timer runs: set while copies are in flight.
     let mut timer: Option<Instant> = None;
@@ -425,7 +422,6 @@ async fn copy_into(
                         let item = still_pending(&task, &made);
                         job.log(item.error.as_deref().unwrap_or_default());
                         job.record(&item);
-                        items.push(item);
                     }
                     Ok(made) => in_flight.push(InFlight {
                         task: *task,
@@ -447,7 +443,6 @@ async fn copy_into(
                             item.source_id
                         ));
                         job.record(&item);
-                        items.push(item);
                     }
                 }
             }
@@ -476,11 +471,8 @@ async fn copy_into(
                         );
                         job.log(item.error.as_deref().unwrap_or_default());
                         job.record(&item);
-                        items.push(item);
                     } else if st.iter().all(|s| *s == Some(PointState::Completed)) {
-                        items.push(
-                            complete(job, session, account, &dest, &f, made_ids, deadline).await,
-                        );
+                        complete(job, session, account, &dest, &f, made_ids, deadline).await;
                     } else {
                         if made_ids
                             .iter()
@@ -510,7 +502,6 @@ async fn copy_into(
                             );
                             job.log(item.error.as_deref().unwrap_or_default());
                             job.record(&item);
-                            items.push(item);
                         } else {
                             still.push(f);
                         }
@@ -530,7 +521,6 @@ async fn copy_into(
                         let item = still_pending(&f.task, &f.made);
                         job.log(item.error.as_deref().unwrap_or_default());
                         job.record(&item);
-                        items.push(item);
                     }
                     for t in queue.drain(..) {
                         let item = task_item(session, account, &t, "Failed", vec![], Some(format!(
@@ -538,7 +528,6 @@ async fn copy_into(
                             t.point.id()
                         )));
                         job.record(&item);
-                        items.push(item);
                     }
                 } else {
                     job.log(&format!(
@@ -551,7 +540,6 @@ async fn copy_into(
             }
         }
     }
-    items
 }
 
 /// Records a copy whose parts are all complete. An AMI copy first gets its
@@ -564,7 +552,7 @@ async fn complete(
     f: &InFlight,
     made_ids: Vec<String>,
     deadline: Instant,
-) -> Item {
+) {
     let tenant = &session.tenant.name;
     let mut created = made_ids.clone();
     if f.task.point.kind == PointKind::Ami {
@@ -589,7 +577,7 @@ async fn complete(
                 );
                 job.log(item.error.as_deref().unwrap_or_default());
                 job.record(&item);
-                return item;
+                return;
             }
         }
     }
@@ -600,7 +588,6 @@ async fn complete(
         item.created.join(", ")
     ));
     job.record(&item);
-    item
 }
 
 /// What one poll learned: the state of every copy AWS listed, and the copies

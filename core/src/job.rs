@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use chrono::{DateTime, Utc};
 
-use crate::backup::{backup_region, log_job, BackupOptions, Counted, Job, RegionWork};
+use crate::backup::{backup_region, log_job, BackupOptions, Counted, Job, Outcomes, RegionWork};
 use crate::config::{Plan, Tenant};
 use crate::copy::copy_tenant;
 use crate::credentials::{connect_tenants, AdminSession, Connected};
@@ -111,7 +111,72 @@ pub struct Report {
     pub summary: Vec<Summary>,
     /// One per resource or point, except the points a prune (not a dry run)
     /// keeps: those are only counted in `summary`.
-    pub items: Vec<Item>,
+    pub items: Items,
+}
+
+/// A job's items. A job with a ledger has written them there as they ended
+/// and holds only its problems; the report reads the rest back when it is
+/// written out (at 10 000 instances the items would be a large part of the
+/// job's memory). A dry run has no ledger and holds all of them.
+#[derive(Clone)]
+pub enum Items {
+    Held(Vec<Item>),
+    InLedger {
+        ledger: Arc<Mutex<Ledger>>,
+        job: u64,
+        /// The items that are not [`item_ok`].
+        problems: Vec<Item>,
+    },
+}
+
+impl Items {
+    /// The items in memory: all of a dry run's, the problems of a job.
+    pub fn held(&self) -> &[Item] {
+        match self {
+            Items::Held(v) => v,
+            Items::InLedger { problems, .. } => problems,
+        }
+    }
+}
+
+impl std::fmt::Debug for Items {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Items::Held(v) => f.debug_tuple("Held").field(v).finish(),
+            Items::InLedger { job, problems, .. } => f
+                .debug_struct("InLedger")
+                .field("job", job)
+                .field("problems", problems)
+                .finish(),
+        }
+    }
+}
+
+/// Written as a list of items; those in the ledger are read one row at a time.
+impl Serialize for Items {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeSeq};
+        match self {
+            Items::Held(v) => v.serialize(s),
+            Items::InLedger { ledger, job, .. } => {
+                let mut seq = s.serialize_seq(None)?;
+                let mut failed = None;
+                let l = ledger.lock().unwrap_or_else(|p| p.into_inner());
+                l.each_item(*job, |item| match seq.serialize_element(&item) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                })
+                .map_err(S::Error::custom)?;
+                if let Some(e) = failed {
+                    return Err(e);
+                }
+                seq.end()
+            }
+        }
+    }
 }
 
 /// How many outcomes of one status a job had in one tenant × region.
@@ -147,13 +212,14 @@ pub fn summarize(items: &[Item], counted: &Counted) -> Vec<Summary> {
 
 impl Report {
     pub fn completed(&self) -> usize {
-        self.items
+        self.summary
             .iter()
-            .filter(|i| i.status == "Completed")
-            .count()
+            .filter(|s| s.status == "Completed")
+            .map(|s| s.count)
+            .sum()
     }
     pub fn problems(&self) -> impl Iterator<Item = &Item> {
-        self.items.iter().filter(|i| !item_ok(&i.status))
+        self.items.held().iter().filter(|i| !item_ok(&i.status))
     }
 }
 
@@ -235,10 +301,9 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
         options: req.options.clone(),
         adopt,
         on_done: req.on_done.clone(),
-        counted: Mutex::default(),
+        outcomes: Mutex::new(Outcomes::new(req.ledger.is_none())),
     };
     let connected = connect_tenants(req.admin, req.tenants, log_job(number), logs).await;
-    let mut items: Vec<Item> = Vec::new();
     let mut reached: Vec<(&Tenant, Connected)> = Vec::new();
     for (tenant, c) in req.tenants.iter().zip(connected) {
         match c {
@@ -251,7 +316,7 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
             }
             Err(f) => {
                 log(&format!("Tenant [{}] skipped: {f}", tenant.name));
-                items.push(setup_item(
+                job.record(&setup_item(
                     tenant,
                     &tenant.role_arn.account,
                     "-",
@@ -262,12 +327,11 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
         }
     }
     match req.kind {
-        Kind::Backup => items.extend(backup_tenants(&req, &job, &reached).await),
+        Kind::Backup => backup_tenants(&req, &job, &reached).await,
         Kind::Copy | Kind::Prune { .. } => {
-            let per_tenant = join_all(reached.iter().map(|(tenant, conn)| {
+            join_all(reached.iter().map(|(tenant, conn)| {
                 let (job, req) = (&job, &req);
                 async move {
-                    let mut out = Vec::new();
                     let mut regions: Vec<String> = Vec::new();
                     for g in groups_for(req.plan, tenant) {
                         match regions_for(&conn.session, &req.admin.admin.region, &g.regions).await
@@ -280,7 +344,7 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
                                     }
                                 }
                             }
-                            Err(e) => out.push(setup_item(
+                            Err(e) => job.record(&setup_item(
                                 tenant,
                                 &conn.account,
                                 &e.region,
@@ -290,9 +354,10 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
                         }
                     }
                     match req.kind {
-                        Kind::Copy => out
-                            .extend(copy_tenant(job, &conn.session, &conn.account, &regions).await),
-                        Kind::Prune { now } => out.extend(
+                        Kind::Copy => {
+                            copy_tenant(job, &conn.session, &conn.account, &regions).await;
+                        }
+                        Kind::Prune { now } => {
                             prune_tenant(
                                 job,
                                 &conn.session,
@@ -302,19 +367,17 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
                                 req.options.dry_run,
                                 req.beside.clone(),
                             )
-                            .await,
-                        ),
+                            .await;
+                        }
                         Kind::Backup => {}
                     }
-                    out
                 }
             }))
             .await;
-            items.extend(per_tenant.into_iter().flatten());
         }
     }
-    let counted = std::mem::take(&mut *job.counted.lock().unwrap_or_else(|p| p.into_inner()));
-    finish(&req, number, lock, job_type, start, items, counted)
+    let outcomes = std::mem::take(&mut *job.outcomes.lock().unwrap_or_else(|p| p.into_inner()));
+    finish(&req, number, lock, job_type, start, outcomes)
 }
 
 /// The nightly sequence of a plan: a backup, then a copy job when `copy`,
@@ -356,13 +419,8 @@ where
 
 /// Discovers the reached tenants concurrently, then backs up every tenant ×
 /// region concurrently.
-async fn backup_tenants(
-    req: &Request<'_>,
-    job: &Job<'_>,
-    reached: &[(&Tenant, Connected)],
-) -> Vec<Item> {
+async fn backup_tenants(req: &Request<'_>, job: &Job<'_>, reached: &[(&Tenant, Connected)]) {
     let log = |m: &str| job.log(m);
-    let mut items = Vec::new();
     let mut works: Vec<RegionWork> = Vec::new();
     let mut seq = 0;
     // Every tenant is discovered at once (each has its own buckets); the
@@ -391,7 +449,7 @@ async fn backup_tenants(
                     "Region [{}] of tenant [{}] skipped: {e}",
                     r.region, tenant.name
                 ));
-                items.push(setup_item(
+                job.record(&setup_item(
                     tenant,
                     &conn.account,
                     &r.region,
@@ -420,13 +478,8 @@ async fn backup_tenants(
             }
         }
     }
-    for i in &items {
-        job.record(i);
-    }
     (req.on_total)(works.iter().map(|w| w.resources.len()).sum());
-    let per_region = join_all(works.iter().map(|w| backup_region(job, w))).await;
-    items.extend(per_region.into_iter().flatten());
-    items
+    join_all(works.iter().map(|w| backup_region(job, w))).await;
 }
 
 /// Decides the job's status, logs the end, and closes the job in the ledger.
@@ -436,29 +489,33 @@ fn finish(
     lock: Option<crate::ledger::JobLock>,
     job_type: JobType,
     start: i64,
-    items: Vec<Item>,
-    counted: Counted,
+    outcomes: Outcomes,
 ) -> Result<Report, LedgerError> {
     let logs = req.logs;
     let component = req.kind.component();
     let log = |m: &str| logs.write(LogFile::Backup, log_job(number), component, m);
-    let uncounted: usize = counted.values().map(|(n, _)| n).sum();
-    let ok = items.iter().filter(|i| item_ok(&i.status)).count() + uncounted;
-    let failed = items.len() + uncounted - ok;
-    let total = items.len() + uncounted;
+    let (held, counted) = outcomes.into_parts();
+    let summary = summarize(&held, &counted);
+    let total: usize = summary.iter().map(|s| s.count).sum();
+    let ok: usize = summary
+        .iter()
+        .filter(|s| item_ok(&s.status))
+        .map(|s| s.count)
+        .sum();
+    let failed = total - ok;
     let status = if total == 0 {
         // Nothing to do is not a failure of the job.
         JobStatus::Completed
     } else {
         JobStatus::from_counts(ok, failed, 0)
     };
-    let size_gib: i64 = items
+    let size_gib: i64 = summary
         .iter()
-        .filter(|i| i.status == "Completed")
-        .map(|i| i.size_gib)
+        .filter(|s| s.status == "Completed")
+        .map(|s| s.size_gib)
         .sum();
     let end = chrono::Utc::now().timestamp();
-    let first_error = items.iter().find_map(|i| i.error.clone());
+    let first_error = held.iter().find_map(|i| i.error.clone());
     log(&format!(
         "Job [{number}] {status}: {ok} of {total} item(s) done, {size_gib} GiB, {failed} with errors"
     ));
@@ -478,11 +535,19 @@ fn finish(
                 job_type.as_str()
             ),
         )?;
-        for i in items.iter().filter(|i| i.error.is_some()) {
+        for i in held.iter().filter(|i| i.error.is_some()) {
             l.event(number, "Error", i.error.as_deref().unwrap_or_default())?;
         }
         l.finish_job(lock, status, size_gib, first_error.as_deref())?;
     }
+    let items = match &req.ledger {
+        Some(ledger) => Items::InLedger {
+            ledger: ledger.clone(),
+            job: number,
+            problems: held,
+        },
+        None => Items::Held(held),
+    };
     Ok(Report {
         job: number,
         job_type,
@@ -492,7 +557,7 @@ fn finish(
         start,
         end,
         size_gib,
-        summary: summarize(&items, &counted),
+        summary,
         items,
     })
 }

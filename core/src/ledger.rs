@@ -231,11 +231,29 @@ impl Ledger {
     /// # Errors
     /// When the directory or database cannot be opened.
     pub fn open(dir: &Path) -> Result<Ledger, LedgerError> {
-        let io = |source| LedgerError::Io {
+        std::fs::create_dir_all(dir.join("jobs")).map_err(|source| LedgerError::Io {
             path: dir.to_path_buf(),
             source,
-        };
-        std::fs::create_dir_all(dir.join("jobs")).map_err(io)?;
+        })?;
+        // Processes opening a new ledger at the same moment may be told
+        // "database is locked" at once, without the busy timeout (switching
+        // it to WAL): such an open is tried again.
+        let mut tries = 0;
+        loop {
+            match Ledger::open_once(dir) {
+                Err(LedgerError::Sql {
+                    source: rusqlite::Error::SqliteFailure(e, _),
+                    ..
+                }) if e.code == rusqlite::ErrorCode::DatabaseBusy && tries < 50 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn open_once(dir: &Path) -> Result<Ledger, LedgerError> {
         let path = dir.join("ledger.db");
         let sql = |source| LedgerError::Sql {
             path: path.clone(),
@@ -478,16 +496,33 @@ impl Ledger {
             .map_err(self.sql())
     }
 
+    /// The job's items in the order they were recorded. A point recorded
+    /// more than once (a prune's passes: failed, then deleted by a later
+    /// pass) is given once, at its last outcome.
     pub fn items(&self, job: u64) -> Result<Vec<Item>, LedgerError> {
+        let mut out = Vec::new();
+        self.each_item(job, |i| {
+            out.push(i);
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// [`Ledger::items`] one at a time, without holding them all; `f`
+    /// returns false to stop.
+    pub fn each_item(&self, job: u64, mut f: impl FnMut(Item) -> bool) -> Result<(), LedgerError> {
         let mut stmt = self
             .conn
             .prepare(
                 "SELECT tenant, account, region, kind, source_id, status, created, size_gib, error, detail \
-                 FROM items WHERE job = ?1 ORDER BY rowid",
+                 FROM items WHERE job = ?1 AND rowid IN \
+                 (SELECT MAX(rowid) FROM items WHERE job = ?1 GROUP BY tenant, region, kind, source_id) \
+                 ORDER BY rowid",
             )
             .map_err(self.sql())?;
-        let rows = stmt
-            .query_map(params![job as i64], |r| {
+        let mut rows = stmt.query(params![job as i64]).map_err(self.sql())?;
+        while let Some(r) = rows.next().map_err(self.sql())? {
+            let item = (|| -> rusqlite::Result<Item> {
                 Ok(Item {
                     tenant: r.get(0)?,
                     account: r.get(1)?,
@@ -500,11 +535,13 @@ impl Ledger {
                     error: r.get(8)?,
                     detail: serde_json::from_str(&r.get::<_, String>(9)?).unwrap_or_default(),
                 })
-            })
-            .map_err(self.sql())?
-            .collect::<Result<Vec<_>, _>>()
+            })()
             .map_err(self.sql())?;
-        Ok(rows)
+            if !f(item) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     pub fn events(&self, job: u64) -> Result<Vec<Event>, LedgerError> {
@@ -597,6 +634,42 @@ mod tests {
         all.sort_unstable();
         all.dedup();
         assert_eq!(all.len(), n);
+    }
+
+    #[test]
+    fn a_point_recorded_twice_is_read_once_at_its_last_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open(dir.path()).unwrap();
+        let (j, _lock) = l.start_job(JobType::DataAging, "p", &[]).unwrap();
+        let (other, _other_lock) = l.start_job(JobType::DataAging, "p", &[]).unwrap();
+        let item = |source: &str, status: &str| Item {
+            tenant: "alpha".into(),
+            account: "222222222222".into(),
+            region: "us-east-1".into(),
+            kind: "snapshot-set".into(),
+            source_id: source.into(),
+            status: status.into(),
+            created: vec![],
+            size_gib: 8,
+            error: None,
+            detail: serde_json::Value::Null,
+        };
+        l.add_item(j.id, &item("a", "Failed")).unwrap();
+        l.add_item(j.id, &item("b", "Deleted")).unwrap();
+        l.add_item(other.id, &item("a", "Failed")).unwrap();
+        l.add_item(j.id, &item("a", "Deleted")).unwrap();
+        assert_eq!(
+            l.items(j.id).unwrap(),
+            vec![item("b", "Deleted"), item("a", "Deleted")]
+        );
+        assert_eq!(l.items(other.id).unwrap(), vec![item("a", "Failed")]);
+        let mut first = Vec::new();
+        l.each_item(j.id, |i| {
+            first.push(i);
+            false
+        })
+        .unwrap();
+        assert_eq!(first, vec![item("b", "Deleted")]);
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! attempt paced by [`crate::pace::Pacer`] (SDK retries off, as for creates):
 //! the DeleteSnapshot bucket (5 per second) is what bounds a large prune.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
@@ -171,10 +172,9 @@ pub async fn prune_tenant(
     now: DateTime<Utc>,
     dry_run: bool,
     beside: Option<watch::Receiver<Beside>>,
-) -> Vec<Item> {
+) {
     let plan = job.plan;
     let tenant = &session.tenant.name;
-    let mut items = Vec::new();
     // Which sources still exist: a point of a live source keeps its newest.
     let mut sources = BTreeSet::new();
     let mut sources_known = true;
@@ -209,7 +209,7 @@ pub async fn prune_tenant(
                 job.log(&format!(
                     "Cannot tell which sources exist in [{tenant}/{r}]; pruning nothing there: {e}"
                 ));
-                items.push(Item::failed(
+                job.record(&Item::failed(
                     &session.tenant.name,
                     account,
                     r,
@@ -223,7 +223,7 @@ pub async fn prune_tenant(
     if !sources_known {
         // Without knowing which sources are alive, the newest-point protection
         // cannot be applied: prune nothing rather than risk the last copy.
-        return items;
+        return;
     }
     let mut regions: Vec<String> = source_regions.to_vec();
     for c in &plan.copies {
@@ -231,6 +231,9 @@ pub async fn prune_tenant(
             regions.push(c.region.clone());
         }
     }
+    // The points this run deleted: a later pass that still lists one (an RDS
+    // snapshot stays listed while AWS deletes it) leaves it alone.
+    let deleted = Mutex::new(HashSet::new());
     let pass = |copying| {
         prune_pass(
             job,
@@ -239,32 +242,33 @@ pub async fn prune_tenant(
             &regions,
             source_regions,
             &sources,
+            &deleted,
             now,
             dry_run,
             copying,
         )
     };
     // The points a pass keeps are counted for the last pass only: an earlier
-    // pass's are decided again by the next one.
-    let last = |items: &mut Vec<Item>, (later, kept): (Vec<Item>, Kept)| {
-        merge(items, later);
+    // pass's are decided again by the next one. Every pass records what it
+    // deletes or fails to; a later outcome of the same point replaces an
+    // earlier one in the report (see `Outcomes`).
+    let last = |kept: Kept| {
         for (region, (n, gib)) in kept {
             job.count(tenant, &region, "Kept", n, gib);
         }
     };
     let Some(mut beside) = beside else {
-        last(&mut items, pass(false).await);
-        return items;
+        last(pass(false).await);
+        return;
     };
     loop {
         let stage = *beside.borrow_and_update();
         let copying = stage < Beside::Ended && !plan.copies.is_empty();
-        let (later, kept) = pass(copying).await;
+        let kept = pass(copying).await;
         if stage == Beside::Ended {
-            last(&mut items, (later, kept));
-            return items;
+            last(kept);
+            return;
         }
-        merge(&mut items, later);
         job.log(&format!(
             "Prune of [{tenant}] waits for the {} job to end, then looks again",
             if stage == Beside::Backup {
@@ -275,29 +279,14 @@ pub async fn prune_tenant(
         ));
         // An error means the sender is gone: the jobs beside have ended.
         if beside.wait_for(|s| *s > stage).await.is_err() {
-            last(&mut items, pass(false).await);
-            return items;
+            last(pass(false).await);
+            return;
         }
     }
 }
 
 /// Points a pass kept, per region: (count, GiB). Only a dry run itemizes them.
 type Kept = BTreeMap<String, (usize, i64)>;
-
-/// Adds a later pass's items: a point (or region) already reported takes the
-/// later pass's outcome, so a point that failed once and was deleted by a
-/// later pass is reported once, as deleted.
-fn merge(items: &mut Vec<Item>, later: Vec<Item>) {
-    let key = |i: &Item| (i.region.clone(), i.kind.clone(), i.source_id.clone());
-    let at: std::collections::HashMap<_, usize> =
-        items.iter().enumerate().map(|(n, i)| (key(i), n)).collect();
-    for item in later {
-        match at.get(&key(&item)) {
-            Some(&n) => items[n] = item,
-            None => items.push(item),
-        }
-    }
-}
 
 /// The region of the source a point protects: its own for an original, the
 /// one in `_GX_COPY_OF_` (`region/id`) for a copy.
@@ -319,13 +308,13 @@ async fn prune_pass(
     regions: &[String],
     source_regions: &[String],
     sources: &BTreeSet<String>,
+    deleted: &Mutex<HashSet<u64>>,
     now: DateTime<Utc>,
     dry_run: bool,
     copying: bool,
-) -> (Vec<Item>, Kept) {
+) -> Kept {
     let plan = job.plan;
     let tenant = &session.tenant.name;
-    let mut items = Vec::new();
     // Held from listing to decision (the semaphore is never closed).
     let listing = LISTING.acquire().await.ok();
     let listed = join_all(regions.iter().map(|region| {
@@ -351,7 +340,7 @@ async fn prune_pass(
                 job.log(&format!(
                     "Cannot list recovery points in [{tenant}/{region}]: {e}"
                 ));
-                items.push(Item::failed(
+                job.record(&Item::failed(
                     &session.tenant.name,
                     account,
                     region,
@@ -390,16 +379,20 @@ async fn prune_pass(
     // Only points whose source region is being pruned: with `--region R`, a
     // copy of another region's source is not decided (its source's liveness
     // was not looked up).
-    let in_scope: Vec<(&String, Vec<RecoveryPoint>)> = listed_ok
-        .into_iter()
-        .map(|(r, points)| {
-            let kept = points
-                .into_iter()
-                .filter(|p| source_regions.iter().any(|s| s == source_region(p)))
-                .collect();
-            (r, kept)
-        })
-        .collect();
+    let in_scope: Vec<(&String, Vec<RecoveryPoint>)> = {
+        let deleted = deleted.lock().unwrap_or_else(|p| p.into_inner());
+        listed_ok
+            .into_iter()
+            .map(|(r, points)| {
+                let kept = points
+                    .into_iter()
+                    .filter(|p| source_regions.iter().any(|s| s == source_region(p)))
+                    .filter(|p| !deleted.contains(&point_key(&p.region, &p.id())))
+                    .collect();
+                (r, kept)
+            })
+            .collect()
+    };
     // Decide every region while the listing is at hand; then only the points
     // to delete are kept (with only the tags the delete checks), while the
     // deletes wait for their buckets.
@@ -417,7 +410,7 @@ async fn prune_pass(
                 // A dry run lists every decision; a prune only counts the
                 // points it keeps (one item each would be most of a large
                 // fleet's report).
-                Verdict::Keep if dry_run => items.push(point_item(
+                Verdict::Keep if dry_run => job.record(&point_item(
                     session,
                     account,
                     &p,
@@ -436,15 +429,23 @@ async fn prune_pass(
         work.push(deletes);
     }
     drop(listing);
-    let per_region = join_all(work.into_iter().map(|deletes| {
+    join_all(work.into_iter().map(|deletes| {
         stream::iter(deletes)
-            .map(|(p, rule)| settle(job, session, account, p, rule, dry_run))
+            .map(|(p, rule)| settle(job, session, account, p, rule, dry_run, deleted))
             .buffer_unordered(DELETES_IN_FLIGHT)
-            .collect::<Vec<Item>>()
+            .collect::<()>()
     }))
     .await;
-    items.extend(per_region.into_iter().flatten());
-    (items, kept)
+    kept
+}
+
+/// A point's place in the set of points this run deleted: a hash of its
+/// region and id (8 bytes a point, not the strings).
+fn point_key(region: &str, id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (region, id).hash(&mut h);
+    h.finish()
 }
 
 /// Decides one region's points. A point `defer` names is kept for now.
@@ -498,7 +499,8 @@ fn decide_region(
     decided
 }
 
-/// Deletes (or, in a dry run, reports) one expired point; records what was done.
+/// Deletes (or, in a dry run, reports) one expired point; records what was
+/// done, and adds a deleted point to `deleted`.
 async fn settle(
     job: &Job<'_>,
     session: &TenantSession,
@@ -506,7 +508,8 @@ async fn settle(
     p: Decided,
     rule: String,
     dry_run: bool,
-) -> Item {
+    deleted: &Mutex<HashSet<u64>>,
+) {
     let tenant = &session.tenant.name;
     let region = &p.region;
     let item = if dry_run {
@@ -521,7 +524,13 @@ async fn settle(
             rule
         ));
         match delete_point(job, session, account, &p).await {
-            Ok(deleted) => point_item(session, account, &p, "Deleted", deleted, None, &rule),
+            Ok(ids) => {
+                deleted
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(point_key(&p.region, &p.id));
+                point_item(session, account, &p, "Deleted", ids, None, &rule)
+            }
             Err(e) => {
                 job.log(&format!("Delete of [{}] failed: {e}", p.id));
                 point_item(
@@ -537,7 +546,6 @@ async fn settle(
         }
     };
     job.record(&item);
-    item
 }
 
 fn point_item(
@@ -791,28 +799,5 @@ mod tests {
             ]),
             "p"
         ));
-    }
-
-    #[test]
-    fn a_later_pass_replaces_a_points_earlier_outcome() {
-        let item = |id: &str, status: &str| Item {
-            tenant: "t".into(),
-            account: "1".into(),
-            region: "r".into(),
-            kind: "snapshot-set".into(),
-            source_id: id.into(),
-            status: status.into(),
-            created: vec![],
-            size_gib: 1,
-            error: None,
-            detail: serde_json::Value::Null,
-        };
-        let mut items = vec![item("a", "Failed"), item("b", "Deleted")];
-        merge(&mut items, vec![item("a", "Deleted"), item("c", "Kept")]);
-        let got: Vec<(&str, &str)> = items
-            .iter()
-            .map(|i| (i.source_id.as_str(), i.status.as_str()))
-            .collect();
-        assert_eq!(got, [("a", "Deleted"), ("b", "Deleted"), ("c", "Kept")]);
     }
 }
