@@ -170,11 +170,23 @@ pub async fn run(global: &Global, args: BackupArgs) -> anyhow::Result<u8> {
         )
     })
     .await;
-    let mut reports = done.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
-    if let Some(pruned) = pruned {
-        reports.push(pruned?);
+    // A job that could not run (its ledger) does not hide the reports of
+    // those that did: they are printed, then the error is returned.
+    let mut reports = Vec::new();
+    let mut failed = None;
+    for r in done.into_iter().chain(pruned) {
+        match r {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
     }
-    print(global, &reports)
+    let code = print(global, &reports)?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(code),
+    }
 }
 
 pub async fn copy(global: &Global, args: CopyArgs) -> anyhow::Result<u8> {

@@ -405,3 +405,85 @@ async fn an_original_is_not_pruned_while_its_copy_is_being_made() {
         assert!(!east.contains_key(id), "{id} kept after its copy completed");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_point_deleted_in_one_pass_and_still_listed_in_the_next_is_left_alone() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let p = emu.write_plan("nightly", &plan());
+    let region = REGIONS[0];
+    // Points of instances that no longer exist: the prune's first pass
+    // deletes them at once.
+    const N: usize = 3;
+    let expired = expired_points(&emu, region, N, &[]).await;
+    // The layer keeps a deleted snapshot listed for a while, as EC2's
+    // eventually consistent describes may (and as RDS lists a snapshot it
+    // is deleting); a second delete is answered InvalidSnapshot.NotFound.
+    emu.config(json!({"linger_deleted_seconds": 600}));
+    emu.control(
+        "POST",
+        "/_harness/hold",
+        Some(json!({"account": ALPHA, "region": region, "kinds": ["snapshot"]})),
+    );
+    let run = std::thread::scope(|s| {
+        let run = s.spawn(|| {
+            emu.run(&[
+                "backup",
+                "--plan",
+                p.to_str().unwrap(),
+                "--region",
+                region,
+                "--prune",
+                "-o",
+                "json",
+                "--poll-interval",
+                "0.2",
+            ])
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut first_pass_done = false;
+        while !first_pass_done && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            first_pass_done = emu
+                .log_file("vsbkp.log")
+                .contains("Prune of [alpha] waits for the backup job to end");
+        }
+        emu.control("POST", "/_harness/release", Some(json!({"all": true})));
+        assert!(first_pass_done, "the prune did not wait for the backup job");
+        run.join().unwrap()
+    });
+    assert_eq!(run.code, 0, "{run}");
+    let reports = run.json();
+    let prune = &reports[1];
+    assert_eq!(prune["job_type"], "Data Aging", "{reports}");
+    // The second pass still listed the deleted points; it neither deleted
+    // them again nor counted them twice.
+    let listed = emu.snapshots("alpha", region).await;
+    assert!(
+        expired.iter().all(|id| listed.contains_key(id)),
+        "the layer no longer lists the deleted points, so this test shows nothing"
+    );
+    let deletes: u64 = emu
+        .calls()
+        .iter()
+        .filter(|c| c.0 == ALPHA && c.1 == region && c.2 == "DeleteSnapshot")
+        .map(|c| c.4)
+        .sum();
+    assert_eq!(deletes, N as u64, "{prune}");
+    let deleted: u64 = prune["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["status"] == "Deleted" && s["region"] == region)
+        .map(|s| s["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(deleted, N as u64, "{prune}");
+    let items: BTreeSet<&str> = prune["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["status"] == "Deleted")
+        .map(|i| i["source_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(items.len(), N, "{prune}");
+}

@@ -812,6 +812,38 @@ def _() -> None:
     assert H("GET", "/_harness/config")["enforce_tag_conditions"] is False
 
 
+@check("linger_deleted_seconds: a deleted snapshot stays listed (RDS: deleting); deleting it again gets AWS's error")
+def _() -> None:
+    import botocore.exceptions
+
+    creds = alpha_creds()
+    ec2, rds = client("ec2", creds), client("rds", creds)
+    sid = ec2.create_snapshot(VolumeId=first_data_volume("alpha"))["SnapshotId"]
+    rds.create_db_snapshot(DBInstanceIdentifier="alpha-pg", DBSnapshotIdentifier="linger-test-db")
+    assert H("POST", "/_harness/config", {"linger_deleted_seconds": 1.5})["linger_deleted_seconds"] == 1.5
+    try:
+        ec2.delete_snapshot(SnapshotId=sid)
+        gone = rds.delete_db_snapshot(DBSnapshotIdentifier="linger-test-db")["DBSnapshot"]
+        assert gone["Status"] == "deleting", gone
+        assert [s["SnapshotId"] for s in ec2.describe_snapshots(SnapshotIds=[sid])["Snapshots"]] == [sid]
+        listed = rds.describe_db_snapshots(DBSnapshotIdentifier="linger-test-db")["DBSnapshots"]
+        assert [s["Status"] for s in listed] == ["deleting"], listed
+        for call, code in ((lambda: ec2.delete_snapshot(SnapshotId=sid), "InvalidSnapshot.NotFound"),
+                           (lambda: rds.delete_db_snapshot(DBSnapshotIdentifier="linger-test-db"), "InvalidDBSnapshotState")):
+            try:
+                call()
+                raise AssertionError(f"second delete accepted, expected {code}")
+            except botocore.exceptions.ClientError as e:
+                assert e.response["Error"]["Code"] == code, e.response
+        time.sleep(1.6)
+        assert sid not in {s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+        assert "linger-test-db" not in {s["DBSnapshotIdentifier"] for s in rds.describe_db_snapshots()["DBSnapshots"]}
+    finally:
+        H("POST", "/_harness/config", {"linger_deleted_seconds": 0})
+    status, payload = harness("POST", "/_harness/config", {"linger_deleted_seconds": -1})
+    assert status == 400, payload
+
+
 # --- runner ------------------------------------------------------------------
 
 
@@ -832,6 +864,7 @@ def start_server(tmp: str) -> float:
     CTX.endpoint = f"http://127.0.0.1:{port}"
     H("GET", "/_harness/health")
     return time.time() - t0
+
 
 
 def main() -> int:

@@ -144,6 +144,10 @@ class State:
             self.token_buckets = False
             self.bucket_scale = 1.0
             self.latency_ms = 0.0
+            # Deleted snapshots stay listed this long (see install_model_hooks)
+            self.linger_seconds = 0.0
+            # (kind, account, region, id) -> (moto's dict, id, monotonic deadline)
+            self.lingering: dict[tuple[str, str, str, str], tuple[dict[str, Any], str, float]] = {}
         with self.bucket_lock:
             # (account, region, bucket) -> [tokens, monotonic time of last refill]
             self.buckets: dict[tuple[str, str, str], list[float]] = {}
@@ -343,6 +347,15 @@ def reapply_holds() -> None:
             apply_pending(kind, rec["obj"])
 
 
+def expire_lingering() -> None:
+    """Drops the lingering snapshots whose time is up (called under STATE.lock)."""
+    now = time.monotonic()
+    for key, (container, ident, until) in list(STATE.lingering.items()):
+        if until <= now:
+            container.pop(ident, None)
+            del STATE.lingering[key]
+
+
 def install_model_hooks() -> None:
     # moto bug: DescribeInstances filter "availability-zone" compares against the
     # Placement object, so it never matches.  Compare the zone name instead.
@@ -388,6 +401,49 @@ def install_model_hooks() -> None:
 
     for cls in (ec2_ebs.Snapshot, ec2_amis.Ami, rds_models.DBSnapshot, rds_models.DBClusterSnapshot):
         wrap_init(cls)
+
+    # Deletes that linger (config `linger_deleted_seconds`, off by default).
+    # AWS lists a deleted RDS snapshot as "deleting" for a while, and EC2's
+    # eventually consistent describes may still list a just-deleted EBS
+    # snapshot; moto forgets both at once. With a linger set, a deleted
+    # snapshot stays listed that long (RDS: status "deleting"), and deleting
+    # it again gets AWS's answer: InvalidSnapshot.NotFound for EBS,
+    # InvalidDBSnapshotState / InvalidDBClusterSnapshotStateFault for RDS.
+    def lingering(kind: str, container_of: Any, again: Any) -> Any:
+        def wrap(orig: Any) -> Any:
+            def delete(self: Any, ident: str, *a: Any, **kw: Any) -> Any:
+                key = (kind, self.account_id, self.region_name, ident)
+                if key in STATE.lingering:
+                    raise again(ident)
+                obj = orig(self, ident, *a, **kw)
+                if STATE.linger_seconds > 0:
+                    container = container_of(self)
+                    container[ident] = obj
+                    if kind != "snapshot":
+                        obj.status = "deleting"
+                    STATE.lingering[key] = (container, ident, time.monotonic() + STATE.linger_seconds)
+                return obj
+
+            return delete
+
+        return wrap
+
+    from moto.ec2.exceptions import InvalidSnapshotIdError
+    from moto.rds.exceptions import RDSClientError
+
+    ec2_ebs.EBSBackend.delete_snapshot = lingering(  # type: ignore[method-assign]
+        "snapshot", lambda b: b.snapshots, lambda _i: InvalidSnapshotIdError()
+    )(ec2_ebs.EBSBackend.delete_snapshot)
+    rds_models.RDSBackend.delete_db_snapshot = lingering(  # type: ignore[method-assign]
+        "db-snapshot",
+        lambda b: b.database_snapshots,
+        lambda i: RDSClientError("InvalidDBSnapshotState", f"Cannot delete the snapshot {i} because it is in the deleting state."),
+    )(rds_models.RDSBackend.delete_db_snapshot)
+    rds_models.RDSBackend.delete_db_cluster_snapshot = lingering(  # type: ignore[method-assign]
+        "db-cluster-snapshot",
+        lambda b: b.cluster_snapshots,
+        lambda i: RDSClientError("InvalidDBClusterSnapshotStateFault", f"Cannot delete the cluster snapshot {i} because it is in the deleting state."),
+    )(rds_models.RDSBackend.delete_db_cluster_snapshot)
 
     # The one AMI from amis.json is loaded into every region; moto also makes a
     # placeholder snapshot for it, which would show up in every DescribeSnapshots
@@ -972,6 +1028,8 @@ class Layer:
         t_wait = time.perf_counter()
         with STATE.lock:
             t_in = time.perf_counter()
+            if STATE.lingering:
+                expire_lingering()
             reapply_holds()
             result = self.moto_app(environ, capture)
             try:
@@ -1074,6 +1132,7 @@ def _config_view() -> dict[str, Any]:
         "token_buckets": STATE.token_buckets,
         "bucket_scale": STATE.bucket_scale,
         "latency_ms": STATE.latency_ms,
+        "linger_deleted_seconds": STATE.linger_seconds,
     }
 
 
@@ -1129,6 +1188,11 @@ def dispatch(method: str, route: str, environ: dict[str, Any]) -> tuple[int, Any
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
                     raise BadRequest("latency_ms must be a number >= 0")
                 STATE.latency_ms = float(v)
+            if "linger_deleted_seconds" in body:
+                v = body["linger_deleted_seconds"]
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                    raise BadRequest("linger_deleted_seconds must be a number >= 0")
+                STATE.linger_seconds = float(v)
             if "token_buckets" in body:
                 if not isinstance(body["token_buckets"], bool):
                     raise BadRequest("token_buckets must be true or false")
