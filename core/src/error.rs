@@ -65,22 +65,3 @@ impl Site<'_> {
         }
     }
 }
-
-/// Codes that mean "AWS is busy, try again later", never a reason to give up on
-/// a resource.
-pub fn is_retryable_later(code: &str) -> bool {
-    matches!(
-        code,
-        "RequestLimitExceeded"
-            | "Throttling"
-            | "ThrottlingException"
-            | "SnapshotCreationPerVolumeRateExceeded"
-            | "ConcurrentSnapshotLimitExceeded"
-            | "ResourceLimitExceeded"
-            | "InternalError"
-            | "InternalFailure"
-            | "ServiceUnavailable"
-            | "Unavailable"
-            | "NetworkError"
-    )
-}

@@ -49,6 +49,17 @@ pub fn classify(code: &str) -> Class {
     }
 }
 
+/// [`classify`] for one action. EC2 answers `ResourceLimitExceeded` to a copy
+/// when too many copies are in flight in the destination region (AWS's
+/// limit is 20, and other tools' copies count too): that passes, so a copy
+/// waits and tries again. For any other call it is a quota, and fatal.
+pub fn classify_call(action: &str, code: &str) -> Class {
+    match (action, code) {
+        ("CopySnapshot" | "CopyImage", "ResourceLimitExceeded") => Class::Throttled,
+        _ => classify(code),
+    }
+}
+
 /// Full-jitter exponential backoff for attempt `n` (0-based).
 pub fn backoff(n: u32) -> Duration {
     let cap = BASE_BACKOFF
@@ -84,7 +95,7 @@ where
             Ok(v) => return (Ok(v), Attempts { retries: n }),
             Err(e) => e,
         };
-        match classify(&err.code) {
+        match classify_call(&err.action, &err.code) {
             Class::Fatal => return (Err(err), Attempts { retries: n }),
             Class::Ambiguous => {
                 if let Ok(Some(v)) = exists().await {
@@ -117,6 +128,26 @@ mod tests {
             code: code.into(),
             message: String::new(),
         }
+    }
+
+    #[test]
+    fn too_many_copies_in_flight_is_waited_out_but_a_quota_is_not() {
+        assert_eq!(
+            classify_call("CopySnapshot", "ResourceLimitExceeded"),
+            Class::Throttled
+        );
+        assert_eq!(
+            classify_call("CopyImage", "ResourceLimitExceeded"),
+            Class::Throttled
+        );
+        assert_eq!(
+            classify_call("CreateSnapshots", "ResourceLimitExceeded"),
+            Class::Fatal
+        );
+        assert_eq!(
+            classify_call("CopySnapshot", "InvalidParameterValue"),
+            Class::Fatal
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -209,6 +209,36 @@ async fn a_failed_copy_leaves_the_source_and_the_next_run_makes_it() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_copy_refused_for_too_many_copies_in_flight_waits_and_is_made() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    // Other tools' copies fill the destination's 20: AWS refuses the next
+    // ones with ResourceLimitExceeded until some finish.
+    emu.fault(
+        json!({"action": "CopySnapshot", "account": ALPHA, "region": "us-west-2",
+        "code": "ResourceLimitExceeded", "status": 400, "count": 3,
+        "message": "Too many snapshot copies in progress."}),
+    );
+    let p = emu.write_plan("nightly", &plan("snapshot-set", "days = 7", "days = 30"));
+    let reports = backup(&emu, &p);
+    assert_eq!(reports[1]["status"], "Completed", "{}", reports[1]);
+    let injected: u64 = emu.control("GET", "/_harness/faults", None)["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["injected"].as_u64().unwrap())
+        .sum();
+    assert_eq!(injected, 3, "the refusals were not exercised");
+    let made = emu
+        .snapshots("alpha", "us-west-2")
+        .await
+        .values()
+        .filter(|t| t.contains_key("_GX_COPY_OF_"))
+        .count();
+    assert_eq!(made, 4, "every part of both sets was copied, once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn prune_deletes_expired_points_by_each_region_rule_and_spares_the_rest() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
