@@ -348,7 +348,7 @@ async fn copy_into(
     tasks: Vec<Task>,
 ) {
     enum Event {
-        Started(Box<Task>, Result<Vec<(String, String)>, AwsError>),
+        Started(Box<Task>, Result<Vec<(String, String)>, NotStarted>),
         Poll,
     }
     let tenant = &session.tenant.name;
@@ -429,17 +429,30 @@ async fn copy_into(
                         started: Instant::now(),
                         unseen: 0,
                     }),
-                    Err(e) => {
+                    Err(NotStarted { error, made }) => {
+                        // Parts of a set started before another part failed
+                        // are listed, so that the report shows all AWS has.
+                        let parts = if made.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                "; parts copied all the same (the next run copies only the rest): {}",
+                                made.iter()
+                                    .map(|(s, c)| format!("{s} -> {c}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        };
                         let item = task_item(
                             session,
                             account,
                             &task,
                             "Failed",
-                            vec![],
-                            Some(e.to_string()),
+                            made.into_iter().map(|(_, c)| c).collect(),
+                            Some(format!("{error}{parts}")),
                         );
                         job.log(&format!(
-                            "Copy of [{}] to [{dest}] failed; the source is intact: {e}",
+                            "Copy of [{}] to [{dest}] failed; the source is intact: {error}{parts}",
                             item.source_id
                         ));
                         job.record(&item);
@@ -830,6 +843,23 @@ async fn describe_rds_copies(
         .collect())
 }
 
+/// A copy that could not be started whole: why, and the parts of a snapshot
+/// set that were started all the same (source part, copy id). Those stay in
+/// AWS, tagged as copies; the next run copies only the missing parts.
+struct NotStarted {
+    error: AwsError,
+    made: Vec<(String, String)>,
+}
+
+impl From<AwsError> for NotStarted {
+    fn from(error: AwsError) -> NotStarted {
+        NotStarted {
+            error,
+            made: Vec::new(),
+        }
+    }
+}
+
 /// Starts the copies of one task's missing parts. Returns (source part, copy id) pairs.
 async fn start_copy(
     job: &Job<'_>,
@@ -837,7 +867,7 @@ async fn start_copy(
     account: &str,
     task: &Task,
     deadline: Instant,
-) -> Result<Vec<(String, String)>, AwsError> {
+) -> Result<Vec<(String, String)>, NotStarted> {
     let dest = task.dest.as_str();
     let src = task.point.region.as_str();
     let site = Site {
@@ -959,8 +989,17 @@ async fn start_copy(
                 }
             }))
             .await;
+            let mut failed = None;
             for r in started {
-                made.push(r?);
+                match r {
+                    Ok(part) => made.push(part),
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                    }
+                }
+            }
+            if let Some(error) = failed {
+                return Err(NotStarted { error, made });
             }
         }
         PointKind::Ami => {

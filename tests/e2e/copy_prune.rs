@@ -1,6 +1,6 @@
 //! Snap Copy and Data Aging, checked through the emulator's API as the tenant.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
@@ -236,6 +236,62 @@ async fn a_copy_refused_for_too_many_copies_in_flight_waits_and_is_made() {
         .filter(|t| t.contains_key("_GX_COPY_OF_"))
         .count();
     assert_eq!(made, 4, "every part of both sets was copied, once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_set_copied_in_part_reports_the_part_and_the_next_run_copies_only_the_rest() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    // One CopySnapshot is refused for good: one part of one snapshot set.
+    emu.fault(
+        json!({"action": "CopySnapshot", "account": ALPHA, "region": "us-west-2",
+        "code": "InvalidParameterValue", "status": 400, "count": 1}),
+    );
+    let p = emu.write_plan("nightly", &plan("snapshot-set", "days = 7", "days = 30"));
+    let reports = backup(&emu, &p);
+    let failed: Vec<&Value> = reports[1]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["status"] == "Failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{}", reports[1]);
+    // The part copied all the same is in the report, and in AWS.
+    let created: Vec<String> = failed[0]["created"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(created.len(), 1, "{}", failed[0]);
+    let west = emu.snapshots("alpha", "us-west-2").await;
+    assert!(west.contains_key(&created[0]), "{created:?} not in AWS");
+    assert!(failed[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("parts copied all the same"));
+
+    let run = emu.run(&[
+        "copy",
+        "--plan",
+        p.to_str().unwrap(),
+        "-o",
+        "json",
+        "--poll-interval",
+        "0.2",
+    ]);
+    assert_eq!(run.code, 0, "{run}");
+    // Each source snapshot has exactly one copy: the part made in the first
+    // run was not made again.
+    let copies: Vec<String> = emu
+        .snapshots("alpha", "us-west-2")
+        .await
+        .values()
+        .filter_map(|t| t.get("_GX_COPY_OF_").cloned())
+        .collect();
+    let unique: BTreeSet<&String> = copies.iter().collect();
+    assert_eq!(copies.len(), 4, "{copies:?}");
+    assert_eq!(unique.len(), 4, "a part was copied twice: {copies:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
