@@ -263,6 +263,81 @@ pub async fn discover_region(
     Ok(inv)
 }
 
+/// The ids of a region's sources that still exist: instances that are not
+/// terminated or shutting down, DB instances and Aurora clusters. It is all
+/// the prune needs to keep the newest point of a live source, and lighter
+/// than [`discover_region`]: AWS answers only live instances, and there is no
+/// DescribeVolumes or DescribeAvailabilityZones.
+pub async fn live_sources(
+    session: &TenantSession,
+    account: &str,
+    region: &str,
+    logs: &Logs,
+) -> Result<BTreeSet<String>, AwsError> {
+    // The semaphore is never closed.
+    let _slot = DISCOVERING.acquire().await.ok();
+    let tenant = &session.tenant.name;
+    let site = Site { tenant, region };
+    let mut live = BTreeSet::new();
+    let ec2 = session.ec2(region);
+    let mut pages = ec2
+        .describe_instances()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("instance-state-name")
+                .set_values(Some(
+                    ["pending", "running", "stopping", "stopped"]
+                        .map(String::from)
+                        .to_vec(),
+                ))
+                .build(),
+        )
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| site.err("DescribeInstances", None, e.into_service_error()))?;
+        for r in page.reservations() {
+            live.extend(
+                r.instances()
+                    .iter()
+                    .filter_map(|i| i.instance_id().map(str::to_string)),
+            );
+        }
+    }
+    let instances = live.len();
+    let rds = session.rds(region);
+    let mut pages = rds.describe_db_instances().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page =
+            page.map_err(|e| site.err("DescribeDBInstances", None, e.into_service_error()))?;
+        live.extend(
+            page.db_instances()
+                .iter()
+                .filter_map(|d| d.db_instance_identifier().map(str::to_string)),
+        );
+    }
+    let mut pages = rds.describe_db_clusters().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page =
+            page.map_err(|e| site.err("DescribeDBClusters", None, e.into_service_error()))?;
+        live.extend(
+            page.db_clusters()
+                .iter()
+                .filter_map(|c| c.db_cluster_identifier().map(str::to_string)),
+        );
+    }
+    logs.write(
+        LogFile::Discovery,
+        session.job,
+        "CAmazonDiscovery::LiveSources",
+        &format!(
+            "Tenant [{tenant}] account [{account}] region [{region}]: {instances} live instances, {} DB instances and clusters",
+            live.len() - instances
+        ),
+    );
+    Ok(live)
+}
+
 async fn discover_instances(
     ec2: &aws_sdk_ec2::Client,
     site: &Site<'_>,

@@ -27,7 +27,7 @@ use crate::config::Retention;
 use crate::copy::{copy_keys_by_state, copy_keys_of};
 
 use crate::credentials::TenantSession;
-use crate::discovery::{discover_region, Wanted};
+use crate::discovery::live_sources;
 use crate::error::{AwsError, Site};
 use crate::ledger::Item;
 use crate::pace::Bucket;
@@ -178,32 +178,15 @@ pub async fn prune_tenant(
     // Which sources still exist: a point of a live source keeps its newest.
     let mut sources = BTreeSet::new();
     let mut sources_known = true;
-    let found = join_all(source_regions.iter().map(|r| {
-        discover_region(
-            session,
-            account,
-            r,
-            Wanted {
-                ec2: true,
-                rds: true,
-                aurora: true,
-            },
-            job.logs,
-        )
-    }))
+    let found = join_all(
+        source_regions
+            .iter()
+            .map(|r| live_sources(session, account, r, job.logs)),
+    )
     .await;
     for (r, found) in source_regions.iter().zip(found) {
         match found {
-            Ok(inv) => {
-                sources.extend(
-                    inv.instances
-                        .iter()
-                        .filter(|i| !matches!(i.state.as_str(), "terminated" | "shutting-down"))
-                        .map(|i| i.id.clone()),
-                );
-                sources.extend(inv.db_instances.iter().map(|d| d.id.clone()));
-                sources.extend(inv.db_clusters.iter().map(|c| c.id.clone()));
-            }
+            Ok(live) => sources.extend(live),
             Err(e) => {
                 sources_known = false;
                 job.log(&format!(

@@ -487,3 +487,46 @@ async fn a_point_deleted_in_one_pass_and_still_listed_in_the_next_is_left_alone(
         .collect();
     assert_eq!(items.len(), N, "{prune}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_newest_point_of_a_terminated_instance_expires_and_that_of_a_live_one_stays() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let p = emu.write_plan("nightly", &plan());
+    let region = REGIONS[0];
+    let instances: Vec<String> = emu.tenant("alpha")["resources"][region]["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(2)
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect();
+    let (live, doomed) = (&instances[0], &instances[1]);
+    // One expired point each; each is its source's only, so its newest.
+    let points = expired_points(&emu, region, 2, &instances).await;
+    let ec2 = emu.ec2("alpha", region).await;
+    ec2.terminate_instances()
+        .instance_ids(doomed)
+        .send()
+        .await
+        .unwrap();
+    let source_of = |tags: &BTreeMap<String, String>| tags["_GX_SOURCE_"].clone();
+    let before = emu.snapshots("alpha", region).await;
+    assert_eq!(
+        points
+            .iter()
+            .map(|id| source_of(&before[id]))
+            .collect::<BTreeSet<_>>(),
+        instances.iter().cloned().collect::<BTreeSet<_>>()
+    );
+
+    let run = emu.run(&["prune", "--plan", p.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(run.code, 0, "{run}");
+    let after = emu.snapshots("alpha", region).await;
+    let left: Vec<String> = points
+        .iter()
+        .filter(|id| after.contains_key(*id))
+        .map(|id| source_of(&before[id]))
+        .collect();
+    assert_eq!(left, vec![live.clone()], "{}", run.json());
+}
