@@ -385,7 +385,9 @@ pub async fn list_region(
                 page.map_err(|e| site.err("DescribeDBSnapshots", None, e.into_service_error()))?;
             for s in page.db_snapshots() {
                 let t = rds_tags(s.tag_list(), kinds.all_tags);
-                if !keep(&t) {
+                // One AWS is deleting is no longer a recovery point (it stays
+                // listed for minutes, and refuses a second delete).
+                if !keep(&t) || s.status() == Some("deleting") {
                     continue;
                 }
                 let mut p = base(
@@ -417,7 +419,9 @@ pub async fn list_region(
             })?;
             for s in page.db_cluster_snapshots() {
                 let t = rds_tags(s.tag_list(), kinds.all_tags);
-                if !keep(&t) {
+                // One AWS is deleting is no longer a recovery point (it stays
+                // listed for minutes, and refuses a second delete).
+                if !keep(&t) || s.status() == Some("deleting") {
                     continue;
                 }
                 let mut p = base(

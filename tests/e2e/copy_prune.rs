@@ -295,6 +295,89 @@ async fn a_set_copied_in_part_reports_the_part_and_the_next_run_copies_only_the_
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_rds_snapshot_aws_is_deleting_is_no_longer_a_recovery_point() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let p = emu.write_plan("nightly", &plan("snapshot-set", "days = 7", "days = 30"));
+    backup(&emu, &p);
+    backup(&emu, &p);
+    // AWS lists an RDS snapshot it is deleting as "deleting" for minutes.
+    emu.config(json!({"linger_deleted_seconds": 600}));
+    let as_of = (chrono::Utc::now() + chrono::Duration::days(8)).to_rfc3339();
+    let prune = |emu: &Emulator, dry_run: bool| {
+        let mut args = vec![
+            "prune",
+            "--plan",
+            p.to_str().unwrap(),
+            "--as-of",
+            &as_of,
+            "-o",
+            "json",
+        ];
+        if dry_run {
+            args.push("--dry-run");
+        }
+        let run = emu.run(&args);
+        assert_eq!(run.code, 0, "{run}");
+        run.json()
+    };
+    let first = prune(&emu, false);
+    let deleted: Vec<String> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["status"] == "Deleted" && i["kind"] != "snapshot-set")
+        .map(|i| i["source_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        deleted.len(),
+        2,
+        "the first job's DB and cluster snapshots: {first}"
+    );
+    let rds = emu.rds("alpha", "us-east-1").await;
+    let deleting: Vec<String> = rds
+        .describe_db_snapshots()
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap()
+        .db_snapshots()
+        .iter()
+        .filter(|s| s.status() == Some("deleting"))
+        .filter_map(|s| s.db_snapshot_identifier().map(str::to_string))
+        .collect();
+    assert_eq!(
+        deleting.len(),
+        1,
+        "the layer lists the deleted DB snapshot as deleting"
+    );
+    assert!(deleted.contains(&deleting[0]));
+
+    // The next prune no longer sees them: not kept as "pending", not
+    // deleted again.
+    let dry = prune(&emu, true);
+    let seen: Vec<&Value> = dry["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["region"] == "us-east-1")
+        .filter(|i| deleted.iter().any(|d| i["source_id"] == d.as_str()))
+        .collect();
+    assert!(seen.is_empty(), "{seen:?}");
+    let second = prune(&emu, false);
+    assert_eq!(second["status"], "Completed", "{second}");
+    let rds_deletes: Vec<_> = emu
+        .calls()
+        .into_iter()
+        .filter(|c| c.2 == "DeleteDBSnapshot" || c.2 == "DeleteDBClusterSnapshot")
+        .collect();
+    assert!(
+        rds_deletes.iter().all(|c| c.3 == "ok" && c.4 == 1),
+        "{rds_deletes:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn prune_deletes_expired_points_by_each_region_rule_and_spares_the_rest() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
