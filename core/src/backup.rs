@@ -904,10 +904,20 @@ async fn poll(
         let mut pages = ec2
             .describe_snapshots()
             .owner_ids("self")
+            .max_results(crate::catalog::SNAPSHOTS_PER_PAGE)
             .filters(job_filter())
             .into_paginator()
             .send();
-        while let Some(page) = pages.next().await {
+        let mut first = true;
+        while let Some(page) = {
+            // The first page's token was taken above; each later page takes its own.
+            if !std::mem::take(&mut first) {
+                job.pacer
+                    .take(&work.account, &work.region, Bucket::Describe)
+                    .await;
+            }
+            pages.next().await
+        } {
             let page =
                 page.map_err(|e| site.err("DescribeSnapshots", None, e.into_service_error()))?;
             for s in page.snapshots() {

@@ -204,6 +204,10 @@ pub const CONTROL_TAGS: &[&str] = &[
 ];
 
 /// Lists the recovery points of `plan` (or of every plan) in one tenant × region.
+/// DescribeSnapshots page size (AWS allows 5–1000). Without one, AWS may
+/// answer a region's every snapshot at once: one answer of many megabytes.
+pub const SNAPSHOTS_PER_PAGE: i32 = 1000;
+
 pub async fn list_region(
     session: &TenantSession,
     account: &str,
@@ -241,18 +245,25 @@ pub async fn list_region(
         let ec2 = session.ec2(region);
         // Snapshots: everything tagged _GX_BACKUP_ (and the plan, when given).
         let mut snaps: Vec<(Snap, DateTime<Utc>)> = Vec::new();
-        pacer.take(account, region, Bucket::Describe).await;
-        let mut req = ec2.describe_snapshots().owner_ids("self").filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("tag-key")
-                .values(tags::BACKUP)
-                .build(),
-        );
+        let mut req = ec2
+            .describe_snapshots()
+            .owner_ids("self")
+            .max_results(SNAPSHOTS_PER_PAGE)
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("tag-key")
+                    .values(tags::BACKUP)
+                    .build(),
+            );
         if let Some(p) = plan {
             req = req.filters(tag_filter(tags::PLAN, p));
         }
         let mut pages = req.into_paginator().send();
-        while let Some(page) = pages.next().await {
+        // Every page is a call: each takes its token.
+        while let Some(page) = {
+            pacer.take(account, region, Bucket::Describe).await;
+            pages.next().await
+        } {
             let page =
                 page.map_err(|e| site.err("DescribeSnapshots", None, e.into_service_error()))?;
             for s in page.snapshots() {

@@ -530,3 +530,41 @@ async fn the_newest_point_of_a_terminated_instance_expires_and_that_of_a_live_on
         .collect();
     assert_eq!(left, vec![live.clone()], "{}", run.json());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_region_with_more_snapshots_than_a_page_is_listed_whole() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let p = emu.write_plan("nightly", &plan());
+    let region = REGIONS[0];
+    // More than one DescribeSnapshots page (1 000); the layer pages as AWS
+    // does (moto answers everything at once).
+    const N: usize = 1_003;
+    let made = expired_points(&emu, region, N, &[]).await;
+    emu.control("DELETE", "/_harness/calls", None);
+    let run = emu.run(&[
+        "list",
+        "--plan",
+        p.to_str().unwrap(),
+        "--region",
+        region,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(run.code, 0, "{run}");
+    let listed: BTreeSet<String> = run
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(listed, made);
+    let pages: u64 = emu
+        .calls()
+        .iter()
+        .filter(|c| c.0 == ALPHA && c.1 == region && c.2 == "DescribeSnapshots")
+        .map(|c| c.4)
+        .sum();
+    assert_eq!(pages, 2, "listed in pages of 1 000");
+}

@@ -844,6 +844,23 @@ def _() -> None:
     assert status == 400, payload
 
 
+@check("DescribeSnapshots pages by MaxResults / NextToken (moto answers everything at once)")
+def _() -> None:
+    creds = alpha_creds()
+    ec2 = client("ec2", creds, "us-west-2")
+    vol = tenant("alpha")["resources"]["us-west-2"]["instances"][0]["volumes"][0]["id"]
+    made = {ec2.create_snapshot(VolumeId=vol, TagSpecifications=[{"ResourceType": "snapshot", "Tags": [{"Key": "paging", "Value": "1"}]}])["SnapshotId"] for _ in range(7)}
+    flt = [{"Name": "tag:paging", "Values": ["1"]}]
+    first = ec2.describe_snapshots(OwnerIds=["self"], Filters=flt, MaxResults=5)
+    assert len(first["Snapshots"]) == 5 and first.get("NextToken"), first
+    rest = ec2.describe_snapshots(OwnerIds=["self"], Filters=flt, MaxResults=5, NextToken=first["NextToken"])
+    assert len(rest["Snapshots"]) == 2 and not rest.get("NextToken"), rest
+    assert {s["SnapshotId"] for s in first["Snapshots"] + rest["Snapshots"]} == made
+    assert len(ec2.describe_snapshots(OwnerIds=["self"], Filters=flt)["Snapshots"]) == 7
+    status, body = raw_query("ec2", "us-west-2", {"Action": "DescribeSnapshots", "Version": "2016-11-15", "MaxResults": "2"}, account=tenant("alpha")["account"])
+    assert status == 400 and b"InvalidParameterValue" in body, body[:300]
+
+
 # --- runner ------------------------------------------------------------------
 
 

@@ -428,6 +428,37 @@ def install_model_hooks() -> None:
 
         return wrap
 
+    # Paging of DescribeSnapshots (moto answers every snapshot at once and
+    # ignores MaxResults). As AWS: MaxResults 5..1000 and not with
+    # SnapshotIds; NextToken continues a listing in a stable (id) order.
+    from moto.core.responses import ActionResult
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.responses.elastic_block_store import ElasticBlockStore
+
+    orig_describe_snapshots = ElasticBlockStore.describe_snapshots
+
+    def describe_snapshots(self: Any) -> Any:
+        max_results = self._get_param("MaxResults")
+        if max_results is None:
+            return orig_describe_snapshots(self)
+        n = int(max_results)
+        if not 5 <= n <= 1000 or self._get_param("SnapshotIds", []):
+            raise EC2ClientError(
+                "InvalidParameterValue",
+                "MaxResults must be between 5 and 1000 and cannot be combined with SnapshotIds",
+            )
+        snaps = sorted(
+            self.ec2_backend.describe_snapshots(snapshot_ids=[], filters=self._filters_from_querystring()),
+            key=lambda x: x.id,
+        )
+        start = int(self._get_param("NextToken") or 0)
+        out: dict[str, Any] = {"Snapshots": snaps[start:start + n]}
+        if start + n < len(snaps):
+            out["NextToken"] = str(start + n)
+        return ActionResult(out)
+
+    ElasticBlockStore.describe_snapshots = describe_snapshots  # type: ignore[method-assign]
+
     from moto.ec2.exceptions import InvalidSnapshotIdError
     from moto.rds.exceptions import RDSClientError
 
