@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::backup::{no_sdk_retries_ec2, no_sdk_retries_rds, Job};
-use crate::catalog::{list_region, Kinds, PointKind, RecoveryPoint};
+use crate::catalog::{list_region, Kinds, PointKind, PointState, RecoveryPoint};
 use crate::config::Retention;
 use crate::copy::{copy_keys_by_state, copy_keys_of};
 
@@ -108,6 +108,7 @@ fn to_point(p: &RecoveryPoint, sources: &BTreeSet<String>) -> Point {
         created: p.created,
         tags: t,
         completed: p.completed(),
+        failed: p.state == PointState::Failed,
         source_exists: sources.contains(&p.source),
     }
 }

@@ -17,18 +17,25 @@
 //!    every rule below: they neither count nor protect.
 //! 2. **Hold → Keep.** `CV_Retain_Snap` with any value (even empty):
 //!    `CV_Retain_Snap hold`.
-//! 3. **Pending → Keep** (`pending`): not completed yet.
+//! 3. **Pending → Keep** (`pending`): not completed yet, and not failed.
 //! 4. **Empty retention → Keep** (`no retention rule set`): a rule with none
 //!    of `days`, `count`, `daily`, `weekly`, `monthly` deletes nothing.
-//! 5. **From the future → Keep** (`created after now`): a point created after
+//! 5. **Failed.** A point whose creation failed (an EBS snapshot in error,
+//!    a failed AMI or RDS snapshot) never completes. It is deleted once a
+//!    newer (or as new) point of its (source, region) has completed
+//!    (`failed, and a newer point of its source completed`), and kept until
+//!    then (`failed; kept until a newer point of its source completes`): what
+//!    did complete in it may be all there is of its source. It takes no rank
+//!    and protects nothing.
+//! 6. **From the future → Keep** (`created after now`): a point created after
 //!    `now` (clock skew, or an `--as-of` in the past).
-//! 6. **Keep rules.** A point is kept when *any* configured rule keeps it;
+//! 7. **Keep rules.** A point is kept when *any* configured rule keeps it;
 //!    the rule text lists every rule that does, joined by `"; "`.
-//! 7. **Last point of a live source.** Unless `allow_delete_last`, a point the
+//! 8. **Last point of a live source.** Unless `allow_delete_last`, a point the
 //!    rules would delete is kept when it is the newest completed point of its
 //!    (source, region) and the source still exists:
 //!    `newest completed point of a live source; otherwise expired: …`.
-//! 8. Otherwise **Delete**, `expired: …` listing, joined by `" and "`, why
+//! 9. Otherwise **Delete**, `expired: …` listing, joined by `" and "`, why
 //!    each configured rule did not keep it.
 //!
 //! ## Groups and ranking
@@ -92,8 +99,12 @@ pub struct Point {
     pub created: DateTime<Utc>,
     /// All its tags.
     pub tags: BTreeMap<String, String>,
-    /// False while pending / creating.
+    /// False while pending / creating, and when it failed.
     pub completed: bool,
+    /// Its creation failed (an EBS snapshot in error, a failed AMI or RDS
+    /// snapshot): it will never complete.
+    #[serde(default)]
+    pub failed: bool,
     /// The source resource still exists.
     pub source_exists: bool,
 }
@@ -224,11 +235,23 @@ fn judge(
     if is_held(p) {
         return keep(format!("{} hold", tags::RETAIN));
     }
-    if !p.completed {
+    if !p.completed && !p.failed {
         return keep("pending".into());
     }
     if rule.is_empty() {
         return keep("no retention rule set".into());
+    }
+    if p.failed {
+        // What did complete in it (a set's other volumes) may be all there
+        // is of its source until a newer point completes.
+        return match group.and_then(|g| g.newest) {
+            // As new will do: times have a second's resolution.
+            Some(newest) if newest >= p.created => (
+                Verdict::Delete,
+                "failed, and a newer point of its source completed".into(),
+            ),
+            _ => keep("failed; kept until a newer point of its source completes".into()),
+        };
     }
     if p.created > now {
         return keep("created after now".into());
@@ -449,6 +472,7 @@ mod tests {
             created: t(created),
             tags,
             completed: true,
+            failed: false,
             source_exists: true,
         }
     }
@@ -467,6 +491,11 @@ mod tests {
         }
         fn pending(mut self) -> Self {
             self.completed = false;
+            self
+        }
+        fn failed(mut self) -> Self {
+            self.completed = false;
+            self.failed = true;
             self
         }
         fn gone(mut self) -> Self {
@@ -746,6 +775,60 @@ mod tests {
                 vec![
                     ("p", K, "pending"),
                     ("x", D, "expired: age 20d >= 1d"),
+                ],
+            ),
+            case(
+                "a failed point goes once a newer point of its source completed",
+                days(7),
+                vec![
+                    pt("f", "i-a", "2026-11-25T12:00:00Z").failed(),
+                    pt("n", "i-a", "2026-11-26T12:00:00Z"),
+                    pt("g", "i-b", "2026-11-26T12:00:00Z").failed(),
+                ],
+                vec![
+                    ("f", D, "failed, and a newer point of its source completed"),
+                    ("n", K, "age 1d < 7d"),
+                    (
+                        "g",
+                        K,
+                        "failed; kept until a newer point of its source completes",
+                    ),
+                ],
+            ),
+            case(
+                "a failed point is not the newest of its source, nor held, nor under an empty rule",
+                days(7),
+                vec![
+                    pt("c", "i-a", "2026-11-10T12:00:00Z"),
+                    pt("f", "i-a", "2026-11-26T12:00:00Z").failed(),
+                    pt("h", "i-b", "2026-11-10T12:00:00Z").failed().held(),
+                    pt("n", "i-b", "2026-11-26T12:00:00Z"),
+                ],
+                vec![
+                    (
+                        "c",
+                        K,
+                        "newest completed point of a live source; otherwise expired: age 17d >= 7d",
+                    ),
+                    (
+                        "f",
+                        K,
+                        "failed; kept until a newer point of its source completes",
+                    ),
+                    ("h", K, "CV_Retain_Snap hold"),
+                    ("n", K, "age 1d < 7d"),
+                ],
+            ),
+            case(
+                "an empty rule keeps a failed point",
+                R0,
+                vec![
+                    pt("f", "i-a", "2026-11-10T12:00:00Z").failed(),
+                    pt("n", "i-a", "2026-11-26T12:00:00Z"),
+                ],
+                vec![
+                    ("f", K, "no retention rule set"),
+                    ("n", K, "no retention rule set"),
                 ],
             ),
             case(
@@ -1440,7 +1523,7 @@ mod tests {
     }
 
     prop_compose! {
-        /// (source, region, offset, has _GX_BACKUP_, plan: 0-1 ours / 2 other / 3 none, held, completed)
+        /// (source, region, offset, has _GX_BACKUP_, plan: 0-1 ours / 2 other / 3 none, held, completed, failed if not completed)
         fn raw_point()(
             source in 0..SOURCES.len(),
             region in 0..REGIONS.len(),
@@ -1450,8 +1533,9 @@ mod tests {
             plan in 0..4u8,
             held in prop::bool::weighted(0.15),
             completed in prop::bool::weighted(0.85),
-        ) -> (usize, usize, i64, bool, u8, bool, bool) {
-            (source, region, offset, backup, plan, held, completed)
+            failed in any::<bool>(),
+        ) -> (usize, usize, i64, bool, u8, bool, bool, bool) {
+            (source, region, offset, backup, plan, held, completed, failed && !completed)
         }
     }
 
@@ -1462,7 +1546,7 @@ mod tests {
         ) -> Vec<Point> {
             raw.into_iter()
                 .enumerate()
-                .map(|(i, (s, r, off, backup, plan, held, completed))| {
+                .map(|(i, (s, r, off, backup, plan, held, completed, failed))| {
                     let mut tags = BTreeMap::new();
                     if backup {
                         tags.insert(tags::BACKUP.to_string(), i.to_string());
@@ -1482,6 +1566,7 @@ mod tests {
                         created: base() + TimeDelta::seconds(off),
                         tags,
                         completed,
+                        failed,
                         source_exists: exists[s],
                     }
                 })
@@ -1573,8 +1658,21 @@ mod tests {
                 prop_assert!(p.tags.contains_key(tags::BACKUP), "untagged deleted: {:?}", d);
                 prop_assert_eq!(p.tags.get(tags::PLAN).map(String::as_str), Some(PLAN));
                 prop_assert!(!p.tags.contains_key(tags::RETAIN), "held deleted: {:?}", d);
-                prop_assert!(p.completed, "pending deleted: {:?}", d);
                 prop_assert!(!rule.is_empty(), "empty rule deleted: {:?}", d);
+                if p.failed {
+                    // Only once a newer point of its source completed.
+                    prop_assert!(d.rule.starts_with("failed"), "{:?}", d);
+                    prop_assert!(
+                        points.iter().any(|q| ours(q)
+                            && q.completed
+                            && q.source == p.source
+                            && q.region == p.region
+                            && q.created >= p.created),
+                        "failed point deleted with nothing newer: {:?}", d
+                    );
+                    continue;
+                }
+                prop_assert!(p.completed, "pending deleted: {:?}", d);
                 prop_assert!(p.created <= now, "future point deleted: {:?}", d);
                 prop_assert!(d.rule.starts_with("expired: "), "{:?}", d);
 

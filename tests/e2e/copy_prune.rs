@@ -1,6 +1,7 @@
 //! Snap Copy and Data Aging, checked through the emulator's API as the tenant.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -374,6 +375,82 @@ async fn an_rds_snapshot_aws_is_deleting_is_no_longer_a_recovery_point() {
     assert!(
         rds_deletes.iter().all(|c| c.3 == "ok" && c.4 == 1),
         "{rds_deletes:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_point_is_pruned_once_a_newer_point_of_its_source_completed() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let p = emu.write_plan("nightly", &ebs_plan());
+    let backup_no_copy = || {
+        let run = emu.run(&[
+            "backup",
+            "--plan",
+            p.to_str().unwrap(),
+            "--no-copy",
+            "-o",
+            "json",
+            "--poll-interval",
+            "0.2",
+        ]);
+        run.json()
+    };
+    // The first backup's snapshots end in AWS's error state.
+    emu.control(
+        "POST",
+        "/_harness/hold",
+        Some(json!({"account": ALPHA, "region": "us-east-1", "kinds": ["snapshot"]})),
+    );
+    let first = std::thread::scope(|s| {
+        let run = s.spawn(backup_no_copy);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline
+            && emu.control("GET", "/_harness/hold", None)["held"]
+                .as_array()
+                .unwrap()
+                .len()
+                < 4
+        {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        emu.control(
+            "POST",
+            "/_harness/release",
+            Some(json!({"all": true, "fail": true})),
+        );
+        run.join().unwrap()
+    });
+    let failed: Vec<String> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["status"] == "Failed")
+        .flat_map(|i| i["created"].as_array().unwrap().clone())
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(failed.len(), 4, "two sets of two snapshots failed: {first}");
+    let prune = || {
+        let run = emu.run(&["prune", "--plan", p.to_str().unwrap(), "-o", "json"]);
+        assert_eq!(run.code, 0, "{run}");
+    };
+    // Nothing newer of their sources yet: kept (what completed in a set may
+    // be all there is).
+    prune();
+    let east = emu.snapshots("alpha", "us-east-1").await;
+    assert!(failed.iter().all(|id| east.contains_key(id)), "{failed:?}");
+
+    let second = backup_no_copy();
+    assert_eq!(second["status"], "Completed", "{second}");
+    prune();
+    let east = emu.snapshots("alpha", "us-east-1").await;
+    let left: Vec<&String> = failed.iter().filter(|id| east.contains_key(*id)).collect();
+    assert!(left.is_empty(), "failed snapshots left: {left:?}");
+    let job = second["job"].as_u64().unwrap();
+    assert_eq!(
+        east.values().filter(|t| job_of(t) == Some(job)).count(),
+        4,
+        "the second backup's points stay"
     );
 }
 

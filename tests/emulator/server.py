@@ -312,6 +312,17 @@ def apply_complete(kind: str, obj: Any) -> None:
         obj.percent_progress = 100
 
 
+def apply_failed(kind: str, obj: Any) -> None:
+    """AWS's failed states: an EBS snapshot in error, a failed AMI or RDS snapshot."""
+    if kind == "snapshot":
+        obj.status = "error"
+        obj._harness_progress = None
+    elif kind == "image":
+        obj.state = "failed"
+    elif kind in ("db-snapshot", "db-cluster-snapshot"):
+        obj.status = "failed"
+
+
 def hold_object(obj: Any, hold_id: int | None) -> tuple[str, str, str, str] | None:
     ident = _obj_kind_ident(obj)
     if ident is None:
@@ -1321,6 +1332,8 @@ def dispatch(method: str, route: str, environ: dict[str, Any]) -> tuple[int, Any
         body = _json_body(environ)
         ids = body.get("ids")
         release_all = bool(body.get("all")) or ids is None
+        # "fail": true ends them in AWS's failed state instead of completed
+        settle = apply_failed if body.get("fail") else apply_complete
         released = []
         for ident_t, rec in list(STATE.held.items()):
             if ident_t not in STATE.held:
@@ -1336,14 +1349,14 @@ def dispatch(method: str, route: str, environ: dict[str, Any]) -> tuple[int, Any
                     continue
                 if body.get("account") and body["account"] != account:
                     continue
-            apply_complete(kind, rec["obj"])
+            settle(kind, rec["obj"])
             STATE.held.pop(ident_t, None)
             released.append({"kind": kind, "account": account, "region": region, "id": ident})
             if kind == "image":  # the AMI's (placeholder) snapshot completes with it
                 snap = getattr(rec["obj"], "ebs_snapshot", None)
                 skey = ("snapshot", account, region, getattr(snap, "id", ""))
                 if skey in STATE.held:
-                    apply_complete("snapshot", STATE.held.pop(skey)["obj"])
+                    settle("snapshot", STATE.held.pop(skey)["obj"])
                     released.append({"kind": "snapshot", "account": account, "region": region, "id": skey[3]})
         rules_removed = 0
         if release_all and not body.get("keep_rules", False):
