@@ -7,7 +7,7 @@
 //! tagged at creation. Waiting is batched: one describe call per region lists
 //! every snapshot or image of the job by its `_GX_BACKUP_` tag.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -100,8 +100,10 @@ type ItemKey = (String, String, String, String);
 ///
 /// A later outcome for the same point replaces an earlier one, as the
 /// prune's passes need: a point whose delete failed in one pass and which a
-/// later pass deleted is one Deleted item. An outcome that went well is final
-/// (the prune never decides a point it deleted again).
+/// later pass deleted is one Deleted item. The ledger, read back, gives the
+/// last outcome too. With `replaces`, an outcome that went well is
+/// remembered (a hash and its status) so that a later one can replace it;
+/// without, it is final (a backup or copy has one outcome per resource).
 #[derive(Debug, Default)]
 pub struct Outcomes {
     /// Outcomes that went well and are not held: (tenant, region, status) →
@@ -111,27 +113,69 @@ pub struct Outcomes {
     /// Held items: the problems, or every item when `hold_all`. `None` marks
     /// one a later ok outcome replaced.
     held: Vec<Option<Item>>,
-    at: std::collections::HashMap<ItemKey, usize>,
+    at: HashMap<ItemKey, usize>,
     hold_all: bool,
+    /// With `replaces`: the counted ok outcomes, by a hash of their key.
+    ok_seen: Option<HashMap<u64, (&'static str, i64)>>,
+}
+
+/// The statuses [`crate::job::item_ok`] accepts, as static strings.
+pub(crate) fn ok_status(status: &str) -> Option<&'static str> {
+    ["Completed", "DryRun", "Kept", "Deleted", "WouldDelete"]
+        .into_iter()
+        .find(|s| *s == status)
+}
+
+fn key_hash(key: &ItemKey) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    h.finish()
 }
 
 impl Outcomes {
-    /// `hold_all`: keep every item (a job without a ledger to read them from).
-    pub fn new(hold_all: bool) -> Outcomes {
+    /// `hold_all`: keep every item (a job without a ledger to read them
+    /// from). `replaces`: a later outcome of a point may replace one that
+    /// went well (the prune's passes).
+    pub fn new(hold_all: bool, replaces: bool) -> Outcomes {
         Outcomes {
             hold_all,
+            ok_seen: (replaces && !hold_all).then(HashMap::new),
             ..Outcomes::default()
         }
     }
 
-    pub fn add(&mut self, item: &Item) {
-        let key = (
+    fn key(item: &Item) -> ItemKey {
+        (
             item.tenant.clone(),
             item.region.clone(),
             item.kind.clone(),
             item.source_id.clone(),
-        );
-        if self.hold_all || !crate::job::item_ok(&item.status) {
+        )
+    }
+
+    /// Whether an outcome of this point was recorded: a held item, or one
+    /// counted that a later outcome may replace.
+    pub fn has(&self, key: &ItemKey) -> bool {
+        self.at.contains_key(key)
+            || self
+                .ok_seen
+                .as_ref()
+                .is_some_and(|s| s.contains_key(&key_hash(key)))
+    }
+
+    pub fn add(&mut self, item: &Item) {
+        let key = Outcomes::key(item);
+        // An earlier outcome that went well, and was counted, is replaced.
+        if let Some((status, gib)) = self
+            .ok_seen
+            .as_mut()
+            .and_then(|s| s.remove(&key_hash(&key)))
+        {
+            self.uncount(&item.tenant, &item.region, status, gib);
+        }
+        let ok = ok_status(&item.status);
+        if self.hold_all || ok.is_none() {
             match self.at.get(&key) {
                 Some(&n) => self.held[n] = Some(item.clone()),
                 None => {
@@ -144,6 +188,9 @@ impl Outcomes {
         if let Some(n) = self.at.remove(&key) {
             self.held[n] = None;
         }
+        if let (Some(seen), Some(status)) = (self.ok_seen.as_mut(), ok) {
+            seen.insert(key_hash(&key), (status, item.size_gib));
+        }
         self.count(&item.tenant, &item.region, &item.status, 1, item.size_gib);
     }
 
@@ -154,6 +201,17 @@ impl Outcomes {
             .or_default();
         e.0 += n;
         e.1 += size_gib;
+    }
+
+    fn uncount(&mut self, tenant: &str, region: &str, status: &str, size_gib: i64) {
+        let k = (tenant.to_string(), region.to_string(), status.to_string());
+        if let Some(e) = self.counted.get_mut(&k) {
+            e.0 = e.0.saturating_sub(1);
+            e.1 -= size_gib;
+            if e.0 == 0 {
+                self.counted.remove(&k);
+            }
+        }
     }
 
     /// The held items in the order they first ended, and the counts.
@@ -178,6 +236,20 @@ impl Job<'_> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .count(tenant, region, status, n, size_gib);
+    }
+
+    /// Whether an outcome of this point was recorded (see [`Outcomes::has`]).
+    pub(crate) fn has_outcome(&self, tenant: &str, region: &str, kind: &str, source: &str) -> bool {
+        let key = (
+            tenant.to_string(),
+            region.to_string(),
+            kind.to_string(),
+            source.to_string(),
+        );
+        self.outcomes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .has(&key)
     }
 
     /// Records how one resource or point ended: in the ledger, in the job's
@@ -403,7 +475,10 @@ async fn adoptable(job: &Job<'_>, work: &RegionWork) -> BTreeMap<String, (String
     };
     for p in points {
         let ours = p.job.is_some_and(|j| job.adopt.contains(&j));
-        if !ours || p.copy_of().is_some() || p.state == PointState::Failed {
+        if !ours
+            || p.copy_of().is_some()
+            || matches!(p.state, PointState::Failed | PointState::Unusable)
+        {
             continue;
         }
         let made = match p.kind {
@@ -908,18 +983,15 @@ async fn poll(
             .filters(job_filter())
             .into_paginator()
             .send();
-        let mut first = true;
-        while let Some(page) = {
-            // The first page's token was taken above; each later page takes its own.
-            if !std::mem::take(&mut first) {
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| site.err("DescribeSnapshots", None, e.into_service_error()))?;
+            // The first page's token was taken above; a next page takes its own.
+            if page.next_token().is_some_and(|t| !t.is_empty()) {
                 job.pacer
                     .take(&work.account, &work.region, Bucket::Describe)
                     .await;
             }
-            pages.next().await
-        } {
-            let page =
-                page.map_err(|e| site.err("DescribeSnapshots", None, e.into_service_error()))?;
             for s in page.snapshots() {
                 let st = match s.state().map(|x| x.as_str()) {
                     Some("completed") => State::Done,
@@ -1136,7 +1208,7 @@ mod tests {
 
     #[test]
     fn with_a_ledger_only_problems_are_held_and_a_later_outcome_replaces_one() {
-        let mut o = Outcomes::new(false);
+        let mut o = Outcomes::new(false, true);
         o.add(&item("a", "Failed", 8));
         o.add(&item("b", "Deleted", 4));
         o.add(&item("c", "Failed", 2));
@@ -1152,8 +1224,24 @@ mod tests {
     }
 
     #[test]
+    fn in_a_prune_a_later_outcome_replaces_one_that_went_well() {
+        let mut o = Outcomes::new(false, true);
+        o.add(&item("a", "Deleted", 8));
+        o.add(&item("b", "Kept", 4));
+        assert!(o.has(&Outcomes::key(&item("a", "Failed", 8))));
+        assert!(!o.has(&Outcomes::key(&item("c", "Failed", 8))));
+        // A later pass: a is listed again and its delete refused, b deleted.
+        o.add(&item("a", "Failed", 8));
+        o.add(&item("b", "Deleted", 4));
+        let (held, counted) = o.into_parts();
+        assert_eq!(held, vec![item("a", "Failed", 8)]);
+        assert_eq!(counted.get(&key("Deleted")), Some(&(1, 4)));
+        assert_eq!(counted.get(&key("Kept")), None);
+    }
+
+    #[test]
     fn without_a_ledger_every_item_is_held_once_in_first_order() {
-        let mut o = Outcomes::new(true);
+        let mut o = Outcomes::new(true, true);
         o.add(&item("a", "Kept", 8));
         o.add(&item("b", "WouldDelete", 4));
         o.add(&item("a", "WouldDelete", 8));

@@ -41,7 +41,13 @@ impl PointKind {
 pub enum PointState {
     Completed,
     Pending,
+    /// Its creation failed: an EBS snapshot in `error`, an AMI `failed`
+    /// (or `error`, `invalid`), an RDS snapshot `failed`.
     Failed,
+    /// Listed, but neither on its way nor failed: an AMI deregistered,
+    /// disabled or in transition, an RDS snapshot in a status rolesnap does
+    /// not know. A copy job gives up on it; the prune keeps it.
+    Unusable,
 }
 
 impl PointState {
@@ -56,14 +62,16 @@ impl PointState {
         match state {
             "available" => PointState::Completed,
             "pending" | "" => PointState::Pending,
-            _ => PointState::Failed,
+            "failed" | "error" | "invalid" => PointState::Failed,
+            _ => PointState::Unusable,
         }
     }
     pub(crate) fn rds(status: Option<&str>) -> PointState {
         match status {
             Some("available") => PointState::Completed,
             Some("creating") | Some("copying") | Some("pending") | None => PointState::Pending,
-            Some(_) => PointState::Failed,
+            Some("failed") => PointState::Failed,
+            Some(_) => PointState::Unusable,
         }
     }
 }
@@ -259,13 +267,15 @@ pub async fn list_region(
             req = req.filters(tag_filter(tags::PLAN, p));
         }
         let mut pages = req.into_paginator().send();
-        // Every page is a call: each takes its token.
-        while let Some(page) = {
-            pacer.take(account, region, Bucket::Describe).await;
-            pages.next().await
-        } {
+        // Every page is a call, and takes its token: the first here, the
+        // next ones when a page says there is more.
+        pacer.take(account, region, Bucket::Describe).await;
+        while let Some(page) = pages.next().await {
             let page =
                 page.map_err(|e| site.err("DescribeSnapshots", None, e.into_service_error()))?;
+            if page.next_token().is_some_and(|t| !t.is_empty()) {
+                pacer.take(account, region, Bucket::Describe).await;
+            }
             for s in page.snapshots() {
                 let t = ec2_tags(s.tags(), kinds.all_tags);
                 if !keep(&t) {
@@ -370,6 +380,7 @@ pub async fn list_region(
             p.created = p.created.min(created);
             p.state = match (p.state, PointState::ebs(&s.state)) {
                 (PointState::Failed, _) | (_, PointState::Failed) => PointState::Failed,
+                (PointState::Unusable, _) | (_, PointState::Unusable) => PointState::Unusable,
                 (PointState::Pending, _) | (_, PointState::Pending) => PointState::Pending,
                 _ => PointState::Completed,
             };

@@ -142,7 +142,7 @@ pub(crate) fn copy_keys_by_state(points: &[RecoveryPoint]) -> (BTreeSet<String>,
         match state {
             PointState::Completed => done.insert(key.to_string()),
             PointState::Pending => making.insert(key.to_string()),
-            PointState::Failed => false,
+            PointState::Failed | PointState::Unusable => false,
         };
     }
     (done, making)
@@ -470,7 +470,10 @@ async fn copy_into(
                         .iter()
                         .map(|id| polled.states.get(id).copied())
                         .collect();
-                    if st.contains(&Some(PointState::Failed)) {
+                    if st
+                        .iter()
+                        .any(|s| matches!(s, Some(PointState::Failed | PointState::Unusable)))
+                    {
                         let item = task_item(
                             session,
                             account,
@@ -1302,6 +1305,14 @@ mod tests {
         assert_eq!(PointState::rds(Some("copying")), PointState::Pending);
         assert_eq!(PointState::rds(Some("available")), PointState::Completed);
         assert_eq!(PointState::rds(Some("failed")), PointState::Failed);
+        // Neither on its way nor failed: the prune must keep these.
+        assert_eq!(PointState::image("disabled"), PointState::Unusable);
+        assert_eq!(PointState::image("deregistered"), PointState::Unusable);
+        assert_eq!(PointState::image("transient"), PointState::Unusable);
+        assert_eq!(
+            PointState::rds(Some("incompatible-restore")),
+            PointState::Unusable
+        );
     }
 
     #[test]

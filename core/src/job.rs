@@ -70,10 +70,7 @@ impl Kind {
 
 /// Item statuses that are not problems.
 pub fn item_ok(status: &str) -> bool {
-    matches!(
-        status,
-        "Completed" | "DryRun" | "Kept" | "Deleted" | "WouldDelete"
-    )
+    crate::backup::ok_status(status).is_some()
 }
 
 pub struct Request<'a> {
@@ -301,7 +298,10 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
         options: req.options.clone(),
         adopt,
         on_done: req.on_done.clone(),
-        outcomes: Mutex::new(Outcomes::new(req.ledger.is_none())),
+        outcomes: Mutex::new(Outcomes::new(
+            req.ledger.is_none(),
+            matches!(req.kind, Kind::Prune { .. }),
+        )),
     };
     let connected = connect_tenants(req.admin, req.tenants, log_job(number), logs).await;
     let mut reached: Vec<(&Tenant, Connected)> = Vec::new();

@@ -371,7 +371,7 @@ async fn prune_pass(
                 let kept = points
                     .into_iter()
                     .filter(|p| source_regions.iter().any(|s| s == source_region(p)))
-                    .filter(|p| !deleted.contains(&point_key(&p.region, &p.id())))
+                    .filter(|p| !already_deleted(&deleted, p))
                     .collect();
                 (r, kept)
             })
@@ -403,6 +403,19 @@ async fn prune_pass(
                     None,
                     &rule,
                 )),
+                // A point an earlier pass recorded (its delete failed) is
+                // recorded again, kept, so that its outcome replaces the
+                // earlier one rather than adding to it.
+                Verdict::Keep if job.has_outcome(tenant, &p.region, p.kind.as_str(), &p.id) => job
+                    .record(&point_item(
+                        session,
+                        account,
+                        &p,
+                        "Kept",
+                        vec![],
+                        None,
+                        &rule,
+                    )),
                 Verdict::Keep => {
                     let k = kept.entry(p.region).or_default();
                     k.0 += 1;
@@ -423,8 +436,18 @@ async fn prune_pass(
     kept
 }
 
-/// A point's place in the set of points this run deleted: a hash of its
-/// region and id (8 bytes a point, not the strings).
+/// Whether this run deleted `p` already: its id, or every snapshot of it (a
+/// set listed again with only some of its members has another id).
+fn already_deleted(deleted: &HashSet<u64>, p: &RecoveryPoint) -> bool {
+    deleted.contains(&point_key(&p.region, &p.id()))
+        || (!p.snapshots.is_empty()
+            && p.snapshots
+                .iter()
+                .all(|s| deleted.contains(&point_key(&p.region, &s.id))))
+}
+
+/// A point's or snapshot's place in the set of what this run deleted: a hash
+/// of its region and id (8 bytes each, not the strings).
 fn point_key(region: &str, id: &str) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -509,10 +532,10 @@ async fn settle(
         ));
         match delete_point(job, session, account, &p).await {
             Ok(ids) => {
-                deleted
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(point_key(&p.region, &p.id));
+                let mut d = deleted.lock().unwrap_or_else(|p| p.into_inner());
+                d.insert(point_key(&p.region, &p.id));
+                d.extend(p.snapshots.iter().map(|(s, _)| point_key(&p.region, s)));
+                drop(d);
                 point_item(session, account, &p, "Deleted", ids, None, &rule)
             }
             Err(e) => {

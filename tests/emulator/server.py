@@ -441,7 +441,7 @@ def install_model_hooks() -> None:
 
     # Paging of DescribeSnapshots (moto answers every snapshot at once and
     # ignores MaxResults). As AWS: MaxResults 5..1000 and not with
-    # SnapshotIds; NextToken continues a listing in a stable (id) order.
+    # SnapshotIds; NextToken continues a listing in snapshot-id order.
     from moto.core.responses import ActionResult
     from moto.ec2.exceptions import EC2ClientError
     from moto.ec2.responses.elastic_block_store import ElasticBlockStore
@@ -462,10 +462,14 @@ def install_model_hooks() -> None:
             self.ec2_backend.describe_snapshots(snapshot_ids=[], filters=self._filters_from_querystring()),
             key=lambda x: x.id,
         )
-        start = int(self._get_param("NextToken") or 0)
-        out: dict[str, Any] = {"Snapshots": snaps[start:start + n]}
-        if start + n < len(snaps):
-            out["NextToken"] = str(start + n)
+        # The token is the last id answered: snapshots made or gone between
+        # pages shift nothing.
+        after = self._get_param("NextToken")
+        if after:
+            snaps = [x for x in snaps if x.id > after]
+        out: dict[str, Any] = {"Snapshots": snaps[:n]}
+        if len(snaps) > n:
+            out["NextToken"] = snaps[n - 1].id
         return ActionResult(out)
 
     ElasticBlockStore.describe_snapshots = describe_snapshots  # type: ignore[method-assign]
