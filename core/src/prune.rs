@@ -393,21 +393,13 @@ async fn prune_pass(
                 Verdict::Delete => deletes.push((p, rule)),
                 // A dry run lists every decision; a prune only counts the
                 // points it keeps (one item each would be most of a large
-                // fleet's report).
-                Verdict::Keep if dry_run => job.record(&point_item(
-                    session,
-                    account,
-                    &p,
-                    "Kept",
-                    vec![],
-                    None,
-                    &rule,
-                )),
-                // A point an earlier pass recorded (its delete failed) is
-                // recorded again, kept, so that its outcome replaces the
-                // earlier one rather than adding to it.
-                Verdict::Keep if job.has_outcome(tenant, &p.region, p.kind.as_str(), &p.id) => job
-                    .record(&point_item(
+                // fleet's report). A point an earlier pass recorded (its
+                // delete failed) is recorded again, kept, so that its
+                // outcome replaces the earlier one rather than adding to it.
+                Verdict::Keep
+                    if dry_run || job.has_outcome(tenant, &p.region, p.kind.as_str(), &p.id) =>
+                {
+                    job.record(&point_item(
                         session,
                         account,
                         &p,
@@ -415,7 +407,8 @@ async fn prune_pass(
                         vec![],
                         None,
                         &rule,
-                    )),
+                    ))
+                }
                 Verdict::Keep => {
                     let k = kept.entry(p.region).or_default();
                     k.0 += 1;
