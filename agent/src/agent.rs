@@ -26,7 +26,6 @@ use tokio::signal::unix::{signal, SignalKind};
 use rolesnap_core::backup::BackupOptions;
 use rolesnap_core::job::{self, Filter, Request};
 use rolesnap_core::ledger::Ledger;
-use rolesnap_core::pace::Pacer;
 use rolesnap_core::schedule::{decide, in_shard, next_runs, parse_shard, Due};
 use rolesnap_core::{admin_session, load_plan, ConfigError, Endpoint, Loaded, LogFile, Logs};
 
@@ -338,7 +337,7 @@ async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> V
     };
     let mut options = BackupOptions::for_plan(plan);
     options.poll_initial = Duration::from_secs_f64(poll.max(0.05));
-    let pacer = Pacer::with_calls_in_flight(admin.admin.max_calls_in_flight);
+    let pacer = admin.pacer();
     logs.write(
         LogFile::Cvd,
         None,

@@ -47,7 +47,7 @@ async fn run_job(
     filter: Filter,
     options: BackupOptions,
 ) -> anyhow::Result<Report> {
-    let pacer = Pacer::with_calls_in_flight(s.admin.admin.max_calls_in_flight);
+    let pacer = s.admin.pacer();
     run_job_with(global, s, kind, filter, options, pacer, true, None).await
 }
 
@@ -146,7 +146,7 @@ pub async fn run(global: &Global, args: BackupArgs) -> anyhow::Result<u8> {
     };
     let o = options(&s, args.wait_timeout, args.poll_interval, args.dry_run);
     // One pacer for the jobs that run side by side: they share the Describe bucket.
-    let pacer = Pacer::with_calls_in_flight(s.admin.admin.max_calls_in_flight);
+    let pacer = s.admin.pacer();
     // A backup is followed by its copies: a Snap Copy job of its own number.
     let copy = !s.loaded.plan.copies.is_empty() && !args.no_copy && !args.dry_run;
     let prune_filter = Filter {

@@ -7,7 +7,6 @@ use rolesnap_core::catalog::{list_region, Kinds, RecoveryPoint};
 use rolesnap_core::credentials::connect_tenants;
 use rolesnap_core::discovery::{groups_for, regions_for};
 use rolesnap_core::ledger::Ledger;
-use rolesnap_core::pace::Pacer;
 
 use crate::cli::{Global, ListArgs, Output};
 use crate::exit;
@@ -31,7 +30,7 @@ struct Row {
 pub async fn run(global: &Global, args: ListArgs) -> anyhow::Result<u8> {
     let s = setup(global, &args.plan, "list").await?;
     let plan = &s.loaded.plan;
-    let pacer = Pacer::with_calls_in_flight(s.admin.admin.max_calls_in_flight);
+    let pacer = s.admin.pacer();
     let ledger = Ledger::open(&global.state_dir).ok();
     let connected = connect_tenants(&s.admin, &s.tenants, None, &s.logs).await;
     let mut rows = Vec::new();

@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use rolesnap_core::config::is_region;
 use rolesnap_core::ledger::{JobStatus, Ledger};
-use rolesnap_core::pace::Pacer;
 use rolesnap_core::restore::{
     self, AttachTo, DbSpec, InstanceSpec, Options, Report, Request, Target, VolumeSpec, Which,
 };
@@ -92,7 +91,7 @@ pub async fn run(global: &Global, args: RestoreArgs) -> anyhow::Result<u8> {
         admin: &s.admin,
         logs: &s.logs,
         ledger: ledger.as_ref(),
-        pacer: Pacer::with_calls_in_flight(s.admin.admin.max_calls_in_flight),
+        pacer: s.admin.pacer(),
         which,
         target,
         options: Options {

@@ -126,11 +126,30 @@ pub(crate) fn ok_status(status: &str) -> Option<&'static str> {
         .find(|s| *s == status)
 }
 
-fn key_hash(key: &ItemKey) -> u64 {
-    use std::hash::{Hash, Hasher};
+/// An 8-byte stand-in for a key a job remembers by the thousand (the
+/// outcomes of a prune's points, the points it deleted), instead of its
+/// strings.
+pub(crate) fn hash64(key: &impl std::hash::Hash) -> u64 {
+    use std::hash::Hasher;
     let mut h = std::collections::hash_map::DefaultHasher::new();
     key.hash(&mut h);
     h.finish()
+}
+
+/// Adds `n` outcomes of `status`, `size_gib` in all, to `counted`.
+pub(crate) fn tally(
+    counted: &mut Counted,
+    tenant: &str,
+    region: &str,
+    status: &str,
+    n: usize,
+    size_gib: i64,
+) {
+    let e = counted
+        .entry((tenant.to_string(), region.to_string(), status.to_string()))
+        .or_default();
+    e.0 += n;
+    e.1 += size_gib;
 }
 
 impl Outcomes {
@@ -161,17 +180,13 @@ impl Outcomes {
             || self
                 .ok_seen
                 .as_ref()
-                .is_some_and(|s| s.contains_key(&key_hash(key)))
+                .is_some_and(|s| s.contains_key(&hash64(key)))
     }
 
     pub fn add(&mut self, item: &Item) {
         let key = Outcomes::key(item);
         // An earlier outcome that went well, and was counted, is replaced.
-        if let Some((status, gib)) = self
-            .ok_seen
-            .as_mut()
-            .and_then(|s| s.remove(&key_hash(&key)))
-        {
+        if let Some((status, gib)) = self.ok_seen.as_mut().and_then(|s| s.remove(&hash64(&key))) {
             self.uncount(&item.tenant, &item.region, status, gib);
         }
         let ok = ok_status(&item.status);
@@ -189,18 +204,13 @@ impl Outcomes {
             self.held[n] = None;
         }
         if let (Some(seen), Some(status)) = (self.ok_seen.as_mut(), ok) {
-            seen.insert(key_hash(&key), (status, item.size_gib));
+            seen.insert(hash64(&key), (status, item.size_gib));
         }
         self.count(&item.tenant, &item.region, &item.status, 1, item.size_gib);
     }
 
     fn count(&mut self, tenant: &str, region: &str, status: &str, n: usize, size_gib: i64) {
-        let e = self
-            .counted
-            .entry((tenant.to_string(), region.to_string(), status.to_string()))
-            .or_default();
-        e.0 += n;
-        e.1 += size_gib;
+        tally(&mut self.counted, tenant, region, status, n, size_gib);
     }
 
     fn uncount(&mut self, tenant: &str, region: &str, status: &str, size_gib: i64) {

@@ -211,11 +211,11 @@ pub const CONTROL_TAGS: &[&str] = &[
     tags::NAME,
 ];
 
-/// Lists the recovery points of `plan` (or of every plan) in one tenant × region.
 /// DescribeSnapshots page size (AWS allows 5–1000). Without one, AWS may
 /// answer a region's every snapshot at once: one answer of many megabytes.
 pub const SNAPSHOTS_PER_PAGE: i32 = 1000;
 
+/// Lists the recovery points of `plan` (or of every plan) in one tenant × region.
 pub async fn list_region(
     session: &TenantSession,
     account: &str,

@@ -72,6 +72,14 @@ pub struct AdminSession {
     pub admin: Admin,
 }
 
+impl AdminSession {
+    /// A pacer for the jobs one command runs, with as many turns as the HTTP
+    /// client lets calls through (`[admin] max-calls-in-flight`).
+    pub fn pacer(&self) -> crate::pace::Pacer {
+        crate::pace::Pacer::with_calls_in_flight(self.admin.max_calls_in_flight)
+    }
+}
+
 /// Loads the admin credentials (and assumes the admin role when configured).
 pub async fn admin_session(accounts: &Accounts, endpoint: &Endpoint, logs: &Logs) -> AdminSession {
     let admin = &accounts.admin;

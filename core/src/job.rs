@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use chrono::{DateTime, Utc};
 
-use crate::backup::{backup_region, log_job, BackupOptions, Counted, Job, Outcomes, RegionWork};
+use crate::backup::{
+    backup_region, log_job, tally, BackupOptions, Counted, Job, Outcomes, RegionWork,
+};
 use crate::config::{Plan, Tenant};
 use crate::copy::copy_tenant;
 use crate::credentials::{connect_tenants, AdminSession, Connected};
@@ -190,11 +192,7 @@ pub struct Summary {
 pub fn summarize(items: &[Item], counted: &Counted) -> Vec<Summary> {
     let mut by: Counted = counted.clone();
     for i in items {
-        let e = by
-            .entry((i.tenant.clone(), i.region.clone(), i.status.clone()))
-            .or_default();
-        e.0 += 1;
-        e.1 += i.size_gib;
+        tally(&mut by, &i.tenant, &i.region, &i.status, 1, i.size_gib);
     }
     by.into_iter()
         .map(|((tenant, region, status), (count, size_gib))| Summary {

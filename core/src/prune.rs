@@ -21,7 +21,7 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::backup::{no_sdk_retries_ec2, no_sdk_retries_rds, Job};
+use crate::backup::{hash64, no_sdk_retries_ec2, no_sdk_retries_rds, Job};
 use crate::catalog::{list_region, Kinds, PointKind, PointState, RecoveryPoint};
 use crate::config::Retention;
 use crate::copy::{copy_keys_by_state, copy_keys_of};
@@ -439,13 +439,9 @@ fn already_deleted(deleted: &HashSet<u64>, p: &RecoveryPoint) -> bool {
                 .all(|s| deleted.contains(&point_key(&p.region, &s.id))))
 }
 
-/// A point's or snapshot's place in the set of what this run deleted: a hash
-/// of its region and id (8 bytes each, not the strings).
+/// A point's or snapshot's place in the set of what this run deleted.
 fn point_key(region: &str, id: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (region, id).hash(&mut h);
-    h.finish()
+    hash64(&(region, id))
 }
 
 /// Decides one region's points. A point `defer` names is kept for now.
