@@ -335,6 +335,35 @@ async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> V
             return reports;
         }
     };
+    // One run of a plan at a time on this state directory: an on-demand
+    // `backup` of the same plan is waited for.
+    let mut said = false;
+    let _plan_lock = loop {
+        match rolesnap_core::ledger::PlanLock::try_acquire(&state_dir, &plan.name, "agent") {
+            Ok(Ok(l)) => break l,
+            Ok(Err(busy)) => {
+                if !said {
+                    logs.write(
+                        LogFile::Cvd,
+                        None,
+                        "CvdAgent::RunPlan",
+                        &format!("{busy}; waiting for it to end"),
+                    );
+                    said = true;
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => {
+                logs.write(
+                    LogFile::Cvd,
+                    None,
+                    "CvdAgent::RunPlan",
+                    &format!("Plan [{}] not run: {e}", plan.name),
+                );
+                return reports;
+            }
+        }
+    };
     let mut options = BackupOptions::for_plan(plan);
     options.poll_initial = Duration::from_secs_f64(poll.max(0.05));
     let pacer = admin.pacer();
@@ -439,13 +468,17 @@ pub async fn run(global: &Global, args: AgentArgs) -> anyhow::Result<u8> {
             global.log_dir.display()
         )
     })?;
-    let killed = Ledger::open(&global.state_dir)?.mark_dead_jobs_killed()?;
+    // Opening the ledger records dead jobs Killed; it says which.
+    let opened = Ledger::open(&global.state_dir)?;
+    let agent_id = opened.agent_id().to_string();
+    let killed = opened.killed_on_open().to_vec();
+    drop(opened);
     logs.write(
         LogFile::Cvd,
         None,
         "CvdAgent::Start",
         &format!(
-            "rolesnap agent {} started (pid {}): {} plan(s){}{}",
+            "rolesnap agent {} started (pid {}, agent id {agent_id}): {} plan(s){}{}",
             env!("CARGO_PKG_VERSION"),
             std::process::id(),
             plans.len(),
@@ -560,7 +593,10 @@ pub async fn run(global: &Global, args: AgentArgs) -> anyhow::Result<u8> {
             _ = sigint.recv() => break,
         }
     }
-    // Shutdown: no new runs; in-flight jobs get the grace period.
+    // Shutdown: no new runs and no new job of a running one (a nightly
+    // sequence does not go on to its copy job); in-flight jobs get the grace
+    // period.
+    rolesnap_core::job::stop_new_jobs();
     logs.write(
         LogFile::Cvd,
         None,
@@ -586,7 +622,10 @@ pub async fn run(global: &Global, args: AgentArgs) -> anyhow::Result<u8> {
         // Dropping the runs releases their job locks; the ledger then sees
         // them as dead and records them Killed.
         drop(running);
-        let killed = Ledger::open(&global.state_dir)?.mark_dead_jobs_killed()?;
+        // Opening the ledger finds them dead and records them Killed.
+        let l = Ledger::open(&global.state_dir)?;
+        let mut killed = l.killed_on_open().to_vec();
+        killed.extend(l.mark_dead_jobs_killed()?);
         logs.write(
             LogFile::Cvd,
             None,

@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use rolesnap_core::backup::BackupOptions;
 use rolesnap_core::job::{self, Filter, Kind, Report, Request};
-use rolesnap_core::ledger::{JobStatus, Ledger};
+use rolesnap_core::ledger::{JobStatus, Ledger, PlanLock};
 use rolesnap_core::pace::Pacer;
 use rolesnap_core::prune::Beside;
 
@@ -137,8 +137,46 @@ fn print(global: &Global, reports: &[Report]) -> anyhow::Result<u8> {
         .unwrap_or(exit::OK))
 }
 
+/// One run of a plan at a time on a state directory: takes the plan's lock,
+/// or waits for it (`--wait`), or refuses with [`exit::BUSY`].
+pub async fn lock_plan(
+    global: &Global,
+    plan: &str,
+    what: &str,
+    wait: bool,
+) -> anyhow::Result<Result<PlanLock, u8>> {
+    let mut said = false;
+    loop {
+        match PlanLock::try_acquire(&global.state_dir, plan, what)? {
+            Ok(l) => return Ok(Ok(l)),
+            Err(busy) if wait => {
+                if !said && !global.quiet {
+                    eprintln!("{busy}; waiting for it to end (--wait)");
+                    said = true;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(busy) => {
+                eprintln!(
+                    "error: {busy}. One run of a plan at a time: nothing was done. \
+                     Pass --wait to wait for it, or look at `rolesnap jobs --plan {plan}`."
+                );
+                return Ok(Err(exit::BUSY));
+            }
+        }
+    }
+}
+
 pub async fn run(global: &Global, args: BackupArgs) -> anyhow::Result<u8> {
     let s = setup(global, &args.plan, "backup").await?;
+    let _lock = if args.dry_run {
+        None
+    } else {
+        match lock_plan(global, &s.loaded.plan.name, "backup", args.wait).await? {
+            Ok(l) => Some(l),
+            Err(code) => return Ok(code),
+        }
+    };
     let filter = Filter {
         region: args.region.clone(),
         instances: args.instances.clone(),
@@ -198,6 +236,10 @@ pub async fn copy(global: &Global, args: CopyArgs) -> anyhow::Result<u8> {
         );
         return Ok(exit::OK);
     }
+    let _lock = match lock_plan(global, &s.loaded.plan.name, "copy", args.wait).await? {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
     let filter = Filter {
         region: args.region.clone(),
         ..Default::default()
@@ -230,6 +272,14 @@ pub async fn prune(global: &Global, args: PruneArgs) -> anyhow::Result<u8> {
     };
     let plan_args: &PlanArgs = &args.plan;
     let s = setup(global, plan_args, "prune").await?;
+    let _lock = if args.dry_run {
+        None
+    } else {
+        match lock_plan(global, &s.loaded.plan.name, "prune", args.wait).await? {
+            Ok(l) => Some(l),
+            Err(code) => return Ok(code),
+        }
+    };
     let filter = Filter {
         region: args.region.clone(),
         ..Default::default()

@@ -187,6 +187,11 @@ pub struct BackupArgs {
     /// since deletes use their own throttling bucket.
     #[arg(long, conflicts_with = "dry_run")]
     pub prune: bool,
+    /// When another run of this plan is in progress on this state directory
+    /// (the agent, another command), wait for it to end instead of refusing
+    /// with exit code 4.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +207,11 @@ pub struct CopyArgs {
     /// Seconds before the first completion poll; doubles up to 60 s.
     #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
     pub poll_interval: f64,
+    /// When another run of this plan is in progress on this state directory
+    /// (the agent, another command), wait for it to end instead of refusing
+    /// with exit code 4.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 #[derive(Debug, Args)]
@@ -219,6 +229,11 @@ pub struct PruneArgs {
     /// Decide as if it were this time (RFC 3339, e.g. 2026-12-31T00:00:00Z, or a date).
     #[arg(long, value_name = "TIME")]
     pub as_of: Option<String>,
+    /// When another run of this plan is in progress on this state directory
+    /// (the agent, another command), wait for it to end instead of refusing
+    /// with exit code 4.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 #[derive(Debug, Args)]
@@ -229,10 +244,14 @@ pub struct JobsArgs {
     /// How many jobs to list, newest first.
     #[arg(long, short = 'n', default_value_t = 20)]
     pub limit: usize,
-    /// Show this job's summary: resources, what was created, events.
-    #[arg(long, short = 'j')]
-    pub job: Option<u64>,
-    /// Also read the ledgers of these state directories (other shards' agents).
+    /// Show this job's summary: resources, what was created, events. Job
+    /// numbers are unique per agent (ledger): with --from, a number that
+    /// several agents used is refused with the candidates; name one as
+    /// NUMBER@AGENT (the agent id, or its first digits).
+    #[arg(long, short = 'j', value_name = "JOB[@AGENT]")]
+    pub job: Option<String>,
+    /// Also read the ledgers of these state directories (other shards'
+    /// agents), read-only: nothing in them is changed.
     #[arg(long = "from", value_name = "STATE_DIR")]
     pub from: Vec<std::path::PathBuf>,
 }
@@ -329,9 +348,12 @@ and Name. The original instance is never touched. On failure everything the job 
 pub struct RestorePointArgs {
     #[command(flatten)]
     pub plan: PlanArgs,
-    /// Restore the recovery point made by this job (default: the newest completed one).
-    #[arg(long, short = 'j', conflicts_with = "at")]
-    pub job: Option<u64>,
+    /// Restore the recovery point made by this job (default: the newest
+    /// completed one). Job numbers are unique per agent: if several agents
+    /// ran a job of this number, name one as NUMBER@AGENT (the agent id
+    /// `list` shows, or its first digits).
+    #[arg(long, short = 'j', conflicts_with = "at", value_name = "JOB[@AGENT]")]
+    pub job: Option<String>,
     /// Restore the newest recovery point made at or before this time (RFC 3339, or a date).
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,

@@ -105,24 +105,84 @@ pub fn print_report(r: &Report, quiet: bool) {
     print_problems(r.items.held());
 }
 
+/// `--job N` or `--job N@AGENT` (AGENT: an agent id or a prefix of one).
+fn parse_job(s: &str) -> Option<(u64, Option<String>)> {
+    match s.split_once('@') {
+        Some((n, a)) if !a.is_empty() && a.chars().all(|c| c.is_ascii_hexdigit()) => {
+            Some((n.parse().ok()?, Some(a.to_ascii_lowercase())))
+        }
+        Some(_) => None,
+        None => Some((s.parse().ok()?, None)),
+    }
+}
+
 pub fn run(global: &Global, args: JobsArgs) -> anyhow::Result<u8> {
     let ledger = Ledger::open(&global.state_dir)?;
-    if let Some(id) = args.job {
-        let Some(job) = ledger.job(id)? else {
-            eprintln!("error: no job {id} in {}", global.state_dir.display());
+    // Other agents' ledgers are only read: their jobs are never marked
+    // Killed from here (a lock held on another host cannot be seen).
+    let mut ledgers: Vec<(String, Ledger)> = vec![(global.state_dir.display().to_string(), ledger)];
+    for dir in &args.from {
+        ledgers.push((dir.display().to_string(), Ledger::open_read_only(dir)?));
+    }
+    if let Some(spec) = &args.job {
+        let Some((id, agent)) = parse_job(spec) else {
+            eprintln!("error: --job {spec}: expected a job number, or NUMBER@AGENT (an agent id or its first digits)");
             return Ok(exit::USAGE);
+        };
+        // Job numbers are unique per agent only: look in every ledger, and
+        // refuse to guess between agents.
+        let mut found = Vec::new();
+        for (dir, l) in &ledgers {
+            if agent
+                .as_deref()
+                .is_some_and(|a| !l.agent_id().starts_with(a))
+            {
+                continue;
+            }
+            if let Some(job) = l.job(id)? {
+                found.push((dir, l, job));
+            }
+        }
+        let (dir, ledger, job) = match found.len() {
+            0 => {
+                eprintln!(
+                    "error: no job {spec} in {}",
+                    ledgers
+                        .iter()
+                        .map(|(d, _)| d.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                return Ok(exit::USAGE);
+            }
+            1 => found.remove(0),
+            _ => {
+                eprintln!("error: job {id} is ambiguous: agents that ran a job {id}:");
+                for (dir, l, j) in &found {
+                    eprintln!(
+                        "  --job {id}@{}  ({}, plan {}, started {}, ledger {dir})",
+                        l.agent_id(),
+                        j.job_type.as_str(),
+                        j.plan,
+                        time(j.start)
+                    );
+                }
+                return Ok(exit::USAGE);
+            }
         };
         let items = ledger.items(id)?;
         let events = ledger.events(id)?;
         match global.output {
             Output::Json => println!(
                 "{}",
-                serde_json::to_string_pretty(
-                    &serde_json::json!({"job": job, "items": items, "events": events})
-                )?
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "job": job, "agent": ledger.agent_id(), "ledger": dir,
+                    "items": items, "events": events
+                }))?
             ),
             Output::Human => {
                 println!("Job ID:     {}", job.id);
+                println!("Agent:      {}", ledger.agent_id());
                 println!("Operation:  {}", job.job_type.as_str());
                 println!("Status:     {}", job.status);
                 println!("Plan:       {}", job.plan);
@@ -162,37 +222,39 @@ pub fn run(global: &Global, args: JobsArgs) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     // Several agents (shards) keep one ledger each: merge them, newest first.
-    let mut jobs: Vec<(String, rolesnap_core::ledger::Job)> = ledger
-        .jobs(args.plan.as_deref(), args.limit)?
-        .into_iter()
-        .map(|j| (global.state_dir.display().to_string(), j))
-        .collect();
-    for dir in &args.from {
-        let other = Ledger::open(dir)?;
+    let mut jobs: Vec<(String, String, rolesnap_core::ledger::Job)> = Vec::new();
+    for (dir, l) in &ledgers {
         jobs.extend(
-            other
-                .jobs(args.plan.as_deref(), args.limit)?
+            l.jobs(args.plan.as_deref(), args.limit)?
                 .into_iter()
-                .map(|j| (dir.display().to_string(), j)),
+                .map(|j| (dir.clone(), l.agent_id().to_string(), j)),
         );
     }
-    jobs.sort_by_key(|(_, j)| std::cmp::Reverse((j.start, j.id)));
+    jobs.sort_by_key(|(_, a, j)| std::cmp::Reverse((j.start, j.id, a.clone())));
     jobs.truncate(args.limit);
     match global.output {
         Output::Json if args.from.is_empty() => {
-            let plain: Vec<_> = jobs.iter().map(|(_, j)| j).collect();
+            let plain: Vec<_> = jobs
+                .iter()
+                .map(|(_, a, j)| {
+                    let mut v = serde_json::to_value(j).unwrap_or_default();
+                    v["agent"] = serde_json::json!(a);
+                    v
+                })
+                .collect();
             println!("{}", serde_json::to_string_pretty(&plain)?)
         }
         Output::Json => {
             let tagged: Vec<_> = jobs
                 .iter()
-                .map(|(d, j)| serde_json::json!({"ledger": d, "job": j}))
+                .map(|(d, a, j)| serde_json::json!({"ledger": d, "agent": a, "job": j}))
                 .collect();
             println!("{}", serde_json::to_string_pretty(&tagged)?)
         }
         Output::Human => {
             let mut header = vec![
                 "Job ID",
+                "Agent",
                 "Operation",
                 "Status",
                 "Plan",
@@ -205,9 +267,10 @@ pub fn run(global: &Global, args: JobsArgs) -> anyhow::Result<u8> {
                 header.push("Ledger");
             }
             let mut t = table(&header);
-            for (dir, j) in &jobs {
+            for (dir, agent, j) in &jobs {
                 let mut row = vec![
                     j.id.to_string(),
+                    agent.chars().take(8).collect(),
                     j.job_type.as_str().to_string(),
                     j.status.to_string(),
                     j.plan.clone(),
@@ -225,4 +288,18 @@ pub fn run(global: &Global, args: JobsArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_specs() {
+        assert_eq!(parse_job("1000"), Some((1000, None)));
+        assert_eq!(parse_job("1000@0F3c"), Some((1000, Some("0f3c".into()))));
+        assert_eq!(parse_job("1000@"), None);
+        assert_eq!(parse_job("x@ab"), None);
+        assert_eq!(parse_job("1000@zz"), None);
+    }
 }

@@ -106,8 +106,12 @@ pub async fn run(global: &Global, args: ListArgs) -> anyhow::Result<u8> {
                 } else {
                     plan.retention.days
                 };
+                // Only this agent's own jobs are in its ledger: another
+                // agent's job of the same number is another job.
                 let job_status = match (&ledger, p.job) {
-                    (Some(l), Some(j)) => l.job(j).ok().flatten().map(|j| j.status.to_string()),
+                    (Some(l), Some(j)) if l.agent_id() == p.agent => {
+                        l.job(j).ok().flatten().map(|j| j.status.to_string())
+                    }
                     _ => None,
                 };
                 rows.push(Row {
@@ -126,13 +130,14 @@ pub async fn run(global: &Global, args: ListArgs) -> anyhow::Result<u8> {
         Output::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
         Output::Human => {
             let mut t = table(&[
-                "created", "job", "kind", "tenant", "source", "region", "id", "GiB", "state",
-                "expires", "hold",
+                "created", "job", "agent", "kind", "tenant", "source", "region", "id", "GiB",
+                "state", "expires", "hold",
             ]);
             for r in &rows {
                 t.add_row(vec![
                     r.point.created.format("%Y-%m-%d %H:%M").to_string(),
                     r.point.job.map(|j| j.to_string()).unwrap_or_default(),
+                    r.point.agent.chars().take(8).collect(),
                     r.point.kind.as_str().to_string(),
                     r.point.tenant.clone(),
                     r.point.source.clone(),

@@ -28,6 +28,9 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// Nothing could be done (every tenant failed, or the job failed).
     pub const FAILED: u8 = 3;
+    /// Refused: another run of the same plan holds it on this state
+    /// directory (one run of a plan at a time); nothing was done.
+    pub const BUSY: u8 = 4;
 }
 
 fn main() -> ExitCode {

@@ -119,8 +119,28 @@ fn which(p: &RestorePointArgs) -> anyhow::Result<Which> {
             anyhow::bail!("--region: `{r}` is not an AWS region name (e.g. us-east-1)");
         }
     }
+    let (job, agent) = match p
+        .job
+        .as_deref()
+        .map(|j| j.split_once('@').unwrap_or((j, "")))
+    {
+        None => (None, None),
+        Some((n, a)) => {
+            let n: u64 = n.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "--job: `{}` is not a job number, or NUMBER@AGENT",
+                    p.job.as_deref().unwrap_or_default()
+                )
+            })?;
+            if !a.chars().all(|c| c.is_ascii_hexdigit()) {
+                anyhow::bail!("--job: `{a}` is not an agent id (hex digits)");
+            }
+            (Some(n), (!a.is_empty()).then(|| a.to_ascii_lowercase()))
+        }
+    };
     Ok(Which {
-        job: p.job,
+        job,
+        agent,
         at,
         region: p.region.clone(),
     })

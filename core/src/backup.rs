@@ -75,9 +75,14 @@ pub struct Job<'a> {
     pub pacer: Pacer,
     pub ledger: Option<Arc<Mutex<Ledger>>>,
     pub options: BackupOptions,
-    /// Killed jobs of the same plan whose recovery points this job adopts
-    /// instead of making them again (a run resumed after a crash).
-    pub adopt: Vec<u64>,
+    /// Who makes what this job creates: its number, its ledger's agent id
+    /// and its start (the identity tags). Job 0 and no agent for a dry run.
+    pub identity: tags::Identity,
+    /// Killed jobs of the same plan, in this job's own ledger, whose
+    /// recovery points this job adopts instead of making them again (a run
+    /// resumed after a crash): only points whose identity tags say that job
+    /// made them.
+    pub adopt: Vec<tags::Identity>,
     /// Called once per finished resource (progress bars).
     pub on_done: Arc<dyn Fn(&Item) + Send + Sync>,
     /// What the job's items came to so far (see [`Outcomes`]).
@@ -121,9 +126,16 @@ pub struct Outcomes {
 
 /// The statuses [`crate::job::item_ok`] accepts, as static strings.
 pub(crate) fn ok_status(status: &str) -> Option<&'static str> {
-    ["Completed", "DryRun", "Kept", "Deleted", "WouldDelete"]
-        .into_iter()
-        .find(|s| *s == status)
+    [
+        "Completed",
+        "DryRun",
+        "Kept",
+        "Deleted",
+        "WouldDelete",
+        "DuplicateRemoved",
+    ]
+    .into_iter()
+    .find(|s| *s == status)
 }
 
 /// An 8-byte stand-in for a key a job remembers by the thousand (the
@@ -262,6 +274,21 @@ impl Job<'_> {
             .has(&key)
     }
 
+    /// Writes to the ledger only what has been made so far of a resource
+    /// whose outcome is not known yet, so that a job killed while it waits
+    /// still shows what it made. Its outcome, recorded later, replaces it.
+    pub(crate) fn note_made(&self, item: &Item) {
+        if let Some(l) = &self.ledger {
+            let l = l.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = l.add_item(self.number, item) {
+                self.log(&format!(
+                    "Cannot record item {} in the ledger: {e}",
+                    item.source_id
+                ));
+            }
+        }
+    }
+
     /// Records how one resource or point ended: in the ledger, in the job's
     /// outcomes, and for the progress bar.
     pub(crate) fn record(&self, item: &Item) {
@@ -329,6 +356,12 @@ pub(crate) fn tag_filter(key: &str, value: &str) -> aws_sdk_ec2::types::Filter {
         .build()
 }
 
+/// Filters that find only what `id`'s job made: its number, its agent and
+/// its start. Another ledger's job of the same number never matches.
+pub(crate) fn identity_filters(id: &tags::Identity) -> Vec<aws_sdk_ec2::types::Filter> {
+    id.tags().iter().map(|(k, v)| tag_filter(k, v)).collect()
+}
+
 pub(crate) fn no_sdk_retries_ec2() -> aws_sdk_ec2::config::Builder {
     aws_sdk_ec2::config::Builder::default().retry_config(RetryConfig::disabled())
 }
@@ -378,11 +411,11 @@ pub fn plan_item(job: &Job<'_>, work: &RegionWork, seq: usize, s: &Selected) -> 
         ),
         (Resource::DbInstance(_), _) => (
             "CreateDBSnapshot",
-            tags::rds_identifier(job.plan.id, job.number, seq, now),
+            tags::rds_identifier(job.plan.id, job.number, seq, now, &job.identity.agent),
         ),
         (Resource::DbCluster(_), _) => (
             "CreateDBClusterSnapshot",
-            tags::rds_identifier(job.plan.id, job.number, seq, now),
+            tags::rds_identifier(job.plan.id, job.number, seq, now, &job.identity.agent),
         ),
     };
     Item {
@@ -424,10 +457,11 @@ pub async fn backup_region(job: &Job<'_>, work: &RegionWork) {
         match adopted.remove(s.resource.id()) {
             Some((name, made)) => {
                 job.log(&format!(
-                    "Adopting [{}] of [{}] from killed job(s) {:?} instead of creating it again",
+                    "Adopting [{}] of [{}] from killed job(s) [{}] of agent [{}] instead of creating it again",
                     made.ids().join(","),
                     s.resource.id(),
-                    job.adopt
+                    job.adopt.iter().map(|k| k.job.to_string()).collect::<Vec<_>>().join(","),
+                    job.identity.agent
                 ));
                 pending.push(Pending {
                     selected: s,
@@ -444,13 +478,72 @@ pub async fn backup_region(job: &Job<'_>, work: &RegionWork) {
         .buffer_unordered(CREATES_IN_FLIGHT)
         .collect()
         .await;
+    let mut unknown = Vec::new();
     for r in started {
         match r {
-            Ok(p) => pending.push(p),
+            Ok(p) => {
+                let mut item = item_for(work, p.selected, "Pending", p.made.ids(), None);
+                item.detail["name"] = json!(p.name);
+                item.detail["waiting"] = json!(true);
+                job.note_made(&item);
+                pending.push(p);
+            }
+            Err(item) if item.detail["unknown"] == json!(true) => unknown.push(item),
             Err(item) => job.record(&item),
         }
     }
     wait_all(job, work, pending, deadline).await;
+    // Creates whose outcome could not be learnt are asked once more, now
+    // that time has passed: what is found is waited for and reported; what
+    // still cannot be checked is recorded as unknown, never created again.
+    let mut found = Vec::new();
+    for item in unknown {
+        let Some((_, s)) = work
+            .resources
+            .iter()
+            .find(|(_, s)| s.resource.id() == item.source_id)
+        else {
+            job.record(&item);
+            continue;
+        };
+        let again = match (&s.resource, job.plan.method) {
+            (Resource::Instance(i), Method::SnapshotSet) => find_snapshot_set(job, work, &i.id)
+                .await
+                .map(|o| o.map(Made::Snapshots)),
+            (Resource::Instance(i), Method::Ami) => find_image(job, work, &i.id)
+                .await
+                .map(|o| o.map(Made::Image)),
+            _ => Ok(None),
+        };
+        match again {
+            Ok(Some(made)) => {
+                job.log(&format!(
+                    "Found [{}] of [{}], made by a create whose outcome was unknown",
+                    made.ids().join(","),
+                    item.source_id
+                ));
+                found.push(Pending {
+                    selected: s,
+                    name: item.detail["name"].as_str().unwrap_or_default().to_string(),
+                    made,
+                    extra: vec![],
+                });
+            }
+            Ok(None) => {
+                let mut item = item;
+                item.error = Some(format!(
+                    "{}; a later check found nothing made",
+                    item.error.unwrap_or_default()
+                ));
+                job.record(&item);
+            }
+            Err(_) => job.record(&item),
+        }
+    }
+    if !found.is_empty() {
+        wait_all(job, work, found, deadline).await;
+    }
+    crate::duplicates::resolve_region(job, work, deadline).await;
 }
 
 /// Recovery points a killed run of this plan already made in this region, by source id.
@@ -484,7 +577,13 @@ async fn adoptable(job: &Job<'_>, work: &RegionWork) -> BTreeMap<String, (String
         }
     };
     for p in points {
-        let ours = p.job.is_some_and(|j| job.adopt.contains(&j));
+        // Exact: this ledger's agent, one of its killed jobs, that job's
+        // start, and made after it started (a minute's clock skew allowed).
+        // Another ledger's job of the same number is never adopted.
+        let ours = job
+            .adopt
+            .iter()
+            .any(|k| k.made(|t| p.tags.get(t).cloned()) && p.created.timestamp() >= k.started - 60);
         if !ours
             || p.copy_of().is_some()
             || matches!(p.state, PointState::Failed | PointState::Unusable)
@@ -553,15 +652,18 @@ async fn start_one<'a>(
     };
     let fail = |e: AwsError| {
         job.log(&format!("Failed to back up [{id}]: {e}"));
-        item_for(work, s, "Failed", vec![], Some(e.to_string()))
+        let mut item = item_for(work, s, "Failed", vec![], Some(e.to_string()));
+        if e.code == crate::retry::UNKNOWN {
+            item.detail["unknown"] = json!(true);
+        }
+        item
     };
     let ec2 = work.session.ec2(region);
     let rds = work.session.rds(region);
-    let job_no = job.number.to_string();
     let (name, made) = match (&s.resource, plan.method) {
         (Resource::Instance(inst), Method::SnapshotSet) => {
             let name = tags::recovery_point_name(plan.id, job.number, seq, unix);
-            let mut t = tags::base(job.number, &plan.name, &inst.id, &name);
+            let mut t = tags::base(&job.identity, &plan.name, &inst.id, &name);
             t.extend(tags::instance_config(inst));
             let spec = aws_sdk_ec2::types::TagSpecification::builder()
                 .resource_type(aws_sdk_ec2::types::ResourceType::Snapshot)
@@ -613,7 +715,7 @@ async fn start_one<'a>(
                             .collect::<Vec<_>>())
                     }
                 },
-                || Box::pin(find_snapshot_set(job, work, &inst.id, &job_no)),
+                || Box::pin(find_snapshot_set(job, work, &inst.id)),
                 on_retry,
             )
             .await;
@@ -631,7 +733,7 @@ async fn start_one<'a>(
         }
         (Resource::Instance(inst), Method::Ami) => {
             let name = tags::recovery_point_name(plan.id, job.number, seq, unix);
-            let mut t = tags::base(job.number, &plan.name, &inst.id, &name);
+            let mut t = tags::base(&job.identity, &plan.name, &inst.id, &name);
             t.extend(tags::instance_config(inst));
             let spec = aws_sdk_ec2::types::TagSpecification::builder()
                 .resource_type(aws_sdk_ec2::types::ResourceType::Image)
@@ -670,7 +772,7 @@ async fn start_one<'a>(
                         Ok(out.image_id().unwrap_or_default().to_string())
                     }
                 },
-                || Box::pin(find_image(job, work, &inst.id, &job_no)),
+                || Box::pin(find_image(job, work, &inst.id)),
                 on_retry,
             )
             .await;
@@ -681,9 +783,9 @@ async fn start_one<'a>(
         (Resource::DbInstance(_), _) | (Resource::DbCluster(_), _) => {
             let cluster = matches!(s.resource, Resource::DbCluster(_));
             let source = s.resource.id();
-            let name = tags::rds_identifier(plan.id, job.number, seq, unix);
+            let name = tags::rds_identifier(plan.id, job.number, seq, unix, &job.identity.agent);
             let mut t = tags::base(
-                job.number,
+                &job.identity,
                 &plan.name,
                 source,
                 &tags::recovery_point_name(plan.id, job.number, seq, unix),
@@ -736,8 +838,11 @@ async fn start_one<'a>(
                         };
                         match sent {
                             Ok(()) => Ok(name),
-                            // Our identifier is deterministic: "already exists"
-                            // after an ambiguous failure is our own snapshot.
+                            // Our identifier is deterministic and carries this
+                            // job's number, start time and agent id: "already
+                            // exists" after an ambiguous failure is the
+                            // snapshot this very call made, never another
+                            // agent's.
                             Err(e)
                                 if e.code.starts_with("DBSnapshotAlreadyExists")
                                     || e.code.starts_with("DBClusterSnapshotAlreadyExists") =>
@@ -774,7 +879,6 @@ async fn find_snapshot_set(
     job: &Job<'_>,
     work: &RegionWork,
     instance: &str,
-    job_no: &str,
 ) -> Result<Option<Vec<(String, String)>>, AwsError> {
     let site = Site {
         tenant: &work.session.tenant.name,
@@ -787,7 +891,7 @@ async fn find_snapshot_set(
     let out = ec2
         .describe_snapshots()
         .owner_ids("self")
-        .filters(tag_filter(tags::BACKUP, job_no))
+        .set_filters(Some(identity_filters(&job.identity)))
         .filters(tag_filter(tags::SOURCE, instance))
         .send()
         .await
@@ -814,7 +918,6 @@ async fn find_image(
     job: &Job<'_>,
     work: &RegionWork,
     instance: &str,
-    job_no: &str,
 ) -> Result<Option<String>, AwsError> {
     let site = Site {
         tenant: &work.session.tenant.name,
@@ -827,7 +930,7 @@ async fn find_image(
     let out = ec2
         .describe_images()
         .owners("self")
-        .filters(tag_filter(tags::BACKUP, job_no))
+        .set_filters(Some(identity_filters(&job.identity)))
         .filters(tag_filter(tags::SOURCE, instance))
         .send()
         .await
@@ -858,12 +961,35 @@ async fn wait_all(
     let region = &work.region;
     let mut delay = job.options.poll_initial;
     let mut polls = 0u32;
+    // The last poll's error, while polls fail: an item still pending at the
+    // timeout says why it could not be seen, not only that it was pending.
+    let mut poll_error: Option<AwsError>;
     while !pending.is_empty() {
         polls += 1;
         let states = match poll(job, work, &pending).await {
-            Ok(s) => s,
+            Ok(s) => {
+                poll_error = None;
+                s
+            }
+            Err(e) if crate::retry::classify(&e.code) == crate::retry::Class::Fatal => {
+                // Access denied, a role that can no longer be assumed:
+                // waiting longer cannot help.
+                job.log(&format!("Poll failed, giving up on waiting: {e}"));
+                for p in pending.drain(..) {
+                    let mut item = item_for(work, p.selected, "Failed", p.made.ids(), Some(format!(
+                        "{} made, but its completion could not be checked: {e}; it stays tagged _GX_BACKUP_={} _GX_AGENT_={} and is found by `rolesnap list`",
+                        p.made.ids().join(","),
+                        job.number,
+                        job.identity.agent
+                    )));
+                    item.detail["name"] = json!(p.name);
+                    job.record(&item);
+                }
+                return;
+            }
             Err(e) => {
                 job.log(&format!("Poll failed (will retry): {e}"));
+                poll_error = Some(e);
                 BTreeMap::new()
             }
         };
@@ -936,11 +1062,16 @@ async fn wait_all(
         if Instant::now() + delay > deadline {
             let timeout = job.options.wait_timeout;
             for p in pending.drain(..) {
+                let why = match &poll_error {
+                    Some(e) => format!("could not be checked: the polls failed, the last with {e}"),
+                    None => "still pending".to_string(),
+                };
                 let mut item = item_for(work, p.selected, "Pending", p.made.ids(), Some(format!(
-                    "tenant {tenant} region {region}: {} still pending after the {} s wait timeout; it stays tagged _GX_BACKUP_={} and is found by `rolesnap list`",
+                    "tenant {tenant} region {region}: {} {why} after the {} s wait timeout; it stays tagged _GX_BACKUP_={} _GX_AGENT_={} and is found by `rolesnap list`",
                     p.made.ids().join(","),
                     timeout.as_secs(),
-                    job.number
+                    job.number,
+                    job.identity.agent
                 )));
                 item.detail["name"] = json!(p.name);
                 job.log(item.error.as_deref().unwrap_or_default());
@@ -968,16 +1099,21 @@ async fn poll(
         tenant: &work.session.tenant.name,
         region: &work.region,
     };
-    // This job's tag, and those of killed jobs whose points it adopted.
+    // This job's tag, and those of killed jobs whose points it adopted; all
+    // of this agent (another ledger's jobs of the same numbers are not ours).
     let job_tags: Vec<String> = std::iter::once(job.number)
-        .chain(job.adopt.iter().copied())
+        .chain(job.adopt.iter().map(|k| k.job))
         .map(|j| j.to_string())
         .collect();
     let job_filter = || {
-        aws_sdk_ec2::types::Filter::builder()
+        let mut f = vec![aws_sdk_ec2::types::Filter::builder()
             .name(format!("tag:{}", tags::BACKUP))
             .set_values(Some(job_tags.clone()))
-            .build()
+            .build()];
+        if !job.identity.agent.is_empty() {
+            f.push(tag_filter(tags::AGENT, &job.identity.agent));
+        }
+        f
     };
     let mut states = BTreeMap::new();
     let has = |f: fn(&Made) -> bool| pending.iter().any(|p| f(&p.made));
@@ -990,7 +1126,7 @@ async fn poll(
             .describe_snapshots()
             .owner_ids("self")
             .max_results(crate::catalog::SNAPSHOTS_PER_PAGE)
-            .filters(job_filter())
+            .set_filters(Some(job_filter()))
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
@@ -1026,7 +1162,7 @@ async fn poll(
         let out = ec2
             .describe_images()
             .owners("self")
-            .filters(job_filter())
+            .set_filters(Some(job_filter()))
             .send()
             .await
             .map_err(|e| site.err("DescribeImages", None, e.into_service_error()))?;
@@ -1110,7 +1246,7 @@ async fn tag_image_snapshots(
     deadline: Instant,
 ) -> Result<Vec<String>, AwsError> {
     let mut t = tags::base(
-        job.number,
+        &job.identity,
         &job.plan.name,
         p.selected.resource.id(),
         &p.name,

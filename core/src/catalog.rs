@@ -95,6 +95,9 @@ pub struct RecoveryPoint {
     pub region: String,
     /// The job that made it (`_GX_BACKUP_`), when the tag is a number.
     pub job: Option<u64>,
+    /// The agent (ledger) whose job made it (`_GX_AGENT_`); empty for points
+    /// made before agent ids existed. Job numbers are unique only per agent.
+    pub agent: String,
     pub plan: Option<String>,
     pub source: String,
     pub created: DateTime<Utc>,
@@ -130,6 +133,17 @@ impl RecoveryPoint {
     }
     pub fn copy_of(&self) -> Option<&str> {
         self.tags.get(tags::COPY_OF).map(String::as_str)
+    }
+    /// `1000@0f3c9a1e2b4d6f80`: the job, named across agents.
+    pub fn job_label(&self) -> String {
+        match self.job {
+            Some(j) => tags::job_label(j, &self.agent),
+            None => "?".into(),
+        }
+    }
+    /// When the job that made it started (`_GX_JOB_START_`).
+    pub fn job_start(&self) -> Option<i64> {
+        self.tags.get(tags::JOB_START).and_then(|v| v.parse().ok())
     }
     pub fn held(&self) -> bool {
         self.tags.contains_key(tags::RETAIN)
@@ -201,6 +215,8 @@ pub struct Kinds {
 /// The tags rolesnap decides by; a listing without `all_tags` keeps only these.
 pub const CONTROL_TAGS: &[&str] = &[
     tags::BACKUP,
+    tags::AGENT,
+    tags::JOB_START,
     tags::AMI,
     tags::PLAN,
     tags::SOURCE,
@@ -233,6 +249,7 @@ pub async fn list_region(
         account: account.to_string(),
         region: region.to_string(),
         job: tags.get(tags::BACKUP).and_then(|j| j.parse().ok()),
+        agent: tags.get(tags::AGENT).cloned().unwrap_or_default(),
         plan: tags.get(tags::PLAN).cloned(),
         source: tags.get(tags::SOURCE).cloned().unwrap_or_default(),
         created,
@@ -343,7 +360,9 @@ pub async fn list_region(
             }
             ami_points.insert(id, p);
         }
-        // Snapshot sets: group by (job, source); snapshots backing an AMI belong to it.
+        // Snapshot sets: group by (agent, job, source); snapshots backing an
+        // AMI belong to it. Two agents' jobs of the same number are two
+        // points, never one.
         let mut sets: BTreeMap<(String, String), RecoveryPoint> = BTreeMap::new();
         for (s, created) in snaps {
             if let Some(ami) = s.tags.get(tags::AMI) {
@@ -359,7 +378,11 @@ pub async fn list_region(
                 // point of its own so that prune can remove it.
             }
             let key = (
-                s.tags.get(tags::BACKUP).cloned().unwrap_or_default(),
+                format!(
+                    "{}@{}",
+                    s.tags.get(tags::BACKUP).cloned().unwrap_or_default(),
+                    s.tags.get(tags::AGENT).cloned().unwrap_or_default()
+                ),
                 format!(
                     "{}|{}",
                     s.tags.get(tags::SOURCE).cloned().unwrap_or_default(),

@@ -1186,6 +1186,7 @@ mod tests {
             account: "222222222222".into(),
             region: "us-east-1".into(),
             job: Some(1000),
+            agent: String::new(),
             plan: Some("p".into()),
             source: "i-1".into(),
             created: chrono::Utc::now(),

@@ -4,10 +4,16 @@
 //! instance profile) or a named profile, optionally followed by an admin role
 //! (the guide's `vsa-assume-role`). Each tenant is reached through STS
 //! AssumeRole from those, with its ExternalId. The tenant's `SdkConfig` carries
-//! aws-config's `AssumeRoleProvider` behind one shared lazy identity cache, so
-//! every EC2/RDS client of a tenant, in every region, reuses one session and
-//! the SDK assumes the role again shortly before it expires: a job that
-//! outlives the session keeps working.
+//! aws-config's `AssumeRoleProvider` behind one [`TenantCredentials`] cache,
+//! so every EC2/RDS client of a tenant, in every region, reuses one session
+//! and the role is assumed again shortly before it expires: a job that
+//! outlives the session keeps working. The SDK's own cache cannot do one
+//! thing: drop a session that AWS rejects before its expiry (a revoked
+//! session, clock skew). Here an interceptor on every tenant client sees
+//! `ExpiredToken` / `InvalidClientTokenId` / `RequestExpired`, the session is
+//! dropped, the call is tried once more with a new one, and every renewal is
+//! logged in cvd.log. A role that can no longer be assumed then fails the
+//! calls at once, with the reason (`AssumeRoleFailed`).
 //!
 //! Every SDK client of the process shares one HTTPS client (one connection
 //! pool, one TLS setup), and a tenant keeps one EC2 and one RDS client per
@@ -20,14 +26,27 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use aws_config::identity::IdentityCache;
 use aws_config::retry::RetryConfig;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_credential_types::provider::{
+    error::CredentialsError, future, ProvideCredentials, SharedCredentialsProvider,
+};
+use aws_credential_types::Credentials;
 use aws_sdk_sts::error::ProvideErrorMetadata;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    FinalizerInterceptorContextRef, InterceptorContext,
+};
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::retries::classifiers::{
+    ClassifyRetry, RetryAction, RetryClassifierPriority,
+};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
 
 use crate::config::{Accounts, Admin, Tenant};
 use crate::logs::{LogFile, Logs};
@@ -70,6 +89,18 @@ pub struct AdminSession {
     pub config: SdkConfig,
     pub endpoint: Endpoint,
     pub admin: Admin,
+    /// Where tenant sessions log their renewals (cvd.log).
+    pub logs: LogsHandle,
+}
+
+/// [`Logs`] in a struct that derives `Debug`.
+#[derive(Clone)]
+pub struct LogsHandle(pub Logs);
+
+impl std::fmt::Debug for LogsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Logs")
+    }
 }
 
 impl AdminSession {
@@ -132,6 +163,7 @@ pub async fn admin_session(accounts: &Accounts, endpoint: &Endpoint, logs: &Logs
         config,
         endpoint: endpoint.clone(),
         admin: admin.clone(),
+        logs: LogsHandle(logs.clone()),
     }
 }
 
@@ -185,6 +217,235 @@ pub fn session_name(tenant: &str, job: Option<u64>) -> String {
     s
 }
 
+/// Renew a session this long before its expiry: the SDK's lazy cache's
+/// default buffer (10 s), which the emulator's short-lived test sessions
+/// were measured with.
+const RENEW_BEFORE: Duration = Duration::from_secs(10);
+
+/// A tenant's credentials: the AssumeRole provider and the one session all
+/// of the tenant's clients share. See the module comment.
+#[derive(Debug)]
+pub struct TenantCredentials {
+    provider: AssumeRoleProvider,
+    /// The session; the lock also makes one renewal serve every call that
+    /// waits for it.
+    cache: tokio::sync::Mutex<Option<Credentials>>,
+    /// (access key id, AWS error code) of a session AWS rejected.
+    rejected: Mutex<Option<(String, String)>>,
+    /// The access key id of a session made because AWS rejected the one
+    /// before: if AWS rejects it too, renewing did not help.
+    after_rejection: Mutex<Option<String>>,
+    /// AWS rejected that one too.
+    gave_up: std::sync::atomic::AtomicBool,
+    logs: LogsHandle,
+    tenant: String,
+    role: String,
+    job: Option<u64>,
+}
+
+impl TenantCredentials {
+    fn log(&self, m: &str) {
+        self.logs.0.write(
+            LogFile::Cvd,
+            self.job,
+            "AmazonConnection::RefreshCredentials",
+            m,
+        );
+    }
+
+    /// AWS rejected the session whose access key id is `key`: the next call
+    /// assumes the role again, unless that session was itself made because
+    /// AWS rejected the one before (renewing does not help: calls fail).
+    pub fn reject(&self, key: &str, code: &str) {
+        let after = self
+            .after_rejection
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if after.as_deref() == Some(key) {
+            self.gave_up
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            return;
+        }
+        let mut r = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
+        if r.is_none() {
+            *r = Some((key.to_string(), code.to_string()));
+        }
+    }
+
+    /// Whether AWS rejected a session made because it had rejected the one
+    /// before: calls with it are not tried again.
+    pub fn gave_up(&self) -> bool {
+        self.gave_up.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    async fn get(&self) -> Result<Credentials, CredentialsError> {
+        let mut cache = self.cache.lock().await;
+        let rejected = {
+            let mut r = self.rejected.lock().unwrap_or_else(|p| p.into_inner());
+            match (&*r, cache.as_ref()) {
+                (Some((key, _)), Some(c)) if c.access_key_id() == key => r.take(),
+                // A rejection of an older session: already renewed.
+                _ => {
+                    *r = None;
+                    None
+                }
+            }
+        };
+        let reason = match (cache.as_ref(), &rejected) {
+            (None, _) => None,
+            (Some(_), Some((_, code))) => Some(format!("AWS rejected the session ({code})")),
+            (Some(c), None) => {
+                let fresh = c
+                    .expiry()
+                    .is_none_or(|e| e > SystemTime::now() + RENEW_BEFORE);
+                if fresh {
+                    return Ok(c.clone());
+                }
+                Some("the session expires".to_string())
+            }
+        };
+        if let Some(why) = &reason {
+            self.log(&format!(
+                "Refreshing credentials: assuming role [{}] again for tenant [{}]: {why}",
+                self.role, self.tenant
+            ));
+        }
+        match self.provider.provide_credentials().await {
+            Ok(c) => {
+                if reason.is_some() {
+                    let until = c
+                        .expiry()
+                        .map(|e| chrono::DateTime::<chrono::Utc>::from(e).to_rfc3339())
+                        .unwrap_or_else(|| "-".into());
+                    self.log(&format!(
+                        "Refreshed credentials of role [{}] for tenant [{}]; the new session expires at {until}",
+                        self.role, self.tenant
+                    ));
+                }
+                *self
+                    .after_rejection
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) =
+                    rejected.is_some().then(|| c.access_key_id().to_string());
+                *cache = Some(c.clone());
+                Ok(c)
+            }
+            Err(e) => {
+                *cache = None;
+                if reason.is_some() {
+                    let (code, message) = error_code(&e);
+                    self.log(&format!(
+                        "Cannot refresh credentials: role [{}] for tenant [{}] can no longer be assumed: {code} - {message}",
+                        self.role, self.tenant
+                    ));
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// [`TenantCredentials`] as the SDK's credentials provider.
+#[derive(Debug, Clone)]
+struct Renewing(Arc<TenantCredentials>);
+
+impl ProvideCredentials for Renewing {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(self.0.get())
+    }
+}
+
+/// The access key id a request was signed with (SigV4 `Credential=` scope).
+fn signing_key(request: Option<&aws_smithy_runtime_api::http::Request>) -> Option<String> {
+    let auth = request?.headers().get("authorization")?;
+    let cred = auth.split("Credential=").nth(1)?;
+    Some(cred.split('/').next()?.to_string())
+}
+
+/// The access key an attempt was signed with, kept for after the attempt
+/// (the request itself is gone once sent).
+#[derive(Debug, Clone)]
+struct SignedWith(String);
+
+impl aws_smithy_types::config_bag::Storable for SignedWith {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+/// The AWS error code of a response that rejects its credentials.
+fn rejected_code(status: u16, body: &[u8]) -> Option<&'static str> {
+    if !(400..500).contains(&status) {
+        return None;
+    }
+    let text = String::from_utf8_lossy(body);
+    ["ExpiredToken", "InvalidClientTokenId", "RequestExpired"]
+        .into_iter()
+        .find(|c| text.contains(&format!("<Code>{c}</Code>")))
+}
+
+/// On every tenant client: an interceptor that drops a session AWS
+/// rejected, and a retry classifier that tries such a call again (with the
+/// new session) unless the session made after a rejection was rejected too.
+#[derive(Debug, Clone)]
+struct RejectedToken(Arc<TenantCredentials>);
+
+impl Intercept for RejectedToken {
+    fn name(&self) -> &'static str {
+        "RolesnapRejectedToken"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(k) = signing_key(Some(context.request())) {
+            cfg.interceptor_state().store_put(SignedWith(k));
+        }
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let code = context
+            .response()
+            .and_then(|r| rejected_code(r.status().as_u16(), r.body().bytes().unwrap_or_default()));
+        if let (Some(code), Some(SignedWith(key))) = (code, cfg.load::<SignedWith>()) {
+            self.0.reject(key, code);
+        }
+        Ok(())
+    }
+}
+
+impl ClassifyRetry for RejectedToken {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        let rejected = ctx.response().is_some_and(|r| {
+            rejected_code(r.status().as_u16(), r.body().bytes().unwrap_or_default()).is_some()
+        });
+        match (rejected, self.0.gave_up()) {
+            (false, _) => RetryAction::NoActionIndicated,
+            (true, true) => RetryAction::RetryForbidden,
+            (true, false) => RetryAction::transient_error(),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "RolesnapRejectedToken"
+    }
+
+    fn priority(&self) -> RetryClassifierPriority {
+        RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
+    }
+}
+
 /// One tenant's session: one AssumeRole provider, one credential cache, shared
 /// by every client made from it; one EC2 and one RDS client per region.
 #[derive(Debug, Clone)]
@@ -192,6 +453,7 @@ pub struct TenantSession {
     pub tenant: Tenant,
     pub job: Option<u64>,
     config: SdkConfig,
+    credentials: Arc<TenantCredentials>,
     clients: Arc<Mutex<HashMap<String, RegionClients>>>,
 }
 
@@ -211,20 +473,35 @@ impl TenantSession {
         if let Some(x) = &tenant.external_id {
             b = b.external_id(x);
         }
-        let provider = b.build().await;
+        let credentials = Arc::new(TenantCredentials {
+            provider: b.build().await,
+            cache: tokio::sync::Mutex::new(None),
+            rejected: Mutex::new(None),
+            after_rejection: Mutex::new(None),
+            gave_up: std::sync::atomic::AtomicBool::new(false),
+            logs: admin.logs.clone(),
+            tenant: tenant.name.clone(),
+            role: tenant.role_arn.arn.clone(),
+            job,
+        });
         let config = admin
             .config
             .clone()
             .into_builder()
-            .credentials_provider(SharedCredentialsProvider::new(provider))
-            // One cache for all of this tenant's clients; it refreshes the
-            // session before it expires.
-            .identity_cache(IdentityCache::lazy().build())
+            .credentials_provider(SharedCredentialsProvider::new(Renewing(
+                credentials.clone(),
+            )))
+            // One cache for all of this tenant's clients: TenantCredentials,
+            // which renews the session before it expires and when AWS
+            // rejects it. The SDK's cache in front of it would keep serving
+            // a rejected session.
+            .identity_cache(IdentityCache::no_cache())
             .build();
         TenantSession {
             tenant: tenant.clone(),
             job,
             config,
+            credentials,
             clients: Arc::default(),
         }
     }
@@ -335,11 +612,15 @@ impl TenantSession {
                     ec2: aws_sdk_ec2::Client::from_conf(
                         aws_sdk_ec2::config::Builder::from(&conf)
                             .interceptor(crate::metrics::ApiCounter)
+                            .interceptor(RejectedToken(self.credentials.clone()))
+                            .retry_classifier(RejectedToken(self.credentials.clone()))
                             .build(),
                     ),
                     rds: aws_sdk_rds::Client::from_conf(
                         aws_sdk_rds::config::Builder::from(&conf)
                             .interceptor(crate::metrics::ApiCounter)
+                            .interceptor(RejectedToken(self.credentials.clone()))
+                            .retry_classifier(RejectedToken(self.credentials.clone()))
                             .build(),
                     ),
                 }
@@ -358,7 +639,7 @@ impl TenantSession {
 
 /// Finds the AWS error code inside a credentials error (the STS error is a few
 /// `source()` levels down).
-fn error_code(e: &(dyn std::error::Error + 'static)) -> (String, String) {
+pub(crate) fn error_code(e: &(dyn std::error::Error + 'static)) -> (String, String) {
     type AssumeRoleSdkError =
         aws_sdk_sts::error::SdkError<aws_sdk_sts::operation::assume_role::AssumeRoleError>;
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);

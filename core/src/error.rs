@@ -39,6 +39,25 @@ impl fmt::Display for AwsError {
 
 impl std::error::Error for AwsError {}
 
+/// "the role can no longer be assumed: AccessDenied: …" when `e` failed for
+/// want of credentials.
+fn credentials_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err
+            .downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
+            .is_some()
+        {
+            let (code, message) = crate::credentials::error_code(err);
+            return Some(format!(
+                "the tenant role can no longer be assumed: {code}: {message}"
+            ));
+        }
+        cur = err.source();
+    }
+    None
+}
+
 /// Where a call was made; turns SDK errors into [`AwsError`]s.
 #[derive(Debug, Clone, Copy)]
 pub struct Site<'a> {
@@ -53,7 +72,12 @@ impl Site<'_> {
     {
         let (code, message) = match e.code() {
             Some(c) => (c.to_string(), e.message().unwrap_or_default().to_string()),
-            None => ("NetworkError".to_string(), crate::credentials::chain(&e)),
+            None => match credentials_failure(&e) {
+                // The tenant's session could not be renewed: the call was
+                // never sent. Fatal, not "ambiguous" like a lost connection.
+                Some(m) => ("AssumeRoleFailed".to_string(), m),
+                None => ("NetworkError".to_string(), crate::credentials::chain(&e)),
+            },
         };
         AwsError {
             tenant: self.tenant.to_string(),

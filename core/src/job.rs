@@ -98,6 +98,8 @@ pub struct Request<'a> {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub job: u64,
+    /// The agent (ledger) id of the job: job numbers are unique per agent.
+    pub agent: String,
     pub job_type: JobType,
     pub plan: String,
     pub status: JobStatus,
@@ -235,20 +237,19 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
     let names: Vec<String> = req.tenants.iter().map(|t| t.name.clone()).collect();
     let dry_run = req.options.dry_run;
     let job_type = req.kind.job_type();
-    let (number, lock) = match &req.ledger {
+    let (number, lock, agent, start) = match &req.ledger {
         Some(l) => {
             let l = l.lock().unwrap_or_else(|p| p.into_inner());
             let (job, lock) = l.start_job(job_type, &req.plan.name, &names)?;
-            (job.id, Some(lock))
+            (job.id, Some(lock), l.agent_id().to_string(), job.start)
         }
-        None => (0, None),
+        None => (0, None, String::new(), chrono::Utc::now().timestamp()),
     };
-    let start = chrono::Utc::now().timestamp();
     let logs = req.logs;
     let component = req.kind.component();
     let log = |m: &str| logs.write(LogFile::Backup, log_job(number), component, m);
     log(&format!(
-        "{} job [{number}] for plan [{}] started: tenants [{}], method [{}]{}",
+        "{} job [{number}] of agent [{agent}] for plan [{}] started: tenants [{}], method [{}]{}",
         job_type.as_str(),
         req.plan.name,
         names.join(","),
@@ -268,21 +269,26 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
 
     // A backup whose previous run of this plan was killed resumes it: the
     // killed run's recovery points are adopted, not made a second time.
-    let adopt = match (&req.ledger, req.kind) {
+    let adopt: Vec<crate::tags::Identity> = match (&req.ledger, req.kind) {
         (Some(l), Kind::Backup) => {
             let l = l.lock().unwrap_or_else(|p| p.into_inner());
             l.jobs(Some(&req.plan.name), 10)?
                 .into_iter()
                 .filter(|j| j.id != number && j.job_type == JobType::SnapBackup)
                 .take_while(|j| j.status == JobStatus::Killed)
-                .map(|j| j.id)
+                .map(|j| crate::tags::Identity {
+                    job: j.id,
+                    agent: agent.clone(),
+                    started: j.start,
+                })
                 .collect()
         }
         _ => Vec::new(),
     };
     if !adopt.is_empty() {
         log(&format!(
-            "Resuming killed job(s) {adopt:?} of plan [{}]: their recovery points are adopted",
+            "Resuming killed job(s) [{}] of plan [{}]: the recovery points they made (tagged with this agent's id and their start) are adopted",
+            adopt.iter().map(|k| k.job.to_string()).collect::<Vec<_>>().join(","),
             req.plan.name
         ));
     }
@@ -294,12 +300,16 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
         pacer: req.pacer.clone(),
         ledger: req.ledger.clone(),
         options: req.options.clone(),
+        identity: crate::tags::Identity {
+            job: number,
+            agent: agent.clone(),
+            started: start,
+        },
         adopt,
         on_done: req.on_done.clone(),
-        outcomes: Mutex::new(Outcomes::new(
-            req.ledger.is_none(),
-            matches!(req.kind, Kind::Prune { .. }),
-        )),
+        // A later outcome replaces an earlier one: the prune's passes, and a
+        // backup's point found to be a duplicate after it completed.
+        outcomes: Mutex::new(Outcomes::new(req.ledger.is_none(), true)),
     };
     let connected = connect_tenants(req.admin, req.tenants, log_job(number), logs).await;
     let mut reached: Vec<(&Tenant, Connected)> = Vec::new();
@@ -375,7 +385,20 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
         }
     }
     let outcomes = std::mem::take(&mut *job.outcomes.lock().unwrap_or_else(|p| p.into_inner()));
-    finish(&req, number, lock, job_type, start, outcomes)
+    finish(&req, (number, &agent), lock, job_type, start, outcomes)
+}
+
+static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on no new job starts in this process (the agent got SIGTERM):
+/// a nightly sequence does not go on to its copy job.
+pub fn stop_new_jobs() {
+    STOPPING.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether [`stop_new_jobs`] was called.
+pub fn stopping() -> bool {
+    STOPPING.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// The nightly sequence of a plan: a backup, then a copy job when `copy`,
@@ -397,7 +420,8 @@ where
     let backup_and_copy = async {
         let backup = run(Kind::Backup, None).await;
         stage.send_replace(if copy { Beside::Copy } else { Beside::Ended });
-        let copy = copy && backup.is_ok();
+        // No new job after a stop was asked for (SIGTERM to the agent).
+        let copy = copy && backup.is_ok() && !stopping();
         let mut out = vec![backup];
         if copy {
             out.push(run(Kind::Copy, None).await);
@@ -483,7 +507,7 @@ async fn backup_tenants(req: &Request<'_>, job: &Job<'_>, reached: &[(&Tenant, C
 /// Decides the job's status, logs the end, and closes the job in the ledger.
 fn finish(
     req: &Request<'_>,
-    number: u64,
+    (number, agent): (u64, &str),
     lock: Option<crate::ledger::JobLock>,
     job_type: JobType,
     start: i64,
@@ -548,6 +572,7 @@ fn finish(
     };
     Ok(Report {
         job: number,
+        agent: agent.to_string(),
         job_type,
         plan: req.plan.name.clone(),
         status,

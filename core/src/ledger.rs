@@ -6,6 +6,16 @@
 //! `jobs/<n>.lock`; a job still marked Running whose lock can be taken belongs
 //! to a process that died, and is marked Killed the next time any rolesnap
 //! opens the ledger. What the dead job created is still found by its tags.
+//!
+//! Job numbers are only unique within one ledger: every new ledger counts
+//! from [`FIRST_JOB`]. So each ledger also has an **agent id**, 16 random hex
+//! digits made once when the ledger is made and kept in it. Everything a job
+//! creates carries it (`_GX_AGENT_`), and a recovery point is known by
+//! agent id + job number: the points of two ledgers never merge, and a job
+//! adopts only what its own ledger's jobs made (docs/DESIGN.md, "Identity").
+//! A new ledger appears whole (made aside, then linked into place), so a
+//! `ledger.db` of 0 bytes is a truncated ledger, and is refused rather than
+//! silently started afresh with a new agent id.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -29,6 +39,10 @@ pub enum LedgerError {
         #[source]
         source: std::io::Error,
     },
+    /// A ledger file that exists but cannot be a ledger (0 bytes, not a
+    /// regular file, not SQLite).
+    #[error("ledger {path}: {why}")]
+    Broken { path: PathBuf, why: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -176,6 +190,10 @@ pub struct Ledger {
     conn: Connection,
     path: PathBuf,
     dir: PathBuf,
+    agent: String,
+    /// Jobs this open found dead and recorded Killed.
+    killed_on_open: Vec<u64>,
+    read_only: bool,
 }
 
 /// A lock held for as long as a job runs.
@@ -219,22 +237,237 @@ CREATE TABLE IF NOT EXISTS events (
     message TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_job ON events(job);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 "#;
+
+/// A new agent id: 64 random bits as 16 lowercase hex digits.
+fn new_agent_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// Whether `s` is an agent id as [`new_agent_id`] makes them.
+pub fn is_agent_id(s: &str) -> bool {
+    s.len() == 16
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
 
 /// Job numbers start here, like a CommServe that has been running a while;
 /// it keeps them visibly distinct from sequence numbers in names.
 pub const FIRST_JOB: u64 = 1000;
 
-impl Ledger {
-    /// Opens (creating) the ledger in `dir` and marks dead jobs Killed.
+/// Refuses a `ledger.db` that exists but cannot be a ledger.
+fn check_file(path: &Path) -> Result<(), LedgerError> {
+    let broken = |why: &str| LedgerError::Broken {
+        path: path.to_path_buf(),
+        why: why.to_string(),
+    };
+    match std::fs::metadata(path) {
+        Ok(m) if !m.is_file() => Err(broken("is not a regular file")),
+        // A ledger is made aside and linked into place whole, so 0 bytes is
+        // one that was truncated (a full disk, a bad restore): starting
+        // afresh here would restart job numbers under a new agent id and
+        // lose the history of what was made. Move it aside to start anew.
+        Ok(m) if m.len() == 0 => Err(broken(
+            "is empty (0 bytes): it was truncated. rolesnap will not start a new ledger in its place; \
+             restore it from a backup, or move it aside to start a new ledger (with a new agent id)",
+        )),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(LedgerError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// "file is not a database" and the like, said plainly.
+fn broken_or(path: &Path, e: rusqlite::Error) -> LedgerError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
+            ) =>
+        {
+            LedgerError::Broken {
+                path: path.to_path_buf(),
+                why: format!("is not a rolesnap ledger (SQLite says: {e}); restore it from a backup, or move it aside to start a new ledger"),
+            }
+        }
+        _ => LedgerError::Sql {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    }
+}
+
+/// Makes a new ledger whole beside `path` and links it into place, so that
+/// no process ever sees a half-made one; a ledger another process linked
+/// first wins. The file is readable by its owner only.
+fn create_whole(dir: &Path, path: &Path) -> Result<(), LedgerError> {
+    let tmp = dir.join(format!(
+        ".ledger.db.new-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let io = |source| LedgerError::Io {
+        path: tmp.clone(),
+        source,
+    };
+    {
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+        o.open(&tmp).map_err(io)?;
+        let conn = Connection::open(&tmp).map_err(|source| LedgerError::Sql {
+            path: tmp.clone(),
+            source,
+        })?;
+        conn.execute_batch(SCHEMA)
+            .and_then(|_| {
+                conn.execute(
+                    "INSERT INTO meta(key, value) VALUES ('agent_id', ?1)",
+                    params![new_agent_id()],
+                )
+            })
+            .map_err(|source| LedgerError::Sql {
+                path: tmp.clone(),
+                source,
+            })?;
+    }
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(LedgerError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Why a plan's lock could not be taken: who holds it.
+#[derive(Debug, Clone)]
+pub struct PlanBusy {
+    pub plan: String,
+    /// What the holder wrote into the lock file (pid, command, since).
+    pub holder: String,
+}
+
+impl std::fmt::Display for PlanBusy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "plan {} is already being run by another rolesnap on this state directory ({})",
+            self.plan,
+            if self.holder.is_empty() {
+                "holder unknown"
+            } else {
+                self.holder.trim()
+            }
+        )
+    }
+}
+
+/// Held while a plan's backup, copy or prune runs: one run of a plan at a
+/// time per state directory (`plans/<plan>.lock`). The lock is the kernel's
+/// (flock), so it goes with the process that held it.
+#[derive(Debug)]
+pub struct PlanLock {
+    _file: File,
+}
+
+impl PlanLock {
+    /// Takes the plan's lock, or says who holds it.
     ///
     /// # Errors
-    /// When the directory or database cannot be opened.
+    /// An I/O error creating the lock file.
+    pub fn try_acquire(
+        dir: &Path,
+        plan: &str,
+        what: &str,
+    ) -> Result<Result<PlanLock, PlanBusy>, LedgerError> {
+        use std::io::{Read, Seek, Write};
+        let plans = dir.join("plans");
+        let io = |source| LedgerError::Io {
+            path: plans.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&plans).map_err(io)?;
+        let name: String = plan
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let path = plans.join(format!("{name}-{:016x}.lock", fnv(plan)));
+        let io = |source| LedgerError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io)?;
+        if file.try_lock_exclusive().is_err() {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            return Ok(Err(PlanBusy {
+                plan: plan.to_string(),
+                holder,
+            }));
+        }
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        write!(
+            file,
+            "pid {} ({what}) since {}",
+            std::process::id(),
+            chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+        )
+        .map_err(io)?;
+        Ok(Ok(PlanLock { _file: file }))
+    }
+}
+
+/// FNV-1a: a stable short name for a plan whose name has characters a
+/// file name should not.
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+impl Ledger {
+    /// Opens (creating) the ledger in `dir` and marks dead jobs Killed
+    /// (their numbers: [`Ledger::killed_on_open`]).
+    ///
+    /// # Errors
+    /// When the directory or database cannot be opened, or `ledger.db` exists
+    /// but is not a ledger (0 bytes, a directory, not SQLite).
     pub fn open(dir: &Path) -> Result<Ledger, LedgerError> {
         std::fs::create_dir_all(dir.join("jobs")).map_err(|source| LedgerError::Io {
             path: dir.to_path_buf(),
             source,
         })?;
+        let path = dir.join("ledger.db");
+        check_file(&path)?;
+        if !path.exists() {
+            create_whole(dir, &path)?;
+        }
         // Processes opening a new ledger at the same moment may be told
         // "database is locked" at once, without the busy timeout (switching
         // it to WAL): such an open is tried again.
@@ -253,17 +486,76 @@ impl Ledger {
         }
     }
 
+    /// Opens another agent's ledger (`jobs --from`) without writing to it:
+    /// no job is marked Killed (a file lock of another host cannot be seen
+    /// from here), and a read-only copy or file system works.
+    ///
+    /// # Errors
+    /// When the file is missing or is not a ledger.
+    pub fn open_read_only(dir: &Path) -> Result<Ledger, LedgerError> {
+        let path = dir.join("ledger.db");
+        if !path.exists() {
+            return Err(LedgerError::Broken {
+                path,
+                why: "no such file (is this a rolesnap state directory?)".into(),
+            });
+        }
+        check_file(&path)?;
+        let sql = |source| LedgerError::Sql {
+            path: path.clone(),
+            source,
+        };
+        use rusqlite::OpenFlags;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        // mode=ro reads a live WAL ledger consistently, but needs to write
+        // its -shm file beside it; on a read-only copy, immutable=1 reads it
+        // as a plain file.
+        let uri = |extra: &str| format!("file:{}?mode=ro{extra}", path.display());
+        let try_open = |u: String| -> rusqlite::Result<Connection> {
+            let c = Connection::open_with_flags(u, flags)?;
+            c.busy_timeout(Duration::from_secs(30))?;
+            c.query_row("SELECT COUNT(*) FROM jobs", [], |r| r.get::<_, i64>(0))?;
+            Ok(c)
+        };
+        let conn = try_open(uri("")).or_else(|_| try_open(uri("&immutable=1")));
+        let conn = conn.map_err(|e| broken_or(&path, e)).map_err(|e| match e {
+            LedgerError::Sql { source, .. } => sql(source),
+            other => other,
+        })?;
+        let agent = conn
+            .query_row("SELECT value FROM meta WHERE key = 'agent_id'", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()
+            .unwrap_or(None)
+            .unwrap_or_default();
+        Ok(Ledger {
+            conn,
+            path,
+            dir: dir.to_path_buf(),
+            agent,
+            killed_on_open: vec![],
+            read_only: true,
+        })
+    }
+
     fn open_once(dir: &Path) -> Result<Ledger, LedgerError> {
         let path = dir.join("ledger.db");
         let sql = |source| LedgerError::Sql {
             path: path.clone(),
             source,
         };
-        let conn = Connection::open(&path).map_err(sql)?;
+        let conn = Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sql)?;
         // Several rolesnap processes may share the file: wait for each other.
         conn.busy_timeout(Duration::from_secs(30)).map_err(sql)?;
         conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(sql)?;
+            .map_err(|e| broken_or(&path, e))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(sql)?;
         conn.execute_batch(SCHEMA).map_err(sql)?;
@@ -273,13 +565,52 @@ impl Ledger {
             params![FIRST_JOB as i64 - 1],
         )
         .map_err(sql)?;
-        let ledger = Ledger {
+        // A ledger written by a rolesnap without agent ids gets one now; two
+        // processes upgrading it at once agree on the first one written.
+        conn.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES ('agent_id', ?1)",
+            params![new_agent_id()],
+        )
+        .map_err(sql)?;
+        let agent: String = conn
+            .query_row("SELECT value FROM meta WHERE key = 'agent_id'", [], |r| {
+                r.get(0)
+            })
+            .map_err(sql)?;
+        if !is_agent_id(&agent) {
+            return Err(LedgerError::Broken {
+                path,
+                why: format!(
+                    "its agent id {agent:?} is not 16 hex digits; the ledger was edited by hand"
+                ),
+            });
+        }
+        let mut ledger = Ledger {
             conn,
             path,
             dir: dir.to_path_buf(),
+            agent,
+            killed_on_open: vec![],
+            read_only: false,
         };
-        ledger.mark_dead_jobs_killed()?;
+        ledger.killed_on_open = ledger.mark_dead_jobs_killed()?;
         Ok(ledger)
+    }
+
+    /// This ledger's agent id (16 hex digits): the `_GX_AGENT_` tag of
+    /// everything its jobs create. Empty for an old ledger read with
+    /// [`Ledger::open_read_only`].
+    pub fn agent_id(&self) -> &str {
+        &self.agent
+    }
+
+    /// The jobs opening this ledger found dead and recorded Killed.
+    pub fn killed_on_open(&self) -> &[u64] {
+        &self.killed_on_open
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     fn sql(&self) -> impl Fn(rusqlite::Error) -> LedgerError + '_ {
@@ -295,6 +626,9 @@ impl Ledger {
 
     /// Jobs marked Running whose process is gone become Killed. Returns their numbers.
     pub fn mark_dead_jobs_killed(&self) -> Result<Vec<u64>, LedgerError> {
+        if self.read_only {
+            return Ok(vec![]);
+        }
         let mut stmt = self
             .conn
             .prepare("SELECT id FROM jobs WHERE status = 'Running'")
@@ -329,6 +663,18 @@ impl Ledger {
                          error = COALESCE(error, 'the process running the job ended before the job did') \
                          WHERE id = ?1 AND status = 'Running'",
                         params![job as i64, chrono::Utc::now().timestamp()],
+                    )
+                    .map_err(self.sql())?;
+                // What it had made and was still waiting for is recorded
+                // once more, saying so (an item's last outcome is its own).
+                self.conn
+                    .execute(
+                        "INSERT INTO items(job, tenant, account, region, kind, source_id, status, created, size_gib, error, detail) \
+                         SELECT job, tenant, account, region, kind, source_id, status, created, size_gib, \
+                         'the job was killed while it waited for this recovery point to complete; what it made is found by its tags, and the next backup of the plan adopts it', detail \
+                         FROM items WHERE job = ?1 AND status = 'Pending' AND error IS NULL AND rowid IN \
+                         (SELECT MAX(rowid) FROM items WHERE job = ?1 GROUP BY tenant, region, kind, source_id)",
+                        params![job as i64],
                     )
                     .map_err(self.sql())?;
                 self.event(job, "Warning", "Job marked Killed: its process is gone")?;
@@ -692,6 +1038,80 @@ mod tests {
         l.add_item(j.id, &item).unwrap();
         assert_eq!(l.items(j.id).unwrap(), vec![item]);
         l.finish_job(lock, JobStatus::Completed, 18, None).unwrap();
+    }
+
+    #[test]
+    fn each_ledger_has_its_own_agent_id_kept_across_opens() {
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let a = Ledger::open(d1.path()).unwrap().agent_id().to_string();
+        let b = Ledger::open(d2.path()).unwrap().agent_id().to_string();
+        assert!(is_agent_id(&a) && is_agent_id(&b), "{a} {b}");
+        assert_ne!(a, b);
+        assert_eq!(Ledger::open(d1.path()).unwrap().agent_id(), a);
+        assert_eq!(Ledger::open_read_only(d1.path()).unwrap().agent_id(), a);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(d1.path().join("ledger.db"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "the ledger is its owner's only: {mode:o}");
+        }
+    }
+
+    #[test]
+    fn a_truncated_or_foreign_ledger_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ledger.db"), b"").unwrap();
+        let e = Ledger::open(dir.path()).err().expect("refused");
+        assert!(e.to_string().contains("0 bytes"), "{e}");
+        assert_eq!(
+            std::fs::metadata(dir.path().join("ledger.db"))
+                .unwrap()
+                .len(),
+            0
+        );
+        std::fs::write(
+            dir.path().join("ledger.db"),
+            b"not a database at all, really",
+        )
+        .unwrap();
+        let e = Ledger::open(dir.path()).err().expect("refused");
+        assert!(e.to_string().contains("not a rolesnap ledger"), "{e}");
+    }
+
+    #[test]
+    fn reading_another_ledger_never_marks_its_jobs_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open(dir.path()).unwrap();
+        let (dead, lock) = l.start_job(JobType::SnapBackup, "p", &[]).unwrap();
+        drop(lock);
+        drop(l);
+        let ro = Ledger::open_read_only(dir.path()).unwrap();
+        assert_eq!(ro.job(dead.id).unwrap().unwrap().status, JobStatus::Running);
+        let rw = Ledger::open(dir.path()).unwrap();
+        assert_eq!(rw.killed_on_open(), &[dead.id]);
+        assert_eq!(rw.job(dead.id).unwrap().unwrap().status, JobStatus::Killed);
+    }
+
+    #[test]
+    fn a_plan_runs_once_at_a_time_on_a_state_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = PlanLock::try_acquire(dir.path(), "nightly", "backup")
+            .unwrap()
+            .unwrap();
+        let busy = PlanLock::try_acquire(dir.path(), "nightly", "agent")
+            .unwrap()
+            .unwrap_err();
+        assert!(busy.holder.contains("backup"), "{busy}");
+        assert!(PlanLock::try_acquire(dir.path(), "weekly", "agent")
+            .unwrap()
+            .is_ok());
+        drop(held);
+        assert!(PlanLock::try_acquire(dir.path(), "nightly", "agent")
+            .unwrap()
+            .is_ok());
     }
 
     #[test]

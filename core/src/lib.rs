@@ -16,6 +16,7 @@ pub mod connections;
 pub mod copy;
 pub mod credentials;
 pub mod discovery;
+pub mod duplicates;
 pub mod error;
 pub mod job;
 pub mod ledger;

@@ -631,6 +631,18 @@ where
 }
 
 /// Deletes one point; returns the ids deleted (or found already gone).
+/// Deletes one recovery point of this plan (an AMI is deregistered, then its
+/// snapshots deleted): the backup's removal of a duplicate it made.
+pub(crate) async fn delete_recovery_point(
+    job: &Job<'_>,
+    session: &TenantSession,
+    account: &str,
+    p: RecoveryPoint,
+) -> Result<Vec<String>, AwsError> {
+    let d = Decided::new(p, &job.plan.name);
+    delete_point(job, session, account, &d).await
+}
+
 async fn delete_point(
     job: &Job<'_>,
     session: &TenantSession,

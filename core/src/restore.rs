@@ -68,6 +68,9 @@ const DATA_DEVICES: &str = "fghijklmnop";
 #[derive(Debug, Clone, Default)]
 pub struct Which {
     pub job: Option<u64>,
+    /// With `job`: the agent (ledger) id that ran it, or its first digits.
+    /// Job numbers are unique per agent only.
+    pub agent: Option<String>,
     pub at: Option<DateTime<Utc>>,
     /// A region to restore in (the source region or a copy region).
     pub region: Option<String>,
@@ -184,6 +187,8 @@ pub struct PointSummary {
     pub id: String,
     pub region: String,
     pub job: Option<u64>,
+    /// The agent (ledger) id of the job that made it.
+    pub agent: String,
     pub created: DateTime<Utc>,
     pub copy_of: Option<String>,
     pub name: Option<String>,
@@ -196,6 +201,7 @@ impl From<&RecoveryPoint> for PointSummary {
             id: p.id(),
             region: p.region.clone(),
             job: p.job,
+            agent: p.agent.clone(),
             created: p.created,
             copy_of: p.copy_of().map(str::to_string),
             name: p.name().map(str::to_string),
@@ -282,12 +288,39 @@ pub fn choose_point<'p>(
             (None, true) => format!("no recovery point of {what}"),
         });
     }
-    let eligible = here.iter().copied().filter(|p| {
-        p.completed()
-            && which.job.is_none_or(|j| p.job == Some(j))
-            && which.at.is_none_or(|t| p.created <= t)
-    });
+    let eligible: Vec<&RecoveryPoint> = here
+        .iter()
+        .copied()
+        .filter(|p| {
+            p.completed()
+                && which.job.is_none_or(|j| p.job == Some(j))
+                && which
+                    .agent
+                    .as_deref()
+                    .is_none_or(|a| p.agent.starts_with(a))
+                && which.at.is_none_or(|t| p.created <= t)
+        })
+        .collect();
+    if let Some(j) = which.job {
+        let agents: BTreeSet<&str> = eligible.iter().map(|p| p.agent.as_str()).collect();
+        if agents.len() > 1 {
+            return Err(format!(
+                "job {j} is ambiguous: more than one agent ran a job {j} that made a point of {what}; name one with --job {j}@AGENT: {}",
+                eligible
+                    .iter()
+                    .map(|p| format!(
+                        "{} ({} {})",
+                        p.job_label(),
+                        p.id(),
+                        p.created.format("%Y-%m-%dT%H:%M:%SZ")
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
     eligible
+        .into_iter()
         .max_by(|a, b| (a.created, a.id()).cmp(&(b.created, b.id())))
         .ok_or_else(|| {
             let mut why = format!("no completed recovery point of {what}");
@@ -302,7 +335,7 @@ pub fn choose_point<'p>(
                 .map(|p| {
                     format!(
                         "job {} {} {:?} in {}",
-                        p.job.map_or("?".into(), |j| j.to_string()),
+                        p.job_label(),
                         p.created.format("%Y-%m-%dT%H:%M:%SZ"),
                         p.state,
                         p.region
@@ -406,17 +439,27 @@ pub fn architecture_for(instance_type: &str) -> &'static str {
 }
 
 /// The provenance tags every restored resource carries.
-pub fn provenance(job: &str, source: &str, point: &str, name: &str) -> Vec<(String, String)> {
+pub fn provenance(
+    job: &str,
+    agent: &str,
+    source: &str,
+    point: &str,
+    name: &str,
+) -> Vec<(String, String)> {
     let mut point = point.to_string();
     truncate(&mut point, 256);
     let mut name = name.to_string();
     truncate(&mut name, 256);
-    vec![
-        (tags::BACKUP.into(), job.into()),
+    let mut t = vec![(tags::BACKUP.into(), job.into())];
+    if !agent.is_empty() {
+        t.push((tags::AGENT.into(), agent.into()));
+    }
+    t.extend([
         (tags::SOURCE.into(), source.into()),
         (RESTORED_FROM.into(), point),
         (tags::NAME.into(), name),
-    ]
+    ]);
+    t
 }
 
 /// A source's own tags that a restored copy carries: not `aws:`, not rolesnap's
@@ -466,10 +509,16 @@ fn tag_list(t: &[(String, String)]) -> String {
 }
 
 fn has_job_tag<'t>(
-    mut tags: impl Iterator<Item = (Option<&'t str>, Option<&'t str>)>,
+    tags: impl Iterator<Item = (Option<&'t str>, Option<&'t str>)>,
     job: &str,
+    agent: &str,
 ) -> bool {
-    tags.any(|(k, v)| k == Some(tags::BACKUP) && v == Some(job))
+    let t: Vec<_> = tags.collect();
+    t.iter()
+        .any(|(k, v)| *k == Some(tags::BACKUP) && *v == Some(job))
+        && (agent.is_empty()
+            || t.iter()
+                .any(|(k, v)| *k == Some(tags::AGENT) && *v == Some(agent)))
 }
 
 fn ec2_tag_map(t: &[aws_sdk_ec2::types::Tag]) -> BTreeMap<String, String> {
@@ -584,6 +633,9 @@ struct Restorer<'a> {
     account: String,
     admin_region: String,
     job: u64,
+    /// The ledger's agent id: what this job makes is tagged with it, and
+    /// only what carries it (and the job number) is this job's to clean up.
+    agent: String,
     log_job: Option<u64>,
     dry_run: bool,
     logs: &'a Logs,
@@ -611,16 +663,16 @@ struct Restorer<'a> {
 /// Only when the ledger cannot be written; AWS failures end up in the report.
 pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
     let dry_run = req.options.dry_run;
-    let (number, lock) = match (req.ledger, dry_run) {
+    let (number, lock, agent) = match (req.ledger, dry_run) {
         (Some(l), false) => {
             let (job, lock) = l.start_job(
                 JobType::Restore,
                 &req.plan.name,
                 std::slice::from_ref(&req.tenant.name),
             )?;
-            (job.id, Some(lock))
+            (job.id, Some(lock), l.agent_id().to_string())
         }
-        _ => (0, None),
+        _ => (0, None, String::new()),
     };
     let log_job = (!dry_run).then_some(number);
     let start = Utc::now().timestamp();
@@ -668,6 +720,7 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
         account: req.tenant.role_arn.account.clone(),
         admin_region: req.admin.admin.region.clone(),
         job: number,
+        agent,
         log_job,
         dry_run,
         logs: req.logs,
@@ -851,6 +904,22 @@ impl Restorer<'_> {
 
     fn job_tag(&self) -> String {
         self.job.to_string()
+    }
+
+    /// Filters that find only what this job made: its number and its
+    /// agent id (another agent's restore job of the same number is not ours).
+    fn job_filters(&self, job: &str) -> Vec<aws_sdk_ec2::types::Filter> {
+        let mut f = vec![tag_filter(tags::BACKUP, job)];
+        if !self.agent.is_empty() {
+            f.push(tag_filter(tags::AGENT, &self.agent));
+        }
+        f
+    }
+
+    /// Whether a resource's tags say this job made it.
+    fn is_ours(&self, t: &BTreeMap<String, String>, job: &str) -> bool {
+        t.get(tags::BACKUP).map(String::as_str) == Some(job)
+            && t.get(tags::AGENT).map_or("", String::as_str) == self.agent
     }
 
     /// The job number in tags and names; `<job>` in a dry run (no job exists).
@@ -1408,7 +1477,7 @@ impl Restorer<'_> {
         self.take(region, Bucket::Describe).await;
         let out = ec2
             .describe_instances()
-            .filters(tag_filter(tags::BACKUP, job))
+            .set_filters(Some(self.job_filters(job)))
             .filters(filter(
                 "instance-state-name",
                 &["pending", "running", "stopping", "stopped", "shutting-down"],
@@ -1637,7 +1706,7 @@ impl Restorer<'_> {
             src_name.as_deref().unwrap_or(&id),
             self.job_label()
         );
-        let prov = provenance(&self.job_label(), &id, &p.id(), &name);
+        let prov = provenance(&self.job_label(), &self.agent, &id, &p.id(), &name);
         let mut instance_tags = carried;
         instance_tags.extend(prov.iter().cloned());
         let (image, bdms, mapped) = match p.kind {
@@ -1833,7 +1902,7 @@ impl Restorer<'_> {
         }
         .ok_or_else(|| format!("recovery point {} has no snapshot of {vol}", p.id()))?;
         let name = format!("{vol}-restored-{}", self.job_label());
-        let prov = provenance(&self.job_label(), &vol, &snapshot, &name);
+        let prov = provenance(&self.job_label(), &self.agent, &vol, &snapshot, &name);
         let source_instance = p.source.clone();
 
         // The target, and the device, before anything is created.
@@ -1915,7 +1984,7 @@ impl Restorer<'_> {
                     },
                 };
                 let iname = format!("{vol}-restore-host-{}", self.job_label());
-                let iprov = provenance(&self.job_label(), &vol, &snapshot, &iname);
+                let iprov = provenance(&self.job_label(), &self.agent, &vol, &snapshot, &iname);
                 let launch = Launch {
                     instance_type: instance_type.clone(),
                     subnet: Some(subnet.clone()),
@@ -2032,7 +2101,7 @@ impl Restorer<'_> {
                     me.take(region, Bucket::Describe).await;
                     let out = ec2
                         .describe_volumes()
-                        .filters(tag_filter(tags::BACKUP, &job))
+                        .set_filters(Some(me.job_filters(&job)))
                         .filters(tag_filter(RESTORED_FROM, snapshot))
                         .send()
                         .await
@@ -2341,7 +2410,13 @@ impl Restorer<'_> {
             }
             (None, None) => None,
         };
-        let prov = provenance(&self.job_label(), &source, &snapshot, &s.target_id);
+        let prov = provenance(
+            &self.job_label(),
+            &self.agent,
+            &source,
+            &snapshot,
+            &s.target_id,
+        );
         let rds = self.session.rds(&region);
         let tenant = self.session.tenant.name.clone();
         let site = Site {
@@ -2413,7 +2488,7 @@ impl Restorer<'_> {
                         .db_tags(region_ref, target, false)
                         .await
                         .unwrap_or_default();
-                    Ok(t.filter(|t| t.get(tags::BACKUP) == Some(&job)).map(|_| ()))
+                    Ok(t.filter(|t| me.is_ours(t, &job)).map(|_| ()))
                 },
             )
             .await
@@ -2448,7 +2523,7 @@ impl Restorer<'_> {
             subnet_group.as_deref().unwrap_or("(default)"),
             tag_list(&prov)
         ));
-        let wprov = provenance(&self.job_label(), &source, &snapshot, &writer);
+        let wprov = provenance(&self.job_label(), &self.agent, &source, &snapshot, &writer);
         self.call(format!(
             "CreateDBInstance DBInstanceIdentifier={writer} DBClusterIdentifier={} Engine={engine} DBInstanceClass={class} Tags={}",
             s.target_id,
@@ -2510,7 +2585,7 @@ impl Restorer<'_> {
                     .db_tags(region_ref, target, true)
                     .await
                     .unwrap_or_default();
-                Ok(t.filter(|t| t.get(tags::BACKUP) == Some(&job)).map(|_| ()))
+                Ok(t.filter(|t| me.is_ours(t, &job)).map(|_| ()))
             },
         )
         .await
@@ -2547,7 +2622,7 @@ impl Restorer<'_> {
                     .db_tags(region_ref, writer_ref, false)
                     .await
                     .unwrap_or_default();
-                Ok(t.filter(|t| t.get(tags::BACKUP) == Some(&job)).map(|_| ()))
+                Ok(t.filter(|t| me.is_ours(t, &job)).map(|_| ()))
             },
         )
         .await
@@ -2736,14 +2811,18 @@ impl Restorer<'_> {
         self.take(region, Bucket::Describe).await;
         let volumes = ec2
             .describe_volumes()
-            .filters(tag_filter(tags::BACKUP, job))
+            .set_filters(Some(self.job_filters(job)))
             .send()
             .await;
         match volumes {
             Ok(out) => {
                 for v in out.volumes() {
                     let id = v.volume_id().unwrap_or_default().to_string();
-                    if !has_job_tag(v.tags().iter().map(|t| (t.key(), t.value())), job) {
+                    if !has_job_tag(
+                        v.tags().iter().map(|t| (t.key(), t.value())),
+                        job,
+                        &self.agent,
+                    ) {
                         continue;
                     }
                     if let Err(e) = self.remove_volume(region, v).await {
@@ -2763,7 +2842,7 @@ impl Restorer<'_> {
         match ec2
             .describe_images()
             .owners("self")
-            .filters(tag_filter(tags::BACKUP, job))
+            .set_filters(Some(self.job_filters(job)))
             .send()
             .await
         {
@@ -2920,7 +2999,7 @@ impl Restorer<'_> {
                 self.clean_log(&format!("{} [{}] does not exist", m.kind, m.id));
                 return;
             }
-            Ok(Some(t)) if t.get(tags::BACKUP).map(String::as_str) != Some(job) => {
+            Ok(Some(t)) if !self.is_ours(&t, job) => {
                 self.left_behind.push(format!(
                     "{} {}: it does not carry {}={job}, and rolesnap deletes only what it tagged",
                     m.kind,
@@ -3002,6 +3081,7 @@ mod tests {
             account: "222222222222".into(),
             region: region.into(),
             job: Some(job),
+            agent: String::new(),
             plan: Some("p".into()),
             source: source.into(),
             created: DateTime::from_timestamp(secs, 0).unwrap(),
@@ -3056,6 +3136,7 @@ mod tests {
         );
         // A job, or a time.
         let w = Which {
+            agent: None,
             job: Some(1),
             ..Default::default()
         };
@@ -3082,6 +3163,7 @@ mod tests {
         );
         // A pending point is not restorable; the error lists what exists.
         let w = Which {
+            agent: None,
             job: Some(8),
             ..Default::default()
         };
@@ -3161,10 +3243,10 @@ mod tests {
 
     #[test]
     fn tags_of_restored_resources() {
-        let p = provenance("1005", "i-1", "snap-a+snap-b", "web-restored-1005");
+        let p = provenance("1005", "", "i-1", "snap-a+snap-b", "web-restored-1005");
         assert_eq!(p[0], (tags::BACKUP.to_string(), "1005".to_string()));
         assert!(p.contains(&(RESTORED_FROM.to_string(), "snap-a+snap-b".to_string())));
-        let long = provenance("1", "i", &"s".repeat(400), "n");
+        let long = provenance("1", "", "i", &"s".repeat(400), "n");
         assert_eq!(long[2].1.len(), 256);
         let src: BTreeMap<String, String> = [
             ("Name", "web"),

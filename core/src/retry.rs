@@ -4,7 +4,16 @@
 //! did the work would otherwise make a second snapshot set. Here a throttled
 //! call (AWS did nothing) is simply retried after a backoff with jitter; an
 //! ambiguous failure (5xx, lost connection) first asks AWS, by the job's tags,
-//! whether the resource exists, and adopts it if so.
+//! whether the resource exists, and adopts it if so. If that question cannot
+//! be answered either (the describe fails too, a few times), the create is
+//! not tried again blindly: the call ends as [`UNKNOWN`], "unknown whether
+//! created", and the caller records it so; what AWS may have made carries the
+//! job's identity tags and is found by them later.
+//!
+//! A call AWS refused because it did not accept the credentials
+//! (`ExpiredToken`, a revoked session, clock skew) did nothing; the tenant's
+//! credentials are renewed by then (see `credentials`), and the call is tried
+//! once more at once.
 
 use std::future::Future;
 use std::time::Duration;
@@ -18,10 +27,29 @@ use crate::error::AwsError;
 pub const BASE_BACKOFF: Duration = Duration::from_millis(500);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(20);
 
+/// The code of a create whose outcome could not be learnt: the call failed
+/// ambiguously and every check whether it made something failed too.
+pub const UNKNOWN: &str = "UnknownWhetherCreated";
+
+/// Checks whether an ambiguous create made something, before giving up.
+pub const EXISTS_CHECKS: u32 = 4;
+
+/// AWS error codes that say the credentials were not accepted: nothing was
+/// done, and new credentials may be accepted.
+pub fn token_rejected(code: &str) -> bool {
+    matches!(
+        code,
+        "ExpiredToken" | "ExpiredTokenException" | "InvalidClientTokenId" | "RequestExpired"
+    )
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
     /// AWS refused before doing anything: try again later.
     Throttled,
+    /// AWS did not accept the credentials; nothing was done. Tried once
+    /// more with renewed credentials.
+    Renew,
     /// AWS may or may not have done it.
     Ambiguous,
     /// Retrying will not help.
@@ -45,6 +73,7 @@ pub fn classify(code: &str) -> Class {
         | "NetworkError"
         | "RequestTimeout"
         | "RequestTimeoutException" => Class::Ambiguous,
+        c if token_rejected(c) => Class::Renew,
         _ => Class::Fatal,
     }
 }
@@ -90,6 +119,7 @@ where
     EF: Future<Output = Result<Option<T>, AwsError>>,
 {
     let mut n = 0;
+    let mut renewed = false;
     loop {
         let err = match call().await {
             Ok(v) => return (Ok(v), Attempts { retries: n }),
@@ -97,9 +127,42 @@ where
         };
         match classify_call(&err.action, &err.code) {
             Class::Fatal => return (Err(err), Attempts { retries: n }),
+            Class::Renew if renewed => return (Err(err), Attempts { retries: n }),
+            Class::Renew => {
+                // The credentials were dropped when AWS refused them; the
+                // next call assumes the role again.
+                renewed = true;
+                on_retry(&err, Duration::ZERO);
+                n += 1;
+                continue;
+            }
             Class::Ambiguous => {
-                if let Ok(Some(v)) = exists().await {
-                    return (Ok(v), Attempts { retries: n });
+                // Never create blindly: a failed check is asked again, and
+                // if it cannot be answered the outcome is unknown.
+                let mut check = 0;
+                loop {
+                    match exists().await {
+                        Ok(Some(v)) => return (Ok(v), Attempts { retries: n }),
+                        Ok(None) => break,
+                        Err(e) if check + 1 >= EXISTS_CHECKS => {
+                            let unknown = AwsError {
+                                code: UNKNOWN.into(),
+                                message: format!(
+                                    "{} answered {} ({}), and whether it made something could not be checked: {}: {}. \
+                                     Nothing was created again; anything it made carries the job's tags",
+                                    err.action, err.code, err.message, e.code, e.message
+                                ),
+                                ..err
+                            };
+                            return (Err(unknown), Attempts { retries: n });
+                        }
+                        Err(e) => {
+                            let wait = backoff(check);
+                            on_retry(&e, wait);
+                            tokio::time::sleep(wait).await;
+                            check += 1;
+                        }
+                    }
                 }
             }
             Class::Throttled => {}
@@ -210,6 +273,86 @@ mod tests {
         )
         .await;
         assert_eq!(r.unwrap_err().code, "Throttling");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_existence_check_is_asked_again_and_never_creates_blindly() {
+        let calls = Cell::new(0);
+        let checks = Cell::new(0);
+        let (r, _) = create_with_retry(
+            Instant::now() + Duration::from_secs(600),
+            || {
+                calls.set(calls.get() + 1);
+                async { Err::<u32, _>(err("InternalError")) }
+            },
+            || {
+                checks.set(checks.get() + 1);
+                let n = checks.get();
+                async move {
+                    if n < 3 {
+                        Err(err("InternalError"))
+                    } else {
+                        Ok(Some(7))
+                    }
+                }
+            },
+            |_, _| {},
+        )
+        .await;
+        assert_eq!(r.unwrap(), 7, "adopted once the check could answer");
+        assert_eq!(calls.get(), 1, "no second create");
+
+        let calls = Cell::new(0);
+        let (r, _) = create_with_retry(
+            Instant::now() + Duration::from_secs(600),
+            || {
+                calls.set(calls.get() + 1);
+                async { Err::<u32, _>(err("InternalError")) }
+            },
+            || async { Err::<Option<u32>, _>(err("ServiceUnavailable")) },
+            |_, _| {},
+        )
+        .await;
+        let e = r.unwrap_err();
+        assert_eq!(e.code, UNKNOWN);
+        assert!(e.message.contains("ServiceUnavailable"), "{}", e.message);
+        assert_eq!(calls.get(), 1, "never created again while unknown");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rejected_token_is_tried_once_more_then_fails() {
+        let calls = Cell::new(0);
+        let (r, _) = create_with_retry(
+            Instant::now() + Duration::from_secs(600),
+            || {
+                calls.set(calls.get() + 1);
+                let n = calls.get();
+                async move {
+                    if n == 1 {
+                        Err(err("ExpiredToken"))
+                    } else {
+                        Ok(n)
+                    }
+                }
+            },
+            || async { Ok(None) },
+            |_, _| {},
+        )
+        .await;
+        assert_eq!(r.unwrap(), 2);
+        let calls = Cell::new(0);
+        let (r, _) = create_with_retry(
+            Instant::now() + Duration::from_secs(600),
+            || {
+                calls.set(calls.get() + 1);
+                async { Err::<u32, _>(err("InvalidClientTokenId")) }
+            },
+            || async { Ok(None) },
+            |_, _| {},
+        )
+        .await;
+        assert_eq!(r.unwrap_err().code, "InvalidClientTokenId");
+        assert_eq!(calls.get(), 2, "one renewal, then it fails");
     }
 
     #[test]

@@ -9,6 +9,13 @@ pub const BACKUP: &str = "_GX_BACKUP_";
 /// On snapshots backing an AMI the agent made: the AMI id.
 pub const AMI: &str = "_GX_AMI_";
 pub const PLAN: &str = "_GX_PLAN_";
+/// The agent (ledger) id of the job that made it: job numbers are unique only
+/// within one ledger, so a recovery point is known by agent id + job number.
+pub const AGENT: &str = "_GX_AGENT_";
+/// Unix time the job that made it started: with [`AGENT`] and [`BACKUP`],
+/// proof that a job made it (adoption), and what tells two overlapping runs
+/// of a plan apart (duplicates).
+pub const JOB_START: &str = "_GX_JOB_START_";
 pub const SOURCE: &str = "_GX_SOURCE_";
 pub const COPY_OF: &str = "_GX_COPY_OF_";
 /// On resources a restore made: the recovery point they came from.
@@ -40,19 +47,63 @@ pub fn recovery_point_name(plan_id: u32, job: u64, seq: usize, unix: i64) -> Str
     format!("SP_{plan_id}_{job}_{seq}_{unix}")
 }
 
-/// The same name as an RDS identifier (letters, digits, hyphens; starts with a letter).
-pub fn rds_identifier(plan_id: u32, job: u64, seq: usize, unix: i64) -> String {
-    format!("sp-{plan_id}-{job}-{seq}-{unix}")
+/// The same name as an RDS identifier (letters, digits, hyphens; starts with
+/// a letter), with the agent id: RDS identifiers are unique per account and
+/// region, and two agents' jobs may have the same number.
+pub fn rds_identifier(plan_id: u32, job: u64, seq: usize, unix: i64, agent: &str) -> String {
+    if agent.is_empty() {
+        format!("sp-{plan_id}-{job}-{seq}-{unix}")
+    } else {
+        format!("sp-{plan_id}-{job}-{seq}-{unix}-{agent}")
+    }
+}
+
+/// Who made a resource: the job, its ledger's agent id, and when the job
+/// started. A dry run (job 0) has no identity to tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub job: u64,
+    pub agent: String,
+    pub started: i64,
+}
+
+impl Identity {
+    /// `_GX_BACKUP_`, `_GX_AGENT_`, `_GX_JOB_START_`.
+    pub fn tags(&self) -> Vec<(String, String)> {
+        let mut t = vec![(BACKUP.into(), self.job.to_string())];
+        if !self.agent.is_empty() {
+            t.push((AGENT.into(), self.agent.clone()));
+            t.push((JOB_START.into(), self.started.to_string()));
+        }
+        t
+    }
+    /// Whether a resource's tags say this job made it.
+    pub fn made(&self, get: impl Fn(&str) -> Option<String>) -> bool {
+        get(BACKUP).as_deref() == Some(self.job.to_string().as_str())
+            && get(AGENT).unwrap_or_default() == self.agent
+            && (self.agent.is_empty()
+                || get(JOB_START).as_deref() == Some(self.started.to_string().as_str()))
+    }
+}
+
+/// `1000@0f3c9a1e…`: a job named across agents.
+pub fn job_label(job: u64, agent: &str) -> String {
+    if agent.is_empty() {
+        job.to_string()
+    } else {
+        format!("{job}@{agent}")
+    }
 }
 
 /// Tags every recovery point carries.
-pub fn base(job: u64, plan: &str, source: &str, name: &str) -> Vec<(String, String)> {
-    vec![
-        (BACKUP.into(), job.to_string()),
+pub fn base(id: &Identity, plan: &str, source: &str, name: &str) -> Vec<(String, String)> {
+    let mut t = id.tags();
+    t.extend([
         (PLAN.into(), plan.into()),
         (SOURCE.into(), source.into()),
         (NAME.into(), name.into()),
-    ]
+    ]);
+    t
 }
 
 fn push(tags: &mut Vec<(String, String)>, key: &str, value: Option<String>) {
@@ -121,8 +172,12 @@ mod tests {
             "SP_2_8277_8800_1582967320"
         );
         assert_eq!(
-            rds_identifier(2, 8277, 1, 1582967320),
+            rds_identifier(2, 8277, 1, 1582967320, ""),
             "sp-2-8277-1-1582967320"
+        );
+        assert_eq!(
+            rds_identifier(2, 8277, 1, 1582967320, "0123456789abcdef"),
+            "sp-2-8277-1-1582967320-0123456789abcdef"
         );
     }
 

@@ -5,5 +5,6 @@ mod drills;
 mod foundation;
 mod harness;
 mod iam;
+mod integrity;
 mod night;
 mod restore;

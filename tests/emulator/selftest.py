@@ -322,6 +322,70 @@ def _() -> None:
         H("POST", "/_harness/config", {"clock_offset_seconds": 0})
 
 
+@check("POST /_harness/revoke: matching issued keys answer ExpiredToken at once; a new AssumeRole works; other tenants untouched")
+def _() -> None:
+    a, b = tenant("alpha"), tenant("beta")
+    ca1, ca2 = alpha_creds(), alpha_creds()
+    cb = assume(admin_creds(), b["role_arn"], b["external_id"])["Credentials"]
+    for c in (ca1, ca2):
+        assert instance_ids(client("ec2", c)) == fixture_ids("alpha", "us-east-1")
+    for bad in ({}, {"account": ""}, {"account": 222222222222}, {"role_arn": None}):
+        status, payload = harness("POST", "/_harness/revoke", bad)
+        assert status == 400, (bad, status, payload)
+    # one key
+    assert H("POST", "/_harness/revoke", {"access_key_id": ca1["AccessKeyId"]}) == {"revoked": [ca1["AccessKeyId"]]}
+    e = expect_error(lambda: client("ec2", ca1).describe_instances(), "ExpiredToken", 400)
+    assert e.response["Error"]["Message"] == "The security token included in the request is expired", e.response
+    client("ec2", ca2).describe_instances()
+    # every key of the account; already revoked keys are not listed again
+    H("DELETE", "/_harness/calls")
+    revoked = H("POST", "/_harness/revoke", {"account": a["account"]})["revoked"]
+    assert ca2["AccessKeyId"] in revoked and ca1["AccessKeyId"] not in revoked, revoked
+    assert cb["AccessKeyId"] not in revoked, revoked
+    expect_error(lambda: client("ec2", ca2).describe_instances(), "ExpiredToken", 400)
+    expect_error(lambda: client("sts", ca2).get_caller_identity(), "ExpiredToken", 400)
+    expect_error(lambda: client("rds", ca2).describe_db_instances(), "ExpiredToken", 400)
+    assert instance_ids(client("ec2", cb)) == fixture_ids("beta", "us-east-1")
+    assert call_count(a["account"], "us-east-1", "ec2", "DescribeInstances", "expired") == 1
+    view = {c["access_key_id"]: c for c in H("GET", "/_harness/credentials")["credentials"]}
+    assert view[ca2["AccessKeyId"]]["revoked"] and view[ca2["AccessKeyId"]]["expired"], view[ca2["AccessKeyId"]]
+    assert not view[cb["AccessKeyId"]]["revoked"] and not view[cb["AccessKeyId"]]["expired"], view[cb["AccessKeyId"]]
+    # setting the layer clock back does not revive a revoked key
+    H("POST", "/_harness/config", {"clock_offset_seconds": -7200})
+    try:
+        expect_error(lambda: client("ec2", ca2).describe_instances(), "ExpiredToken", 400)
+    finally:
+        H("POST", "/_harness/config", {"clock_offset_seconds": 0})
+    # keys issued afterwards work; role_arn and account together narrow to the new one
+    fresh = alpha_creds()
+    assert instance_ids(client("ec2", fresh)) == fixture_ids("alpha", "us-east-1")
+    r = H("POST", "/_harness/revoke", {"role_arn": a["role_arn"], "account": a["account"]})
+    assert r == {"revoked": [fresh["AccessKeyId"]]}, r
+    expect_error(lambda: client("ec2", fresh).describe_instances(), "ExpiredToken", 400)
+
+
+@check("revoke + AssumeRole fault with target_account: the role can no longer be assumed (one tenant only)")
+def _() -> None:
+    a, b = tenant("alpha"), tenant("beta")
+    ec2 = client("ec2", alpha_creds())
+    ec2.describe_instances()
+    H("POST", "/_harness/faults", {"action": "AssumeRole", "target_account": a["account"], "code": "AccessDenied",
+                                   "message": f"User: {CTX.fx['admin']['user_arn']} is not authorized to perform: sts:AssumeRole on resource: {a['role_arn']}"})
+    try:
+        assert H("POST", "/_harness/revoke", {"account": a["account"]})["revoked"]
+        expect_error(lambda: ec2.describe_instances(), "ExpiredToken", 400)
+        e = expect_error(lambda: alpha_creds(), "AccessDenied", 403)
+        assert a["role_arn"] in e.response["Error"]["Message"], e.response
+        # through the admin role (role chaining) too: the rule matches the RoleArn's account
+        hop1 = assume(admin_creds(), CTX.fx["admin"]["admin_role_arn"])["Credentials"]
+        expect_error(lambda: assume(hop1, a["role_arn"], a["external_id"]), "AccessDenied", 403)
+        bcreds = assume(admin_creds(), b["role_arn"], b["external_id"])["Credentials"]
+        assert instance_ids(client("ec2", bcreds)) == fixture_ids("beta", "us-east-1")
+    finally:
+        H("DELETE", "/_harness/faults")
+    assert instance_ids(client("ec2", alpha_creds())) == fixture_ids("alpha", "us-east-1")
+
+
 @check("ExpiredToken and injected errors have the service's XML shape")
 def _() -> None:
     H("POST", "/_harness/faults", {"action": "DescribeRegions", "code": "RequestLimitExceeded", "status": 503, "count": 1})
@@ -389,6 +453,103 @@ def _() -> None:
     a, b = pattern(), pattern()
     assert a == b, (a, b)
     assert any(a) and not all(a), a
+
+
+@check("fault rule after=true: CreateSnapshots really happens (held, tagged) but the caller gets InternalError 500; without after nothing is created")
+def _() -> None:
+    acct = tenant("alpha")["account"]
+    inst = tenant("alpha")["resources"]["us-east-1"]["instances"][0]
+    ec2 = client("ec2", alpha_creds())
+
+    def spec(v: str) -> list[dict[str, Any]]:
+        return [{"ResourceType": "snapshot", "Tags": [{"Key": "ambiguous", "Value": v}]}]
+
+    def tagged(v: str) -> dict[str, dict[str, Any]]:
+        snaps = ec2.describe_snapshots(OwnerIds=["self"], Filters=[{"Name": "tag:ambiguous", "Values": [v]}])["Snapshots"]
+        return {s["SnapshotId"]: s for s in snaps}
+
+    def create(v: str) -> Any:
+        return ec2.create_snapshots(InstanceSpecification={"InstanceId": inst["id"]}, TagSpecifications=spec(v))
+
+    status, payload = harness("POST", "/_harness/faults", {"action": "CreateSnapshots", "code": "InternalError", "after": "yes"})
+    assert status == 400, payload
+    H("DELETE", "/_harness/calls")
+    # without "after" (the default) moto never sees the call
+    plain = H("POST", "/_harness/faults", {"action": "CreateSnapshots", "code": "InternalError", "count": 1, "account": acct})
+    assert plain["after"] is False, plain
+    expect_error(lambda: create("before"), "InternalError", 500)
+    assert tagged("before") == {}
+    rule = H("POST", "/_harness/faults", {"action": "CreateSnapshots", "code": "InternalError", "after": True, "count": 1, "account": acct})
+    assert rule["after"] is True and rule["status"] == 500, rule
+    H("POST", "/_harness/hold", {"account": acct, "region": "us-east-1", "kinds": ["snapshot"]})
+    try:
+        e = expect_error(lambda: create("after"), "InternalError", 500)
+        assert e.response["Error"]["Message"] == "An internal error has occurred", e.response
+        made = tagged("after")
+        assert {s["VolumeId"] for s in made.values()} == {v["id"] for v in inst["volumes"]}, made
+        assert {s["State"] for s in made.values()} == {"pending"}, made  # the hold applied to moto's call
+        # count used up: the next call is an ordinary one
+        assert len(create("retry")["Snapshots"]) == 2 and len(tagged("retry")) == 2
+        view = {f["id"]: f for f in H("GET", "/_harness/faults")["faults"]}
+    finally:
+        H("POST", "/_harness/release", {"all": True})
+        H("DELETE", "/_harness/faults")
+    assert view[rule["id"]]["after"] is True and view[rule["id"]]["injected"] == 1, view
+    assert {s["State"] for s in tagged("after").values()} == {"completed"}
+    assert call_count(acct, "us-east-1", "ec2", "CreateSnapshots", "injected") == 2  # the plain one and the after one
+    assert call_count(acct, "us-east-1", "ec2", "CreateSnapshots", "ok") == 1
+
+
+@check("after=true: CreateImage's snapshot tags still land; a pending-state refusal comes first and leaves the rule unused; AssumeRole issues the session")
+def _() -> None:
+    a = tenant("alpha")
+    acct = a["account"]
+    creds = alpha_creds()
+    ec2, ec2w = client("ec2", creds), client("ec2", creds, "us-west-2")
+    inst = a["resources"]["us-east-1"]["instances"][1]["id"]
+    H("POST", "/_harness/faults", {"action": "CreateImage", "code": "InternalError", "after": True, "count": 1, "account": acct})
+    try:
+        expect_error(lambda: ec2.create_image(InstanceId=inst, Name="ambiguous-ami", TagSpecifications=[
+            {"ResourceType": "image", "Tags": [{"Key": "_GX_BACKUP_", "Value": "88"}]},
+            {"ResourceType": "snapshot", "Tags": [{"Key": "_GX_BACKUP_", "Value": "88"}, {"Key": "Name", "Value": "amb"}]},
+        ]), "InternalError", 500)
+        imgs = ec2.describe_images(Owners=["self"], Filters=[{"Name": "name", "Values": ["ambiguous-ami"]}])["Images"]
+        assert len(imgs) == 1 and {t["Key"]: t["Value"] for t in imgs[0]["Tags"]} == {"_GX_BACKUP_": "88"}, imgs
+        sid = imgs[0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+        tags = {t["Key"]: t["Value"] for t in ec2.describe_snapshots(SnapshotIds=[sid])["Snapshots"][0]["Tags"]}
+        assert tags == {"_GX_BACKUP_": "88", "Name": "amb"}, tags
+
+        # a held source: the pending-state refusal is the answer, and the rule stays unused
+        src = ec2.create_snapshot(VolumeId=first_data_volume("alpha"))["SnapshotId"]
+        H("POST", "/_harness/hold", {"account": acct, "ids": [src]})
+        rule = H("POST", "/_harness/faults", {"action": "CopySnapshot", "code": "InternalError", "after": True, "count": 1, "account": acct})
+        copy_tags = [{"ResourceType": "snapshot", "Tags": [{"Key": "ambiguous-copy", "Value": "1"}]}]
+
+        def copy() -> Any:
+            return ec2w.copy_snapshot(SourceSnapshotId=src, SourceRegion="us-east-1", TagSpecifications=copy_tags)
+
+        def copies() -> list[Any]:
+            return ec2w.describe_snapshots(OwnerIds=["self"], Filters=[{"Name": "tag:ambiguous-copy", "Values": ["1"]}])["Snapshots"]
+
+        expect_error(copy, "IncorrectState", 400)
+        mine = next(f for f in H("GET", "/_harness/faults")["faults"] if f["id"] == rule["id"])
+        assert mine["injected"] == 0 and mine["matched"] == 1, mine
+        assert copies() == []
+        H("POST", "/_harness/release", {"ids": [src]})
+        expect_error(copy, "InternalError", 500)
+        assert len(copies()) == 1
+        copy()
+        assert len(copies()) == 2
+
+        # AssumeRole: the caller gets a 500, the session exists all the same
+        before = {c["access_key_id"] for c in H("GET", "/_harness/credentials")["credentials"]}
+        H("POST", "/_harness/faults", {"action": "AssumeRole", "target_account": acct, "code": "InternalError", "after": True, "count": 1})
+        expect_error(lambda: alpha_creds(), "InternalError", 500)
+        new = [c for c in H("GET", "/_harness/credentials")["credentials"] if c["access_key_id"] not in before]
+        assert [c["role_arn"] for c in new] == [a["role_arn"]] and not new[0]["expired"], new
+    finally:
+        H("DELETE", "/_harness/faults")
+        H("POST", "/_harness/release", {"all": True})
 
 
 @check("hold: new EBS snapshot is pending until released; CopySnapshot refused while pending")

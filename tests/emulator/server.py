@@ -2,9 +2,10 @@
 """rolesnap test emulator: moto 5.2.1 server, in-process, behind a thin WSGI layer.
 
 The layer adds what moto lacks and the rolesnap tests need (see README.md):
-AssumeRole trust/ExternalId/duration enforcement, expiry of temporary
-credentials, fault injection, pending holds, ageing, a layer clock and a call
-log.  It is controlled over plain HTTP+JSON under /_harness/ on the same port.
+AssumeRole trust/ExternalId/duration enforcement, expiry and revocation of
+temporary credentials, fault injection (also after the work is done), pending
+holds, ageing, a layer clock and a call log.  It is controlled over plain
+HTTP+JSON under /_harness/ on the same port.
 
     python3 server.py --port 0 --ready-file /tmp/emu.port
 """
@@ -138,7 +139,7 @@ class State:
             self.next_hold_id = 1
             # (kind, account, region, id) -> {"obj", "hold_id", "since"}
             self.held: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-            # access key id -> {"expiration": layer-clock datetime, ...}
+            # access key id -> {"expiration": layer-clock datetime, "revoked": bool, ...}
             self.temp_keys: dict[str, dict[str, Any]] = {}
             # EC2 throttling emulation (off by default) and a fixed per-call latency
             self.token_buckets = False
@@ -968,6 +969,13 @@ def tag_image_snapshot(req: Req, response: bytes, tags: dict[str, str]) -> None:
 # ---------------------------------------------------------------------------
 
 
+def key_expired(rec: dict[str, Any], layer_now: dt.datetime) -> bool:
+    """A temporary key is dead once the layer clock passes its expiry, or once
+    /_harness/revoke revoked it. The flag, not only the expiry moved to "now",
+    keeps a revoked key dead when a test later sets the layer clock back."""
+    return bool(rec.get("revoked")) or layer_now >= rec["expiration"]
+
+
 def match_fault(req: Req) -> dict[str, Any] | None:
     with STATE.lock:
         for rule in STATE.faults:
@@ -991,6 +999,17 @@ def match_fault(req: Req) -> dict[str, Any] | None:
             rule["injected"] += 1
             return dict(rule)
     return None
+
+
+def unfire_fault(rule: dict[str, Any]) -> None:
+    """An "after" rule matched, but a layer step refused the request before moto
+    did any work, so that refusal is the answer. The rule's error was not sent:
+    give its injection back, so that "count" still counts errors sent. ("matched"
+    and the RNG draw stay: the draw sequence must not depend on later steps.)"""
+    with STATE.lock:
+        for r in STATE.faults:
+            if r["id"] == rule["id"] and r["injected"] > 0:
+                r["injected"] -= 1
 
 
 # ---------------------------------------------------------------------------
@@ -1022,7 +1041,7 @@ class Layer:
         if req.access_key and req.key_is_temp:
             with STATE.lock:
                 rec = STATE.temp_keys.get(req.access_key)
-                expired = rec is not None and STATE.layer_now() >= rec["expiration"]
+                expired = rec is not None and key_expired(rec, STATE.layer_now())
             if expired:
                 STATE.count(req.account, req.region, svc, action, "expired")
                 status, body = error_response(svc, "ExpiredToken", DEFAULT_MESSAGES["ExpiredToken"], 400)
@@ -1036,9 +1055,16 @@ class Layer:
                 return send(start_response, status, body)
 
         # 2. fault injection
+        after_rule = None
         if action:
             rule = match_fault(req)
-            if rule is not None:
+            if rule is not None and rule["after"]:
+                # An ambiguous failure (AWS's 5xx after the work was done): the
+                # request goes on through steps 3-5 exactly as an ordinary one
+                # (trust, pending state, tag conditions, holds, CreateImage tags),
+                # and only moto's answer is replaced with the rule's error below.
+                after_rule = rule
+            elif rule is not None:
                 STATE.count(req.account, req.region, svc, action, "injected")
                 status, body = error_response(svc, rule["code"], rule["message"], rule["status"])
                 return send(start_response, status, body)
@@ -1048,6 +1074,8 @@ class Layer:
             verdict = check_assume_role(req)
             if verdict is not None:
                 status, code, msg = verdict
+                if after_rule is not None:
+                    unfire_fault(after_rule)  # nothing was done: the refusal is the answer
                 STATE.count(req.account, req.region, svc, action, "denied")
                 status, body = error_response("sts", code, msg, status)
                 return send(start_response, status, body)
@@ -1056,6 +1084,8 @@ class Layer:
         verdict = check_pending_source(req) if action else None
         if verdict is not None:
             status, code, msg = verdict
+            if after_rule is not None:
+                unfire_fault(after_rule)  # nothing was done: the refusal is the answer
             STATE.count(req.account, req.region, svc, action, "denied")
             status, body = error_response(svc, code, msg, status)
             return send(start_response, status, body)
@@ -1092,7 +1122,16 @@ class Layer:
         headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
 
         if svc == "sts" and action == "AssumeRole" and status_code == 200:
+            # also under an "after" rule: the session exists, the caller just never
+            # saw its keys (they are listed in /_harness/credentials)
             body = self.track_assume_role(req, body)
+
+        if after_rule is not None:
+            # moto did the work (whatever it answered, even an error); the caller
+            # gets the rule's error instead and cannot tell whether it happened.
+            STATE.count(req.account, req.region, svc, action, "injected")
+            status, body = error_response(svc, after_rule["code"], after_rule["message"], after_rule["status"])
+            return send(start_response, status, body)
 
         headers.append(("Content-Length", str(len(body))))
         STATE.count(req.account, req.region, svc, action or f"{req.method} {path}", "ok" if status_code < 400 else "error")
@@ -1128,6 +1167,7 @@ class Layer:
                 "issued_to": req.principal_arn,
                 "lifetime_seconds": lifetime,
                 "expiration": layer_now + dt.timedelta(seconds=lifetime),
+                "revoked": False,
                 "secret_access_key": sm.group(1).decode() if sm else None,
                 "session_token": tm.group(1).decode() if tm else None,
             }
@@ -1157,7 +1197,7 @@ def _json_body(environ: dict[str, Any]) -> dict[str, Any]:
 
 
 def _fault_view(r: dict[str, Any]) -> dict[str, Any]:
-    return {k: r.get(k) for k in ("id", "action", "service", "account", "region", "target_account", "code", "message", "status", "probability", "count", "matched", "injected")}
+    return {k: r.get(k) for k in ("id", "action", "service", "account", "region", "target_account", "code", "message", "status", "probability", "count", "after", "matched", "injected")}
 
 
 def _held_view() -> list[dict[str, Any]]:
@@ -1270,6 +1310,9 @@ def dispatch(method: str, route: str, environ: dict[str, Any]) -> tuple[int, Any
                 prob = float(b.get("probability", 1.0))
                 if not 0.0 <= prob <= 1.0:
                     raise BadRequest("probability must be within 0..1")
+                after = b.get("after", False)
+                if not isinstance(after, bool):
+                    raise BadRequest("after must be true or false")
                 code = str(b["code"])
                 rule = {
                     "id": STATE.next_fault_id,
@@ -1283,6 +1326,7 @@ def dispatch(method: str, route: str, environ: dict[str, Any]) -> tuple[int, Any
                     "status": int(b.get("status") or DEFAULT_STATUS.get(code, 400)),
                     "probability": prob,
                     "count": None if b.get("count") is None else int(b["count"]),
+                    "after": after,  # true: moto does the work first (ambiguous failure)
                     "matched": 0,
                     "injected": 0,
                 }
@@ -1494,7 +1538,8 @@ def dispatch(method: str, route: str, environ: dict[str, Any]) -> tuple[int, Any
                     "issued_to": v["issued_to"],
                     "lifetime_seconds": v["lifetime_seconds"],
                     "expiration": iso_z(v["expiration"]),
-                    "expired": now >= v["expiration"],
+                    "expired": key_expired(v, now),
+                    "revoked": bool(v.get("revoked")),
                     **(
                         {"secret_access_key": v.get("secret_access_key"), "session_token": v.get("session_token")}
                         if "secrets=1" in (environ_query or "")
@@ -1504,6 +1549,28 @@ def dispatch(method: str, route: str, environ: dict[str, Any]) -> tuple[int, Any
                 for k, v in STATE.temp_keys.items()
             ],
         }
+
+    if route == "/revoke" and method == "POST":
+        # AWS may refuse a session token long before the Expiration the client
+        # was given (a revoked session, clock skew); moto never does. Matching
+        # keys answer ExpiredToken from now on, as keys past their expiry do.
+        body = _json_body(environ)
+        want = {f: body[f] for f in ("account", "role_arn", "access_key_id") if body.get(f) is not None}
+        if not want:
+            raise BadRequest("revoke needs 'account', 'role_arn' or 'access_key_id'")
+        for f, v in want.items():
+            if not isinstance(v, str) or not v:
+                raise BadRequest(f"{f} must be a non-empty string")
+        now = STATE.layer_now()
+        revoked = []
+        for k, rec in STATE.temp_keys.items():
+            if rec.get("revoked") or any(rec.get(f) != v for f, v in want.items()):
+                continue
+            rec["revoked"] = True
+            # expiry "now" on the layer clock; a key already past it keeps its own
+            rec["expiration"] = min(rec["expiration"], now)
+            revoked.append(k)
+        return 200, {"revoked": revoked}
 
     if route == "/reset" and method == "POST":
         for (kind, _a, _r, _i), rec in list(STATE.held.items()):
