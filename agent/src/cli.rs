@@ -55,6 +55,11 @@ pub struct Global {
     )]
     pub state_dir: PathBuf,
 
+    /// Create the state and log directories 0750 and the log files 0640 (readable by
+    /// the directory's group, e.g. for a log shipper) instead of 0700 and 0600.
+    #[arg(long, global = true)]
+    pub group_access: bool,
+
     /// Send every AWS call to this endpoint (overrides AWS_ENDPOINT_URL).
     #[arg(long, global = true)]
     pub endpoint_url: Option<String>,
