@@ -295,6 +295,11 @@ pub struct AgentArgs {
     /// Seconds before the first completion poll of a job; doubles up to 60 s.
     #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
     pub poll_interval: f64,
+    /// Refuse to start (exit 2, nothing run) when any plan file is broken. Without it
+    /// the valid plans run and each broken one is logged in cvd.log and counted in the
+    /// rolesnap_plan_config_errors metric.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]
