@@ -1164,21 +1164,22 @@ pub fn parse_plan_only(path: &Path, src: &str) -> Result<(Plan, Option<String>),
     let mut groups = Vec::new();
     for g in &raw.group {
         let group = parse_group(&ctx, g)?;
-        // A copy into a region the group backs up holds the point a second
-        // time in the same region: no protection against losing the region.
-        if let Regions::List(list) = &group.regions {
-            for c in &raw.copy {
-                let region = c.get_ref().region.get_ref();
-                if list.contains(region) {
-                    return Err(ctx.err(
-                        &c.get_ref().region.span(),
-                        "copy.region",
-                        format!(
-                            "`{region}` is a source region of group `{}`; a copy region must be another region",
-                            group.name
-                        ),
-                    ));
-                }
+        // A point is copied to every copy region but its own: with a single
+        // copy region that is also a source region, the points made there
+        // get no copy at all ("0 of 0 items"). Two regions copied into each
+        // other are fine.
+        if let (Regions::List(list), [only]) = (&group.regions, raw.copy.as_slice()) {
+            let region = only.get_ref().region.get_ref();
+            if list.contains(region) {
+                return Err(ctx.err(
+                    &only.get_ref().region.span(),
+                    "copy.region",
+                    format!(
+                        "`{region}` is a source region of group `{}` and the plan's only copy region: {}",
+                        group.name,
+                        no_copy_there(region)
+                    ),
+                ));
             }
         }
         groups.push(group);
@@ -1229,7 +1230,7 @@ fn check_retention(
         return Err(ctx.err(
             &d.span(),
             &format!("{table}.days"),
-            format!("days = 0 keeps no point by age: every copy in a copy region, and every point a newer one supersedes, is deleted at the next prune{hint}"),
+            format!("days = 0 keeps no point by age: the next prune deletes every copy in a copy region, and all but the newest point of each live source{hint}"),
         ));
     }
     let allow_last = raw.allow_delete_last.as_ref().filter(|a| *a.get_ref());
@@ -1625,25 +1626,28 @@ fn check_tenants(
                     ));
                 }
                 // The tenant's default regions are this group's source regions.
-                if let Some(c) = raw
-                    .copy
-                    .iter()
-                    .find(|c| tenant.regions.contains(c.get_ref().region.get_ref()))
-                {
-                    let region = c.get_ref().region.get_ref();
-                    return Err(ctx.err(
-                        &c.get_ref().region.span(),
-                        "copy.region",
-                        format!(
-                            "`{region}` is a source region of group `{}` (a default region of tenant `{t}` in the accounts file); a copy region must be another region",
-                            g.name
-                        ),
-                    ));
+                if let [only] = raw.copy.as_slice() {
+                    let region = only.get_ref().region.get_ref();
+                    if tenant.regions.contains(region) {
+                        return Err(ctx.err(
+                            &only.get_ref().region.span(),
+                            "copy.region",
+                            format!(
+                                "`{region}` is a source region of group `{}` (a default region of tenant `{t}` in the accounts file) and the plan's only copy region: {}",
+                                g.name,
+                                no_copy_there(region)
+                            ),
+                        ));
+                    }
                 }
             }
         }
     }
     Ok(())
+}
+
+fn no_copy_there(region: &str) -> String {
+    format!("the recovery points made in {region} would have no copy anywhere; copy to another region, or add one")
 }
 
 /// What kind of file a TOML document in `plans/` is.
@@ -2040,6 +2044,16 @@ include-tags = ["Backup=nightly"]
                 parse_plan_only(Path::new("p.toml"), &ok).unwrap();
             }
         }
+        // Two source regions copied into each other: each point has a copy.
+        let cross = with(
+            "region = \"us-west-2\"",
+            "region = \"us-west-2\"\n[[copy]]\nregion = \"us-east-1\"",
+        )
+        .replace(
+            "regions = [\"us-east-1\"]",
+            "regions = [\"us-east-1\", \"us-west-2\"]",
+        );
+        parse_plan_only(Path::new("p.toml"), &cross).unwrap();
         // Good keys stay good: a key ARN in the copy region, an alias, unicode letters.
         for kms in [
             "1234abcd-12ab-34cd-56ef-1234567890ab",
