@@ -49,7 +49,12 @@ fn plan_files(args: &PlansArgs) -> anyhow::Result<Vec<PathBuf>> {
     for p in &args.plans {
         if p.is_dir() {
             let mut in_dir: Vec<PathBuf> = std::fs::read_dir(p)
-                .with_context(|| format!("cannot read plan directory {}", p.display()))?
+                .map_err(|e| ConfigError {
+                    file: p.clone(),
+                    line: 0,
+                    key: String::new(),
+                    message: format!("cannot read the plan directory: {e}"),
+                })?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|f| f.extension().is_some_and(|x| x == "toml"))
                 .filter(|f| {
