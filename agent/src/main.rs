@@ -95,7 +95,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     let global = cli.global;
     // The state directory holds the ledger and job locks: created private
-    // (0700, 0750 with --group-access) by the commands that record jobs.
+    // (0700, 0750 with --group-access) by the commands that open the ledger.
     let records_jobs = matches!(
         cli.command,
         Command::Backup(_)
@@ -104,6 +104,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             | Command::Restore(_)
             | Command::Agent(_)
             | Command::Jobs(_)
+            | Command::List(_)
     );
     if records_jobs {
         if let Err(e) =
