@@ -641,7 +641,11 @@ pub async fn run(global: &Global, args: AgentArgs) -> anyhow::Result<u8> {
     let mut plans = set.good;
     event(
         args.json_events,
-        json!({"event": "start", "plans": plans.iter().map(|p| &p.plan.name).collect::<Vec<_>>()}),
+        json!({
+            "event": "start",
+            "plans": plans.iter().map(|p| &p.plan.name).collect::<Vec<_>>(),
+            "config_errors": set.broken.iter().map(|(_, e)| e.to_string()).collect::<Vec<_>>(),
+        }),
     );
     let metrics = Arc::new(Mutex::new(Metrics {
         config_errors: set.broken.len(),

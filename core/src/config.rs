@@ -1421,6 +1421,11 @@ fn parse_tag_rules(
         .map(|r| {
             let s = r.get_ref();
             match s.split_once('=') {
+                Some((k, v)) if k.chars().count() > 128 || v.chars().count() > 256 => Err(ctx.err(
+                    &r.span(),
+                    key,
+                    "an AWS tag key holds at most 128 characters and a value 256",
+                )),
                 Some((k, v)) if !k.is_empty() => Ok(TagRule {
                     key: k.to_string(),
                     value: v.to_string(),
@@ -1775,6 +1780,12 @@ include-tags = ["Backup=nightly"]
                 14,
             ),
             ("Backup=nightly", "Backup", "group.include-tags", 20),
+            (
+                "Backup=nightly",
+                &format!("Backup={}", "n".repeat(257)),
+                "group.include-tags",
+                20,
+            ),
         ];
         for (from, to, key, line) in cases {
             let e = plan_err(&PLAN.replace(from, to));
