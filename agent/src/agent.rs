@@ -20,6 +20,11 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use fs2::FileExt;
 use futures::stream::{FuturesUnordered, StreamExt};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use serde_json::json;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -36,18 +41,25 @@ use crate::output::table;
 /// Longest sleep between looks at the clock (a changed plan is seen this fast).
 const TICK: Duration = Duration::from_secs(30);
 
-/// Every plan file named or found in a named directory (accounts files skipped).
+/// Every plan file named or found in a named directory (accounts files
+/// skipped). A file of the directory that cannot be read is kept, so that
+/// loading it reports why.
 fn plan_files(args: &PlansArgs) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for p in &args.plans {
         if p.is_dir() {
             let mut in_dir: Vec<PathBuf> = std::fs::read_dir(p)
-                .with_context(|| format!("cannot read plan directory {}", p.display()))?
+                .map_err(|e| ConfigError {
+                    file: p.clone(),
+                    line: 0,
+                    key: String::new(),
+                    message: format!("cannot read the plan directory: {e}"),
+                })?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|f| f.extension().is_some_and(|x| x == "toml"))
                 .filter(|f| {
-                    std::fs::read_to_string(f)
-                        .is_ok_and(|s| !rolesnap_core::config::is_accounts_file(&s))
+                    rolesnap_core::config::read_config_file(f)
+                        .map_or(true, |s| !rolesnap_core::config::is_accounts_file(&s))
                 })
                 .collect();
             in_dir.sort();
@@ -59,30 +71,53 @@ fn plan_files(args: &PlansArgs) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn load_all(args: &PlansArgs) -> anyhow::Result<Vec<Arc<Loaded>>> {
-    let mut out: Vec<Arc<Loaded>> = Vec::new();
+/// The plans of `--plans`: those that load, and each file that does not.
+struct PlanSet {
+    good: Vec<Arc<Loaded>>,
+    broken: Vec<(PathBuf, ConfigError)>,
+}
+
+fn load_all(args: &PlansArgs) -> anyhow::Result<PlanSet> {
+    let mut set = PlanSet {
+        good: Vec::new(),
+        broken: Vec::new(),
+    };
     for f in plan_files(args)? {
-        let l = load_plan(&f, args.accounts.as_deref())?;
-        if let Some(other) = out.iter().find(|o| o.plan.name == l.plan.name) {
-            return Err(ConfigError {
-                file: f.clone(),
-                line: 0,
-                key: "plan.name".into(),
-                message: format!(
-                    "plan name `{}` is also used by {}",
-                    l.plan.name,
-                    other.plan.source.display()
-                ),
+        match load_plan(&f, args.accounts.as_deref()) {
+            Err(e) => set.broken.push((f, e)),
+            Ok(l) => {
+                if let Some(other) = set.good.iter().find(|o| o.plan.name == l.plan.name) {
+                    let e = ConfigError {
+                        file: f.clone(),
+                        line: 0,
+                        key: "plan.name".into(),
+                        message: format!(
+                            "plan name `{}` is also used by {}",
+                            l.plan.name,
+                            other.plan.source.display()
+                        ),
+                    };
+                    set.broken.push((f, e));
+                } else {
+                    set.good.push(Arc::new(l));
+                }
             }
-            .into());
         }
-        out.push(Arc::new(l));
     }
-    Ok(out)
+    Ok(set)
+}
+
+/// Prints every broken plan file on stderr.
+fn print_broken(set: &PlanSet, what: &str) {
+    for (_, e) in &set.broken {
+        eprintln!("{what}: {e}");
+    }
 }
 
 pub fn schedule(global: &Global, args: ScheduleArgs) -> anyhow::Result<u8> {
-    let plans = load_all(&args.plans)?;
+    let set = load_all(&args.plans)?;
+    print_broken(&set, "error");
+    let plans = set.good;
     let now = Utc::now();
     let rows: Vec<_> = plans
         .iter()
@@ -138,7 +173,11 @@ pub fn schedule(global: &Global, args: ScheduleArgs) -> anyhow::Result<u8> {
             println!("{t}");
         }
     }
-    Ok(exit::OK)
+    Ok(if set.broken.is_empty() {
+        exit::OK
+    } else {
+        exit::USAGE
+    })
 }
 
 /// The slot each plan last ran, kept across restarts.
@@ -164,56 +203,101 @@ impl Slots {
     }
 }
 
-/// Prometheus metrics, served as text.
+/// Prometheus metrics of this agent.
 #[derive(Default)]
 struct Metrics {
     jobs: BTreeMap<(String, String, String), u64>,
     protected: BTreeMap<String, u64>,
     last_success: BTreeMap<(String, String), i64>,
     retries: BTreeMap<String, u64>,
+    /// Plan files of `--plans` that do not load (the last load or reload).
+    config_errors: usize,
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+/// A labelled counter family filled from `values`.
+fn counters<K>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    values: impl Iterator<Item = (K, u64)>,
+    labels: impl Fn(K) -> Labels,
+) {
+    let family = Family::<Labels, Counter>::default();
+    for (k, n) in values {
+        family.get_or_create(&labels(k)).inc_by(n);
+    }
+    registry.register(name, help, family);
 }
 
 impl Metrics {
+    /// The OpenMetrics text exposition (prometheus-client's encoder).
     fn render(&self) -> String {
-        let mut s = String::new();
-        s.push_str("# HELP rolesnap_jobs_total Jobs run by this agent, by type, plan and status.\n# TYPE rolesnap_jobs_total counter\n");
-        for ((t, p, st), n) in &self.jobs {
-            s.push_str(&format!(
-                "rolesnap_jobs_total{{type=\"{t}\",plan=\"{p}\",status=\"{st}\"}} {n}\n"
-            ));
-        }
-        s.push_str("# HELP rolesnap_resources_protected_total Resources given a recovery point, by plan.\n# TYPE rolesnap_resources_protected_total counter\n");
-        for (p, n) in &self.protected {
-            s.push_str(&format!(
-                "rolesnap_resources_protected_total{{plan=\"{p}\"}} {n}\n"
-            ));
-        }
-        s.push_str("# HELP rolesnap_last_success_timestamp_seconds End of the last backup that protected every resource of a tenant.\n# TYPE rolesnap_last_success_timestamp_seconds gauge\n");
+        let mut r = Registry::default();
+        counters(
+            &mut r,
+            "rolesnap_jobs",
+            "Jobs run by this agent, by type, plan and status.",
+            self.jobs.iter().map(|(k, n)| (k, *n)),
+            |(t, p, st)| {
+                vec![
+                    ("type", t.clone()),
+                    ("plan", p.clone()),
+                    ("status", st.clone()),
+                ]
+            },
+        );
+        counters(
+            &mut r,
+            "rolesnap_resources_protected",
+            "Resources given a recovery point, by plan.",
+            self.protected.iter().map(|(k, n)| (k, *n)),
+            |p| vec![("plan", p.clone())],
+        );
+        let last = Family::<Labels, Gauge>::default();
         for ((p, t), ts) in &self.last_success {
-            s.push_str(&format!(
-                "rolesnap_last_success_timestamp_seconds{{plan=\"{p}\",tenant=\"{t}\"}} {ts}\n"
-            ));
+            last.get_or_create(&vec![("plan", p.clone()), ("tenant", t.clone())])
+                .set(*ts);
         }
-        s.push_str("# HELP rolesnap_failed_items_total Resources, tenants or regions that ended a job with an error, by plan.\n# TYPE rolesnap_failed_items_total counter\n");
-        for (p, n) in &self.retries {
-            s.push_str(&format!(
-                "rolesnap_failed_items_total{{plan=\"{p}\"}} {n}\n"
-            ));
-        }
+        r.register(
+            "rolesnap_last_success_timestamp_seconds",
+            "End of the last backup that protected every resource of a tenant.",
+            last,
+        );
+        counters(
+            &mut r,
+            "rolesnap_failed_items",
+            "Resources, tenants or regions that ended a job with an error, by plan.",
+            self.retries.iter().map(|(k, n)| (k, *n)),
+            |p| vec![("plan", p.clone())],
+        );
         let api = rolesnap_core::metrics::api_counts();
-        s.push_str("# HELP rolesnap_api_calls_total AWS API call attempts (retries included), by service and operation.\n# TYPE rolesnap_api_calls_total counter\n");
-        for (svc, op, n, _) in &api {
-            s.push_str(&format!(
-                "rolesnap_api_calls_total{{service=\"{svc}\",operation=\"{op}\"}} {n}\n"
-            ));
-        }
-        s.push_str("# HELP rolesnap_api_throttled_total AWS API attempts answered with throttling, by service and operation.\n# TYPE rolesnap_api_throttled_total counter\n");
-        for (svc, op, _, t) in &api {
-            s.push_str(&format!(
-                "rolesnap_api_throttled_total{{service=\"{svc}\",operation=\"{op}\"}} {t}\n"
-            ));
-        }
-        s
+        counters(
+            &mut r,
+            "rolesnap_api_calls",
+            "AWS API call attempts (retries included), by service and operation.",
+            api.iter().map(|(s, o, n, _)| ((s, o), *n)),
+            |(s, o)| vec![("service", s.clone()), ("operation", o.clone())],
+        );
+        counters(
+            &mut r,
+            "rolesnap_api_throttled",
+            "AWS API attempts answered with throttling, by service and operation.",
+            api.iter().map(|(s, o, _, t)| ((s, o), *t)),
+            |(s, o)| vec![("service", s.clone()), ("operation", o.clone())],
+        );
+        let errors = Gauge::<i64>::default();
+        errors.set(i64::try_from(self.config_errors).unwrap_or(i64::MAX));
+        r.register(
+            "rolesnap_plan_config_errors",
+            "Plan files that do not load (see cvd.log); the agent runs the others.",
+            errors,
+        );
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &r);
+        out
     }
 
     fn record(&mut self, report: &job::Report) {
@@ -246,6 +330,40 @@ impl Metrics {
     }
 }
 
+/// Content type of the OpenMetrics text format.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The answer to one HTTP request: `GET /metrics` only (404 for any other
+/// path, 405 for another method on /metrics).
+fn metrics_response(request_line: &str, metrics: &Mutex<Metrics>) -> String {
+    let mut parts = request_line.split_whitespace();
+    let method = parts.next().unwrap_or_default();
+    let target = parts.next().unwrap_or_default();
+    let path = target.split('?').next().unwrap_or_default();
+    let (status, extra, content_type, body) = if path != "/metrics" {
+        (
+            "404 Not Found",
+            "",
+            "text/plain",
+            "not found; metrics are at /metrics\n".to_string(),
+        )
+    } else if method != "GET" {
+        (
+            "405 Method Not Allowed",
+            "Allow: GET\r\n",
+            "text/plain",
+            "only GET\n".to_string(),
+        )
+    } else {
+        let body = metrics.lock().unwrap_or_else(|p| p.into_inner()).render();
+        ("200 OK", "", OPENMETRICS, body)
+    };
+    format!(
+        "HTTP/1.1 {status}\r\n{extra}Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 async fn serve_metrics(addr: std::net::SocketAddr, metrics: Arc<Mutex<Metrics>>, logs: Logs) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = match tokio::net::TcpListener::bind(addr).await {
@@ -270,14 +388,26 @@ async fn serve_metrics(addr: std::net::SocketAddr, metrics: Arc<Mutex<Metrics>>,
         let Ok((mut sock, _)) = listener.accept().await else {
             continue;
         };
-        let body = metrics.lock().unwrap_or_else(|p| p.into_inner()).render();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
-            let mut buf = [0u8; 1024];
-            let _ = sock.read(&mut buf).await;
-            let resp = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
+            // The request line, within 4 KiB and 10 s.
+            let mut buf = Vec::with_capacity(1024);
+            let read = tokio::time::timeout(Duration::from_secs(10), async {
+                let mut chunk = [0u8; 1024];
+                while !buf.contains(&b'\n') && buf.len() < 4096 {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            })
+            .await;
+            if read.is_err() {
+                return;
+            }
+            let text = String::from_utf8_lossy(&buf);
+            let line = text.lines().next().unwrap_or_default();
+            let resp = metrics_response(line, &metrics);
             let _ = sock.write_all(resp.as_bytes()).await;
         });
     }
@@ -420,19 +550,45 @@ async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> V
     reports
 }
 
+/// The plans after a reload: each file that loads in its new version, each
+/// broken file in its last good version (if it had one), files that are gone
+/// dropped. Returns them and the number of broken files.
+fn reload(current: &[Arc<Loaded>], set: &PlanSet) -> (Vec<Arc<Loaded>>, usize) {
+    let mut next = set.good.clone();
+    for (file, _) in &set.broken {
+        if let Some(old) = current.iter().find(|k| &k.plan.source == file) {
+            if !next.iter().any(|n| n.plan.name == old.plan.name) {
+                next.push(old.clone());
+            }
+        }
+    }
+    (next, set.broken.len())
+}
+
 fn event(json_events: bool, v: serde_json::Value) {
     if json_events {
         println!("{v}");
     }
 }
 
+/// Logs every broken plan file in cvd.log (and on stderr at start).
+fn log_broken(logs: &Logs, set: &PlanSet, func: &str, kept: &[Arc<Loaded>]) {
+    for (file, e) in &set.broken {
+        let keeping = kept
+            .iter()
+            .find(|k| &k.plan.source == file)
+            .map(|k| format!("; keeping its last good version of plan [{}]", k.plan.name))
+            .unwrap_or_else(|| "; not run".to_string());
+        logs.write(
+            LogFile::Cvd,
+            None,
+            func,
+            &format!("Plan file [{}] does not load: {e}{keeping}", file.display()),
+        );
+    }
+}
+
 pub async fn run(global: &Global, args: AgentArgs) -> anyhow::Result<u8> {
-    std::fs::create_dir_all(&global.state_dir).with_context(|| {
-        format!(
-            "cannot create state directory {}",
-            global.state_dir.display()
-        )
-    })?;
     let lock_path = global.state_dir.join("agent.lock");
     let lock = File::create(&lock_path)
         .with_context(|| format!("cannot create {}", lock_path.display()))?;
@@ -461,27 +617,48 @@ pub async fn run(global: &Global, args: AgentArgs) -> anyhow::Result<u8> {
             return Ok(exit::USAGE);
         }
     }
-    let mut plans = load_all(&args.plans)?;
-    let logs = Logs::open(&global.log_dir, global.log_max_bytes, global.verbose).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot open log directory {}: {e}",
-            global.log_dir.display()
-        )
-    })?;
+    let set = load_all(&args.plans)?;
+    if set.good.is_empty() && set.broken.is_empty() {
+        eprintln!(
+            "error: no plan file in {}; nothing to run",
+            args.plans
+                .plans
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return Ok(exit::USAGE);
+    }
+    if !set.broken.is_empty() && (args.strict || set.good.is_empty()) {
+        // --strict, or nothing at all to run: a configuration error.
+        print_broken(&set, "error");
+        if !args.strict {
+            eprintln!("error: no plan file loads; nothing to run");
+        }
+        return Ok(exit::USAGE);
+    }
+    print_broken(&set, "warning: plan file skipped");
+    let logs = crate::output::open_logs(global)?;
     // Opening the ledger records dead jobs Killed; it says which.
     let opened = Ledger::open(&global.state_dir)?;
     let agent_id = opened.agent_id().to_string();
     let killed = opened.killed_on_open().to_vec();
     drop(opened);
-    logs.write(
+    logs.try_write(
         LogFile::Cvd,
         None,
         "CvdAgent::Start",
         &format!(
-            "rolesnap agent {} started (pid {}, agent id {agent_id}): {} plan(s){}{}",
+            "rolesnap agent {} started (pid {}, agent id {agent_id}): {} plan(s){}{}{}",
             env!("CARGO_PKG_VERSION"),
             std::process::id(),
-            plans.len(),
+            set.good.len(),
+            if set.broken.is_empty() {
+                String::new()
+            } else {
+                format!(", {} plan file(s) that do not load", set.broken.len())
+            },
             shard
                 .map(|(k, n)| format!(", shard {k}/{n}"))
                 .unwrap_or_default(),
@@ -491,12 +668,22 @@ pub async fn run(global: &Global, args: AgentArgs) -> anyhow::Result<u8> {
                 format!(", marked Killed: {killed:?}")
             }
         ),
-    );
+    )
+    .map_err(|e| crate::output::LogDirError(format!("cannot write the log: {e}")))?;
+    log_broken(&logs, &set, "CvdAgent::Start", &[]);
+    let mut plans = set.good;
     event(
         args.json_events,
-        json!({"event": "start", "plans": plans.iter().map(|p| &p.plan.name).collect::<Vec<_>>()}),
+        json!({
+            "event": "start",
+            "plans": plans.iter().map(|p| &p.plan.name).collect::<Vec<_>>(),
+            "config_errors": set.broken.iter().map(|(_, e)| e.to_string()).collect::<Vec<_>>(),
+        }),
     );
-    let metrics = Arc::new(Mutex::new(Metrics::default()));
+    let metrics = Arc::new(Mutex::new(Metrics {
+        config_errors: set.broken.len(),
+        ..Metrics::default()
+    }));
     if let Some(addr) = args.metrics {
         tokio::spawn(serve_metrics(addr, metrics.clone(), logs.clone()));
     }
@@ -582,9 +769,25 @@ pub async fn run(global: &Global, args: AgentArgs) -> anyhow::Result<u8> {
             }
             _ = sighup.recv() => {
                 match load_all(&args.plans) {
-                    Ok(p) => {
-                        logs.write(LogFile::Cvd, None, "CvdAgent::Reload", &format!("Reloaded {} plan(s)", p.len()));
-                        plans = p;
+                    Ok(set) => {
+                        let (next, broken) = reload(&plans, &set);
+                        log_broken(&logs, &set, "CvdAgent::Reload", &plans);
+                        logs.write(
+                            LogFile::Cvd,
+                            None,
+                            "CvdAgent::Reload",
+                            &format!(
+                                "Reloaded {} plan(s){}",
+                                next.len(),
+                                if broken == 0 {
+                                    String::new()
+                                } else {
+                                    format!("; {broken} plan file(s) do not load")
+                                }
+                            ),
+                        );
+                        metrics.lock().unwrap_or_else(|p| p.into_inner()).config_errors = broken;
+                        plans = next;
                     }
                     Err(e) => logs.write(LogFile::Cvd, None, "CvdAgent::Reload", &format!("Reload failed, keeping the running plans: {e:#}")),
                 }

@@ -55,6 +55,11 @@ pub struct Global {
     )]
     pub state_dir: PathBuf,
 
+    /// Create the state and log directories 0750 and the log files 0640 (readable by
+    /// the directory's group, e.g. for a log shipper) instead of 0700 and 0600.
+    #[arg(long, global = true)]
+    pub group_access: bool,
+
     /// Send every AWS call to this endpoint (overrides AWS_ENDPOINT_URL).
     #[arg(long, global = true)]
     pub endpoint_url: Option<String>,
@@ -309,6 +314,11 @@ pub struct AgentArgs {
     /// Seconds before the first completion poll of a job; doubles up to 60 s.
     #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
     pub poll_interval: f64,
+    /// Refuse to start (exit 2, nothing run) when any plan file is broken. Without it
+    /// the valid plans run and each broken one is logged in cvd.log and counted in the
+    /// rolesnap_plan_config_errors metric.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]

@@ -70,10 +70,23 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(run(cli));
     match result {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => {
+            // A log line that could not be written is an audit record lost:
+            // never exit 0 over it (each file's first failure was printed).
+            let lost = rolesnap_core::logs::failed_writes();
+            if lost > 0 {
+                eprintln!("error: {lost} log line(s) could not be written");
+                return ExitCode::from(code.max(exit::PARTIAL));
+            }
+            ExitCode::from(code)
+        }
         Err(e) => {
             if let Some(ce) = e.downcast_ref::<rolesnap_core::ConfigError>() {
                 eprintln!("error: {ce}");
+                return ExitCode::from(exit::USAGE);
+            }
+            if let Some(le) = e.downcast_ref::<output::LogDirError>() {
+                eprintln!("error: {le}");
                 return ExitCode::from(exit::USAGE);
             }
             eprintln!("error: {e:#}");
@@ -84,6 +97,29 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     let global = cli.global;
+    // The state directory holds the ledger and job locks: created private
+    // (0700, 0750 with --group-access) by the commands that open the ledger.
+    let records_jobs = matches!(
+        cli.command,
+        Command::Backup(_)
+            | Command::Copy(_)
+            | Command::Prune(_)
+            | Command::Restore(_)
+            | Command::Agent(_)
+            | Command::Jobs(_)
+            | Command::List(_)
+    );
+    if records_jobs {
+        if let Err(e) =
+            rolesnap_core::logs::create_private_dir(&global.state_dir, global.group_access)
+        {
+            eprintln!(
+                "error: cannot create state directory {}: {e}",
+                global.state_dir.display()
+            );
+            return Ok(exit::USAGE);
+        }
+    }
     match cli.command {
         Command::Discover(args) => discover::run(&global, args).await,
         Command::Validate(args) => validate::run(&global, args).await,

@@ -46,13 +46,8 @@ pub async fn setup(global: &Global, args: &PlanArgs, command: &str) -> anyhow::R
         }
         tenants.retain(|t| &t.name == only);
     }
-    let logs = Logs::open(&global.log_dir, global.log_max_bytes, global.verbose).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot open log directory {}: {e}",
-            global.log_dir.display()
-        )
-    })?;
-    logs.write(
+    let logs = open_logs(global)?;
+    logs.try_write(
         LogFile::Cvd,
         None,
         "CvdMain::Start",
@@ -64,7 +59,8 @@ pub async fn setup(global: &Global, args: &PlanArgs, command: &str) -> anyhow::R
             loaded.accounts_path.display(),
             tenants.len()
         ),
-    );
+    )
+    .map_err(|e| LogDirError(format!("cannot write the log: {e}")))?;
     let endpoint = Endpoint(global.endpoint_url.clone());
     let admin = admin_session(&loaded.accounts, &endpoint, &logs).await;
     if let Err(e) = admin.check().await {
@@ -76,6 +72,28 @@ pub async fn setup(global: &Global, args: &PlanArgs, command: &str) -> anyhow::R
         logs,
         admin,
         tenants,
+    })
+}
+
+/// The log directory cannot be used: exit 2 before anything is sent to AWS.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LogDirError(pub String);
+
+/// Opens the log directory (created 0700, or 0750 with `--group-access`) and
+/// its files; a directory or file that cannot be written is a [`LogDirError`].
+pub fn open_logs(global: &Global) -> Result<Logs, LogDirError> {
+    Logs::open_with(
+        &global.log_dir,
+        global.log_max_bytes,
+        global.verbose,
+        global.group_access,
+    )
+    .map_err(|e| {
+        LogDirError(format!(
+            "cannot use log directory {}: {e}",
+            global.log_dir.display()
+        ))
     })
 }
 

@@ -15,9 +15,11 @@ use std::str::FromStr;
 use serde::Deserialize;
 use toml::Spanned;
 
-/// A configuration error: file, line and key, then what is wrong.
+/// A configuration error: file, line and key, then what is wrong
+/// (`FILE:LINE: KEY: message`). Without a line (0) it reads `FILE: KEY: message`,
+/// without a key (empty) `FILE:LINE: message` (a file that is not TOML text).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}: {key}: {message}", location(file, *line))]
+#[error("{}: {}{message}", location(file, *line), if key.is_empty() { String::new() } else { format!("{key}: ") })]
 pub struct ConfigError {
     pub file: PathBuf,
     pub line: usize,
@@ -40,6 +42,8 @@ pub const MAX_SESSION_SECONDS: u32 = 43_200;
 /// AWS caps a chained role session (a role assuming a role) at one hour.
 pub const MAX_CHAINED_SESSION_SECONDS: u32 = 3_600;
 pub const DEFAULT_SESSION_SECONDS: u32 = 3_600;
+/// Longest tenant name (it is part of the STS session name, 64 characters).
+pub const MAX_TENANT_NAME: usize = 40;
 
 // ---------------------------------------------------------------- raw files
 
@@ -54,9 +58,9 @@ struct RawAccounts {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawAdmin {
-    profile: Option<String>,
+    profile: Option<Spanned<String>>,
     role_arn: Option<Spanned<String>>,
-    external_id: Option<String>,
+    external_id: Option<Spanned<String>>,
     region: Option<Spanned<String>>,
     session_duration: Option<Spanned<u32>>,
     max_calls_in_flight: Option<Spanned<i64>>,
@@ -67,7 +71,7 @@ struct RawAdmin {
 struct RawTenant {
     name: Spanned<String>,
     role_arn: Spanned<String>,
-    external_id: Option<String>,
+    external_id: Option<Spanned<String>>,
     #[serde(default)]
     regions: Vec<Spanned<String>>,
     session_duration: Option<Spanned<u32>>,
@@ -80,7 +84,7 @@ struct RawPlanFile {
     plan: Spanned<RawPlan>,
     schedule: Option<Spanned<RawSchedule>>,
     #[serde(default)]
-    retention: RawRetention,
+    retention: Option<Spanned<RawRetention>>,
     #[serde(default)]
     copy: Vec<Spanned<RawCopy>>,
     #[serde(default)]
@@ -97,7 +101,7 @@ struct RawPlan {
     #[serde(default)]
     wait_timeout_minutes: Option<Spanned<u32>>,
     #[serde(default)]
-    description: Option<String>,
+    description: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,16 +112,18 @@ struct RawSchedule {
     timezone: Option<Spanned<String>>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct RawRetention {
-    days: Option<u32>,
-    count: Option<u32>,
-    daily: Option<u32>,
-    weekly: Option<u32>,
-    monthly: Option<u32>,
+    days: Option<Spanned<u32>>,
+    count: Option<Spanned<u32>>,
+    daily: Option<Spanned<u32>>,
+    weekly: Option<Spanned<u32>>,
+    monthly: Option<Spanned<u32>>,
     #[serde(default)]
-    allow_delete_last: bool,
+    allow_delete_last: Option<Spanned<bool>>,
+    /// `"I understand"`: the rules may leave a source with no recovery point.
+    allow_empty: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,8 +131,8 @@ struct RawRetention {
 struct RawCopy {
     region: Spanned<String>,
     #[serde(default)]
-    retention: Option<RawRetention>,
-    kms_key_id: Option<String>,
+    retention: Option<Spanned<RawRetention>>,
+    kms_key_id: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,9 +140,10 @@ struct RawCopy {
 struct RawGroup {
     name: Spanned<String>,
     tenants: Vec<Spanned<String>>,
-    /// Region names, or `["all"]` for every region enabled in the account.
+    /// Region names, or `["all"]` for every region enabled in the account;
+    /// absent: the tenant's default regions (an empty list is refused).
     #[serde(default)]
-    regions: Vec<Spanned<String>>,
+    regions: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     availability_zones: Vec<Spanned<String>>,
     #[serde(default)]
@@ -296,13 +303,14 @@ pub struct Retention {
 
 impl Retention {
     fn from_raw(r: &RawRetention) -> Self {
+        let v = |x: &Option<Spanned<u32>>| x.as_ref().map(|x| *x.get_ref());
         Retention {
-            days: r.days,
-            count: r.count,
-            daily: r.daily,
-            weekly: r.weekly,
-            monthly: r.monthly,
-            allow_delete_last: r.allow_delete_last,
+            days: v(&r.days),
+            count: v(&r.count),
+            daily: v(&r.daily),
+            weekly: v(&r.weekly),
+            monthly: v(&r.monthly),
+            allow_delete_last: r.allow_delete_last.as_ref().is_some_and(|a| *a.get_ref()),
         }
     }
     pub fn is_empty(&self) -> bool {
@@ -469,6 +477,141 @@ pub fn az_region(az: &str) -> Option<&str> {
     (region.len() < az.len() && is_region(region)).then_some(region)
 }
 
+/// A control character (NUL, newline, escape…) in `s`, said without printing it.
+pub fn control_problem(s: &str) -> Option<String> {
+    s.chars().find(|c| c.is_control()).map(|c| {
+        format!(
+            "contains the control character U+{:04X}; remove it",
+            c as u32
+        )
+    })
+}
+
+/// Longest plan description (an EC2 snapshot description holds 255).
+pub const MAX_DESCRIPTION_CHARS: usize = 255;
+
+/// Longest tag value AWS accepts, in Unicode characters.
+pub const MAX_TAG_VALUE_CHARS: usize = 256;
+
+/// Why `s` cannot be an AWS tag value: at most 256 Unicode characters of
+/// letters, digits, spaces and `_ . : / = + - @`, not starting with the
+/// reserved `aws:` (EC2 and RDS tag restrictions).
+pub fn tag_value_problem(s: &str) -> Option<String> {
+    if let Some(p) = control_problem(s) {
+        return Some(p);
+    }
+    let n = s.chars().count();
+    if n > MAX_TAG_VALUE_CHARS {
+        return Some(format!(
+            "{n} characters; AWS tag values hold at most {MAX_TAG_VALUE_CHARS}"
+        ));
+    }
+    static NOT_ALLOWED: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = NOT_ALLOWED
+        .get_or_init(|| regex::Regex::new(r"[^\p{L}\p{Z}\p{N}_.:/=+\-@]").expect("valid regex"));
+    if let Some(m) = re.find(s) {
+        return Some(format!(
+            "`{s}`: `{}` is not allowed in an AWS tag value (letters, digits, spaces and _ . : / = + - @)",
+            m.as_str()
+        ));
+    }
+    if s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:")) {
+        return Some(format!("`{s}`: the prefix `aws:` is reserved by AWS"));
+    }
+    None
+}
+
+/// Why `s` cannot be an STS ExternalId: 2–1224 characters of `[\w+=,.@:/-]`.
+pub fn external_id_problem(s: &str) -> Option<String> {
+    if let Some(p) = control_problem(s) {
+        return Some(p);
+    }
+    if s.is_empty() {
+        return Some(
+            "empty; AssumeRole needs 2–1224 characters (or leave the key out when the role's trust policy asks for no ExternalId)"
+                .into(),
+        );
+    }
+    let n = s.chars().count();
+    if !(2..=1224).contains(&n) {
+        return Some(format!("{n} character(s); an ExternalId has 2–1224"));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(*c)))
+    {
+        return Some(format!(
+            "`{s}`: `{c}` is not allowed in an ExternalId (letters, digits and _ + = , . @ : / -)"
+        ));
+    }
+    None
+}
+
+/// Why `s` cannot name a KMS key for a copy into `region`: a key id (UUID, or
+/// `mrk-` and 32 hex digits for a multi-Region key), a key ARN, `alias/NAME`
+/// or an alias ARN; an ARN must be in `region`.
+pub fn kms_key_problem(s: &str, region: &str) -> Option<String> {
+    if let Some(p) = control_problem(s) {
+        return Some(p);
+    }
+    let is_key_id = |k: &str| {
+        let uuid = k.len() == 36
+            && k.char_indices().all(|(i, c)| {
+                if [8, 13, 18, 23].contains(&i) {
+                    c == '-'
+                } else {
+                    c.is_ascii_hexdigit()
+                }
+            });
+        let mrk = k
+            .strip_prefix("mrk-")
+            .is_some_and(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+        uuid || mrk
+    };
+    let is_alias = |a: &str| {
+        a.strip_prefix("alias/").is_some_and(|n| {
+            !n.is_empty()
+                && a.len() <= 256
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/_-".contains(c))
+        })
+    };
+    let bad = || {
+        Some(format!(
+            "`{s}` is not a KMS key: expected a key id (1234abcd-12ab-34cd-56ef-1234567890ab), a key ARN, alias/NAME or an alias ARN"
+        ))
+    };
+    if let Some(rest) = s.strip_prefix("arn:") {
+        let parts: Vec<&str> = rest.splitn(5, ':').collect();
+        if parts.len() != 5
+            || !matches!(parts[0], "aws" | "aws-cn" | "aws-us-gov")
+            || parts[1] != "kms"
+            || !is_region(parts[2])
+            || parts[3].len() != 12
+            || !parts[3].bytes().all(|b| b.is_ascii_digit())
+        {
+            return bad();
+        }
+        let resource = parts[4];
+        let ok = resource.strip_prefix("key/").is_some_and(is_key_id) || is_alias(resource);
+        if !ok {
+            return bad();
+        }
+        if parts[2] != region {
+            return Some(format!(
+                "`{s}` is a key in {}; a copy to {region} needs a key of {region}",
+                parts[2]
+            ));
+        }
+        return None;
+    }
+    if is_key_id(s) || is_alias(s) {
+        None
+    } else {
+        bad()
+    }
+}
+
 fn line_of(src: &str, span: &Range<usize>) -> usize {
     src[..span.start.min(src.len())]
         .bytes()
@@ -501,23 +644,69 @@ impl Ctx<'_> {
             .next()
             .unwrap_or("invalid TOML")
             .to_string();
+        // The line the error points at, and the table it is in.
+        let at = e.span().map(|span| {
+            let start = self.src[..span.start.min(self.src.len())]
+                .rfind('\n')
+                .map_or(0, |i| i + 1);
+            self.src[start..].lines().next().unwrap_or_default().trim()
+        });
+        if let Some(field) = missing_field(&message) {
+            // The span is the table that lacks the key, or the whole document.
+            let whole = e.span().is_none_or(|sp| {
+                sp.is_empty() || sp.start == 0 && sp.end >= self.src.trim_end().len()
+            });
+            let table = at
+                .filter(|l| !whole && l.starts_with('['))
+                .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim());
+            let (key, line) = match table {
+                Some(t) => (format!("{t}.{field}"), line),
+                None => (field.to_string(), 0),
+            };
+            let what = match field {
+                "admin" => "missing [admin] table (where the agent's own credentials come from; an empty [admin] uses the default AWS chain)".to_string(),
+                "plan" => "missing [plan] table (name and id of the plan)".to_string(),
+                _ => "missing; this key is required".to_string(),
+            };
+            return ConfigError {
+                file: self.file.to_path_buf(),
+                line,
+                key,
+                message: what,
+            };
+        }
         // A wrong type or value names no key; the line it points at does.
-        let key = unknown_field(&message)
-            .or_else(|| {
-                let span = e.span()?;
-                let start = self.src[..span.start.min(self.src.len())]
-                    .rfind('\n')
-                    .map_or(0, |i| i + 1);
-                let line = self.src[start..].lines().next()?;
-                let (k, _) = line.split_once('=')?;
-                Some(k.trim().to_string())
-            })
-            .unwrap_or_else(|| "(toml)".to_string());
-        ConfigError {
-            file: self.file.to_path_buf(),
-            line,
-            key,
-            message,
+        let key = unknown_field(&message).or_else(|| {
+            let (k, _) = at?.split_once('=')?;
+            let k = k.trim();
+            (!k.is_empty() && !k.starts_with('[')).then(|| k.to_string())
+        });
+        match key {
+            Some(key) => ConfigError {
+                file: self.file.to_path_buf(),
+                line,
+                key,
+                message,
+            },
+            None => ConfigError {
+                file: self.file.to_path_buf(),
+                line,
+                key: String::new(),
+                message: format!("not valid TOML: {message}"),
+            },
+        }
+    }
+
+    /// `problem` as an error at `span`.
+    fn check(
+        &self,
+        span: &Range<usize>,
+        key: &str,
+        problem: Option<String>,
+    ) -> Result<(), ConfigError> {
+        match problem {
+            Some(p) => Err(self.err(span, key, p)),
+            None => Ok(()),
         }
     }
 
@@ -555,6 +744,10 @@ impl Ctx<'_> {
     }
 }
 
+fn missing_field(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
+}
+
 fn unknown_field(message: &str) -> Option<String> {
     let rest = message.strip_prefix("unknown field `")?;
     Some(rest.split('`').next()?.to_string())
@@ -578,13 +771,93 @@ fn unique<'a>(
     Ok(())
 }
 
-fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|e| ConfigError {
+/// Largest configuration file read (plans and accounts files are a few KiB).
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+fn file_error(path: &Path, line: usize, message: impl Into<String>) -> ConfigError {
+    ConfigError {
         file: path.to_path_buf(),
-        line: 0,
-        key: "(file)".into(),
-        message: format!("cannot read: {e}"),
-    })
+        line,
+        key: String::new(),
+        message: message.into(),
+    }
+}
+
+/// Reads a configuration file: a regular file of at most [`MAX_CONFIG_BYTES`]
+/// of UTF-8 text. A directory, FIFO, socket or device is refused without being
+/// opened for reading, and the read is bounded whatever the file turns into.
+///
+/// # Errors
+/// `FILE: message` (or `FILE:LINE: message` for a bad byte).
+pub fn read_config_file(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let meta =
+        std::fs::metadata(path).map_err(|e| file_error(path, 0, format!("cannot read: {e}")))?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        use std::os::unix::fs::FileTypeExt;
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        };
+        return Err(file_error(
+            path,
+            0,
+            format!("is {what}; a configuration file must be a regular file"),
+        ));
+    }
+    let too_big = || {
+        file_error(
+            path,
+            0,
+            format!(
+                "is larger than {} MiB; a configuration file is a few KiB of TOML",
+                MAX_CONFIG_BYTES / (1024 * 1024)
+            ),
+        )
+    };
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(too_big());
+    }
+    let file =
+        std::fs::File::open(path).map_err(|e| file_error(path, 0, format!("cannot read: {e}")))?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| file_error(path, 0, format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(too_big());
+    }
+    let line_at = |at: usize| bytes[..at].iter().filter(|b| **b == b'\n').count() + 1;
+    if let Some(at) = bytes.iter().position(|b| *b == 0) {
+        return Err(file_error(
+            path,
+            line_at(at),
+            "not a text file (a NUL byte); expected TOML",
+        ));
+    }
+    if let Err(e) = std::str::from_utf8(&bytes) {
+        return Err(file_error(
+            path,
+            line_at(e.valid_up_to()),
+            "not UTF-8 text; a configuration file is TOML in UTF-8",
+        ));
+    }
+    Ok(String::from_utf8(bytes).unwrap_or_default())
+}
+
+/// Whether a document holds nothing but blank lines and comments.
+fn is_blank(src: &str) -> bool {
+    src.lines()
+        .map(str::trim)
+        .all(|l| l.is_empty() || l.starts_with('#'))
 }
 
 // ---------------------------------------------------------------- accounts
@@ -594,28 +867,48 @@ fn read(path: &Path) -> Result<String, ConfigError> {
 /// # Errors
 /// A [`ConfigError`] naming file, line and key for the first problem found.
 pub fn load_accounts(path: &Path) -> Result<Accounts, ConfigError> {
-    parse_accounts(path, &read(path)?)
+    parse_accounts(path, &read_config_file(path)?)
 }
 
 pub fn parse_accounts(path: &Path, src: &str) -> Result<Accounts, ConfigError> {
     let ctx = Ctx { file: path, src };
+    if is_blank(src) {
+        return Err(file_error(
+            path,
+            0,
+            "empty (only blank lines and comments); an accounts file needs an [admin] table and a [[tenant]] per tenant account",
+        ));
+    }
     let raw: RawAccounts = toml::from_str(src).map_err(|e| ctx.parse_error(e))?;
     let admin_raw = raw.admin.get_ref();
     let admin_role = match &admin_raw.role_arn {
-        Some(a) => Some(
-            a.get_ref()
-                .parse::<RoleArn>()
-                .map_err(|m| ctx.err(&a.span(), "admin.role-arn", m))?,
-        ),
+        Some(a) => {
+            ctx.check(&a.span(), "admin.role-arn", control_problem(a.get_ref()))?;
+            Some(
+                a.get_ref()
+                    .parse::<RoleArn>()
+                    .map_err(|m| ctx.err(&a.span(), "admin.role-arn", m))?,
+            )
+        }
         None => None,
     };
     let region = match &admin_raw.region {
         Some(r) => ctx.region(r, "admin.region")?,
         None => "us-east-1".to_string(),
     };
+    if let Some(p) = &admin_raw.profile {
+        ctx.check(&p.span(), "admin.profile", control_problem(p.get_ref()))?;
+    }
+    if let Some(x) = &admin_raw.external_id {
+        ctx.check(
+            &x.span(),
+            "admin.external-id",
+            external_id_problem(x.get_ref()),
+        )?;
+    }
     let admin = Admin {
-        profile: admin_raw.profile.clone(),
-        external_id: admin_raw.external_id.clone(),
+        profile: admin_raw.profile.as_ref().map(|p| p.get_ref().clone()),
+        external_id: admin_raw.external_id.as_ref().map(|x| x.get_ref().clone()),
         session_seconds: ctx.session(
             &admin_raw.session_duration,
             "admin.session-duration",
@@ -648,11 +941,13 @@ pub fn parse_accounts(path: &Path, src: &str) -> Result<Accounts, ConfigError> {
     } else {
         MAX_SESSION_SECONDS
     };
-    let mut tenants = Vec::new();
+    let mut tenants: Vec<Tenant> = Vec::new();
     for t in &raw.tenant {
         let t = t.get_ref();
         let name = t.name.get_ref();
+        ctx.check(&t.name.span(), "tenant.name", control_problem(name))?;
         if name.is_empty()
+            || name.len() > MAX_TENANT_NAME
             || !name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
@@ -660,14 +955,41 @@ pub fn parse_accounts(path: &Path, src: &str) -> Result<Accounts, ConfigError> {
             return Err(ctx.err(
                 &t.name.span(),
                 "tenant.name",
-                format!("`{name}`: use letters, digits, '-' and '_'"),
+                format!("`{name}`: use 1–{MAX_TENANT_NAME} letters, digits, '-' and '_'"),
             ));
         }
+        ctx.check(
+            &t.role_arn.span(),
+            "tenant.role-arn",
+            control_problem(t.role_arn.get_ref()),
+        )?;
         let role_arn = t
             .role_arn
             .get_ref()
             .parse::<RoleArn>()
             .map_err(|m| ctx.err(&t.role_arn.span(), "tenant.role-arn", m))?;
+        // Two names for one role would back the same account up twice, and
+        // prune each other's points as "not this plan's".
+        if let Some(other) = tenants.iter().find(|o| {
+            o.role_arn.account == role_arn.account
+                && o.role_arn.name.eq_ignore_ascii_case(&role_arn.name)
+        }) {
+            return Err(ctx.err(
+                &t.role_arn.span(),
+                "tenant.role-arn",
+                format!(
+                    "`{role_arn}` is already the role of tenant `{}`; one tenant name per account role",
+                    other.name
+                ),
+            ));
+        }
+        if let Some(x) = &t.external_id {
+            ctx.check(
+                &x.span(),
+                "tenant.external-id",
+                external_id_problem(x.get_ref()),
+            )?;
+        }
         let regions = t
             .regions
             .iter()
@@ -677,7 +999,7 @@ pub fn parse_accounts(path: &Path, src: &str) -> Result<Accounts, ConfigError> {
         tenants.push(Tenant {
             name: name.clone(),
             role_arn,
-            external_id: t.external_id.clone(),
+            external_id: t.external_id.as_ref().map(|x| x.get_ref().clone()),
             regions,
             session_seconds: ctx.session(
                 &t.session_duration,
@@ -706,7 +1028,7 @@ pub struct Loaded {
 /// # Errors
 /// A [`ConfigError`] naming file, line and key for the first problem found.
 pub fn load_plan(path: &Path, accounts_override: Option<&Path>) -> Result<Loaded, ConfigError> {
-    let src = read(path)?;
+    let src = read_config_file(path)?;
     let (plan, accounts_key) = parse_plan_only(path, &src)?;
     let dir = path.parent().unwrap_or(Path::new("."));
     let accounts_path = match (accounts_override, accounts_key) {
@@ -727,15 +1049,41 @@ pub fn load_plan(path: &Path, accounts_override: Option<&Path>) -> Result<Loaded
 /// Returns the plan and its `accounts` key.
 pub fn parse_plan_only(path: &Path, src: &str) -> Result<(Plan, Option<String>), ConfigError> {
     let ctx = Ctx { file: path, src };
+    if is_blank(src) {
+        return Err(file_error(
+            path,
+            0,
+            "empty (only blank lines and comments); a plan needs a [plan] table with name and id, and at least one [[group]]",
+        ));
+    }
     let raw: RawPlanFile = toml::from_str(src).map_err(|e| ctx.parse_error(e))?;
     let p = raw.plan.get_ref();
     let name = p.name.get_ref().clone();
-    if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_whitespace()) {
+    // The name is the value of the `_GX_PLAN_` tag on everything the plan makes.
+    ctx.check(&p.name.span(), "plan.name", tag_value_problem(&name))?;
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_whitespace) {
         return Err(ctx.err(
             &p.name.span(),
             "plan.name",
             "a plan name is 1–64 characters without spaces",
         ));
+    }
+    if let Some(d) = &p.description {
+        // Free text for people, kept to what an EC2 or RDS description takes.
+        ctx.check(&d.span(), "plan.description", control_problem(d.get_ref()))?;
+        let n = d.get_ref().chars().count();
+        if n > MAX_DESCRIPTION_CHARS {
+            return Err(ctx.err(
+                &d.span(),
+                "plan.description",
+                format!("{n} characters; at most {MAX_DESCRIPTION_CHARS}"),
+            ));
+        }
+    }
+    if let Some(a) = &raw.accounts {
+        if let Some(pr) = control_problem(a) {
+            return Err(ctx.err(&(0..0), "accounts", pr));
+        }
     }
     let method = match &p.method {
         None => Method::SnapshotSet,
@@ -762,12 +1110,28 @@ pub fn parse_plan_only(path: &Path, src: &str) -> Result<(Plan, Option<String>),
         None => None,
         Some(s) => Some(parse_schedule(&ctx, s.get_ref())?),
     };
-    let retention = Retention::from_raw(&raw.retention);
+    let retention = match &raw.retention {
+        Some(r) => {
+            check_retention(&ctx, r, "retention")?;
+            Retention::from_raw(r.get_ref())
+        }
+        None => Retention::default(),
+    };
     let mut copies = Vec::new();
     let mut copy_regions = BTreeSet::new();
     for c in &raw.copy {
         let c = c.get_ref();
         let region = ctx.region(&c.region, "copy.region")?;
+        if let Some(k) = &c.kms_key_id {
+            ctx.check(
+                &k.span(),
+                "copy.kms-key-id",
+                kms_key_problem(k.get_ref(), &region),
+            )?;
+        }
+        if let Some(r) = &c.retention {
+            check_retention(&ctx, r, "copy.retention")?;
+        }
         if !copy_regions.insert(region.clone()) {
             return Err(ctx.err(
                 &c.region.span(),
@@ -780,9 +1144,9 @@ pub fn parse_plan_only(path: &Path, src: &str) -> Result<(Plan, Option<String>),
             retention: c
                 .retention
                 .as_ref()
-                .map(Retention::from_raw)
+                .map(|r| Retention::from_raw(r.get_ref()))
                 .unwrap_or_else(|| retention.clone()),
-            kms_key_id: c.kms_key_id.clone(),
+            kms_key_id: c.kms_key_id.as_ref().map(|k| k.get_ref().clone()),
         });
     }
     if raw.group.is_empty() {
@@ -799,13 +1163,32 @@ pub fn parse_plan_only(path: &Path, src: &str) -> Result<(Plan, Option<String>),
     )?;
     let mut groups = Vec::new();
     for g in &raw.group {
-        groups.push(parse_group(&ctx, g)?);
+        let group = parse_group(&ctx, g)?;
+        // A point is copied to every copy region but its own: with a single
+        // copy region that is also a source region, the points made there
+        // get no copy at all ("0 of 0 items"). Two regions copied into each
+        // other are fine.
+        if let (Regions::List(list), [only]) = (&group.regions, raw.copy.as_slice()) {
+            let region = only.get_ref().region.get_ref();
+            if list.contains(region) {
+                return Err(ctx.err(
+                    &only.get_ref().region.span(),
+                    "copy.region",
+                    format!(
+                        "`{region}` is a source region of group `{}` and the plan's only copy region: {}",
+                        group.name,
+                        no_copy_there(region)
+                    ),
+                ));
+            }
+        }
+        groups.push(group);
     }
     Ok((
         Plan {
             name,
             id: *p.id.get_ref(),
-            description: p.description.clone(),
+            description: p.description.as_ref().map(|d| d.get_ref().clone()),
             method,
             wait_timeout_minutes,
             schedule,
@@ -817,6 +1200,61 @@ pub fn parse_plan_only(path: &Path, src: &str) -> Result<(Plan, Option<String>),
         raw.accounts,
     ))
 }
+
+/// The words that let a retention leave a source with no recovery point.
+pub const ALLOW_EMPTY: &str = "I understand";
+
+/// Refuses keep rules that can leave a live source with no recovery point
+/// (in its region or a copy region) unless the table says
+/// `allow-empty = "I understand"`: `days = 0`, `count = 0` with
+/// `allow-delete-last = true`, and rules that are all 0.
+fn check_retention(
+    ctx: &Ctx<'_>,
+    r: &Spanned<RawRetention>,
+    table: &str,
+) -> Result<(), ConfigError> {
+    let raw = r.get_ref();
+    if let Some(a) = &raw.allow_empty {
+        if a.get_ref() != ALLOW_EMPTY {
+            return Err(ctx.err(
+                &a.span(),
+                &format!("{table}.allow-empty"),
+                format!("must be exactly \"{ALLOW_EMPTY}\" (or left out)"),
+            ));
+        }
+        return Ok(());
+    }
+    let hint =
+        format!("; if that is what you want, add allow-empty = \"{ALLOW_EMPTY}\" to [{table}]");
+    if let Some(d) = raw.days.as_ref().filter(|d| *d.get_ref() == 0) {
+        return Err(ctx.err(
+            &d.span(),
+            &format!("{table}.days"),
+            format!("days = 0 keeps no point by age: the next prune deletes every copy in a copy region, and all but the newest point of each live source{hint}"),
+        ));
+    }
+    let allow_last = raw.allow_delete_last.as_ref().filter(|a| *a.get_ref());
+    if let (Some(c), Some(_)) = (raw.count.as_ref().filter(|c| *c.get_ref() == 0), allow_last) {
+        return Err(ctx.err(
+            &c.span(),
+            &format!("{table}.count"),
+            format!("count = 0 with allow-delete-last = true lets prune delete the last recovery point of every source{hint}"),
+        ));
+    }
+    let rules = [&raw.days, &raw.count, &raw.daily, &raw.weekly, &raw.monthly];
+    let given: Vec<&Spanned<u32>> = rules.iter().filter_map(|r| r.as_ref()).collect();
+    if !given.is_empty() && given.iter().all(|r| *r.get_ref() == 0) {
+        return Err(ctx.err(
+            &given[0].span(),
+            table,
+            format!("every keep rule is 0: the rules keep no recovery point{hint}"),
+        ));
+    }
+    Ok(())
+}
+
+/// How far ahead a schedule must have its next run.
+pub const MAX_YEARS_TO_NEXT_RUN: i64 = 5;
 
 fn parse_schedule(ctx: &Ctx<'_>, s: &RawSchedule) -> Result<Schedule, ConfigError> {
     let source = s.cron.get_ref().trim().to_string();
@@ -879,11 +1317,26 @@ fn parse_schedule(ctx: &Ctx<'_>, s: &RawSchedule) -> Result<Schedule, ConfigErro
             )
         })?,
     };
-    Ok(Schedule {
+    let schedule = Schedule {
         cron,
         cron_source: source,
         timezone,
-    })
+    };
+    // A line that matches no date (30 February, 31 April, a past year) is
+    // valid cron and never runs: refuse it rather than start silently.
+    let now = chrono::Utc::now();
+    let horizon = now + chrono::Duration::days(366 * MAX_YEARS_TO_NEXT_RUN);
+    match crate::schedule::next_runs(&schedule, now, 1).first() {
+        Some(t) if *t <= horizon => Ok(schedule),
+        _ => Err(ctx.err(
+            &s.cron.span(),
+            "schedule.cron",
+            format!(
+                "`{}` never runs in the next {MAX_YEARS_TO_NEXT_RUN} years (a date that does not exist, or a year that has passed)",
+                schedule.cron_source
+            ),
+        )),
+    }
 }
 
 /// Out-of-range numbers in the first four fields of a crontab line.
@@ -968,6 +1421,11 @@ fn parse_tag_rules(
         .map(|r| {
             let s = r.get_ref();
             match s.split_once('=') {
+                Some((k, v)) if k.chars().count() > 128 || v.chars().count() > 256 => Err(ctx.err(
+                    &r.span(),
+                    key,
+                    "an AWS tag key holds at most 128 characters and a value 256",
+                )),
                 Some((k, v)) if !k.is_empty() => Ok(TagRule {
                     key: k.to_string(),
                     value: v.to_string(),
@@ -985,24 +1443,86 @@ fn parse_tag_rules(
 fn parse_group(ctx: &Ctx<'_>, g: &Spanned<RawGroup>) -> Result<Group, ConfigError> {
     let span = g.span();
     let g = g.get_ref();
+    ctx.check(
+        &g.name.span(),
+        "group.name",
+        tag_value_problem(g.name.get_ref()),
+    )?;
+    if g.name.get_ref().is_empty() {
+        return Err(ctx.err(&g.name.span(), "group.name", "empty; name the group"));
+    }
     if g.tenants.is_empty() {
         return Err(ctx.err(&span, "group.tenants", "a group names at least one tenant"));
     }
+    for t in &g.tenants {
+        ctx.check(&t.span(), "group.tenants", control_problem(t.get_ref()))?;
+    }
     unique(ctx, g.tenants.iter(), "group.tenants")?;
-    let regions = if g.regions.is_empty() {
-        Regions::TenantDefault
-    } else if g.regions.len() == 1 && g.regions[0].get_ref() == "all" {
-        Regions::AllEnabled
-    } else {
-        unique(ctx, g.regions.iter(), "group.regions")?;
-        Regions::List(
-            g.regions
-                .iter()
-                .map(|r| ctx.region(r, "group.regions"))
-                .collect::<Result<_, _>>()?,
-        )
+    let regions = match &g.regions {
+        None => Regions::TenantDefault,
+        Some(list) if list.get_ref().is_empty() => {
+            return Err(ctx.err(
+                &list.span(),
+                "group.regions",
+                "an empty list; name regions, write [\"all\"], or leave the key out for the tenants' default regions",
+            ))
+        }
+        Some(list) if list.get_ref().len() == 1 && list.get_ref()[0].get_ref() == "all" => {
+            Regions::AllEnabled
+        }
+        Some(list) => {
+            let list = list.get_ref();
+            for r in list {
+                ctx.check(&r.span(), "group.regions", control_problem(r.get_ref()))?;
+            }
+            unique(ctx, list.iter(), "group.regions")?;
+            Regions::List(
+                list.iter()
+                    .map(|r| ctx.region(r, "group.regions"))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
     };
     let mut azs = Vec::new();
+    // Identifiers and patterns are sent to AWS or matched against its answers:
+    // no control characters, and AWS's own characters for DB identifiers.
+    let all_strings = [
+        (&g.availability_zones, "group.availability-zones"),
+        (&g.instances, "group.instances"),
+        (&g.exclude_instances, "group.exclude-instances"),
+        (&g.include_tags, "group.include-tags"),
+        (&g.exclude_tags, "group.exclude-tags"),
+        (&g.rds_instances, "group.rds-instances"),
+        (&g.aurora_clusters, "group.aurora-clusters"),
+        (&g.exclude_databases, "group.exclude-databases"),
+    ];
+    for (list, key) in all_strings {
+        for v in list.iter() {
+            ctx.check(&v.span(), key, control_problem(v.get_ref()))?;
+        }
+    }
+    let db_lists = [
+        (&g.rds_instances, "group.rds-instances"),
+        (&g.aurora_clusters, "group.aurora-clusters"),
+        (&g.exclude_databases, "group.exclude-databases"),
+    ];
+    for (list, key) in db_lists {
+        for v in list.iter() {
+            let id = v.get_ref();
+            let ok = !id.is_empty()
+                && id.len() <= 63
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '*');
+            if !ok {
+                return Err(ctx.err(
+                    &v.span(),
+                    key,
+                    format!("`{id}` is not a DB identifier or pattern (1–63 letters, digits, '-', and '*' as a wildcard)"),
+                ));
+            }
+        }
+    }
     for az in &g.availability_zones {
         let Some(region) = az_region(az.get_ref()) else {
             return Err(ctx.err(
@@ -1110,10 +1630,29 @@ fn check_tenants(
                         ),
                     ));
                 }
+                // The tenant's default regions are this group's source regions.
+                if let [only] = raw.copy.as_slice() {
+                    let region = only.get_ref().region.get_ref();
+                    if tenant.regions.contains(region) {
+                        return Err(ctx.err(
+                            &only.get_ref().region.span(),
+                            "copy.region",
+                            format!(
+                                "`{region}` is a source region of group `{}` (a default region of tenant `{t}` in the accounts file) and the plan's only copy region: {}",
+                                g.name,
+                                no_copy_there(region)
+                            ),
+                        ));
+                    }
+                }
             }
         }
     }
     Ok(())
+}
+
+fn no_copy_there(region: &str) -> String {
+    format!("the recovery points made in {region} would have no copy anywhere; copy to another region, or add one")
 }
 
 /// What kind of file a TOML document in `plans/` is.
@@ -1132,7 +1671,7 @@ region = "us-east-1"
 [[tenant]]
 name = "alpha"
 role-arn = "arn:aws:iam::222222222222:role/vsa-role"
-external-id = "x"
+external-id = "ext-1"
 regions = ["us-east-1"]
 "#;
 
@@ -1241,6 +1780,12 @@ include-tags = ["Backup=nightly"]
                 14,
             ),
             ("Backup=nightly", "Backup", "group.include-tags", 20),
+            (
+                "Backup=nightly",
+                &format!("Backup={}", "n".repeat(257)),
+                "group.include-tags",
+                20,
+            ),
         ];
         for (from, to, key, line) in cases {
             let e = plan_err(&PLAN.replace(from, to));
@@ -1395,5 +1940,222 @@ include-tags = ["Backup=nightly"]
             e.message.contains("zeta") && e.message.contains("alpha"),
             "{e}"
         );
+    }
+
+    /// Every refusal of issue 15 at the level of one file: (what, plan text,
+    /// key, line, message fragment).
+    #[test]
+    fn dangerous_plans_are_refused_with_line_and_key() {
+        let with = |from: &str, to: &str| {
+            assert!(PLAN.contains(from), "{from}");
+            PLAN.replace(from, to)
+        };
+        let cases: Vec<(&str, String, &str, usize, &str)> = vec![
+            ("days = 0", with("days = 7", "days = 0"), "retention.days", 11, "allow-empty = \"I understand\""),
+            (
+                "count = 0 and allow-delete-last",
+                with("days = 7", "count = 0\nallow-delete-last = true"),
+                "retention.count",
+                11,
+                "last recovery point",
+            ),
+            ("all rules 0", with("days = 7", "daily = 0\nweekly = 0"), "retention", 11, "keep no recovery point"),
+            (
+                "copy retention days = 0",
+                with("region = \"us-west-2\"", "region = \"us-west-2\"\n[copy.retention]\ndays = 0"),
+                "copy.retention.days",
+                16,
+                "I understand",
+            ),
+            (
+                "allow-empty in other words",
+                with("days = 7", "days = 0\nallow-empty = \"yes\""),
+                "retention.allow-empty",
+                12,
+                "exactly",
+            ),
+            ("30 February", with("30 1 * * *", "0 0 30 2 *"), "schedule.cron", 7, "never runs"),
+            ("31 April", with("30 1 * * *", "0 0 31 4 *"), "schedule.cron", 7, "never runs"),
+            ("a past year", with("30 1 * * *", "0 0 0 1 1 * 2020"), "schedule.cron", 7, "never runs"),
+            (
+                "regions = []",
+                with("regions = [\"us-east-1\"]", "regions = []"),
+                "group.regions",
+                19,
+                "an empty list",
+            ),
+            (
+                "copy to a source region",
+                with("region = \"us-west-2\"", "region = \"us-east-1\""),
+                "copy.region",
+                14,
+                "source region of group `web`",
+            ),
+            (
+                "kms-key-id shell",
+                with("region = \"us-west-2\"", "region = \"us-west-2\"\nkms-key-id = \"; rm -rf /\""),
+                "copy.kms-key-id",
+                15,
+                "is not a KMS key",
+            ),
+            (
+                "kms ARN of another region",
+                with(
+                    "region = \"us-west-2\"",
+                    "region = \"us-west-2\"\nkms-key-id = \"arn:aws:kms:us-east-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab\"",
+                ),
+                "copy.kms-key-id",
+                15,
+                "needs a key of us-west-2",
+            ),
+            ("plan name NUL", with("name = \"nightly\"", "name = \"night\\u0000ly\""), "plan.name", 3, "U+0000"),
+            ("plan name ;", with("name = \"nightly\"", "name = \"night;ly\""), "plan.name", 3, "not allowed in an AWS tag value"),
+            ("plan name aws:", with("name = \"nightly\"", "name = \"aws:nightly\""), "plan.name", 3, "reserved"),
+            (
+                "group name too long",
+                with("name = \"web\"", &format!("name = \"{}\"", "w".repeat(257))),
+                "group.name",
+                17,
+                "at most 256",
+            ),
+            (
+                "description newline",
+                with("id = 2", "id = 2\ndescription = \"a\\nb\""),
+                "plan.description",
+                5,
+                "U+000A",
+            ),
+            (
+                "DB identifier",
+                with("include-tags", "rds-instances = [\"db;1\"]\ninclude-tags"),
+                "group.rds-instances",
+                20,
+                "not a DB identifier",
+            ),
+        ];
+        for (what, src, key, line, fragment) in cases {
+            let e = plan_err(&src);
+            assert_eq!((e.key.as_str(), e.line), (key, line), "{what}: {e}");
+            assert!(e.message.contains(fragment), "{what}: {e}");
+            assert!(!e.to_string().contains('\0'), "{what}: no raw NUL in {e:?}");
+        }
+        // Each dangerous retention is accepted when the plan says so.
+        for ok in [
+            with("days = 7", "days = 0\nallow-empty = \"I understand\""),
+            with(
+                "days = 7",
+                "count = 0\nallow-delete-last = true\nallow-empty = \"I understand\"",
+            ),
+            with("days = 7", "days = 0\ncount = 1"),
+        ] {
+            if ok.contains("count = 1") {
+                // days = 0 is refused even beside a rule that keeps something.
+                assert_eq!(plan_err(&ok).key, "retention.days");
+            } else {
+                parse_plan_only(Path::new("p.toml"), &ok).unwrap();
+            }
+        }
+        // Two source regions copied into each other: each point has a copy.
+        let cross = with(
+            "region = \"us-west-2\"",
+            "region = \"us-west-2\"\n[[copy]]\nregion = \"us-east-1\"",
+        )
+        .replace(
+            "regions = [\"us-east-1\"]",
+            "regions = [\"us-east-1\", \"us-west-2\"]",
+        );
+        parse_plan_only(Path::new("p.toml"), &cross).unwrap();
+        // Good keys stay good: a key ARN in the copy region, an alias, unicode letters.
+        for kms in [
+            "1234abcd-12ab-34cd-56ef-1234567890ab",
+            "mrk-1234abcd12ab34cd56ef1234567890ab",
+            "alias/rolesnap-dr",
+            "arn:aws:kms:us-west-2:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "arn:aws:kms:us-west-2:222222222222:alias/rolesnap-dr",
+        ] {
+            assert_eq!(kms_key_problem(kms, "us-west-2"), None, "{kms}");
+        }
+        assert_eq!(tag_value_problem("Nächtlich_prod-1 @x:/y=z+"), None);
+    }
+
+    #[test]
+    fn dangerous_accounts_are_refused_with_line_and_key() {
+        let cases = [
+            ("external-id = \"\"", ACCOUNTS.replace("external-id = \"ext-1\"", "external-id = \"\""), "tenant.external-id", 8, "empty"),
+            ("external-id one char", ACCOUNTS.replace("ext-1", "x"), "tenant.external-id", 8, "2–1224"),
+            ("external-id ;", ACCOUNTS.replace("ext-1", "a;b"), "tenant.external-id", 8, "not allowed"),
+            (
+                "same role twice",
+                format!("{ACCOUNTS}\n[[tenant]]\nname = \"alpha2\"\nrole-arn = \"arn:aws:iam::222222222222:role/VSA-role\"\n"),
+                "tenant.role-arn",
+                13,
+                "already the role of tenant `alpha`",
+            ),
+            (
+                "tenant without role-arn",
+                format!("{ACCOUNTS}\n[[tenant]]\nname = \"beta\"\n"),
+                "tenant.role-arn",
+                11,
+                "missing",
+            ),
+            ("no [admin]", "[[tenant]]\nname = \"a\"\nrole-arn = \"arn:aws:iam::222222222222:role/r\"\n".to_string(), "admin", 0, "missing [admin]"),
+        ];
+        for (what, src, key, line, fragment) in cases {
+            let e = accounts_err(&src);
+            assert_eq!((e.key.as_str(), e.line), (key, line), "{what}: {e}");
+            assert!(e.message.contains(fragment), "{what}: {e}");
+        }
+    }
+
+    #[test]
+    fn files_that_are_not_config_text_are_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n);
+        std::fs::write(p("empty.toml"), "").unwrap();
+        std::fs::write(p("comments.toml"), "# nothing\n\n   # here\n").unwrap();
+        std::fs::write(p("nul.toml"), b"[plan]\nname = \"a\"\n\x00\x01\x02").unwrap();
+        std::fs::write(p("latin1.toml"), b"[plan]\nname = \"a\"\n# caf\xe9\n").unwrap();
+        std::fs::write(p("passwd"), "root:x:0:0:root:/root:/bin/bash\n").unwrap();
+        let big = std::fs::File::create(p("big.toml")).unwrap();
+        big.set_len(MAX_CONFIG_BYTES + 1).unwrap();
+        std::fs::create_dir(p("dir.toml")).unwrap();
+        let fifo = std::process::Command::new("mkfifo")
+            .arg(p("fifo.toml"))
+            .status()
+            .is_ok_and(|s| s.success());
+        let mut cases = vec![
+            (p("empty.toml"), 0, "empty"),
+            (p("comments.toml"), 0, "empty"),
+            (p("nul.toml"), 3, "not a text file"),
+            (p("latin1.toml"), 3, "not UTF-8"),
+            (p("passwd"), 1, "not valid TOML"),
+            (p("big.toml"), 0, "larger than 4 MiB"),
+            (p("dir.toml"), 0, "is a directory"),
+            (p("missing.toml"), 0, "cannot read"),
+            (PathBuf::from("/dev/zero"), 0, "is a device"),
+        ];
+        if fifo {
+            cases.push((p("fifo.toml"), 0, "is a FIFO"));
+        }
+        for (file, line, fragment) in cases {
+            let e = load_accounts(&file).unwrap_err();
+            assert_eq!(e.line, line, "{}: {e}", file.display());
+            assert!(e.key.is_empty(), "no key for a file problem: {e}");
+            assert!(e.message.contains(fragment), "{}: {e}", file.display());
+            let shown = e.to_string();
+            let want = if line == 0 {
+                format!("{}: ", file.display())
+            } else {
+                format!("{}:{line}: ", file.display())
+            };
+            assert!(shown.starts_with(&want), "{shown}");
+            assert!(
+                !shown.contains("(toml)") && !shown.contains("(file)"),
+                "{shown}"
+            );
+        }
+        // The plan side names its own missing table.
+        let e = plan_err("accounts = \"a.toml\"\n[[group]]\nname = \"g\"\ntenants = [\"a\"]\n");
+        assert_eq!((e.key.as_str(), e.line), ("plan", 0), "{e}");
     }
 }

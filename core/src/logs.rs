@@ -11,7 +11,9 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The four log files of DESIGN.md.
@@ -58,6 +60,57 @@ struct Sink {
     path: PathBuf,
     file: Option<File>,
     size: u64,
+    /// Mode of a log file rolesnap creates (0600, 0640 with group access).
+    mode: u32,
+    /// A failed write was already reported on stderr.
+    reported: bool,
+}
+
+/// Log lines lost to failed writes in this process, over every [`Logs`].
+static FAILED_WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// Log lines that could not be written since the process started (a full
+/// disk, a file made unwritable): the command's exit code is then not 0.
+pub fn failed_writes() -> u64 {
+    FAILED_WRITES.load(Ordering::Relaxed)
+}
+
+/// Mode of the directories rolesnap creates for itself (state, logs):
+/// 0700, or 0750 when a group (e.g. a monitoring user's) may read them.
+pub fn dir_mode(group_access: bool) -> u32 {
+    if group_access {
+        0o750
+    } else {
+        0o700
+    }
+}
+
+/// Creates `dir` (and missing parents) with [`dir_mode`], whatever the
+/// umask. A directory that exists keeps its mode.
+///
+/// # Errors
+/// When `dir` cannot be created or is not a directory.
+pub fn create_private_dir(dir: &Path, group_access: bool) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mode = dir_mode(group_access);
+    match std::fs::DirBuilder::new().mode(mode).create(dir) {
+        Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The log directory or one of its files cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct LogsError {
+    pub path: PathBuf,
+    pub source: std::io::Error,
 }
 
 /// The log directory. Cheap to clone; all clones write to the same files.
@@ -72,6 +125,8 @@ struct Inner {
     sinks: [Mutex<Sink>; 4],
     /// Also echo lines to stderr (for `-v`).
     echo: bool,
+    /// Lines lost to failed writes.
+    failures: AtomicU64,
 }
 
 impl std::fmt::Debug for Logs {
@@ -83,25 +138,56 @@ impl std::fmt::Debug for Logs {
 }
 
 impl Logs {
-    /// Opens (creating) the log directory.
+    /// Opens (creating, mode 0700) the log directory and its four files.
     ///
     /// # Errors
-    /// When the directory cannot be created.
-    pub fn open(dir: &Path, max_bytes: u64, echo: bool) -> std::io::Result<Logs> {
-        std::fs::create_dir_all(dir)?;
-        let sink = |f: LogFile| {
-            Mutex::new(Sink {
+    /// When the directory cannot be created or a log file cannot be opened
+    /// for appending (a read-only directory or file): the path and the OS error.
+    pub fn open(dir: &Path, max_bytes: u64, echo: bool) -> Result<Logs, LogsError> {
+        Logs::open_with(dir, max_bytes, echo, false)
+    }
+
+    /// [`Logs::open`]; with `group_access` the directory is created 0750 and
+    /// the files 0640, so that the directory's group can read them.
+    ///
+    /// # Errors
+    /// As [`Logs::open`].
+    pub fn open_with(
+        dir: &Path,
+        max_bytes: u64,
+        echo: bool,
+        group_access: bool,
+    ) -> Result<Logs, LogsError> {
+        create_private_dir(dir, group_access).map_err(|source| LogsError {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mode = if group_access { 0o640 } else { 0o600 };
+        let mut sinks = Vec::with_capacity(4);
+        for f in LogFile::ALL {
+            let mut sink = Sink {
                 path: dir.join(f.file_name()),
                 file: None,
                 size: 0,
-            })
-        };
+                mode,
+                reported: false,
+            };
+            // Opened now, so that an unwritable directory or file stops the
+            // command before it does anything.
+            sink.open().map_err(|source| LogsError {
+                path: sink.path.clone(),
+                source,
+            })?;
+            sinks.push(Mutex::new(sink));
+        }
+        let sinks: [Mutex<Sink>; 4] = sinks.try_into().unwrap_or_else(|_| unreachable!());
         Ok(Logs {
             inner: Arc::new(Inner {
                 dir: dir.to_path_buf(),
                 max_bytes: max_bytes.max(1024),
-                sinks: LogFile::ALL.map(sink),
+                sinks,
                 echo,
+                failures: AtomicU64::new(0),
             }),
         })
     }
@@ -117,9 +203,12 @@ impl Logs {
                         path: PathBuf::new(),
                         file: None,
                         size: 0,
+                        mode: 0o600,
+                        reported: false,
                     })
                 }),
                 echo: false,
+                failures: AtomicU64::new(0),
             }),
         }
     }
@@ -129,7 +218,27 @@ impl Logs {
     }
 
     /// Writes one line. `func` is `Component::function()` without the parentheses.
+    ///
+    /// A failed write does not stop the caller (a backup goes on), but it is
+    /// not silent: the first failure of each file is printed on stderr with
+    /// the path and the OS error, and every lost line is counted
+    /// ([`Logs::failures`], [`failed_writes`]).
     pub fn write(&self, file: LogFile, job: Option<u64>, func: &str, message: &str) {
+        let _ = self.try_write(file, job, func, message);
+    }
+
+    /// [`Logs::write`], returning the error (for the first line a command
+    /// writes: a log that cannot be written stops it before any AWS call).
+    ///
+    /// # Errors
+    /// The file and the OS error.
+    pub fn try_write(
+        &self,
+        file: LogFile,
+        job: Option<u64>,
+        func: &str,
+        message: &str,
+    ) -> Result<(), LogsError> {
         let line = format_line(
             std::process::id(),
             thread_tag(),
@@ -142,25 +251,52 @@ impl Logs {
             eprint!("{line}");
         }
         if self.inner.dir.as_os_str().is_empty() {
-            return;
+            return Ok(());
         }
         let mut sink = self.inner.sinks[file.index()]
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        // Logging must never fail a backup; a write error is dropped.
-        let _ = sink.append(line.as_bytes(), self.inner.max_bytes);
+        match sink.append(line.as_bytes(), self.inner.max_bytes) {
+            Ok(()) => Ok(()),
+            Err(source) => {
+                self.inner.failures.fetch_add(1, Ordering::Relaxed);
+                FAILED_WRITES.fetch_add(1, Ordering::Relaxed);
+                if !sink.reported {
+                    sink.reported = true;
+                    eprintln!(
+                        "error: cannot write log file {}: {source}; its lines are lost (counted; the exit code will not be 0)",
+                        sink.path.display()
+                    );
+                }
+                Err(LogsError {
+                    path: sink.path.clone(),
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Log lines lost to failed writes through this log directory.
+    pub fn failures(&self) -> u64 {
+        self.inner.failures.load(Ordering::Relaxed)
     }
 }
 
 impl Sink {
+    fn open(&mut self) -> std::io::Result<()> {
+        let f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(self.mode)
+            .open(&self.path)?;
+        self.size = f.metadata()?.len();
+        self.file = Some(f);
+        Ok(())
+    }
+
     fn append(&mut self, bytes: &[u8], max: u64) -> std::io::Result<()> {
         if self.file.is_none() {
-            let f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)?;
-            self.size = f.metadata()?.len();
-            self.file = Some(f);
+            self.open()?;
         }
         if self.size > 0 && self.size + bytes.len() as u64 > max {
             self.rotate()?;
@@ -179,14 +315,7 @@ impl Sink {
             let _ = std::fs::rename(name(i), name(i + 1));
         }
         std::fs::rename(&self.path, name(1))?;
-        self.file = Some(
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)?,
-        );
-        self.size = 0;
-        Ok(())
+        self.open()
     }
 }
 
@@ -270,6 +399,51 @@ mod tests {
             let fields: Vec<&str> = l.splitn(7, ' ').collect();
             assert_eq!(fields[4], "7");
             assert!(fields[5].ends_with("()"), "{l}");
+        }
+    }
+
+    #[test]
+    fn a_log_that_cannot_be_opened_is_an_error_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_a_dir = dir.path().join("file");
+        std::fs::write(&not_a_dir, "x").unwrap();
+        let e = Logs::open(&not_a_dir.join("logs"), 4096, false).unwrap_err();
+        assert!(e.to_string().contains("file/logs"), "{e}");
+        // A log file that is a directory cannot be opened for appending.
+        std::fs::create_dir(dir.path().join("vsbkp.log")).unwrap();
+        let e = Logs::open(dir.path(), 4096, false).unwrap_err();
+        assert_eq!(e.path, dir.path().join("vsbkp.log"), "{e}");
+    }
+
+    #[test]
+    fn failed_writes_are_counted_not_dropped() {
+        if !Path::new("/dev/full").exists() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/dev/full", dir.path().join("vsbkp.log")).unwrap();
+        let logs = Logs::open(dir.path(), 4096, false).unwrap();
+        let before = failed_writes();
+        logs.write(LogFile::Cvd, None, "X::y", "fine");
+        assert_eq!(logs.failures(), 0);
+        logs.write(LogFile::Backup, Some(1), "X::y", "lost");
+        let e = logs
+            .try_write(LogFile::Backup, Some(1), "X::y", "lost too")
+            .unwrap_err();
+        assert_eq!(e.source.raw_os_error(), Some(28), "ENOSPC: {e}");
+        assert_eq!(logs.failures(), 2);
+        assert!(failed_writes() >= before + 2);
+    }
+
+    #[test]
+    fn created_directories_and_files_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        for (group, d, f) in [(false, 0o700, 0o600), (true, 0o750, 0o640)] {
+            let logs_dir = dir.path().join(format!("a-{group}/b"));
+            Logs::open_with(&logs_dir, 4096, false, group).unwrap();
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&logs_dir), d);
+            assert_eq!(mode(&logs_dir.join("cvd.log")), f);
         }
     }
 }

@@ -478,7 +478,7 @@ fn sighup_reloads_plans_and_keeps_the_old_ones_when_the_new_do_not_parse() {
     hup(&agent);
     wait_for("the failed reload to be logged", 20, || {
         emu.log_file("cvd.log")
-            .contains("Reload failed, keeping the running plans")
+            .contains("keeping its last good version of plan [frequent]")
     });
     assert!(
         agent.try_wait().unwrap().is_none(),
@@ -505,5 +505,193 @@ fn sighup_reloads_plans_and_keeps_the_old_ones_when_the_new_do_not_parse() {
         .collect();
     assert_eq!(events.first().unwrap()["event"], "start", "{out}");
     assert_eq!(events.last().unwrap()["event"], "stop", "{out}");
+    assert!(jobs(&emu).is_empty(), "nothing was due");
+}
+
+/// A plan named `name` in `dir` (beside dir/accounts.toml).
+fn plan_in(dir: &std::path::Path, name: &str, cron: &str) -> std::path::PathBuf {
+    let p = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &p,
+        plan(cron, "\"alpha\"").replace("name = \"frequent\"", &format!("name = \"{name}\"")),
+    )
+    .unwrap();
+    p
+}
+
+/// A plans directory holding the accounts file of the emulator.
+fn plans_dir(emu: &Emulator) -> std::path::PathBuf {
+    let dir = emu.path("plans");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(emu.path("accounts.toml"), dir.join("accounts.toml")).unwrap();
+    dir
+}
+
+fn http(port: u16, request: &str) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
+fn config_errors(port: u16) -> Option<u64> {
+    let body = http(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    body.lines()
+        .find_map(|l| l.strip_prefix("rolesnap_plan_config_errors "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn a_broken_plan_beside_good_ones_is_logged_and_the_good_ones_run() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let dir = plans_dir(&emu);
+    plan_in(&dir, "good", "* * * * *");
+    let zero = plan_in(&dir, "zero-days", "* * * * *");
+    std::fs::write(
+        &zero,
+        std::fs::read_to_string(&zero)
+            .unwrap()
+            .replace("days = 7", "days = 0"),
+    )
+    .unwrap();
+    let garbled = dir.join("garbled.toml");
+    std::fs::write(&garbled, "[plan]\nname = \"garbled\"\nid = oops\n").unwrap();
+    let d = dir.to_str().unwrap();
+
+    // --strict: nothing runs, both broken files are named, exit 2.
+    emu.control("DELETE", "/_harness/calls", None);
+    let strict = emu.run(&["agent", "--once", "--strict", "--plans", d]);
+    assert_eq!(strict.code, 2, "{strict}");
+    assert!(
+        strict
+            .stderr
+            .contains(&format!("{}:10: retention.days", zero.display())),
+        "{strict}"
+    );
+    assert!(
+        strict
+            .stderr
+            .contains(&format!("{}:3: id", garbled.display())),
+        "{strict}"
+    );
+    assert!(jobs(&emu).is_empty(), "--strict ran nothing");
+    assert_eq!(emu.control("GET", "/_harness/calls", None)["total"], 0);
+
+    // Without it the good plan runs; each broken file is in cvd.log.
+    let run = emu.run(&["agent", "--once", "--plans", d, "--poll-interval", "0.2"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stderr.contains("warning: plan file skipped"), "{run}");
+    let j = jobs(&emu);
+    assert!(
+        j.iter().any(|j| j["plan"] == "good"
+            && j["job_type"] == "Snap Backup"
+            && j["status"] == "Completed"),
+        "{j:?}"
+    );
+    assert!(j.iter().all(|j| j["plan"] == "good"), "{j:?}");
+    let cvd = emu.log_file("cvd.log");
+    for (file, error) in [(&zero, "retention.days"), (&garbled, ":3: id")] {
+        assert!(
+            cvd.contains(&format!(
+                "CvdAgent::Start() - Plan file [{}] does not load: {}",
+                file.display(),
+                file.display()
+            )) && cvd.contains(error),
+            "{cvd}"
+        );
+    }
+    assert!(
+        cvd.contains("1 plan(s), 2 plan file(s) that do not load"),
+        "{cvd}"
+    );
+}
+
+#[test]
+fn sighup_reloads_each_plan_on_its_own_and_metrics_count_the_broken_ones() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let dir = plans_dir(&emu);
+    // Once a year: nothing runs during the test.
+    plan_in(&dir, "a", "0 3 1 1 *");
+    let b = plan_in(&dir, "b", "0 3 1 1 *");
+    let port = free_port();
+    let mut agent = ChildGuard(
+        emu.rolesnap()
+            .args([
+                "agent",
+                "--plans",
+                dir.to_str().unwrap(),
+                "--catch-up",
+                "0",
+                "--metrics",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the metrics endpoint", 20, || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && emu
+                .log_file("cvd.log")
+                .contains("Serving Prometheus metrics")
+    });
+    assert_eq!(config_errors(port), Some(0));
+    // Only GET /metrics.
+    let root = http(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(root.starts_with("HTTP/1.1 404 "), "{root}");
+    let post = http(
+        port,
+        "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert!(
+        post.starts_with("HTTP/1.1 405 ") && post.contains("Allow: GET"),
+        "{post}"
+    );
+    let ok = http(port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        ok.starts_with("HTTP/1.1 200 ") && ok.trim_end().ends_with("# EOF"),
+        "{ok}"
+    );
+
+    let hup = |child: &Child| {
+        assert!(std::process::Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+    };
+    // b breaks, c is new: c is loaded, b keeps its last good version.
+    std::fs::write(&b, "[plan]\nname = \"b\"\nid = oops\n").unwrap();
+    plan_in(&dir, "c", "0 3 1 1 *");
+    hup(&agent);
+    wait_for("the per-plan reload", 20, || {
+        emu.log_file("cvd.log")
+            .contains("CvdAgent::Reload() - Reloaded 3 plan(s); 1 plan file(s) do not load")
+    });
+    let cvd = emu.log_file("cvd.log");
+    assert!(
+        cvd.contains(&format!(
+            "Plan file [{}] does not load: {}:3: id",
+            b.display(),
+            b.display()
+        )) && cvd.contains("keeping its last good version of plan [b]"),
+        "{cvd}"
+    );
+    assert_eq!(config_errors(port), Some(1));
+    // b fixed: nothing broken any more.
+    plan_in(&dir, "b", "0 4 1 1 *");
+    hup(&agent);
+    wait_for("the clean reload", 20, || {
+        emu.log_file("cvd.log")
+            .contains("CvdAgent::Reload() - Reloaded 3 plan(s)\n")
+    });
+    assert_eq!(config_errors(port), Some(0));
+    assert!(agent.try_wait().unwrap().is_none());
+    term(&agent);
+    assert_eq!(wait_exit(&mut agent, 20), 0);
     assert!(jobs(&emu).is_empty(), "nothing was due");
 }

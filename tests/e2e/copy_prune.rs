@@ -765,7 +765,7 @@ async fn validate_refuses_a_copy_of_an_encrypted_source_without_a_destination_ke
     );
     let with_key = plan("snapshot-set", "days = 7", "days = 30").replace(
         "retention = { days = 30 }",
-        "retention = { days = 30 }\nkms-key-id = \"arn:aws:kms:us-west-2:222222222222:key/1234\"",
+        "retention = { days = 30 }\nkms-key-id = \"arn:aws:kms:us-west-2:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab\"",
     );
     let p = emu.write_plan("nightly", &with_key);
     let v = emu.run(&["validate", "--plan", p.to_str().unwrap(), "-o", "json"]);

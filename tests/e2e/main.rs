@@ -3,6 +3,7 @@ mod backup;
 mod copy_prune;
 mod drills;
 mod foundation;
+mod guard;
 mod harness;
 mod iam;
 mod integrity;
