@@ -632,6 +632,13 @@ async fn start_one<'a>(
         (Resource::Instance(inst), Method::Ami) => {
             let name = tags::recovery_point_name(plan.id, job.number, seq, unix);
             let mut t = tags::base(job.number, &plan.name, &inst.id, &name);
+            // The snapshots behind the AMI carry the marker from creation too
+            // (the tenant policy allows tags only at creation); only _GX_AMI_,
+            // the id not known yet, is added once the image is available.
+            let snap_spec = aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Snapshot)
+                .set_tags(Some(ec2_tags(&t)))
+                .build();
             t.extend(tags::instance_config(inst));
             let spec = aws_sdk_ec2::types::TagSpecification::builder()
                 .resource_type(aws_sdk_ec2::types::ResourceType::Image)
@@ -645,8 +652,13 @@ async fn start_one<'a>(
             let (r, _) = create_with_retry(
                 deadline,
                 || {
-                    let (ec2, spec, description, name) =
-                        (&ec2, spec.clone(), description.clone(), name.clone());
+                    let (ec2, spec, snap_spec, description, name) = (
+                        &ec2,
+                        spec.clone(),
+                        snap_spec.clone(),
+                        description.clone(),
+                        name.clone(),
+                    );
                     async move {
                         let _turn = job
                             .pacer
@@ -659,6 +671,7 @@ async fn start_one<'a>(
                                 .description(description)
                                 .no_reboot(true)
                                 .tag_specifications(spec)
+                                .tag_specifications(snap_spec)
                                 .customize()
                                 .config_override(no_sdk_retries_ec2())
                                 .send(),
@@ -1100,22 +1113,18 @@ async fn poll(
     Ok(states)
 }
 
-/// Tags the snapshots backing an available AMI: `_GX_BACKUP_` (so that the
-/// restricted policy lets prune delete them) and `_GX_AMI_`.
+/// Adds `_GX_AMI_` to the snapshots backing an available AMI. They got the
+/// rest of the contract (`_GX_BACKUP_` …) at creation, from CreateImage's
+/// snapshot TagSpecification; the tenant policy allows this one tag, and only
+/// on snapshots that already carry `_GX_BACKUP_` (policy::AMI_SNAPSHOT_TAG).
 async fn tag_image_snapshots(
     job: &Job<'_>,
     work: &RegionWork,
-    p: &Pending<'_>,
+    _p: &Pending<'_>,
     image: &str,
     deadline: Instant,
 ) -> Result<Vec<String>, AwsError> {
-    let mut t = tags::base(
-        job.number,
-        &job.plan.name,
-        p.selected.resource.id(),
-        &p.name,
-    );
-    t.push((tags::AMI.into(), image.to_string()));
+    let t = vec![(tags::AMI.to_string(), image.to_string())];
     tag_backing_snapshots(
         job,
         &work.session,
@@ -1187,7 +1196,7 @@ pub(crate) async fn tag_backing_snapshots(
     .await;
     r?;
     job.log(&format!(
-        "Tagged snapshots [{}] of image [{image}] with _GX_BACKUP_ and _GX_AMI_",
+        "Tagged snapshots [{}] of image [{image}] with _GX_AMI_",
         snaps.join(", ")
     ));
     Ok(snaps)

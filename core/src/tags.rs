@@ -13,6 +13,10 @@ pub const SOURCE: &str = "_GX_SOURCE_";
 pub const COPY_OF: &str = "_GX_COPY_OF_";
 /// On resources a restore made: the recovery point they came from.
 pub const RESTORED_FROM: &str = "_GX_RESTORED_FROM_";
+/// The agent (ledger) id that made a recovery point: 16 lowercase hex characters.
+pub const AGENT: &str = "_GX_AGENT_";
+/// Unix seconds of the start of the job that made a recovery point.
+pub const JOB_START: &str = "_GX_JOB_START_";
 /// Set by a person: never prune this recovery point.
 pub const RETAIN: &str = "CV_Retain_Snap";
 pub const INTEGRITY: &str = "CV_Integrity_Snap";

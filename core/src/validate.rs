@@ -137,14 +137,21 @@ pub async fn probe(session: &TenantSession, region: &str, instance: Option<&str>
                 .map(|_| ()),
             true,
         ),
+        // Tags are allowed only as part of a create (ec2:CreateAction), so the
+        // probe is a CreateSnapshot that tags what it would create.
         classify(
-            "ec2:CreateTags",
-            ec2.create_tags()
-                .resources(PROBE_SNAPSHOT)
-                .tags(
-                    aws_sdk_ec2::types::Tag::builder()
-                        .key("_GX_BACKUP_")
-                        .value("0")
+            "ec2:CreateTags (at creation)",
+            ec2.create_snapshot()
+                .volume_id(PROBE_VOLUME)
+                .tag_specifications(
+                    aws_sdk_ec2::types::TagSpecification::builder()
+                        .resource_type(aws_sdk_ec2::types::ResourceType::Snapshot)
+                        .tags(
+                            aws_sdk_ec2::types::Tag::builder()
+                                .key("_GX_BACKUP_")
+                                .value("0")
+                                .build(),
+                        )
                         .build(),
                 )
                 .dry_run(true)
