@@ -56,6 +56,7 @@ from moto.rds.models import rds_backends  # noqa: E402
 from moto.sts.models import sts_backends  # noqa: E402
 
 import conditions  # noqa: E402  (tests/emulator/conditions.py: tag conditions, AWS-like IAM refusals)
+import locks  # noqa: E402  (tests/emulator/locks.py: EBS Snapshot Lock, which moto lacks)
 
 PARTITION = "aws"
 DEFAULT_ACCOUNT = "123456789012"  # moto's DEFAULT_ACCOUNT_ID
@@ -963,6 +964,44 @@ def tag_image_snapshot(req: Req, response: bytes, tags: dict[str, str]) -> None:
         backend.create_tags([snap.id], tags)
 
 
+def tag_specs(params: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The TagSpecifications of a query request: resource type -> {key: value}."""
+    specs: dict[str, dict[str, str]] = {}
+    types: dict[str, str] = {}
+    keys: dict[tuple[str, str], str] = {}
+    vals: dict[tuple[str, str], str] = {}
+    for k, v in params.items():
+        m = re.fullmatch(r"TagSpecification\.(\d+)\.ResourceType", k)
+        if m:
+            types[m.group(1)] = v
+            continue
+        m = re.fullmatch(r"TagSpecification\.(\d+)\.Tag\.(\d+)\.(Key|Value)", k)
+        if m:
+            (keys if m.group(3) == "Key" else vals)[(m.group(1), m.group(2))] = v
+    for (n, i), key in keys.items():
+        specs.setdefault(types.get(n, ""), {})[key] = vals.get((n, i), "")
+    return specs
+
+
+def tag_copied_or_registered_image(req: Req, response: bytes) -> None:
+    """moto 5.2.1 ignores the TagSpecifications of CopyImage and RegisterImage;
+    AWS applies them (CopyImage: `image` to the new AMI, `snapshot` to its new
+    snapshots; RegisterImage: `image`). Applied here after moto's answer."""
+    specs = tag_specs(req.params)
+    m = re.search(rb"<imageId>([^<]+)</imageId>", response, re.IGNORECASE)
+    if not m or not specs:
+        return
+    backend = ec2_backends[req.account][req.region]
+    ami = backend.amis.get(m.group(1).decode())
+    if ami is None:
+        return
+    if specs.get("image"):
+        backend.create_tags([ami.id], specs["image"])
+    snap = getattr(ami, "ebs_snapshot", None)
+    if req.action == "CopyImage" and specs.get("snapshot") and snap is not None:
+        backend.create_tags([snap.id], specs["snapshot"])
+
+
 # ---------------------------------------------------------------------------
 # Fault injection
 # ---------------------------------------------------------------------------
@@ -1060,6 +1099,13 @@ class Layer:
             status, body = error_response(svc, code, msg, status)
             return send(start_response, status, body)
 
+        # 4b. EBS Snapshot Lock (moto has none): lock calls, and deletes of locked snapshots
+        answer = locks.handle(req) if action else None
+        if answer is not None:
+            status, body = answer
+            STATE.count(req.account, req.region, svc, action, "ok" if status < 400 else "error")
+            return send(start_response, status, body)
+
         # 5. moto
         image_snapshot_tags = None
         if svc == "ec2" and action == "CreateImage":
@@ -1085,6 +1131,8 @@ class Layer:
                     result.close()
             if image_snapshot_tags and captured["status"].startswith("200"):
                 tag_image_snapshot(req, body, image_snapshot_tags)
+            if svc == "ec2" and action in ("CopyImage", "RegisterImage") and captured["status"].startswith("200"):
+                tag_copied_or_registered_image(req, body)
             reapply_holds()
             t_out = time.perf_counter()
         STATE.time_moto(action or f"{req.method} {path}", t_in - t_wait, t_out - t_in)
@@ -1532,6 +1580,7 @@ class QuietHandler(WSGIRequestHandler):
 def build_app() -> Layer:
     install_model_hooks()
     conditions.install(sys.modules[__name__])
+    locks.install(sys.modules[__name__])
     moto_app = DomainDispatcherApplication(create_backend_app)
     # Build the Flask apps of the services we use now, not on the first request.
     for service in ("ec2", "rds", "sts", "iam"):
