@@ -593,12 +593,15 @@ def install(server: Any) -> None:
     # moto recomputes the SigV4 signature over a body it rebuilds from the parsed
     # form (Flask has consumed the stream): spaces become "+" where the Rust SDK
     # sent "%20", so every call with a space in a value (a Description, a Name)
-    # fails with AuthFailure / SignatureDoesNotMatch. Sign the bytes the client sent.
+    # fails with AuthFailure / SignatureDoesNotMatch. Sign the bytes the client
+    # sent, even where the layer rewrote the body moto sees.
     orig_create = access_control.IAMRequestBase._create_aws_request
 
     def _create_aws_request(self: Any) -> Any:
         raw = getattr(_TLS, "raw_body", None)
-        if raw and not self._body:
+        if raw:
+            # the client's bytes, also when the layer rewrote the body moto
+            # parses (CreateImage's snapshot TagSpecification, server.py)
             self._body = raw
         return orig_create(self)
 

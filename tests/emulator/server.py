@@ -394,6 +394,34 @@ def install_model_hooks() -> None:
 
     ec2_core.TaggedEC2Resource.get_tags = get_tags  # type: ignore[method-assign]
 
+    # moto answers CreateImage with a `snapshot` TagSpecification with an HTML 500
+    # (AWS accepts it: the tags go on the AMI's new snapshots). Hand moto the other
+    # specifications and put the snapshot tags on the AMI's (placeholder) snapshot.
+    # Done on the parsed parameters, so that the body the client signed is intact.
+    from moto.ec2.responses import amis as ec2_amis_responses
+
+    def create_image(self: Any) -> Any:
+        specs = self._get_param("TagSpecifications", []) or []
+        self.error_on_dryrun()
+        image = self.ec2_backend.create_image(
+            self._get_param("InstanceId"),
+            self._get_param("Name"),
+            self._get_param("Description", ""),
+            tag_specifications=[sp for sp in specs if sp.get("ResourceType") != "snapshot"],
+        )
+        snap_tags = {
+            t["Key"]: t.get("Value", "")
+            for sp in specs
+            if sp.get("ResourceType") == "snapshot"
+            for t in (sp.get("Tags") or sp.get("Tag") or [])
+        }
+        snap = getattr(image, "ebs_snapshot", None)
+        if snap_tags and snap is not None:
+            self.ec2_backend.create_tags([snap.id], snap_tags)
+        return ec2_amis_responses.ActionResult({"ImageId": image.id})
+
+    ec2_amis_responses.AmisResponse.create_image = create_image  # type: ignore[method-assign]
+
     # EBS snapshot progress is a constant property in moto; make it overridable.
     ec2_ebs.Snapshot.progress = property(  # type: ignore[assignment]
         lambda self: getattr(self, "_harness_progress", None) or "100%"
@@ -910,58 +938,8 @@ def check_pending_source(req: Req) -> tuple[int, str, str] | None:
 
 
 # ---------------------------------------------------------------------------
-# CreateImage with a "snapshot" TagSpecification (moto answers HTTP 500)
+# TagSpecifications moto ignores (CopyImage, RegisterImage)
 # ---------------------------------------------------------------------------
-
-
-def split_create_image_snapshot_tags(req: Req) -> dict[str, str] | None:
-    """Remove snapshot TagSpecifications from a CreateImage body (rewriting the
-    request moto sees) and return those tags, or None if there were none."""
-    pairs = parse_qsl(req.body.decode("utf-8"), keep_blank_values=True)
-    specs: dict[int, dict[str, Any]] = {}
-    rest: list[tuple[str, str]] = []
-    for k, v in pairs:
-        m = re.fullmatch(r"TagSpecification\.(\d+)\.(.+)", k)
-        if not m:
-            rest.append((k, v))
-            continue
-        spec = specs.setdefault(int(m.group(1)), {"type": None, "fields": []})
-        if m.group(2) == "ResourceType":
-            spec["type"] = v
-        spec["fields"].append((m.group(2), v))
-    if not any(sp["type"] == "snapshot" for sp in specs.values()):
-        return None
-    tags: dict[str, str] = {}
-    new_n = 0
-    for n in sorted(specs):
-        sp = specs[n]
-        if sp["type"] == "snapshot":
-            keys: dict[str, str] = {}
-            vals: dict[str, str] = {}
-            for field, v in sp["fields"]:
-                tm = re.fullmatch(r"Tag\.(\d+)\.(Key|Value)", field)
-                if tm:
-                    (keys if tm.group(2) == "Key" else vals)[tm.group(1)] = v
-            for i, key in keys.items():
-                tags[key] = vals.get(i, "")
-            continue
-        new_n += 1
-        rest += [(f"TagSpecification.{new_n}.{field}", v) for field, v in sp["fields"]]
-    body = urlencode(rest).encode()
-    req.environ["wsgi.input"] = io.BytesIO(body)
-    req.environ["CONTENT_LENGTH"] = str(len(body))
-    return tags
-
-
-def tag_image_snapshot(req: Req, response: bytes, tags: dict[str, str]) -> None:
-    m = re.search(rb"<imageId>([^<]+)</imageId>", response, re.IGNORECASE)
-    if not m or not tags:
-        return
-    backend = ec2_backends[req.account][req.region]
-    ami = backend.amis.get(m.group(1).decode())
-    snap = getattr(ami, "ebs_snapshot", None)
-    if snap is not None:
-        backend.create_tags([snap.id], tags)
 
 
 def tag_specs(params: dict[str, str]) -> dict[str, dict[str, str]]:
@@ -1107,9 +1085,6 @@ class Layer:
             return send(start_response, status, body)
 
         # 5. moto
-        image_snapshot_tags = None
-        if svc == "ec2" and action == "CreateImage":
-            image_snapshot_tags = split_create_image_snapshot_tags(req)
         captured: dict[str, Any] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -1129,8 +1104,6 @@ class Layer:
             finally:
                 if hasattr(result, "close"):
                     result.close()
-            if image_snapshot_tags and captured["status"].startswith("200"):
-                tag_image_snapshot(req, body, image_snapshot_tags)
             if svc == "ec2" and action in ("CopyImage", "RegisterImage") and captured["status"].startswith("200"):
                 tag_copied_or_registered_image(req, body)
             reapply_holds()
