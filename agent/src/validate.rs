@@ -125,10 +125,14 @@ pub async fn run(global: &Global, args: ValidateArgs) -> anyhow::Result<u8> {
         rows.push(row);
     }
     let failed = rows.iter().filter(|r| !r.ok).count();
+    // What the plan's settings cannot do (e.g. lock RDS snapshots).
+    let notes: Vec<String> = rolesnap_core::lock::rds_note(plan).into_iter().collect();
     match global.output {
         Output::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"plan": plan.name, "tenants": rows}))?
+            serde_json::to_string_pretty(
+                &serde_json::json!({"plan": plan.name, "tenants": rows, "notes": notes})
+            )?
         ),
         Output::Human => {
             println!(
@@ -136,6 +140,9 @@ pub async fn run(global: &Global, args: ValidateArgs) -> anyhow::Result<u8> {
                 plan.name,
                 plan.source.display()
             );
+            for n in &notes {
+                println!("note: {n}");
+            }
             let mut t = table(&["tenant", "account", "role", "result"]);
             for r in &rows {
                 let result = match (&r.error, r.ok) {

@@ -924,7 +924,22 @@ async fn wait_all(
                 }
                 let mut created = ids.clone();
                 created.extend(p.extra.clone());
+                // EBS Snapshot Lock, as part of the point's creation (lock.rs).
+                let lock = crate::lock::after_create(
+                    &work.session.ec2(region),
+                    crate::lock::source_rule(job.plan, region),
+                    &job.plan.retention,
+                    &created,
+                )
+                .await;
                 let mut item = item_for(work, p.selected, "Completed", created, None);
+                if let Some(l) = lock {
+                    job.log(&format!(
+                        "Locked snapshots of [{}]: {l}",
+                        p.selected.resource.id()
+                    ));
+                    item.detail["lock"] = l;
+                }
                 item.detail["name"] = json!(p.name);
                 item.detail["method"] = json!(match p.made {
                     Made::Snapshots(_) => "snapshot-set",

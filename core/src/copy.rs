@@ -594,7 +594,19 @@ async fn complete(
             }
         }
     }
-    let item = task_item(session, account, &f.task, "Completed", created, None);
+    // EBS Snapshot Lock of the copies, as part of their creation (lock.rs).
+    let lock = crate::lock::after_create(
+        &session.ec2(dest),
+        crate::lock::copy_rule(&f.task.rule),
+        &f.task.rule.retention,
+        &created,
+    )
+    .await;
+    let mut item = task_item(session, account, &f.task, "Completed", created, None);
+    if let Some(l) = lock {
+        job.log(&format!("Locked copies in [{dest}]: {l}"));
+        item.detail["lock"] = l;
+    }
     job.log(&format!(
         "Copy of [{}] to [{tenant}/{dest}] completed: [{}]",
         item.source_id,
@@ -1211,6 +1223,7 @@ mod tests {
             region: "us-west-2".into(),
             retention: Retention::default(),
             kms_key_id: None,
+            lock: None,
         }
     }
 

@@ -131,6 +131,9 @@ const EC2_READ: &[&str] = &[
     "ec2:DescribeImages",
     "ec2:DescribeInstances",
     "ec2:DescribeKeyPairs",
+    // The lock state of the agent's snapshots (prune, list). Like every
+    // Describe*, it takes no resource-level condition.
+    "ec2:DescribeLockedSnapshots",
     "ec2:DescribeRegions",
     "ec2:DescribeSecurityGroups",
     "ec2:DescribeSnapshots",
@@ -309,6 +312,17 @@ pub fn permissions() -> Value {
                 "Effect": "Allow",
                 "Action": EC2_DELETE_OWN,
                 "Resource": "*",
+                "Condition": {"StringLike": {"aws:ResourceTag/_GX_BACKUP_": "*"}}
+            },
+            // EBS Snapshot Lock of the agent's own snapshots (lock.rs). There is no
+            // UnlockSnapshot: the engine never unlocks, even in governance mode;
+            // a person with their own rights does. LockSnapshot on a snapshot
+            // takes aws:ResourceTag (SAR, snapshot resource type).
+            {
+                "Sid": "Ec2LockOwnSnapshots",
+                "Effect": "Allow",
+                "Action": "ec2:LockSnapshot",
+                "Resource": "arn:aws:ec2:*::snapshot/*",
                 "Condition": {"StringLike": {"aws:ResourceTag/_GX_BACKUP_": "*"}}
             },
             // Attach and detach a restored volume: the volume must be rolesnap's,

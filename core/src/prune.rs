@@ -508,6 +508,25 @@ async fn settle(
 ) {
     let tenant = &session.tenant.name;
     let region = &p.region;
+    // A snapshot under an EBS Snapshot Lock cannot be deleted until the lock
+    // expires: the point is kept, reported as held by lock (lock.rs).
+    if let Some(held) = held_by_lock(job, session, &p).await {
+        job.log(&format!(
+            "Not deleting [{}] in [{tenant}/{region}]: {held}",
+            p.id
+        ));
+        let why = format!("{rule}; {held}");
+        job.record(&point_item(
+            session,
+            account,
+            &p,
+            "Kept",
+            vec![],
+            None,
+            &why,
+        ));
+        return;
+    }
     let item = if dry_run {
         point_item(session, account, &p, "WouldDelete", vec![], None, &rule)
     } else {
@@ -527,6 +546,11 @@ async fn settle(
                 drop(d);
                 point_item(session, account, &p, "Deleted", ids, None, &rule)
             }
+            Err(e) if crate::lock::is_locked_error(&e.code) => {
+                let why = format!("{rule}; held by lock ({})", e.code);
+                job.log(&format!("Not deleted [{}]: {why}", p.id));
+                point_item(session, account, &p, "Kept", vec![], None, &why)
+            }
             Err(e) => {
                 job.log(&format!("Delete of [{}] failed: {e}", p.id));
                 point_item(
@@ -542,6 +566,30 @@ async fn settle(
         }
     };
     job.record(&item);
+}
+
+/// `held by lock: snap-… compliance until …` when a snapshot of an EBS point is
+/// still locked. Asked only for plans that lock (one DescribeLockedSnapshots
+/// per point); a lock put by someone else is met as the delete's error instead.
+async fn held_by_lock(job: &Job<'_>, session: &TenantSession, p: &Decided) -> Option<String> {
+    if !crate::lock::plan_locks(job.plan)
+        || !matches!(p.kind, PointKind::SnapshotSet | PointKind::Ami)
+    {
+        return None;
+    }
+    let ids: Vec<String> = p.snapshots.iter().map(|(s, _)| s.clone()).collect();
+    match crate::lock::locks(&session.ec2(&p.region), &ids).await {
+        Ok(locks) => {
+            let held: Vec<String> = locks
+                .iter()
+                .filter(|(_, l)| l.holds())
+                .map(|(s, l)| format!("{s} {}", l.describe()))
+                .collect();
+            (!held.is_empty()).then(|| format!("held by lock: {}", held.join(", ")))
+        }
+        // Unknown: keep the point rather than meet a lock halfway through it.
+        Err(e) => Some(format!("held: lock state unknown ({e})")),
+    }
 }
 
 fn point_item(

@@ -995,3 +995,121 @@ fn the_tenant_trust_policy_needs_an_external_id_and_no_service_principal() {
         assert!(help.stdout.contains(flag), "{flag} in --help: {help}");
     }
 }
+
+/// `[lock]` and `[[copy]] lock`: every EBS snapshot of a point and of its copy
+/// is locked at creation for the retention's days; prune leaves a locked point
+/// alone (held by lock) until the lock expires, then deletes it; `list` shows
+/// the locks. All under the printed policy.
+#[tokio::test(flavor = "multi_thread")]
+async fn locked_recovery_points_are_held_until_their_lock_expires() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let text = plan("snapshot-set", false).replace(
+        "[[copy]]\nregion = \"us-west-2\"\n",
+        "[lock]\nmode = \"compliance\"\n\n[[copy]]\nregion = \"us-west-2\"\nlock = { mode = \"governance\" }\n",
+    );
+    assert!(text.contains("[lock]"), "{text}");
+    let p = emu.write_plan("nightly", &text);
+    lock_down(&emu);
+    let v = emu.run(&["validate", "--plan", p.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(v.code, 0, "{v}");
+    assert!(
+        v.json()["notes"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("RDS"),
+        "validate says RDS snapshots cannot be locked: {v}"
+    );
+    let first = backup(&emu, &p)[0]["job"].as_u64().unwrap();
+    let east = of_job(&snapshots(&emu, EAST).await, first);
+    let west = of_job(&snapshots(&emu, WEST).await, first);
+    assert_eq!((east.len(), west.len()), (4, 4));
+    // AWS state: each snapshot locked, in its region's mode, for 7 days.
+    for (region, ids, mode) in [(EAST, &east, "compliance"), (WEST, &west, "governance")] {
+        let ec2 = emu.ec2("alpha", region).await;
+        let out = ec2
+            .describe_locked_snapshots()
+            .set_snapshot_ids(Some(ids.clone()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.snapshots().len(), 4, "{region}: {out:?}");
+        for l in out.snapshots() {
+            assert_eq!(l.lock_state().unwrap().as_str(), mode, "{region}: {l:?}");
+            let secs = l.lock_expires_on().unwrap().secs() - l.lock_created_on().unwrap().secs();
+            assert_eq!(secs, 7 * DAY, "{region}: the days rule: {l:?}");
+        }
+    }
+    // The role may delete its own snapshot as far as IAM goes, but not a locked one.
+    let ec2 = emu.ec2("alpha", EAST).await;
+    assert_eq!(
+        refused(ec2.delete_snapshot().snapshot_id(&east[0]).send().await),
+        "SnapshotLocked"
+    );
+    // list shows the locks.
+    let l = emu.run(&["list", "--plan", p.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(l.code, 0, "{l}");
+    let rows = l.json().as_array().cloned().unwrap();
+    assert!(!rows.is_empty());
+    for r in &rows {
+        let want = if r["role"] == "copy" {
+            "governance"
+        } else {
+            "compliance"
+        };
+        assert_eq!(r["lock"]["state"], want, "{r}");
+        assert!(r["lock"]["expires"].is_string(), "{r}");
+    }
+
+    // The first generation ages past the days rule; a second backup.
+    emu.control(
+        "POST",
+        "/_harness/age",
+        Some(json!({"all": true, "account": ALPHA, "age_seconds": 10 * DAY})),
+    );
+    let second = backup(&emu, &p)[0]["job"].as_u64().unwrap();
+    // (validate's DryRun probe and the refusal above are already counted)
+    let delete_errors = emu.count_calls(ALPHA, "DeleteSnapshot", "error");
+    let run = emu.run(&["prune", "--plan", p.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(run.code, 0, "{run}");
+    let report = run.json();
+    assert_eq!(report["status"], "Completed", "{report}");
+    let held: Vec<&Value> = report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["status"] == "Kept")
+        .collect();
+    assert_eq!(held.len(), 4, "the 2 sets and their 2 copies: {report}");
+    for i in &held {
+        assert!(
+            i["detail"]["rule"]
+                .as_str()
+                .unwrap()
+                .contains("held by lock"),
+            "{i}"
+        );
+    }
+    assert_eq!(
+        emu.count_calls(ALPHA, "DeleteSnapshot", "error"),
+        delete_errors,
+        "prune never tried to delete a locked snapshot"
+    );
+    assert_eq!(emu.count_calls(ALPHA, "DeleteSnapshot", "ok"), 0);
+    for (region, ids) in [(EAST, &east), (WEST, &west)] {
+        let now = snapshots(&emu, region).await;
+        assert!(ids.iter().all(|s| now.contains_key(s)), "{region}: held");
+    }
+
+    // Eight days on (layer clock), the locks have expired: prune deletes them.
+    emu.config(json!({"advance_clock_seconds": 8 * DAY}));
+    let run = emu.run(&["prune", "--plan", p.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.json()["status"], "Completed", "{run}");
+    for region in [EAST, WEST] {
+        let now = snapshots(&emu, region).await;
+        assert!(of_job(&now, first).is_empty(), "{region}: {now:?}");
+        assert_eq!(of_job(&now, second).len(), 4, "{region}: the newest stay");
+    }
+    no_refusal_met(&emu);
+}
