@@ -11,7 +11,8 @@
 //! * Duration: [`lock_days`], the time every new point is certainly kept
 //!   (`days`, else `daily` days, else the shortest weekly/monthly horizon,
 //!   else `count` days). A point that a `weekly` or `monthly` rule keeps longer
-//!   gets its lock extended by prune to the end of that rule ([`extension`]).
+//!   gets its lock extended by prune to the end of that rule ([`extension`],
+//!   [`extension_for`]).
 //! * Prune reads the lock state (`DescribeLockedSnapshots`) before deleting a
 //!   snapshot and leaves a locked one alone, reported as held by lock.
 //! * RDS and Aurora have no snapshot lock (AWS offers none for DB snapshots):
@@ -82,6 +83,27 @@ pub fn extension(rule_text: &str, r: &Retention, created: DateTime<Utc>) -> Opti
     }
     let base = created + Duration::days(i64::from(lock_days(r)));
     until.filter(|u| *u > base)
+}
+
+/// For a point prune keeps: the lock mode and the date to extend its lock to,
+/// when the plan locks the point's region and a `weekly`/`monthly` rule keeps
+/// it beyond [`lock_days`].
+pub fn extension_for(
+    plan: &Plan,
+    region: &str,
+    is_copy: bool,
+    rule_text: &str,
+    created: DateTime<Utc>,
+) -> Option<(LockMode, DateTime<Utc>)> {
+    let (lock, retention) = if is_copy {
+        let c = plan.copies.iter().find(|c| c.region == region)?;
+        (copy_rule(c)?, &c.retention)
+    } else {
+        (source_rule(plan, region)?, &plan.retention)
+    };
+    extension(rule_text, retention, created)
+        .filter(|until| *until > Utc::now())
+        .map(|until| (lock.mode, until))
 }
 
 fn sdk_mode(m: LockMode) -> SdkLockMode {

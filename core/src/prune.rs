@@ -382,6 +382,8 @@ async fn prune_pass(
     // deletes wait for their buckets.
     let mut work = Vec::new();
     let mut kept = Kept::new();
+    // Locks to extend: points a weekly/monthly rule keeps longer (lock.rs).
+    let mut extend = Vec::new();
     for (region, points) in in_scope {
         let decided = decide_region(
             job, tenant, region, points, sources, now, dry_run, &uncopied,
@@ -389,6 +391,15 @@ async fn prune_pass(
         let mut deletes = Vec::new();
         for (p, verdict, rule) in decided {
             let p = Decided::new(p, &plan.name);
+            if verdict == Verdict::Keep && !dry_run && p.ours {
+                let copy = p.copy_of.is_some();
+                if let Some((mode, until)) =
+                    crate::lock::extension_for(plan, &p.region, copy, &rule, p.created)
+                {
+                    let snaps: Vec<String> = p.snapshots.iter().map(|(s, _)| s.clone()).collect();
+                    extend.push((p.region.clone(), p.id.clone(), snaps, mode, until));
+                }
+            }
             match verdict {
                 Verdict::Delete => deletes.push((p, rule)),
                 // A dry run lists every decision; a prune only counts the
@@ -419,6 +430,14 @@ async fn prune_pass(
         work.push(deletes);
     }
     drop(listing);
+    for (region, id, snaps, mode, until) in extend {
+        let errors = crate::lock::extend(&session.ec2(&region), &snaps, mode, until).await;
+        job.log(&format!(
+            "Extended the {} lock of [{id}] in [{tenant}/{region}] to {until}: a weekly/monthly rule keeps it{}",
+            mode.as_str(),
+            if errors.is_empty() { String::new() } else { format!(" ({})", errors.join("; ")) }
+        ));
+    }
     join_all(work.into_iter().map(|deletes| {
         stream::iter(deletes)
             .map(|(p, rule)| settle(job, session, account, p, rule, dry_run, deleted))

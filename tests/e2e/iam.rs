@@ -1113,3 +1113,80 @@ async fn locked_recovery_points_are_held_until_their_lock_expires() {
     }
     no_refusal_met(&emu);
 }
+
+/// A point a `weekly` rule keeps longer than the base lock gets its lock
+/// extended by prune to the end of that rule.
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_extends_the_lock_of_a_point_a_weekly_rule_keeps() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let p = emu.write_plan(
+        "weekly",
+        r#"
+[plan]
+name = "nightly"
+id = 2
+
+[retention]
+days = 1
+weekly = 4
+
+[lock]
+mode = "governance"
+
+[[group]]
+name = "east"
+tenants = ["alpha"]
+regions = ["us-east-1"]
+include-tags = ["Backup=nightly"]
+"#,
+    );
+    lock_down(&emu);
+    let run = emu.run(&[
+        "backup",
+        "--plan",
+        p.to_str().unwrap(),
+        "-o",
+        "json",
+        "--poll-interval",
+        "0.2",
+    ]);
+    assert_eq!(run.code, 0, "{run}");
+    let report = run.json();
+    // One report (no copy job), or a list of them.
+    let job = report.get(0).unwrap_or(&report)["job"].as_u64().unwrap();
+    let ids = of_job(&snapshots(&emu, EAST).await, job);
+    assert_eq!(ids.len(), 4);
+    let ec2 = emu.ec2("alpha", EAST).await;
+    let expiry =
+        |out: aws_sdk_ec2::operation::describe_locked_snapshots::DescribeLockedSnapshotsOutput| {
+            out.snapshots()
+                .iter()
+                .map(|l| l.lock_expires_on().unwrap().secs() - l.lock_created_on().unwrap().secs())
+                .collect::<Vec<_>>()
+        };
+    let before = expiry(
+        ec2.describe_locked_snapshots()
+            .set_snapshot_ids(Some(ids.clone()))
+            .send()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(before, vec![DAY; 4], "locked for the days rule");
+    let run = emu.run(&["prune", "--plan", p.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(run.code, 0, "{run}");
+    let after = expiry(
+        ec2.describe_locked_snapshots()
+            .set_snapshot_ids(Some(ids.clone()))
+            .send()
+            .await
+            .unwrap(),
+    );
+    for secs in after {
+        // created + 4 weeks, from a lock made moments after creation
+        assert!((28 * DAY - 120..=28 * DAY).contains(&secs), "{secs}");
+    }
+    assert!(emu
+        .log_file("vsbkp.log")
+        .contains("Extended the governance lock"));
+}
