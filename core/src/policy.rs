@@ -33,6 +33,10 @@
 //! * IAM (<https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html>):
 //!   `iam:PassRole` takes `iam:PassedToService`.
 //! * KMS: `kms:ViaService` limits key use to calls EC2 or RDS make for the role.
+//!
+//! `policy/restricted.json` is the guide's policy, unchanged. rolesnap never
+//! prints it; the emulator's seed attaches it (tests/emulator/seed.py) when
+//! the guide itself is not beside the repository.
 
 use serde_json::{json, Value};
 
