@@ -1242,3 +1242,53 @@ fn validate_reports_an_attached_policy_broader_than_the_printed_one() {
         "{human}"
     );
 }
+
+/// The snapshots behind an AMI, and behind its cross-region copy, are locked
+/// as part of the point's creation.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ami_plan_locks_the_snapshots_behind_its_images_and_their_copies() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let text = plan("ami", false).replace(
+        "[[copy]]\nregion = \"us-west-2\"\n",
+        "[lock]\nmode = \"governance\"\n\n[[copy]]\nregion = \"us-west-2\"\nlock = { mode = \"compliance\", cool-off-hours = 2 }\n",
+    );
+    let p = emu.write_plan("nightly", &text);
+    lock_down(&emu);
+    let job = backup(&emu, &p)[0]["job"].as_u64().unwrap();
+    for (region, state) in [(EAST, "governance"), (WEST, "compliance-cooloff")] {
+        let ec2 = emu.ec2("alpha", region).await;
+        let imgs = of_job(&images(&emu, region).await, job);
+        assert_eq!(imgs.len(), 2, "{region}");
+        let out = ec2
+            .describe_images()
+            .set_image_ids(Some(imgs))
+            .send()
+            .await
+            .unwrap();
+        let snaps: Vec<String> = out
+            .images()
+            .iter()
+            .flat_map(|i| i.block_device_mappings())
+            .filter_map(|m| m.ebs()?.snapshot_id().map(str::to_string))
+            .collect();
+        assert_eq!(snaps.len(), 2, "{region}");
+        let locks = ec2
+            .describe_locked_snapshots()
+            .set_snapshot_ids(Some(snaps.clone()))
+            .send()
+            .await
+            .unwrap();
+        let states: Vec<&str> = locks
+            .snapshots()
+            .iter()
+            .map(|l| l.lock_state().unwrap().as_str())
+            .collect();
+        assert_eq!(states, vec![state; 2], "{region}: {locks:?}");
+        assert_eq!(
+            refused(ec2.delete_snapshot().snapshot_id(&snaps[0]).send().await),
+            "SnapshotLocked",
+            "{region}"
+        );
+    }
+}
