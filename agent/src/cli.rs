@@ -150,9 +150,20 @@ pub struct PolicyArgs {
     /// The 12-digit admin account id the tenant role trusts.
     #[arg(long)]
     pub admin_account: String,
-    /// ExternalId the tenant trust policy requires.
-    #[arg(long)]
+    /// ExternalId the tenant trust policy requires. Printing `tenant-trust`
+    /// without one is refused (exit 2) unless --no-external-id is given.
+    #[arg(long, conflicts_with = "no_external_id")]
     pub external_id: Option<String>,
+    /// Print the tenant trust policy without an sts:ExternalId condition (not
+    /// recommended: any principal of the admin account could then assume the
+    /// role without knowing the ExternalId). Prints a warning on stderr.
+    #[arg(long)]
+    pub no_external_id: bool,
+    /// Also trust the ec2.amazonaws.com service principal in the tenant trust
+    /// policy (the guide does; rolesnap never needs it, it assumes the role
+    /// from the admin account).
+    #[arg(long)]
+    pub trust_ec2_service: bool,
     /// Print only this document (e.g. tenant-trust, permissions), ready for `aws iam ... file://`.
     #[arg(long)]
     pub document: Option<String>,

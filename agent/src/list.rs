@@ -23,6 +23,9 @@ struct Row {
     /// later points; `prune --dry-run` shows those).
     expires: Option<DateTime<Utc>>,
     held: bool,
+    /// EBS Snapshot Lock of its snapshots (the one that expires first), when
+    /// the plan locks.
+    lock: Option<rolesnap_core::lock::Lock>,
     /// From the ledger, when this machine ran the job.
     job_status: Option<String>,
 }
@@ -83,7 +86,30 @@ pub async fn run(global: &Global, args: ListArgs) -> anyhow::Result<u8> {
                     continue;
                 }
             };
+            // One DescribeLockedSnapshots per region, for plans that lock.
+            let locks = if rolesnap_core::lock::plan_locks(plan) {
+                let ids: Vec<String> = points
+                    .iter()
+                    .flat_map(|p| p.snapshots.iter().map(|s| s.id.clone()))
+                    .collect();
+                match rolesnap_core::lock::locks(&conn.session.ec2(&region), &ids).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        errors += 1;
+                        Default::default()
+                    }
+                }
+            } else {
+                Default::default()
+            };
             for p in points {
+                let lock = p
+                    .snapshots
+                    .iter()
+                    .filter_map(|s| locks.get(&s.id))
+                    .min_by_key(|l| l.expires)
+                    .cloned();
                 let keep = match (&args.instance, &args.volume, &args.db) {
                     (Some(i), _, _) => &p.source == i,
                     (_, Some(v), _) => p.snapshots.iter().any(|s| &s.volume_id == v),
@@ -119,6 +145,7 @@ pub async fn run(global: &Global, args: ListArgs) -> anyhow::Result<u8> {
                     role,
                     expires: days.map(|d| p.created + chrono::Duration::days(i64::from(d))),
                     held: p.held(),
+                    lock,
                     job_status,
                     point: p,
                 });
@@ -131,7 +158,7 @@ pub async fn run(global: &Global, args: ListArgs) -> anyhow::Result<u8> {
         Output::Human => {
             let mut t = table(&[
                 "created", "job", "agent", "kind", "tenant", "source", "region", "id", "GiB",
-                "state", "expires", "hold",
+                "state", "expires", "hold", "lock",
             ]);
             for r in &rows {
                 t.add_row(vec![
@@ -149,6 +176,13 @@ pub async fn run(global: &Global, args: ListArgs) -> anyhow::Result<u8> {
                         .map(|e| e.format("%Y-%m-%d").to_string())
                         .unwrap_or_else(|| "-".into()),
                     if r.held { "held".into() } else { String::new() },
+                    r.lock
+                        .as_ref()
+                        .map(|l| match l.expires {
+                            Some(t) => format!("{} until {}", l.state, t.format("%Y-%m-%d %H:%M")),
+                            None => l.state.clone(),
+                        })
+                        .unwrap_or_default(),
                 ]);
             }
             if !global.quiet {

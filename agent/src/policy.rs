@@ -1,7 +1,7 @@
 //! `rolesnap policy`: the IAM documents from the guide, extended for rolesnap.
 
 use anyhow::bail;
-use rolesnap_core::policy::{documents, Side};
+use rolesnap_core::policy::{documents, Side, TrustOptions};
 
 use crate::cli::{Global, Output, PolicyArgs, PolicySide};
 use crate::exit;
@@ -16,7 +16,31 @@ pub fn run(global: &Global, args: PolicyArgs) -> anyhow::Result<u8> {
         PolicySide::Admin => Side::Admin,
         PolicySide::Tenant => Side::Tenant,
     };
-    let docs = documents(side, acct, args.external_id.as_deref());
+    // The tenant trust policy is printed (alone or with the others): without
+    // an ExternalId anyone in the admin account could assume the role, so it
+    // must be asked for explicitly.
+    let prints_trust =
+        side == Side::Tenant && args.document.as_deref().is_none_or(|d| d == "tenant-trust");
+    if prints_trust && args.external_id.is_none() {
+        if !args.no_external_id {
+            eprintln!(
+                "error: the tenant trust policy needs --external-id X (the ExternalId in the \
+                 accounts file), or --no-external-id to print it without that condition"
+            );
+            return Ok(exit::USAGE);
+        }
+        eprintln!(
+            "warning: tenant-trust without an sts:ExternalId condition: any principal of \
+             account {acct} allowed sts:AssumeRole can assume the tenant role"
+        );
+    }
+    if args.trust_ec2_service && prints_trust {
+        eprintln!("warning: tenant-trust also trusts the ec2.amazonaws.com service principal");
+    }
+    let trust = TrustOptions {
+        ec2_service: args.trust_ec2_service,
+    };
+    let docs = documents(side, acct, args.external_id.as_deref(), trust);
     if let Some(name) = &args.document {
         let Some((_, doc)) = docs.iter().find(|(n, _)| n == name) else {
             let names: Vec<&str> = docs.iter().map(|(n, _)| *n).collect();

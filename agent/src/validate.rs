@@ -7,7 +7,9 @@ use rolesnap_core::config::Regions;
 use rolesnap_core::copy::encryption_gaps;
 use rolesnap_core::credentials::connect_tenants;
 use rolesnap_core::discovery::discover_tenant;
-use rolesnap_core::validate::{probe, Probe, ProbeOutcome};
+use rolesnap_core::validate::{
+    broader_than_printed, probe, Probe, ProbeOutcome, SIMULATE_NOT_USED,
+};
 use rolesnap_core::LogFile;
 
 use crate::cli::{Global, Output, ValidateArgs};
@@ -24,6 +26,11 @@ struct Row {
     error_code: Option<String>,
     error: Option<String>,
     probes: Vec<Probe>,
+    /// Permissions the attached policy grants that `rolesnap policy tenant`
+    /// does not (found by DryRun calls the printed policy refuses).
+    broader: Vec<String>,
+    /// How `broader` was found, and what could not be checked.
+    broader_check: Option<String>,
 }
 
 pub async fn run(global: &Global, args: ValidateArgs) -> anyhow::Result<u8> {
@@ -41,6 +48,8 @@ pub async fn run(global: &Global, args: ValidateArgs) -> anyhow::Result<u8> {
             error_code: None,
             error: None,
             probes: vec![],
+            broader: vec![],
+            broader_check: None,
         };
         match c {
             Err(f) => {
@@ -61,6 +70,33 @@ pub async fn run(global: &Global, args: ValidateArgs) -> anyhow::Result<u8> {
                     })
                     .unwrap_or_else(|| s.admin.admin.region.clone());
                 row.probes = probe(&conn.session, &region, None).await;
+                // Statements broader than the printed policy, where DryRun shows them.
+                let extra = broader_than_printed(&conn.session, &region).await;
+                row.broader = extra
+                    .iter()
+                    .filter(|p| p.outcome == ProbeOutcome::Allowed)
+                    .map(|p| p.action.clone())
+                    .collect();
+                row.broader_check = Some(format!(
+                    "{SIMULATE_NOT_USED} ({} probed, {} undecided)",
+                    extra.len(),
+                    extra
+                        .iter()
+                        .filter(|p| p.outcome == ProbeOutcome::Unknown)
+                        .count()
+                ));
+                if !row.broader.is_empty() {
+                    s.logs.write(
+                        LogFile::Cvd,
+                        None,
+                        "CvdValidate::Tenant",
+                        &format!(
+                            "Tenant [{}]: the attached policy is broader than `rolesnap policy tenant`: {}",
+                            tenant.name,
+                            row.broader.join(", ")
+                        ),
+                    );
+                }
                 row.ok = row.probes.iter().all(|p| p.outcome != ProbeOutcome::Denied);
                 // Encrypted sources need a destination key for every copy region.
                 if !plan.copies.is_empty() {
@@ -125,10 +161,14 @@ pub async fn run(global: &Global, args: ValidateArgs) -> anyhow::Result<u8> {
         rows.push(row);
     }
     let failed = rows.iter().filter(|r| !r.ok).count();
+    // What the plan's settings cannot do (e.g. lock RDS snapshots).
+    let notes: Vec<String> = rolesnap_core::lock::rds_note(plan).into_iter().collect();
     match global.output {
         Output::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"plan": plan.name, "tenants": rows}))?
+            serde_json::to_string_pretty(
+                &serde_json::json!({"plan": plan.name, "tenants": rows, "notes": notes})
+            )?
         ),
         Output::Human => {
             println!(
@@ -136,6 +176,9 @@ pub async fn run(global: &Global, args: ValidateArgs) -> anyhow::Result<u8> {
                 plan.name,
                 plan.source.display()
             );
+            for n in &notes {
+                println!("note: {n}");
+            }
             let mut t = table(&["tenant", "account", "role", "result"]);
             for r in &rows {
                 let result = match (&r.error, r.ok) {
@@ -159,6 +202,14 @@ pub async fn run(global: &Global, args: ValidateArgs) -> anyhow::Result<u8> {
                         format!("FAILED {}: {e}", r.error_code.as_deref().unwrap_or(""))
                     }
                     (None, false) => "FAILED".to_string(),
+                };
+                let result = if r.broader.is_empty() {
+                    result
+                } else {
+                    format!(
+                        "{result}; broader than the printed policy: {}",
+                        r.broader.join(", ")
+                    )
                 };
                 t.add_row(vec![
                     r.tenant.clone(),

@@ -734,6 +734,13 @@ async fn start_one<'a>(
         (Resource::Instance(inst), Method::Ami) => {
             let name = tags::recovery_point_name(plan.id, job.number, seq, unix);
             let mut t = tags::base(&job.identity, &plan.name, &inst.id, &name);
+            // The snapshots behind the AMI carry the marker from creation too
+            // (the tenant policy allows tags only at creation); only _GX_AMI_,
+            // the id not known yet, is added once the image is available.
+            let snap_spec = aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Snapshot)
+                .set_tags(Some(ec2_tags(&t)))
+                .build();
             t.extend(tags::instance_config(inst));
             let spec = aws_sdk_ec2::types::TagSpecification::builder()
                 .resource_type(aws_sdk_ec2::types::ResourceType::Image)
@@ -747,8 +754,13 @@ async fn start_one<'a>(
             let (r, _) = create_with_retry(
                 deadline,
                 || {
-                    let (ec2, spec, description, name) =
-                        (&ec2, spec.clone(), description.clone(), name.clone());
+                    let (ec2, spec, snap_spec, description, name) = (
+                        &ec2,
+                        spec.clone(),
+                        snap_spec.clone(),
+                        description.clone(),
+                        name.clone(),
+                    );
                     async move {
                         let _turn = job
                             .pacer
@@ -761,6 +773,7 @@ async fn start_one<'a>(
                                 .description(description)
                                 .no_reboot(true)
                                 .tag_specifications(spec)
+                                .tag_specifications(snap_spec)
                                 .customize()
                                 .config_override(no_sdk_retries_ec2())
                                 .send(),
@@ -1037,7 +1050,22 @@ async fn wait_all(
                 }
                 let mut created = ids.clone();
                 created.extend(p.extra.clone());
+                // EBS Snapshot Lock, as part of the point's creation (lock.rs).
+                let lock = crate::lock::after_create(
+                    &work.session.ec2(region),
+                    crate::lock::source_rule(job.plan, region),
+                    &job.plan.retention,
+                    &created,
+                )
+                .await;
                 let mut item = item_for(work, p.selected, "Completed", created, None);
+                if let Some(l) = lock {
+                    job.log(&format!(
+                        "Locked snapshots of [{}]: {l}",
+                        p.selected.resource.id()
+                    ));
+                    item.detail["lock"] = l;
+                }
                 item.detail["name"] = json!(p.name);
                 item.detail["method"] = json!(match p.made {
                     Made::Snapshots(_) => "snapshot-set",
@@ -1236,22 +1264,18 @@ async fn poll(
     Ok(states)
 }
 
-/// Tags the snapshots backing an available AMI: `_GX_BACKUP_` (so that the
-/// restricted policy lets prune delete them) and `_GX_AMI_`.
+/// Adds `_GX_AMI_` to the snapshots backing an available AMI. They got the
+/// rest of the contract (`_GX_BACKUP_` …) at creation, from CreateImage's
+/// snapshot TagSpecification; the tenant policy allows this one tag, and only
+/// on snapshots that already carry `_GX_BACKUP_` (policy::AMI_SNAPSHOT_TAG).
 async fn tag_image_snapshots(
     job: &Job<'_>,
     work: &RegionWork,
-    p: &Pending<'_>,
+    _p: &Pending<'_>,
     image: &str,
     deadline: Instant,
 ) -> Result<Vec<String>, AwsError> {
-    let mut t = tags::base(
-        &job.identity,
-        &job.plan.name,
-        p.selected.resource.id(),
-        &p.name,
-    );
-    t.push((tags::AMI.into(), image.to_string()));
+    let t = vec![(tags::AMI.to_string(), image.to_string())];
     tag_backing_snapshots(
         job,
         &work.session,
@@ -1323,7 +1347,7 @@ pub(crate) async fn tag_backing_snapshots(
     .await;
     r?;
     job.log(&format!(
-        "Tagged snapshots [{}] of image [{image}] with _GX_BACKUP_ and _GX_AMI_",
+        "Tagged snapshots [{}] of image [{image}] with _GX_AMI_",
         snaps.join(", ")
     ));
     Ok(snaps)

@@ -89,6 +89,19 @@ struct RawPlanFile {
     copy: Vec<Spanned<RawCopy>>,
     #[serde(default)]
     group: Vec<Spanned<RawGroup>>,
+    /// EBS Snapshot Lock of the source regions' snapshots (see lock.rs).
+    #[serde(default)]
+    lock: Option<Spanned<RawLock>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawLock {
+    mode: Spanned<String>,
+    #[serde(default)]
+    cool_off_hours: Option<Spanned<u32>>,
+    #[serde(default)]
+    regions: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,6 +146,9 @@ struct RawCopy {
     #[serde(default)]
     retention: Option<Spanned<RawRetention>>,
     kms_key_id: Option<Spanned<String>>,
+    /// EBS Snapshot Lock of the copies in this region (see lock.rs).
+    #[serde(default)]
+    lock: Option<Spanned<RawLock>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -327,6 +343,39 @@ pub struct CopyRule {
     pub region: String,
     pub retention: Retention,
     pub kms_key_id: Option<String>,
+    /// Lock the copies' EBS snapshots (`[[copy]] lock = { mode = … }`).
+    pub lock: Option<LockRule>,
+}
+
+/// EBS Snapshot Lock mode (AWS `LockMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockMode {
+    /// Users with `ec2:UnlockSnapshot` can unlock or shorten it.
+    Governance,
+    /// Nobody can delete the snapshot or shorten the lock once the
+    /// cooling-off period (if any) has passed, not even the account root.
+    Compliance,
+}
+
+impl LockMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Governance => "governance",
+            LockMode::Compliance => "compliance",
+        }
+    }
+}
+
+/// `[lock]` (source regions) or `[[copy]] lock` (one copy region): lock every
+/// EBS snapshot of a recovery point until its retention runs out.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LockRule {
+    pub mode: LockMode,
+    /// Compliance only: hours (1-72) during which the lock can still be undone.
+    pub cool_off_hours: Option<u32>,
+    /// `[lock] regions`: only these source regions; None = every source region.
+    pub regions: Option<Vec<String>>,
 }
 
 /// `key=value` tag match; `*` in either part matches anything.
@@ -416,6 +465,8 @@ pub struct Plan {
     pub retention: Retention,
     pub copies: Vec<CopyRule>,
     pub groups: Vec<Group>,
+    /// `[lock]`: EBS Snapshot Lock in the source regions.
+    pub lock: Option<LockRule>,
     /// The file the plan was read from.
     pub source: PathBuf,
 }
@@ -1147,8 +1198,16 @@ pub fn parse_plan_only(path: &Path, src: &str) -> Result<(Plan, Option<String>),
                 .map(|r| Retention::from_raw(r.get_ref()))
                 .unwrap_or_else(|| retention.clone()),
             kms_key_id: c.kms_key_id.as_ref().map(|k| k.get_ref().clone()),
+            lock: match &c.lock {
+                Some(l) => Some(parse_lock(&ctx, l, "copy.lock")?),
+                None => None,
+            },
         });
     }
+    let lock = match &raw.lock {
+        Some(l) => Some(parse_lock(&ctx, l, "lock")?),
+        None => None,
+    };
     if raw.group.is_empty() {
         return Err(ctx.err(
             &raw.plan.span(),
@@ -1195,6 +1254,7 @@ pub fn parse_plan_only(path: &Path, src: &str) -> Result<(Plan, Option<String>),
             retention,
             copies,
             groups,
+            lock,
             source: path.to_path_buf(),
         },
         raw.accounts,
@@ -1660,6 +1720,60 @@ pub fn is_accounts_file(src: &str) -> bool {
     src.lines().any(|l| l.trim() == "[admin]")
 }
 
+fn parse_lock(ctx: &Ctx<'_>, l: &Spanned<RawLock>, key: &str) -> Result<LockRule, ConfigError> {
+    let r = l.get_ref();
+    let mode = match r.mode.get_ref().as_str() {
+        "governance" => LockMode::Governance,
+        "compliance" => LockMode::Compliance,
+        other => {
+            return Err(ctx.err(
+                &r.mode.span(),
+                &format!("{key}.mode"),
+                format!("`{other}` is not a lock mode: governance or compliance"),
+            ))
+        }
+    };
+    let cool_off_hours = match &r.cool_off_hours {
+        None => None,
+        Some(h) if mode == LockMode::Governance => {
+            return Err(ctx.err(
+                &h.span(),
+                &format!("{key}.cool-off-hours"),
+                "a cooling-off period exists only in compliance mode",
+            ))
+        }
+        Some(h) if !(1..=72).contains(h.get_ref()) => {
+            return Err(ctx.err(
+                &h.span(),
+                &format!("{key}.cool-off-hours"),
+                "must be 1-72 hours (AWS LockSnapshot CoolOffPeriod)",
+            ))
+        }
+        Some(h) => Some(*h.get_ref()),
+    };
+    let regions = match &r.regions {
+        None => None,
+        Some(rs) if key != "lock" => {
+            let span = rs.first().map_or(l.span(), |x| x.span());
+            return Err(ctx.err(
+                &span,
+                &format!("{key}.regions"),
+                "a copy rule's lock applies to its own region",
+            ));
+        }
+        Some(rs) => Some(
+            rs.iter()
+                .map(|x| ctx.region(x, "lock.regions"))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    Ok(LockRule {
+        mode,
+        cool_off_hours,
+        regions,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1699,6 +1813,42 @@ include-tags = ["Backup=nightly"]
 
     fn plan_err(src: &str) -> ConfigError {
         parse_plan_only(Path::new("p.toml"), src).unwrap_err()
+    }
+
+    #[test]
+    fn lock_rules_parse_and_bad_ones_are_refused() {
+        let src = PLAN.replace(
+            "[[copy]]\nregion = \"us-west-2\"\n",
+            "[lock]\nmode = \"compliance\"\ncool-off-hours = 24\nregions = [\"us-east-1\"]\n\n[[copy]]\nregion = \"us-west-2\"\nlock = { mode = \"governance\" }\n",
+        );
+        let (p, _) = parse_plan_only(Path::new("p.toml"), &src).unwrap();
+        let l = p.lock.as_ref().unwrap();
+        assert_eq!((l.mode, l.cool_off_hours), (LockMode::Compliance, Some(24)));
+        assert_eq!(l.regions.as_deref(), Some(&["us-east-1".to_string()][..]));
+        assert_eq!(
+            p.copies[0].lock.as_ref().unwrap().mode,
+            LockMode::Governance
+        );
+        let (p, _) = parse_plan_only(Path::new("p.toml"), PLAN).unwrap();
+        assert!(p.lock.is_none() && p.copies[0].lock.is_none());
+        for (bad, key) in [
+            ("[lock]\nmode = \"legal\"\n", "lock.mode"),
+            (
+                "[lock]\nmode = \"governance\"\ncool-off-hours = 2\n",
+                "lock.cool-off-hours",
+            ),
+            (
+                "[lock]\nmode = \"compliance\"\ncool-off-hours = 73\n",
+                "lock.cool-off-hours",
+            ),
+            (
+                "[lock]\nmode = \"compliance\"\nregions = [\"nowhere\"]\n",
+                "lock.regions",
+            ),
+        ] {
+            let e = plan_err(&format!("{PLAN}\n{bad}"));
+            assert!(e.to_string().contains(key), "{bad}: {e}");
+        }
     }
 
     fn accounts_err(src: &str) -> ConfigError {

@@ -573,11 +573,8 @@ async fn complete(
     let mut created = made_ids.clone();
     if f.task.point.kind == PointKind::Ami {
         let image = &made_ids[0];
-        let mut t = copy_tags(
-            &f.task.point.tags,
-            &copy_key(&f.task.point.region, &f.task.point.id()),
-        );
-        t.push((tags::AMI.into(), image.clone()));
+        // CopyImage tagged them at creation; only the copy's id is added.
+        let t = vec![(tags::AMI.to_string(), image.clone())];
         match tag_backing_snapshots(job, session, account, dest, image, t, deadline).await {
             Ok(snaps) => created.extend(snaps),
             Err(e) => {
@@ -597,7 +594,19 @@ async fn complete(
             }
         }
     }
-    let item = task_item(session, account, &f.task, "Completed", created, None);
+    // EBS Snapshot Lock of the copies, as part of their creation (lock.rs).
+    let lock = crate::lock::after_create(
+        &session.ec2(dest),
+        crate::lock::copy_rule(&f.task.rule),
+        &f.task.rule.retention,
+        &created,
+    )
+    .await;
+    let mut item = task_item(session, account, &f.task, "Completed", created, None);
+    if let Some(l) = lock {
+        job.log(&format!("Locked copies in [{dest}]: {l}"));
+        item.detail["lock"] = l;
+    }
     job.log(&format!(
         "Copy of [{}] to [{tenant}/{dest}] completed: [{}]",
         item.source_id,
@@ -1020,6 +1029,17 @@ async fn start_copy(
                 .resource_type(aws_sdk_ec2::types::ResourceType::Image)
                 .set_tags(Some(ec2_tags(&t)))
                 .build();
+            // The copy's snapshots are tagged by the same call (CopyImage takes
+            // a `snapshot` TagSpecification): the tenant policy allows tags only
+            // at creation. They carry what the source's snapshots carry, minus
+            // the source AMI's id; _GX_AMI_ (the copy's id) follows once it is
+            // available (complete()).
+            let snap_tags: Vec<(String, String)> =
+                t.iter().filter(|(k, _)| k != tags::AMI).cloned().collect();
+            let snap_spec = aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Snapshot)
+                .set_tags(Some(ec2_tags(&snap_tags)))
+                .build();
             job.log(&format!(
                 "CopyImage [{copy_of}] -> [{}/{dest}]",
                 session.tenant.name
@@ -1027,7 +1047,13 @@ async fn start_copy(
             let (r, _) = create_with_retry(
                 deadline,
                 || {
-                    let (ec2, spec, kms, token) = (&ec2, spec.clone(), kms.clone(), token.clone());
+                    let (ec2, spec, snap_spec, kms, token) = (
+                        &ec2,
+                        spec.clone(),
+                        snap_spec.clone(),
+                        kms.clone(),
+                        token.clone(),
+                    );
                     let name = p
                         .name()
                         .map(str::to_string)
@@ -1041,7 +1067,8 @@ async fn start_copy(
                             .source_image_id(&image)
                             .name(name)
                             .client_token(token)
-                            .tag_specifications(spec);
+                            .tag_specifications(spec)
+                            .tag_specifications(snap_spec);
                         if let Some(k) = kms {
                             req = req.encrypted(true).kms_key_id(k);
                         }
@@ -1061,15 +1088,6 @@ async fn start_copy(
             )
             .await;
             let new = r?;
-            // Make sure the copy carries the contract even where CopyImage ignores
-            // TagSpecifications.
-            job.pacer.take(account, dest, Bucket::CreateTags).await;
-            ec2.create_tags()
-                .resources(&new)
-                .set_tags(Some(ec2_tags(&t)))
-                .send()
-                .await
-                .map_err(|e| site.err("CreateTags", Some(&new), e.into_service_error()))?;
             made.push((image, new));
         }
         PointKind::DbSnapshot | PointKind::ClusterSnapshot => {
@@ -1206,6 +1224,7 @@ mod tests {
             region: "us-west-2".into(),
             retention: Retention::default(),
             kms_key_id: None,
+            lock: None,
         }
     }
 

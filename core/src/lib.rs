@@ -4,7 +4,8 @@
 //! (admin and tenant sessions), [`discovery`] (what exists and what a plan
 //! selects), [`backup`] (create and wait for recovery points of one region),
 //! [`job`] (a job across tenants and regions), [`ledger`] (job history),
-//! [`retry`] and [`pace`] (throttling), [`tags`] (the tag contract),
+//! [`retry`] and [`pace`] (throttling), [`tags`] (the tag contract), [`lock`]
+//! (EBS Snapshot Lock),
 //! [`policy`] (the IAM documents), [`validate`] (permission probes), [`logs`]
 //! (GxTail log files). Decisions are pure functions; AWS calls happen at the
 //! edges.
@@ -20,6 +21,7 @@ pub mod duplicates;
 pub mod error;
 pub mod job;
 pub mod ledger;
+pub mod lock;
 pub mod logs;
 pub mod metrics;
 pub mod pace;

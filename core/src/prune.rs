@@ -382,6 +382,8 @@ async fn prune_pass(
     // deletes wait for their buckets.
     let mut work = Vec::new();
     let mut kept = Kept::new();
+    // Locks to extend: points a weekly/monthly rule keeps longer (lock.rs).
+    let mut extend = Vec::new();
     for (region, points) in in_scope {
         let decided = decide_region(
             job, tenant, region, points, sources, now, dry_run, &uncopied,
@@ -389,6 +391,15 @@ async fn prune_pass(
         let mut deletes = Vec::new();
         for (p, verdict, rule) in decided {
             let p = Decided::new(p, &plan.name);
+            if verdict == Verdict::Keep && !dry_run && p.ours {
+                let copy = p.copy_of.is_some();
+                if let Some((mode, until)) =
+                    crate::lock::extension_for(plan, &p.region, copy, &rule, p.created)
+                {
+                    let snaps: Vec<String> = p.snapshots.iter().map(|(s, _)| s.clone()).collect();
+                    extend.push((p.region.clone(), p.id.clone(), snaps, mode, until));
+                }
+            }
             match verdict {
                 Verdict::Delete => deletes.push((p, rule)),
                 // A dry run lists every decision; a prune only counts the
@@ -419,6 +430,14 @@ async fn prune_pass(
         work.push(deletes);
     }
     drop(listing);
+    for (region, id, snaps, mode, until) in extend {
+        let errors = crate::lock::extend(&session.ec2(&region), &snaps, mode, until).await;
+        job.log(&format!(
+            "Extended the {} lock of [{id}] in [{tenant}/{region}] to {until}: a weekly/monthly rule keeps it{}",
+            mode.as_str(),
+            if errors.is_empty() { String::new() } else { format!(" ({})", errors.join("; ")) }
+        ));
+    }
     join_all(work.into_iter().map(|deletes| {
         stream::iter(deletes)
             .map(|(p, rule)| settle(job, session, account, p, rule, dry_run, deleted))
@@ -508,6 +527,25 @@ async fn settle(
 ) {
     let tenant = &session.tenant.name;
     let region = &p.region;
+    // A snapshot under an EBS Snapshot Lock cannot be deleted until the lock
+    // expires: the point is kept, reported as held by lock (lock.rs).
+    if let Some(held) = held_by_lock(job, session, &p).await {
+        job.log(&format!(
+            "Not deleting [{}] in [{tenant}/{region}]: {held}",
+            p.id
+        ));
+        let why = format!("{rule}; {held}");
+        job.record(&point_item(
+            session,
+            account,
+            &p,
+            "Kept",
+            vec![],
+            None,
+            &why,
+        ));
+        return;
+    }
     let item = if dry_run {
         point_item(session, account, &p, "WouldDelete", vec![], None, &rule)
     } else {
@@ -527,6 +565,11 @@ async fn settle(
                 drop(d);
                 point_item(session, account, &p, "Deleted", ids, None, &rule)
             }
+            Err(e) if crate::lock::is_locked_error(&e.code) => {
+                let why = format!("{rule}; held by lock ({})", e.code);
+                job.log(&format!("Not deleted [{}]: {why}", p.id));
+                point_item(session, account, &p, "Kept", vec![], None, &why)
+            }
             Err(e) => {
                 job.log(&format!("Delete of [{}] failed: {e}", p.id));
                 point_item(
@@ -542,6 +585,30 @@ async fn settle(
         }
     };
     job.record(&item);
+}
+
+/// `held by lock: snap-… compliance until …` when a snapshot of an EBS point is
+/// still locked. Asked only for plans that lock (one DescribeLockedSnapshots
+/// per point); a lock put by someone else is met as the delete's error instead.
+async fn held_by_lock(job: &Job<'_>, session: &TenantSession, p: &Decided) -> Option<String> {
+    if !crate::lock::plan_locks(job.plan)
+        || !matches!(p.kind, PointKind::SnapshotSet | PointKind::Ami)
+    {
+        return None;
+    }
+    let ids: Vec<String> = p.snapshots.iter().map(|(s, _)| s.clone()).collect();
+    match crate::lock::locks(&session.ec2(&p.region), &ids).await {
+        Ok(locks) => {
+            let held: Vec<String> = locks
+                .iter()
+                .filter(|(_, l)| l.holds())
+                .map(|(s, l)| format!("{s} {}", l.describe()))
+                .collect();
+            (!held.is_empty()).then(|| format!("held by lock: {}", held.join(", ")))
+        }
+        // Unknown: keep the point rather than meet a lock halfway through it.
+        Err(e) => Some(format!("held: lock state unknown ({e})")),
+    }
 }
 
 fn point_item(

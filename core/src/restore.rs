@@ -1607,21 +1607,6 @@ impl Restorer<'_> {
             .await
             .map_err(|e| e.to_string())?;
         self.made("image", &image, region);
-        // Tag again: some endpoints ignore RegisterImage's TagSpecifications,
-        // and an untagged image could not be deregistered under the policy.
-        self.take(region, Bucket::CreateTags).await;
-        if let Err(e) = ec2
-            .create_tags()
-            .resources(&image)
-            .set_tags(Some(ec2_tags(image_tags)))
-            .send()
-            .await
-        {
-            self.log(&format!(
-                "Tagging image [{image}] failed: {}",
-                site.err("CreateTags", Some(&image), e.into_service_error())
-            ));
-        }
         self.log(&format!("Registered image [{image}] in [{region}]"));
         let me: &Self = self;
         let ec2 = &ec2;

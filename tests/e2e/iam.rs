@@ -260,6 +260,19 @@ async fn the_printed_tenant_policy_carries_a_whole_cycle_under_iam_enforcement()
         probes.iter().all(|p| p["outcome"] != "denied"),
         "no permission probe is refused: {v}"
     );
+    let row = &v.json()["tenants"][0];
+    assert_eq!(
+        row["broader"],
+        json!([]),
+        "nothing beyond the printed policy: {v}"
+    );
+    assert!(
+        row["broader_check"]
+            .as_str()
+            .unwrap()
+            .contains("could not check with iam:SimulatePrincipalPolicy"),
+        "{v}"
+    );
     assert!(
         emu.log_file("cvd.log")
             .contains(s(&emu.fixture["admin"]["admin_role_arn"])),
@@ -608,4 +621,674 @@ async fn an_ami_plan_backs_up_copies_prunes_and_restores_under_the_printed_polic
         );
     }
     no_refusal_met(&emu);
+}
+
+/// Switches moto's enforcement and the layer's conditions off again, so that
+/// the test reads AWS state with calls the policy does not grant.
+fn lift(emu: &Emulator) {
+    let (status, body) = emu.raw_request("POST", "/moto-api/reset-auth", "text/plain", "inf");
+    assert_eq!(status, 200, "reset-auth: {body}");
+    emu.config(json!({"enforce_tag_conditions": false}));
+}
+
+/// Switches enforcement on again after [`lift`] (the printed policy is still attached).
+fn relock(emu: &Emulator) {
+    emu.config(json!({"enforce_tag_conditions": true}));
+    emu.enforce_iam();
+}
+
+fn tag(k: &str, v: &str) -> Tag {
+    Tag::builder().key(k).value(v).build()
+}
+
+fn rds_tag(k: &str, v: &str) -> aws_sdk_rds::types::Tag {
+    aws_sdk_rds::types::Tag::builder().key(k).value(v).build()
+}
+
+/// The issue's attack, step by step, as the tenant role under the printed
+/// policy: mark a customer resource `_GX_BACKUP_`, then delete it. Every step is
+/// refused, and the resources are still there, untagged, afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn tag_then_delete_of_customer_resources_is_denied_and_they_survive() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let east = emu.tenant("alpha")["resources"][EAST].clone();
+    let app1 = s(&east["instances"][0]["id"]).to_string();
+    let data = east["instances"][0]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["root"] == false)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ec2 = emu.ec2("alpha", EAST).await;
+    let rds = emu.rds("alpha", EAST).await;
+    // A customer's own snapshot, made before rolesnap's policy is in place.
+    let customer = ec2
+        .create_snapshot()
+        .volume_id(&data)
+        .send()
+        .await
+        .unwrap()
+        .snapshot_id()
+        .unwrap()
+        .to_string();
+    lock_down(&emu);
+    let mark = || tag("_GX_BACKUP_", "1");
+
+    for id in [&customer, &app1, &data] {
+        assert_eq!(
+            refused(ec2.create_tags().resources(id).tags(mark()).send().await),
+            "UnauthorizedOperation",
+            "{id} cannot be marked _GX_BACKUP_"
+        );
+        assert_eq!(
+            refused(
+                ec2.create_tags()
+                    .resources(id)
+                    .tags(tag("CV_Integrity_Snap", "1"))
+                    .send()
+                    .await
+            ),
+            "UnauthorizedOperation",
+            "{id}: no tag at all on an existing customer resource"
+        );
+    }
+    assert_eq!(
+        refused(ec2.delete_snapshot().snapshot_id(&customer).send().await),
+        "UnauthorizedOperation"
+    );
+    assert_eq!(
+        refused(ec2.terminate_instances().instance_ids(&app1).send().await),
+        "UnauthorizedOperation"
+    );
+    assert_eq!(
+        refused(ec2.detach_volume().volume_id(&data).send().await),
+        "UnauthorizedOperation"
+    );
+    assert_eq!(
+        refused(ec2.delete_volume().volume_id(&data).send().await),
+        "UnauthorizedOperation"
+    );
+    // Sharing or making public a customer snapshot.
+    assert_eq!(
+        refused(
+            ec2.modify_snapshot_attribute()
+                .snapshot_id(&customer)
+                .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+                .operation_type(aws_sdk_ec2::types::OperationType::Add)
+                .group_names("all")
+                .send()
+                .await
+        ),
+        "UnauthorizedOperation",
+        "a customer snapshot cannot be made public"
+    );
+    assert_eq!(
+        refused(
+            ec2.modify_snapshot_attribute()
+                .snapshot_id(&customer)
+                .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+                .operation_type(aws_sdk_ec2::types::OperationType::Add)
+                .user_ids("999999999999")
+                .send()
+                .await
+        ),
+        "UnauthorizedOperation",
+        "a customer snapshot cannot be shared"
+    );
+    // RDS: the database and the Aurora cluster.
+    let db_arn = format!("arn:aws:rds:{EAST}:{ALPHA}:db:alpha-pg");
+    let cluster_arn = format!("arn:aws:rds:{EAST}:{ALPHA}:cluster:alpha-aurora");
+    for arn in [&db_arn, &cluster_arn] {
+        assert_eq!(
+            refused(
+                rds.add_tags_to_resource()
+                    .resource_name(arn)
+                    .tags(rds_tag("_GX_BACKUP_", "1"))
+                    .send()
+                    .await
+            ),
+            "AccessDenied",
+            "{arn} cannot be marked"
+        );
+        // With the restore's provenance tag the marker goes on (RDS has no
+        // create-action key: README, residual risks), but it buys no delete:
+        // the policy grants no DeleteDBInstance / DeleteDBCluster at all.
+        rds.add_tags_to_resource()
+            .resource_name(arn)
+            .tags(rds_tag("_GX_BACKUP_", "1"))
+            .tags(rds_tag("_GX_RESTORED_FROM_", "x"))
+            .send()
+            .await
+            .expect("the restore's tag set is allowed on databases");
+    }
+    assert_eq!(
+        refused(
+            rds.delete_db_instance()
+                .db_instance_identifier("alpha-pg")
+                .skip_final_snapshot(true)
+                .send()
+                .await
+        ),
+        "AccessDenied"
+    );
+    assert_eq!(
+        refused(
+            rds.delete_db_cluster()
+                .db_cluster_identifier("alpha-aurora")
+                .skip_final_snapshot(true)
+                .send()
+                .await
+        ),
+        "AccessDenied"
+    );
+    assert!(emu.count_calls(ALPHA, "CreateTags", "denied") >= 6);
+
+    // --- AWS state, read with enforcement lifted.
+    lift(&emu);
+    let snap = ec2
+        .describe_snapshots()
+        .snapshot_ids(&customer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(snap.snapshots().len(), 1, "the customer snapshot exists");
+    assert!(tags_of(snap.snapshots()[0].tags()).is_empty());
+    let perm = ec2
+        .describe_snapshot_attribute()
+        .snapshot_id(&customer)
+        .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        perm.create_volume_permissions().is_empty(),
+        "not shared: {perm:?}"
+    );
+    let out = ec2
+        .describe_instances()
+        .instance_ids(&app1)
+        .send()
+        .await
+        .unwrap();
+    let i = &out.reservations()[0].instances()[0];
+    assert_eq!(i.state().unwrap().name().unwrap().as_str(), "running");
+    assert!(!tags_of(i.tags()).contains_key("_GX_BACKUP_"));
+    let v = ec2
+        .describe_volumes()
+        .volume_ids(&data)
+        .send()
+        .await
+        .unwrap();
+    let v = &v.volumes()[0];
+    assert_eq!(
+        v.attachments()[0].instance_id(),
+        Some(app1.as_str()),
+        "still attached"
+    );
+    assert!(!tags_of(v.tags()).contains_key("_GX_BACKUP_"));
+    let d = rds
+        .describe_db_instances()
+        .db_instance_identifier("alpha-pg")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.db_instances()[0].db_instance_status(), Some("available"));
+    let c = rds
+        .describe_db_clusters()
+        .db_cluster_identifier("alpha-aurora")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(c.db_clusters().len(), 1);
+}
+
+/// A hold put by a person, and the marker itself, cannot be taken off a
+/// recovery point by the role.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_role_cannot_remove_a_hold_or_the_marker_from_a_recovery_point() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let p = emu.write_plan("nightly", &plan("snapshot-set", true));
+    lock_down(&emu);
+    let job = backup(&emu, &p)[0]["job"].as_u64().unwrap();
+    let ec2 = emu.ec2("alpha", EAST).await;
+    let rds = emu.rds("alpha", EAST).await;
+    let snaps = of_job(&snapshots(&emu, EAST).await, job);
+    let dbs = of_job(&db_snapshots(&emu, EAST).await, job);
+    assert_eq!((snaps.len(), dbs.len()), (4, 2));
+    // A person puts the hold (the role may not add tags to existing resources).
+    lift(&emu);
+    ec2.create_tags()
+        .resources(&snaps[0])
+        .tags(tag("CV_Retain_Snap", "legal"))
+        .send()
+        .await
+        .unwrap();
+    let db_arn = |id: &str| format!("arn:aws:rds:{EAST}:{ALPHA}:snapshot:{id}");
+    let db_snap = dbs.iter().find(|d| !d.contains("aurora")).cloned();
+    let rds_arn = match &db_snap {
+        Some(id) => db_arn(id),
+        None => panic!("no DB snapshot of job {job}: {dbs:?}"),
+    };
+    rds.add_tags_to_resource()
+        .resource_name(&rds_arn)
+        .tags(rds_tag("CV_Retain_Snap", "legal"))
+        .send()
+        .await
+        .unwrap();
+    relock(&emu);
+    for key in ["CV_Retain_Snap", "_GX_BACKUP_", "_GX_PLAN_"] {
+        assert_eq!(
+            refused(
+                ec2.delete_tags()
+                    .resources(&snaps[0])
+                    .tags(Tag::builder().key(key).build())
+                    .send()
+                    .await
+            ),
+            "UnauthorizedOperation",
+            "{key} stays on {}",
+            snaps[0]
+        );
+        assert_eq!(
+            refused(
+                rds.remove_tags_from_resource()
+                    .resource_name(&rds_arn)
+                    .tag_keys(key)
+                    .send()
+                    .await
+            ),
+            "AccessDenied",
+            "{key} stays on {rds_arn}"
+        );
+    }
+    assert_eq!(
+        refused(ec2.delete_tags().resources(&snaps[0]).send().await),
+        "UnauthorizedOperation",
+        "DeleteTags without keys (every tag) is refused"
+    );
+    // Nor can the role rewrite the marker of one of its own points.
+    assert_eq!(
+        refused(
+            ec2.create_tags()
+                .resources(&snaps[1])
+                .tags(tag("_GX_BACKUP_", "999"))
+                .send()
+                .await
+        ),
+        "UnauthorizedOperation"
+    );
+    lift(&emu);
+    let all = snapshots(&emu, EAST).await;
+    assert_eq!(all[&snaps[0]]["CV_Retain_Snap"], "legal");
+    assert_eq!(all[&snaps[0]]["_GX_BACKUP_"], job.to_string());
+    assert_eq!(all[&snaps[1]]["_GX_BACKUP_"], job.to_string());
+    let t = db_snapshots(&emu, EAST).await;
+    let t = &t[db_snap.as_ref().unwrap()];
+    assert_eq!(t["CV_Retain_Snap"], "legal");
+    assert_eq!(t["_GX_BACKUP_"], job.to_string());
+    assert_eq!(t["_GX_PLAN_"], "nightly");
+}
+
+/// `policy tenant` refuses a trust policy without ExternalId unless asked, and
+/// trusts the EC2 service principal only when asked.
+#[test]
+fn the_tenant_trust_policy_needs_an_external_id_and_no_service_principal() {
+    let run = |args: &[&str]| {
+        let mut all = vec!["policy", "tenant", "--admin-account", "111111111111"];
+        all.extend_from_slice(args);
+        Run::from(
+            std::process::Command::new(env!("CARGO_BIN_EXE_rolesnap"))
+                .args(&all)
+                .output()
+                .unwrap(),
+        )
+    };
+    for args in [&["--document", "tenant-trust"][..], &[][..]] {
+        let r = run(args);
+        assert_eq!(r.code, 2, "{r}");
+        assert!(r.stdout.is_empty(), "{r}");
+        assert!(r.stderr.contains("--external-id"), "{r}");
+        assert!(r.stderr.contains("--no-external-id"), "{r}");
+    }
+    // The permissions alone need no ExternalId.
+    let r = run(&["--document", "permissions"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stderr.is_empty(), "{r}");
+
+    let r = run(&["--document", "tenant-trust", "--no-external-id"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stderr.contains("warning"), "{r}");
+    let doc: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(doc["Statement"].get("Condition").is_none(), "{doc}");
+    assert!(
+        doc["Statement"]["Principal"].get("Service").is_none(),
+        "{doc}"
+    );
+
+    let r = run(&["--document", "tenant-trust", "--external-id", "x-1"]);
+    assert_eq!(r.code, 0, "{r}");
+    let doc: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        doc["Statement"]["Condition"]["StringEquals"]["sts:ExternalId"],
+        "x-1"
+    );
+    assert_eq!(
+        doc["Statement"]["Principal"],
+        json!({"AWS": "arn:aws:iam::111111111111:root"})
+    );
+
+    let r = run(&[
+        "--document",
+        "tenant-trust",
+        "--external-id",
+        "x-1",
+        "--trust-ec2-service",
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    let doc: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        doc["Statement"]["Principal"]["Service"],
+        "ec2.amazonaws.com"
+    );
+
+    let r = run(&["--external-id", "x-1", "--no-external-id"]);
+    assert_eq!(r.code, 2, "the two contradict each other: {r}");
+    let help = Run::from(
+        std::process::Command::new(env!("CARGO_BIN_EXE_rolesnap"))
+            .args(["policy", "--help"])
+            .output()
+            .unwrap(),
+    );
+    for flag in ["--no-external-id", "--trust-ec2-service"] {
+        assert!(help.stdout.contains(flag), "{flag} in --help: {help}");
+    }
+}
+
+/// `[lock]` and `[[copy]] lock`: every EBS snapshot of a point and of its copy
+/// is locked at creation for the retention's days; prune leaves a locked point
+/// alone (held by lock) until the lock expires, then deletes it; `list` shows
+/// the locks. All under the printed policy.
+#[tokio::test(flavor = "multi_thread")]
+async fn locked_recovery_points_are_held_until_their_lock_expires() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let text = plan("snapshot-set", false).replace(
+        "[[copy]]\nregion = \"us-west-2\"\n",
+        "[lock]\nmode = \"compliance\"\n\n[[copy]]\nregion = \"us-west-2\"\nlock = { mode = \"governance\" }\n",
+    );
+    assert!(text.contains("[lock]"), "{text}");
+    let p = emu.write_plan("nightly", &text);
+    lock_down(&emu);
+    let v = emu.run(&["validate", "--plan", p.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(v.code, 0, "{v}");
+    assert!(
+        v.json()["notes"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("RDS"),
+        "validate says RDS snapshots cannot be locked: {v}"
+    );
+    let first = backup(&emu, &p)[0]["job"].as_u64().unwrap();
+    let east = of_job(&snapshots(&emu, EAST).await, first);
+    let west = of_job(&snapshots(&emu, WEST).await, first);
+    assert_eq!((east.len(), west.len()), (4, 4));
+    // AWS state: each snapshot locked, in its region's mode, for 7 days.
+    for (region, ids, mode) in [(EAST, &east, "compliance"), (WEST, &west, "governance")] {
+        let ec2 = emu.ec2("alpha", region).await;
+        let out = ec2
+            .describe_locked_snapshots()
+            .set_snapshot_ids(Some(ids.clone()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.snapshots().len(), 4, "{region}: {out:?}");
+        for l in out.snapshots() {
+            assert_eq!(l.lock_state().unwrap().as_str(), mode, "{region}: {l:?}");
+            let secs = l.lock_expires_on().unwrap().secs() - l.lock_created_on().unwrap().secs();
+            assert_eq!(secs, 7 * DAY, "{region}: the days rule: {l:?}");
+        }
+    }
+    // The role may delete its own snapshot as far as IAM goes, but not a locked one.
+    let ec2 = emu.ec2("alpha", EAST).await;
+    assert_eq!(
+        refused(ec2.delete_snapshot().snapshot_id(&east[0]).send().await),
+        "SnapshotLocked"
+    );
+    // list shows the locks.
+    let l = emu.run(&["list", "--plan", p.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(l.code, 0, "{l}");
+    let rows = l.json().as_array().cloned().unwrap();
+    assert!(!rows.is_empty());
+    for r in &rows {
+        let want = if r["role"] == "copy" {
+            "governance"
+        } else {
+            "compliance"
+        };
+        assert_eq!(r["lock"]["state"], want, "{r}");
+        assert!(r["lock"]["expires"].is_string(), "{r}");
+    }
+
+    // The first generation ages past the days rule; a second backup.
+    emu.control(
+        "POST",
+        "/_harness/age",
+        Some(json!({"all": true, "account": ALPHA, "age_seconds": 10 * DAY})),
+    );
+    let second = backup(&emu, &p)[0]["job"].as_u64().unwrap();
+    // (validate's DryRun probe and the refusal above are already counted)
+    let delete_errors = emu.count_calls(ALPHA, "DeleteSnapshot", "error");
+    let run = emu.run(&["prune", "--plan", p.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(run.code, 0, "{run}");
+    let report = run.json();
+    assert_eq!(report["status"], "Completed", "{report}");
+    let held: Vec<&Value> = report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["status"] == "Kept")
+        .collect();
+    assert_eq!(held.len(), 4, "the 2 sets and their 2 copies: {report}");
+    for i in &held {
+        assert!(
+            i["detail"]["rule"]
+                .as_str()
+                .unwrap()
+                .contains("held by lock"),
+            "{i}"
+        );
+    }
+    assert_eq!(
+        emu.count_calls(ALPHA, "DeleteSnapshot", "error"),
+        delete_errors,
+        "prune never tried to delete a locked snapshot"
+    );
+    assert_eq!(emu.count_calls(ALPHA, "DeleteSnapshot", "ok"), 0);
+    for (region, ids) in [(EAST, &east), (WEST, &west)] {
+        let now = snapshots(&emu, region).await;
+        assert!(ids.iter().all(|s| now.contains_key(s)), "{region}: held");
+    }
+
+    // Eight days on (layer clock), the locks have expired: prune deletes them.
+    emu.config(json!({"advance_clock_seconds": 8 * DAY}));
+    let run = emu.run(&["prune", "--plan", p.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.json()["status"], "Completed", "{run}");
+    for region in [EAST, WEST] {
+        let now = snapshots(&emu, region).await;
+        assert!(of_job(&now, first).is_empty(), "{region}: {now:?}");
+        assert_eq!(of_job(&now, second).len(), 4, "{region}: the newest stay");
+    }
+    no_refusal_met(&emu);
+}
+
+/// A point a `weekly` rule keeps longer than the base lock gets its lock
+/// extended by prune to the end of that rule.
+#[tokio::test(flavor = "multi_thread")]
+async fn prune_extends_the_lock_of_a_point_a_weekly_rule_keeps() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let p = emu.write_plan(
+        "weekly",
+        r#"
+[plan]
+name = "nightly"
+id = 2
+
+[retention]
+days = 1
+weekly = 4
+
+[lock]
+mode = "governance"
+
+[[group]]
+name = "east"
+tenants = ["alpha"]
+regions = ["us-east-1"]
+include-tags = ["Backup=nightly"]
+"#,
+    );
+    lock_down(&emu);
+    let run = emu.run(&[
+        "backup",
+        "--plan",
+        p.to_str().unwrap(),
+        "-o",
+        "json",
+        "--poll-interval",
+        "0.2",
+    ]);
+    assert_eq!(run.code, 0, "{run}");
+    let report = run.json();
+    // One report (no copy job), or a list of them.
+    let job = report.get(0).unwrap_or(&report)["job"].as_u64().unwrap();
+    let ids = of_job(&snapshots(&emu, EAST).await, job);
+    assert_eq!(ids.len(), 4);
+    let ec2 = emu.ec2("alpha", EAST).await;
+    let expiry =
+        |out: aws_sdk_ec2::operation::describe_locked_snapshots::DescribeLockedSnapshotsOutput| {
+            out.snapshots()
+                .iter()
+                .map(|l| l.lock_expires_on().unwrap().secs() - l.lock_created_on().unwrap().secs())
+                .collect::<Vec<_>>()
+        };
+    let before = expiry(
+        ec2.describe_locked_snapshots()
+            .set_snapshot_ids(Some(ids.clone()))
+            .send()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(before, vec![DAY; 4], "locked for the days rule");
+    let run = emu.run(&["prune", "--plan", p.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(run.code, 0, "{run}");
+    let after = expiry(
+        ec2.describe_locked_snapshots()
+            .set_snapshot_ids(Some(ids.clone()))
+            .send()
+            .await
+            .unwrap(),
+    );
+    for secs in after {
+        // created + 4 weeks, from a lock made moments after creation
+        assert!((28 * DAY - 120..=28 * DAY).contains(&secs), "{secs}");
+    }
+    assert!(emu
+        .log_file("vsbkp.log")
+        .contains("Extended the governance lock"));
+}
+
+/// `validate` names what an attached policy grants beyond the printed one:
+/// here the guide's own policy, which the seed attaches.
+#[test]
+fn validate_reports_an_attached_policy_broader_than_the_printed_one() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let p = emu.write_plan("nightly", &plan("snapshot-set", false));
+    emu.config(json!({"enforce_tag_conditions": true}));
+    emu.enforce_iam();
+    let v = emu.run(&["validate", "--plan", p.to_str().unwrap(), "-o", "json"]);
+    let row = &v.json()["tenants"][0];
+    let broader: Vec<&str> = row["broader"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    // (moto answers the CreateTags probe on a made-up id with NotFound before
+    // DryRun: undecided here; AWS checks permissions first.)
+    for a in [
+        "ec2:ModifySnapshotAttribute",
+        "ec2:StopInstances",
+        "ec2:DeleteTags",
+    ] {
+        assert!(broader.contains(&a), "{a} in {broader:?}: {v}");
+    }
+    assert!(
+        !broader.contains(&"ec2:DeleteVpc"),
+        "the guide grants no DeleteVpc: {v}"
+    );
+    let human = emu.run(&["validate", "--plan", p.to_str().unwrap()]);
+    assert!(
+        human
+            .stdout
+            .contains("broader than the printed policy: ec2:ModifySnapshotAttribute"),
+        "{human}"
+    );
+}
+
+/// The snapshots behind an AMI, and behind its cross-region copy, are locked
+/// as part of the point's creation.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ami_plan_locks_the_snapshots_behind_its_images_and_their_copies() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let text = plan("ami", false).replace(
+        "[[copy]]\nregion = \"us-west-2\"\n",
+        "[lock]\nmode = \"governance\"\n\n[[copy]]\nregion = \"us-west-2\"\nlock = { mode = \"compliance\", cool-off-hours = 2 }\n",
+    );
+    let p = emu.write_plan("nightly", &text);
+    lock_down(&emu);
+    let job = backup(&emu, &p)[0]["job"].as_u64().unwrap();
+    for (region, state) in [(EAST, "governance"), (WEST, "compliance-cooloff")] {
+        let ec2 = emu.ec2("alpha", region).await;
+        let imgs = of_job(&images(&emu, region).await, job);
+        assert_eq!(imgs.len(), 2, "{region}");
+        let out = ec2
+            .describe_images()
+            .set_image_ids(Some(imgs))
+            .send()
+            .await
+            .unwrap();
+        let snaps: Vec<String> = out
+            .images()
+            .iter()
+            .flat_map(|i| i.block_device_mappings())
+            .filter_map(|m| m.ebs()?.snapshot_id().map(str::to_string))
+            .collect();
+        assert_eq!(snaps.len(), 2, "{region}");
+        let locks = ec2
+            .describe_locked_snapshots()
+            .set_snapshot_ids(Some(snaps.clone()))
+            .send()
+            .await
+            .unwrap();
+        let states: Vec<&str> = locks
+            .snapshots()
+            .iter()
+            .map(|l| l.lock_state().unwrap().as_str())
+            .collect();
+        assert_eq!(states, vec![state; 2], "{region}: {locks:?}");
+        assert_eq!(
+            refused(ec2.delete_snapshot().snapshot_id(&snaps[0]).send().await),
+            "SnapshotLocked",
+            "{region}"
+        );
+    }
 }

@@ -9,18 +9,23 @@ the tenant role delete an untagged snapshot (AWS refuses it) and refuses DetachV
 `install(server)` (called once by server.py's build_app) adds, without touching moto's
 files:
 
-* **Tag conditions** (switch: `POST /_harness/config {"enforce_tag_conditions": true}`,
-  off by default and after `POST /_harness/reset`). For the delete-type calls in
-  `RESOURCES` signed with assumed-role (tenant) credentials, the layer evaluates the
-  role's own policies (inline and attached, as stored in moto's IAM backend) for every
-  resource the call touches: Action/NotAction, Resource/NotResource (ARN wildcards) and
-  the conditions on resource tags (`ec2:ResourceTag/K`, `aws:ResourceTag/K`,
-  `rds:snapshot-tag/K`, `rds:cluster-snapshot-tag/K`, `rds:db-tag/K`, `rds:cluster-tag/K`),
-  with the tags looked up in moto's backends. An explicit Deny wins; every resource needs
-  an Allow. Refused: EC2 `UnauthorizedOperation` / RDS `AccessDenied`, HTTP 403, counted
-  as `denied`. Allowed: moto's own action check is skipped for that one request (it
-  cannot match resource ARNs); its signature check still runs. A resource that does not
-  exist is left to moto (its NotFound error).
+* **Conditions** (switch: `POST /_harness/config {"enforce_tag_conditions": true}`,
+  off by default and after `POST /_harness/reset`). For the calls `evaluations()` models
+  (deletes, attach/detach, modify-attribute, lock, CreateTags/DeleteTags, the
+  TagSpecifications of EC2 creates, RDS AddTagsToResource/RemoveTagsFromResource and the
+  Tags of RDS creates, the instance profile RunInstances passes) signed with assumed-role
+  (tenant) credentials, the layer evaluates the role's own policies (inline and attached,
+  as stored in moto's IAM backend) for every authorisation AWS makes: Action/NotAction,
+  Resource/NotResource (ARN wildcards), the resource-tag keys (`ec2:ResourceTag/K`,
+  `aws:ResourceTag/K`, `rds:snapshot-tag/K`, `rds:cluster-snapshot-tag/K`, `rds:db-tag/K`,
+  `rds:cluster-tag/K`, tags looked up in moto's backends) and the request keys
+  (`ec2:CreateAction`, `aws:RequestTag/K`, `aws:TagKeys`, `iam:PassedToService`), with
+  IAM's ForAnyValue/ForAllValues/Null/IfExists semantics. An explicit Deny wins; every
+  authorisation needs an Allow. Refused: EC2 `UnauthorizedOperation` / RDS `AccessDenied`,
+  HTTP 403, counted as `denied`. When the layer decided the call's own action on every
+  resource, moto's own action check is skipped for that one request (it cannot match
+  resource ARNs, and it applies a Deny with a Condition unconditionally); its signature
+  check still runs. A resource that does not exist is left to moto (its NotFound error).
 * **moto's enforcement, corrected** (always; matters only while it is on):
   - `AssumeRole`: moto evaluates the trust policy only for a role in the caller's own
     account, and then does not understand `Principal: arn:aws:iam::A:root`, so the admin
@@ -82,6 +87,13 @@ RESOURCES: dict[str, tuple[str, Callable[[dict[str, str]], list[tuple[str, str]]
     "TerminateInstances": ("ec2", lambda p: [("instance", i) for i in _ec2_ids(p, "InstanceId")]),
     "DetachVolume": ("ec2", _detach_targets),
     "DeleteNetworkInterface": ("ec2", lambda p: [("network-interface", p.get("NetworkInterfaceId", ""))]),
+    "AttachVolume": ("ec2", lambda p: [("volume", p.get("VolumeId", "")), ("instance", p.get("InstanceId", ""))]),
+    "ModifySnapshotAttribute": ("ec2", lambda p: [("snapshot", p.get("SnapshotId", ""))]),
+    "ModifyImageAttribute": ("ec2", lambda p: [("image", p.get("ImageId", ""))]),
+    "LockSnapshot": ("ec2", lambda p: [("snapshot", p.get("SnapshotId", ""))]),
+    "UnlockSnapshot": ("ec2", lambda p: [("snapshot", p.get("SnapshotId", ""))]),
+    "StopInstances": ("ec2", lambda p: [("instance", i) for i in _ec2_ids(p, "InstanceId")]),
+    "ModifyInstanceAttribute": ("ec2", lambda p: [("instance", p.get("InstanceId", ""))]),
     "DeleteDBSnapshot": ("rds", lambda p: [("db-snapshot", p.get("DBSnapshotIdentifier", ""))]),
     "DeleteDBClusterSnapshot": ("rds", lambda p: [("db-cluster-snapshot", p.get("DBClusterSnapshotIdentifier", ""))]),
     "DeleteDBInstance": ("rds", lambda p: [("db", p.get("DBInstanceIdentifier", ""))]),
@@ -212,32 +224,42 @@ def _matches_any(patterns: Any, value: str, ignore_case: bool) -> bool:
     return any(_glob(str(p), value, ignore_case) for p in _list(patterns))
 
 
-def _tag_value(key: str, kind: str, tags: dict[str, str]) -> tuple[bool, str | None]:
-    """(known key?, value or None when absent)."""
+class Ctx:
+    """The request-level condition keys of one authorisation (besides the
+    resource's tags): `ec2:CreateAction`, `aws:RequestTag/K`, `aws:TagKeys`,
+    `iam:PassedToService`. None = the key is absent from the request."""
+
+    def __init__(self, request_tags: dict[str, str] | None = None, tag_keys: list[str] | None = None,
+                 create_action: str | None = None, passed_to_service: str | None = None) -> None:
+        self.request_tags = request_tags
+        self.tag_keys = tag_keys if tag_keys is not None else (list(request_tags) if request_tags else None)
+        self.create_action = create_action
+        self.passed_to_service = passed_to_service
+
+
+NO_CTX = Ctx()
+
+
+def _tag_value(key: str, kind: str, tags: dict[str, str], ctx: Ctx = NO_CTX) -> tuple[bool, Any]:
+    """(known key?, value: a string, a list for aws:TagKeys, or None when absent)."""
     low = key.lower()
     for prefix, kinds in TAG_KEYS.items():
         if low.startswith(prefix):
             if kinds is not None and kind not in kinds:
                 return True, None
             return True, tags.get(key[len(prefix):])
+    if low.startswith("aws:requesttag/"):
+        return True, (ctx.request_tags or {}).get(key[len("aws:requesttag/"):])
+    if low == "aws:tagkeys":
+        return True, (ctx.tag_keys or None)
+    if low == "ec2:createaction":
+        return True, ctx.create_action
+    if low == "iam:passedtoservice":
+        return True, ctx.passed_to_service
     return False, None
 
 
-def _operator_holds(op: str, expected: Any, value: str | None) -> bool | None:
-    """One condition operator on one (single-valued) key; None = operator not evaluated."""
-    base = op.split(":", 1)[1] if ":" in op else op  # ForAnyValue:/ForAllValues:
-    qualifier = op.split(":", 1)[0] if ":" in op else ""
-    if_exists = base.endswith("IfExists")
-    if if_exists:
-        base = base[: -len("IfExists")]
-    if base == "Null":
-        want_absent = str(_list(expected)[0]).lower() == "true"
-        return (value is None) == want_absent
-    if value is None:
-        if if_exists or qualifier == "ForAllValues":
-            return True
-        return base.startswith("StringNot")
-    wanted = [str(e) for e in _list(expected)]
+def _single(base: str, wanted: list[str], value: str) -> bool | None:
     if base == "StringEquals":
         return value in wanted
     if base == "StringNotEquals":
@@ -253,14 +275,47 @@ def _operator_holds(op: str, expected: Any, value: str | None) -> bool | None:
     return None
 
 
-def conditions_hold(stmt: dict[str, Any], kind: str, tags: dict[str, str]) -> bool:
-    """Tag conditions are evaluated; other keys and operators are not (treated as met,
-    as moto does)."""
+def _operator_holds(op: str, expected: Any, value: Any) -> bool | None:
+    """One condition operator on one key, as IAM evaluates it; None = operator not
+    evaluated. `value` is a string, a list (multi-valued key such as aws:TagKeys)
+    or None (absent).
+
+    * Null: true when the key is absent (or an empty set).
+    * ForAnyValue:Op: some value of the set satisfies Op; an absent/empty set: false.
+    * ForAllValues:Op: every value satisfies Op; an absent/empty set: true.
+    * …IfExists: an absent key satisfies the condition.
+    * A plain operator on an absent key: false, except the negated ones
+      (StringNot…), which are true (IAM User Guide, "Condition operators").
+    """
+    qualifier, base = op.split(":", 1) if ":" in op else ("", op)
+    if_exists = base.endswith("IfExists")
+    if if_exists:
+        base = base[: -len("IfExists")]
+    absent = value is None or value == []
+    if base == "Null":
+        want_absent = str(_list(expected)[0]).lower() == "true"
+        return absent == want_absent
+    wanted = [str(e) for e in _list(expected)]
+    if _single(base, wanted, "") is None:
+        return None  # an operator the layer does not evaluate
+    values = value if isinstance(value, list) else ([] if value is None else [value])
+    if qualifier == "ForAllValues":
+        return all(_single(base, wanted, v) for v in values)
+    if qualifier == "ForAnyValue":
+        return any(_single(base, wanted, v) for v in values)
+    if absent:
+        return if_exists or base.startswith("StringNot")
+    return any(_single(base, wanted, v) for v in values)
+
+
+def conditions_hold(stmt: dict[str, Any], kind: str, tags: dict[str, str], ctx: Ctx = NO_CTX) -> bool:
+    """Every condition on a key the layer knows is evaluated; other keys (e.g.
+    kms:ViaService) and operators are not (treated as met, as moto does)."""
     for op, entries in (stmt.get("Condition") or {}).items():
         if not isinstance(entries, dict):
             continue
         for key, expected in entries.items():
-            known, value = _tag_value(str(key), kind, tags)
+            known, value = _tag_value(str(key), kind, tags, ctx)
             if not known:
                 continue
             if _operator_holds(str(op), expected, value) is False:
@@ -268,7 +323,7 @@ def conditions_hold(stmt: dict[str, Any], kind: str, tags: dict[str, str]) -> bo
     return True
 
 
-def _statement_applies(stmt: dict[str, Any], action: str, arn: str, kind: str, tags: dict[str, str]) -> bool:
+def _statement_applies(stmt: dict[str, Any], action: str, arn: str, kind: str, tags: dict[str, str], ctx: Ctx = NO_CTX) -> bool:
     if "NotAction" in stmt:
         if _matches_any(stmt["NotAction"], action, True):
             return False
@@ -279,14 +334,15 @@ def _statement_applies(stmt: dict[str, Any], action: str, arn: str, kind: str, t
             return False
     elif not _matches_any(stmt.get("Resource"), arn, False):
         return False
-    return conditions_hold(stmt, kind, tags)
+    return conditions_hold(stmt, kind, tags, ctx)
 
 
-def decide(policies: list[dict[str, Any]], action: str, arn: str, kind: str, tags: dict[str, str]) -> bool:
+def decide(policies: list[dict[str, Any]], action: str, arn: str, kind: str, tags: dict[str, str], ctx: Ctx = NO_CTX) -> bool:
+    """An explicit Deny wins; otherwise some Allow must apply."""
     allowed = False
     for doc in policies:
         for stmt in _list(doc.get("Statement")):
-            if not isinstance(stmt, dict) or not _statement_applies(stmt, action, arn, kind, tags):
+            if not isinstance(stmt, dict) or not _statement_applies(stmt, action, arn, kind, tags, ctx):
                 continue
             if stmt.get("Effect") == "Deny":
                 return False
@@ -295,33 +351,160 @@ def decide(policies: list[dict[str, Any]], action: str, arn: str, kind: str, tag
     return allowed
 
 
-def check(req: Any) -> tuple[int, str, str] | None:
-    """The layer's verdict on a tag-conditioned call, or None to go on to moto."""
-    _TLS.authorized = None
-    if not CONFIG["enforce_tag_conditions"] or req.action not in RESOURCES:
+# ---------------------------------------------------------------------------
+# Tagging: plain tag calls, and the tags of a create call
+# ---------------------------------------------------------------------------
+
+EC2_KIND_BY_PREFIX = {"snap-": "snapshot", "ami-": "image", "vol-": "volume", "i-": "instance", "eni-": "network-interface"}
+
+# EC2 actions whose TagSpecifications EC2 authorises as ec2:CreateTags with
+# ec2:CreateAction = the action (EC2 User Guide, "Grant permission to tag Amazon
+# EC2 resources during creation").
+EC2_TAG_ON_CREATE = {"CreateSnapshot", "CreateSnapshots", "CreateImage", "CopySnapshot", "CopyImage",
+                     "RegisterImage", "CreateVolume", "RunInstances"}
+
+# RDS create calls whose Tags RDS authorises as rds:AddTagsToResource on the new
+# resource (RDS User Guide, "Grant permission to tag Amazon RDS resources during
+# creation"): action -> (identifier parameter, kind, ARN resource type).
+RDS_TAG_ON_CREATE = {
+    "CreateDBSnapshot": ("DBSnapshotIdentifier", "db-snapshot", "snapshot"),
+    "CopyDBSnapshot": ("TargetDBSnapshotIdentifier", "db-snapshot", "snapshot"),
+    "CreateDBClusterSnapshot": ("DBClusterSnapshotIdentifier", "db-cluster-snapshot", "cluster-snapshot"),
+    "CopyDBClusterSnapshot": ("TargetDBClusterSnapshotIdentifier", "db-cluster-snapshot", "cluster-snapshot"),
+    "CreateDBInstance": ("DBInstanceIdentifier", "db", "db"),
+    "RestoreDBInstanceFromDBSnapshot": ("DBInstanceIdentifier", "db", "db"),
+    "CreateDBCluster": ("DBClusterIdentifier", "cluster", "cluster"),
+    "RestoreDBClusterFromSnapshot": ("DBClusterIdentifier", "cluster", "cluster"),
+}
+
+RDS_KIND_BY_ARN = {"snapshot": "db-snapshot", "cluster-snapshot": "db-cluster-snapshot", "db": "db", "cluster": "cluster"}
+
+
+def _ec2_tags_param(p: dict[str, str]) -> dict[str, str] | None:
+    """Tag.N.Key / Tag.N.Value of CreateTags and DeleteTags (None: no Tag given)."""
+    keys = {m.group(1): v for k, v in p.items() if (m := re.fullmatch(r"Tag\.(\d+)\.Key", k))}
+    if not keys:
         return None
-    service, targets = RESOURCES[req.action]
-    if req.service != service or not req.key_is_temp or ":assumed-role/" not in (req.principal_arn or ""):
+    return {key: p.get(f"Tag.{n}.Value", "") for n, key in keys.items()}
+
+
+def _rds_tags_param(p: dict[str, str]) -> dict[str, str] | None:
+    keys = {m.group(1): v for k, v in p.items() if (m := re.fullmatch(r"Tags\.(?:Tag|member)\.(\d+)\.Key", k))}
+    if not keys:
+        return None
+    out = {}
+    for n, key in keys.items():
+        out[key] = p.get(f"Tags.Tag.{n}.Value", p.get(f"Tags.member.{n}.Value", ""))
+    return out
+
+
+def _instance_profile_roles(account: str, p: dict[str, str]) -> list[str]:
+    """Role ARNs of the instance profile a RunInstances passes (by Arn or Name)."""
+    ref = p.get("IamInstanceProfile.Arn") or p.get("IamInstanceProfile.Name")
+    if not ref:
+        return []
+    iam = _dict_get(_dict_get(S.iam_backends, account) or {}, PARTITION)
+    if iam is None:
+        return []
+    name = ref.rsplit("/", 1)[-1]
+    prof = None
+    for ip in getattr(iam, "instance_profiles", {}).values():
+        if ip.name == name or getattr(ip, "arn", None) == ref:
+            prof = ip
+    if prof is None:
+        return []
+    return [r.arn for r in getattr(prof, "roles", [])]
+
+
+Eval = tuple[str, str, str, dict[str, str], Ctx]  # action, ARN, kind, resource tags, context
+
+
+def evaluations(req: Any) -> tuple[list[Eval], str | None] | None:
+    """What AWS authorises for this request, beyond the action on `*`: a list of
+    (action, resource ARN, kind, its tags, request context), and the action the
+    layer thereby decides in full (moto's own check is skipped for it), or None
+    when the layer has nothing to add."""
+    p, a = req.params, req.action
+    if req.service == "ec2" and a in ("CreateTags", "DeleteTags"):
+        rtags = _ec2_tags_param(p)
+        ids = _ec2_ids(p, "ResourceId")
+        targets = [(EC2_KIND_BY_PREFIX[pre], rid) for rid in ids for pre in EC2_KIND_BY_PREFIX if rid.startswith(pre)]
+        found = resources_of(req, "ec2", targets)
+        if not found:
+            return None
+        ctx = Ctx(request_tags=rtags if a == "CreateTags" else None, tag_keys=list(rtags) if rtags else None)
+        evs = [(f"ec2:{a}", arn, kind, tags, ctx) for kind, arn, tags in found]
+        return evs, (f"ec2:{a}" if len(found) == len(ids) else None)
+    if req.service == "ec2" and a in EC2_TAG_ON_CREATE:
+        evs: list[Eval] = []
+        for rtype, rtags in S.tag_specs(p).items():
+            acct = "" if rtype in ("snapshot", "image") else req.account
+            arn = f"arn:{PARTITION}:ec2:{req.region}:{acct}:{rtype}/*"
+            evs.append(("ec2:CreateTags", arn, rtype, {}, Ctx(request_tags=rtags, create_action=a)))
+        if a == "RunInstances":
+            for role in _instance_profile_roles(req.account, p):
+                evs.append(("iam:PassRole", role, "role", {}, Ctx(passed_to_service="ec2.amazonaws.com")))
+        return (evs, None) if evs else None
+    if req.service == "rds" and a in ("AddTagsToResource", "RemoveTagsFromResource"):
+        m = re.fullmatch(r"arn:aws[\w-]*:rds:[^:]*:\d*:(snapshot|cluster-snapshot|db|cluster):(.+)", p.get("ResourceName", ""))
+        if not m:
+            return None
+        found = resources_of(req, "rds", [(RDS_KIND_BY_ARN[m.group(1)], p["ResourceName"])])
+        if not found:
+            return None
+        if a == "AddTagsToResource":
+            rtags = _rds_tags_param(p)
+            ctx = Ctx(request_tags=rtags)
+        else:
+            keys = [v for k, v in p.items() if re.fullmatch(r"TagKeys\.(?:member\.)?\d+", k)]
+            ctx = Ctx(tag_keys=keys or None)
+        return [(f"rds:{a}", arn, kind, tags, ctx) for kind, arn, tags in found], f"rds:{a}"
+    if req.service == "rds" and a in RDS_TAG_ON_CREATE:
+        rtags = _rds_tags_param(p)
+        if not rtags:
+            return None
+        param, kind, arn_kind = RDS_TAG_ON_CREATE[a]
+        name = (p.get(param) or "new").lower()
+        arn = f"arn:{PARTITION}:rds:{req.region}:{req.account}:{arn_kind}:{name}"
+        return [("rds:AddTagsToResource", arn, kind, {}, Ctx(request_tags=rtags))], None
+    if a in RESOURCES:
+        service, targets = RESOURCES[a]
+        if req.service != service:
+            return None
+        wanted = targets(p)
+        found = resources_of(req, service, wanted)
+        if not found:
+            return None  # nothing there: moto answers NotFound
+        evs = [(f"{service}:{a}", arn, kind, tags, NO_CTX) for kind, arn, tags in found]
+        return evs, (f"{service}:{a}" if len(found) == len(wanted) else None)
+    return None
+
+
+def check(req: Any) -> tuple[int, str, str] | None:
+    """The layer's verdict on a call it models, or None to go on to moto."""
+    _TLS.authorized = None
+    if not CONFIG["enforce_tag_conditions"]:
+        return None
+    if not req.key_is_temp or ":assumed-role/" not in (req.principal_arn or ""):
         return None
     with S.STATE.lock:  # moto's models may be changing in another thread
         policies = role_policies(req.principal_arn)
         if policies is None:
             return None
-        found = resources_of(req, service, targets(req.params))
-        if not found:
-            return None  # nothing there: moto answers NotFound
-        action = f"{service}:{req.action}"
-        for kind, arn, tags in found:
-            if not decide(policies, action, arn, kind, tags):
+        planned = evaluations(req)
+        if planned is None:
+            return None
+        evs, decided = planned
+        for action, arn, kind, tags, ctx in evs:
+            if not decide(policies, action, arn, kind, tags, ctx):
                 msg = (
                     f"User: {req.principal_arn} is not authorized to perform: {action} on resource: {arn} "
                     f"because no identity-based policy allows the {action} action"
                 )
-                if service == "ec2":
+                if req.service == "ec2":
                     return 403, "UnauthorizedOperation", f"You are not authorized to perform this operation. {msg}"
                 return 403, "AccessDenied", msg
-        if len(found) == len(targets(req.params)):
-            _TLS.authorized = action
+        _TLS.authorized = decided
     return None
 
 
@@ -410,12 +593,15 @@ def install(server: Any) -> None:
     # moto recomputes the SigV4 signature over a body it rebuilds from the parsed
     # form (Flask has consumed the stream): spaces become "+" where the Rust SDK
     # sent "%20", so every call with a space in a value (a Description, a Name)
-    # fails with AuthFailure / SignatureDoesNotMatch. Sign the bytes the client sent.
+    # fails with AuthFailure / SignatureDoesNotMatch. Sign the bytes the client
+    # sent, even where the layer rewrote the body moto sees.
     orig_create = access_control.IAMRequestBase._create_aws_request
 
     def _create_aws_request(self: Any) -> Any:
         raw = getattr(_TLS, "raw_body", None)
-        if raw and not self._body:
+        if raw:
+            # the client's bytes, also when the layer rewrote the body moto
+            # parses (CreateImage's snapshot TagSpecification, server.py)
             self._body = raw
         return orig_create(self)
 

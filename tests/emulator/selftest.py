@@ -973,6 +973,153 @@ def _() -> None:
     assert H("GET", "/_harness/config")["enforce_tag_conditions"] is False
 
 
+# A policy in the printed policy's shape (rolesnap policy tenant), small enough to
+# read here: each condition key it relies on appears once.
+STRICT_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": ["ec2:Describe*", "ec2:CreateSnapshot", "ec2:CreateImage", "ec2:RunInstances"], "Resource": "*"},
+        {"Effect": "Allow", "Action": "ec2:CreateTags", "Resource": "*",
+         "Condition": {"StringEquals": {"ec2:CreateAction": ["CreateSnapshot", "CreateImage", "RunInstances"]}}},
+        {"Effect": "Allow", "Action": "ec2:CreateTags", "Resource": "arn:aws:ec2:*::snapshot/*",
+         "Condition": {"StringLike": {"aws:ResourceTag/_GX_BACKUP_": "*"},
+                       "ForAllValues:StringEquals": {"aws:TagKeys": ["_GX_AMI_"]}, "Null": {"aws:TagKeys": "false"}}},
+        {"Effect": "Deny", "Action": "ec2:CreateTags", "Resource": "*",
+         "Condition": {"ForAnyValue:StringEquals": {"aws:TagKeys": ["_GX_BACKUP_", "_GX_PLAN_"]}, "Null": {"ec2:CreateAction": "true"}}},
+        # An Allow that the Deny above must beat.
+        {"Effect": "Allow", "Action": ["ec2:CreateTags", "ec2:DeleteTags"], "Resource": "arn:aws:ec2:*:*:instance/*"},
+        {"Effect": "Deny", "Action": "ec2:DeleteTags", "Resource": "*",
+         "Condition": {"ForAnyValue:StringEquals": {"aws:TagKeys": ["_GX_BACKUP_", "CV_Retain_Snap"]}}},
+        {"Effect": "Deny", "Action": "ec2:DeleteTags", "Resource": "*", "Condition": {"Null": {"aws:TagKeys": "true"}}},
+        {"Effect": "Allow", "Action": ["ec2:DeleteSnapshot", "ec2:DeregisterImage", "ec2:TerminateInstances", "ec2:DeleteVolume"],
+         "Resource": "*", "Condition": {"StringLike": {"aws:ResourceTag/_GX_BACKUP_": "*"}}},
+        {"Effect": "Allow", "Action": "iam:PassRole", "Resource": "arn:aws:iam::*:role/*",
+         "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}},
+        {"Effect": "Deny", "Action": "iam:PassRole", "Resource": "arn:aws:iam::*:role/lambda-only",
+         "Condition": {"StringNotEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}},
+        {"Effect": "Allow", "Action": ["rds:Describe*", "rds:CreateDBSnapshot"], "Resource": "*"},
+        {"Effect": "Allow", "Action": "rds:AddTagsToResource", "Resource": "arn:aws:rds:*:*:snapshot:sp-*",
+         "Condition": {"StringLike": {"aws:RequestTag/_GX_BACKUP_": "*"}}},
+        {"Effect": "Allow", "Action": "rds:DeleteDBSnapshot", "Resource": "arn:aws:rds:*:*:snapshot:sp-*",
+         "Condition": {"StringLike": {"rds:snapshot-tag/_GX_BACKUP_": "*"}}},
+        {"Effect": "Allow", "Action": ["rds:RemoveTagsFromResource"], "Resource": "*"},
+        {"Effect": "Deny", "Action": "rds:RemoveTagsFromResource", "Resource": "*",
+         "Condition": {"ForAnyValue:StringEquals": {"aws:TagKeys": ["_GX_BACKUP_", "CV_Retain_Snap"]}}},
+    ],
+}
+
+
+@check("conditions: ec2:CreateAction, aws:TagKeys, aws:RequestTag, resource tags, rds:*-tag, iam:PassedToService; Deny beats Allow")
+def _() -> None:
+    sys.path.insert(0, HERE)
+    from attach_policy import replace_role_policy
+    from seed import Clients
+
+    b = tenant("beta")
+    acct = b["account"]
+    iam = Clients(CTX.endpoint, acct)("iam")
+    for role in ("lambda-only", "ec2-ok"):
+        iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+        iam.create_instance_profile(InstanceProfileName=f"{role}-profile")
+        iam.add_role_to_instance_profile(InstanceProfileName=f"{role}-profile", RoleName=role)
+    creds = assume(admin_creds(), b["role_arn"], b["external_id"])["Credentials"]
+    ec2, rds = client("ec2", creds), client("rds", creds)
+    vol = first_data_volume("beta")
+    inst = b["resources"]["us-east-1"]["instances"][0]["id"]
+    mark = lambda rtype, **kv: [{"ResourceType": rtype, "Tags": [{"Key": k, "Value": v} for k, v in kv.items()]}]  # noqa: E731
+    customer = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
+    rds.create_db_snapshot(DBInstanceIdentifier="beta-pg", DBSnapshotIdentifier="customer-snap")
+    replace_role_policy(CTX.endpoint, acct, "vsa-role", STRICT_POLICY, "strict-selftest")
+    H("POST", "/_harness/config", {"enforce_tag_conditions": True})
+    moto_reset_auth("0")
+    try:
+        denied0 = call_count(acct, "us-east-1", "ec2", "CreateTags", "denied")
+        # ec2:CreateAction: tags at creation are allowed, the same tags later are not
+        own = ec2.create_snapshot(VolumeId=vol, TagSpecifications=mark("snapshot", _GX_BACKUP_="7", CV_Retain_Snap="x"))["SnapshotId"]
+        expect_error(lambda: ec2.create_tags(Resources=[customer], Tags=[{"Key": "_GX_BACKUP_", "Value": "1"}]), "UnauthorizedOperation", 403)
+        # the Deny beats the instance Allow; a harmless tag on the instance is fine
+        expect_error(lambda: ec2.create_tags(Resources=[inst], Tags=[{"Key": "Owner", "Value": "x"}, {"Key": "_GX_BACKUP_", "Value": "1"}]), "UnauthorizedOperation", 403)
+        ec2.create_tags(Resources=[inst], Tags=[{"Key": "Owner", "Value": "x"}])
+        assert call_count(acct, "us-east-1", "ec2", "CreateTags", "denied") == denied0 + 2
+        # aws:ResourceTag + ForAllValues aws:TagKeys: _GX_AMI_ only, only on own snapshots
+        ec2.create_tags(Resources=[own], Tags=[{"Key": "_GX_AMI_", "Value": "ami-1"}])
+        expect_error(lambda: ec2.create_tags(Resources=[customer], Tags=[{"Key": "_GX_AMI_", "Value": "ami-1"}]), "UnauthorizedOperation", 403)
+        expect_error(lambda: ec2.create_tags(Resources=[own], Tags=[{"Key": "_GX_AMI_", "Value": "a"}, {"Key": "Other", "Value": "b"}]), "UnauthorizedOperation", 403)
+        # ForAnyValue aws:TagKeys in a Deny; DeleteTags without keys (aws:TagKeys absent)
+        expect_error(lambda: ec2.delete_tags(Resources=[inst], Tags=[{"Key": "CV_Retain_Snap"}]), "UnauthorizedOperation", 403)
+        expect_error(lambda: ec2.delete_tags(Resources=[inst]), "UnauthorizedOperation", 403)
+        ec2.delete_tags(Resources=[inst], Tags=[{"Key": "Owner"}])
+        tags = {t["Key"]: t["Value"] for t in ec2.describe_snapshots(SnapshotIds=[customer])["Snapshots"][0].get("Tags", [])}
+        assert tags == {}, tags
+        # aws:ResourceTag on deletes
+        expect_error(lambda: ec2.delete_snapshot(SnapshotId=customer), "UnauthorizedOperation", 403)
+        expect_error(lambda: ec2.terminate_instances(InstanceIds=[inst]), "UnauthorizedOperation", 403)
+        expect_error(lambda: ec2.modify_snapshot_attribute(SnapshotId=customer, Attribute="createVolumePermission",
+                                                           OperationType="add", GroupNames=["all"]), "UnauthorizedOperation", 403)
+        # iam:PassedToService through RunInstances' instance profile
+        run = lambda prof: ec2.run_instances(ImageId="ami-760aaa0f", MinCount=1, MaxCount=1, IamInstanceProfile={"Name": prof})  # noqa: E731
+        e = expect_error(lambda: run("lambda-only-profile"), "UnauthorizedOperation", 403)
+        assert "iam:PassRole" in str(e), e
+        made = run("ec2-ok-profile")["Instances"][0]["InstanceId"]
+        expect_error(lambda: ec2.terminate_instances(InstanceIds=[made]), "UnauthorizedOperation", 403)
+        # RDS: create-time tags through rds:AddTagsToResource on the new ARN
+        rds.create_db_snapshot(DBInstanceIdentifier="beta-pg", DBSnapshotIdentifier="sp-self-1", Tags=[{"Key": "_GX_BACKUP_", "Value": "7"}])
+        expect_error(lambda: rds.create_db_snapshot(DBInstanceIdentifier="beta-pg", DBSnapshotIdentifier="not-sp", Tags=[{"Key": "_GX_BACKUP_", "Value": "7"}]), "AccessDenied", 403)
+        arn = lambda n: f"arn:aws:rds:us-east-1:{acct}:snapshot:{n}"  # noqa: E731
+        expect_error(lambda: rds.add_tags_to_resource(ResourceName=arn("customer-snap"), Tags=[{"Key": "_GX_BACKUP_", "Value": "1"}]), "AccessDenied", 403)
+        expect_error(lambda: rds.delete_db_snapshot(DBSnapshotIdentifier="customer-snap"), "AccessDenied", 403)
+        expect_error(lambda: rds.remove_tags_from_resource(ResourceName=arn("sp-self-1"), TagKeys=["_GX_BACKUP_"]), "AccessDenied", 403)
+        rds.delete_db_snapshot(DBSnapshotIdentifier="sp-self-1")
+        ec2.delete_snapshot(SnapshotId=own)
+    finally:
+        moto_reset_auth("inf")
+        H("POST", "/_harness/config", {"enforce_tag_conditions": False})
+        replace_role_policy(CTX.endpoint, acct, "vsa-role", {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}, "selftest-restore")
+        iam.detach_role_policy(RoleName="vsa-role", PolicyArn=f"arn:aws:iam::{acct}:policy/selftest-restore")
+        iam.attach_role_policy(RoleName="vsa-role", PolicyArn=b["policy_arn"])
+    assert {s["SnapshotId"] for s in ec2.describe_snapshots(SnapshotIds=[customer])["Snapshots"]} == {customer}
+    assert rds.describe_db_snapshots(DBSnapshotIdentifier="customer-snap")["DBSnapshots"]
+
+
+@check("EBS Snapshot Lock: Lock/Unlock/DescribeLockedSnapshots, DeleteSnapshot of a locked snapshot refused, expiry on the layer clock")
+def _() -> None:
+    ec2 = client("ec2", alpha_creds())
+    vol = first_data_volume("alpha")
+    gov, comp, cool = (ec2.create_snapshot(VolumeId=vol)["SnapshotId"] for _ in range(3))
+    r = ec2.lock_snapshot(SnapshotId=gov, LockMode="governance", LockDuration=2)
+    assert r["LockState"] == "governance" and r["LockDuration"] == 2, r
+    ec2.lock_snapshot(SnapshotId=comp, LockMode="compliance", LockDuration=3)
+    ec2.lock_snapshot(SnapshotId=cool, LockMode="compliance", LockDuration=3, CoolOffPeriod=1)
+    for sid in (gov, comp, cool):
+        e = expect_error(lambda: ec2.delete_snapshot(SnapshotId=sid), "SnapshotLocked", 400)
+        assert sid in str(e)
+    info = {i["SnapshotId"]: i for i in ec2.describe_locked_snapshots(SnapshotIds=[gov, comp, cool])["Snapshots"]}
+    assert {k: v["LockState"] for k, v in info.items()} == {gov: "governance", comp: "compliance", cool: "compliance-cooloff"}, info
+    assert info[gov]["LockExpiresOn"] - info[gov]["LockCreatedOn"] == dt.timedelta(days=2), info[gov]
+    only = ec2.describe_locked_snapshots(Filters=[{"Name": "lock-state", "Values": ["compliance"]}])["Snapshots"]
+    assert [i["SnapshotId"] for i in only] == [comp], only
+    # compliance after its cooling-off period: no unlock, no shortening; extending is fine
+    expect_error(lambda: ec2.unlock_snapshot(SnapshotId=comp), "InvalidParameterValue", 400)
+    expect_error(lambda: ec2.lock_snapshot(SnapshotId=comp, LockMode="compliance", LockDuration=1), "InvalidParameterValue", 400)
+    expect_error(lambda: ec2.lock_snapshot(SnapshotId=comp, LockMode="governance", LockDuration=5), "InvalidParameterValue", 400)
+    assert ec2.lock_snapshot(SnapshotId=comp, LockMode="compliance", LockDuration=4)["LockState"] == "compliance"
+    expect_error(lambda: ec2.lock_snapshot(SnapshotId=gov, LockMode="governance", LockDuration=1, CoolOffPeriod=2), "InvalidParameterCombination", 400)
+    # governance and compliance-cooloff can be unlocked
+    ec2.unlock_snapshot(SnapshotId=gov)
+    ec2.unlock_snapshot(SnapshotId=cool)
+    ec2.delete_snapshot(SnapshotId=gov)
+    ec2.delete_snapshot(SnapshotId=cool)
+    # expiry follows the layer clock
+    H("POST", "/_harness/config", {"advance_clock_seconds": 5 * 86400})
+    try:
+        ec2 = client("ec2", alpha_creds())
+        assert ec2.describe_locked_snapshots(SnapshotIds=[comp])["Snapshots"][0]["LockState"] == "expired"
+        ec2.delete_snapshot(SnapshotId=comp)
+    finally:
+        H("POST", "/_harness/config", {"clock_offset_seconds": 0})
+    assert call_count(tenant("alpha")["account"], "us-east-1", "ec2", "DeleteSnapshot", "error") >= 3
+
+
 @check("linger_deleted_seconds: a deleted snapshot stays listed (RDS: deleting); deleting it again gets AWS's error")
 def _() -> None:
     import botocore.exceptions
@@ -1048,6 +1195,7 @@ def start_server(tmp: str) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (fixture, server log)")
+    ap.add_argument("--only", metavar="TEXT", help="run only the checks whose name contains TEXT")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="rolesnap-emu-")
     try:
@@ -1060,6 +1208,8 @@ def main() -> int:
             CTX.fx = json.load(f)
         print(f"server start {t_start:.2f}s, seed {t_seed:.2f}s")
         for name, fn in CHECKS:
+            if args.only and args.only not in name:
+                continue
             try:
                 fn()
                 PASSED.append(name)

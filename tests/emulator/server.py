@@ -57,6 +57,7 @@ from moto.rds.models import rds_backends  # noqa: E402
 from moto.sts.models import sts_backends  # noqa: E402
 
 import conditions  # noqa: E402  (tests/emulator/conditions.py: tag conditions, AWS-like IAM refusals)
+import locks  # noqa: E402  (tests/emulator/locks.py: EBS Snapshot Lock, which moto lacks)
 
 PARTITION = "aws"
 DEFAULT_ACCOUNT = "123456789012"  # moto's DEFAULT_ACCOUNT_ID
@@ -393,6 +394,34 @@ def install_model_hooks() -> None:
         return [{"resource_id": rid, "key": k, "value": v, "resource_type": rtype} for k, v in list(own.items())]
 
     ec2_core.TaggedEC2Resource.get_tags = get_tags  # type: ignore[method-assign]
+
+    # moto answers CreateImage with a `snapshot` TagSpecification with an HTML 500
+    # (AWS accepts it: the tags go on the AMI's new snapshots). Hand moto the other
+    # specifications and put the snapshot tags on the AMI's (placeholder) snapshot.
+    # Done on the parsed parameters, so that the body the client signed is intact.
+    from moto.ec2.responses import amis as ec2_amis_responses
+
+    def create_image(self: Any) -> Any:
+        specs = self._get_param("TagSpecifications", []) or []
+        self.error_on_dryrun()
+        image = self.ec2_backend.create_image(
+            self._get_param("InstanceId"),
+            self._get_param("Name"),
+            self._get_param("Description", ""),
+            tag_specifications=[sp for sp in specs if sp.get("ResourceType") != "snapshot"],
+        )
+        snap_tags = {
+            t["Key"]: t.get("Value", "")
+            for sp in specs
+            if sp.get("ResourceType") == "snapshot"
+            for t in (sp.get("Tags") or sp.get("Tag") or [])
+        }
+        snap = getattr(image, "ebs_snapshot", None)
+        if snap_tags and snap is not None:
+            self.ec2_backend.create_tags([snap.id], snap_tags)
+        return ec2_amis_responses.ActionResult({"ImageId": image.id})
+
+    ec2_amis_responses.AmisResponse.create_image = create_image  # type: ignore[method-assign]
 
     # EBS snapshot progress is a constant property in moto; make it overridable.
     ec2_ebs.Snapshot.progress = property(  # type: ignore[assignment]
@@ -910,58 +939,46 @@ def check_pending_source(req: Req) -> tuple[int, str, str] | None:
 
 
 # ---------------------------------------------------------------------------
-# CreateImage with a "snapshot" TagSpecification (moto answers HTTP 500)
+# TagSpecifications moto ignores (CopyImage, RegisterImage)
 # ---------------------------------------------------------------------------
 
 
-def split_create_image_snapshot_tags(req: Req) -> dict[str, str] | None:
-    """Remove snapshot TagSpecifications from a CreateImage body (rewriting the
-    request moto sees) and return those tags, or None if there were none."""
-    pairs = parse_qsl(req.body.decode("utf-8"), keep_blank_values=True)
-    specs: dict[int, dict[str, Any]] = {}
-    rest: list[tuple[str, str]] = []
-    for k, v in pairs:
-        m = re.fullmatch(r"TagSpecification\.(\d+)\.(.+)", k)
-        if not m:
-            rest.append((k, v))
+def tag_specs(params: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The TagSpecifications of a query request: resource type -> {key: value}."""
+    specs: dict[str, dict[str, str]] = {}
+    types: dict[str, str] = {}
+    keys: dict[tuple[str, str], str] = {}
+    vals: dict[tuple[str, str], str] = {}
+    for k, v in params.items():
+        m = re.fullmatch(r"TagSpecification\.(\d+)\.ResourceType", k)
+        if m:
+            types[m.group(1)] = v
             continue
-        spec = specs.setdefault(int(m.group(1)), {"type": None, "fields": []})
-        if m.group(2) == "ResourceType":
-            spec["type"] = v
-        spec["fields"].append((m.group(2), v))
-    if not any(sp["type"] == "snapshot" for sp in specs.values()):
-        return None
-    tags: dict[str, str] = {}
-    new_n = 0
-    for n in sorted(specs):
-        sp = specs[n]
-        if sp["type"] == "snapshot":
-            keys: dict[str, str] = {}
-            vals: dict[str, str] = {}
-            for field, v in sp["fields"]:
-                tm = re.fullmatch(r"Tag\.(\d+)\.(Key|Value)", field)
-                if tm:
-                    (keys if tm.group(2) == "Key" else vals)[tm.group(1)] = v
-            for i, key in keys.items():
-                tags[key] = vals.get(i, "")
-            continue
-        new_n += 1
-        rest += [(f"TagSpecification.{new_n}.{field}", v) for field, v in sp["fields"]]
-    body = urlencode(rest).encode()
-    req.environ["wsgi.input"] = io.BytesIO(body)
-    req.environ["CONTENT_LENGTH"] = str(len(body))
-    return tags
+        m = re.fullmatch(r"TagSpecification\.(\d+)\.Tag\.(\d+)\.(Key|Value)", k)
+        if m:
+            (keys if m.group(3) == "Key" else vals)[(m.group(1), m.group(2))] = v
+    for (n, i), key in keys.items():
+        specs.setdefault(types.get(n, ""), {})[key] = vals.get((n, i), "")
+    return specs
 
 
-def tag_image_snapshot(req: Req, response: bytes, tags: dict[str, str]) -> None:
+def tag_copied_or_registered_image(req: Req, response: bytes) -> None:
+    """moto 5.2.1 ignores the TagSpecifications of CopyImage and RegisterImage;
+    AWS applies them (CopyImage: `image` to the new AMI, `snapshot` to its new
+    snapshots; RegisterImage: `image`). Applied here after moto's answer."""
+    specs = tag_specs(req.params)
     m = re.search(rb"<imageId>([^<]+)</imageId>", response, re.IGNORECASE)
-    if not m or not tags:
+    if not m or not specs:
         return
     backend = ec2_backends[req.account][req.region]
     ami = backend.amis.get(m.group(1).decode())
+    if ami is None:
+        return
+    if specs.get("image"):
+        backend.create_tags([ami.id], specs["image"])
     snap = getattr(ami, "ebs_snapshot", None)
-    if snap is not None:
-        backend.create_tags([snap.id], tags)
+    if req.action == "CopyImage" and specs.get("snapshot") and snap is not None:
+        backend.create_tags([snap.id], specs["snapshot"])
 
 
 # ---------------------------------------------------------------------------
@@ -1090,10 +1107,14 @@ class Layer:
             status, body = error_response(svc, code, msg, status)
             return send(start_response, status, body)
 
+        # 4b. EBS Snapshot Lock (moto has none): lock calls, and deletes of locked snapshots
+        answer = locks.handle(req) if action else None
+        if answer is not None:
+            status, body = answer
+            STATE.count(req.account, req.region, svc, action, "ok" if status < 400 else "error")
+            return send(start_response, status, body)
+
         # 5. moto
-        image_snapshot_tags = None
-        if svc == "ec2" and action == "CreateImage":
-            image_snapshot_tags = split_create_image_snapshot_tags(req)
         captured: dict[str, Any] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -1113,8 +1134,8 @@ class Layer:
             finally:
                 if hasattr(result, "close"):
                     result.close()
-            if image_snapshot_tags and captured["status"].startswith("200"):
-                tag_image_snapshot(req, body, image_snapshot_tags)
+            if svc == "ec2" and action in ("CopyImage", "RegisterImage") and captured["status"].startswith("200"):
+                tag_copied_or_registered_image(req, body)
             reapply_holds()
             t_out = time.perf_counter()
         STATE.time_moto(action or f"{req.method} {path}", t_in - t_wait, t_out - t_in)
@@ -1599,6 +1620,7 @@ class QuietHandler(WSGIRequestHandler):
 def build_app() -> Layer:
     install_model_hooks()
     conditions.install(sys.modules[__name__])
+    locks.install(sys.modules[__name__])
     moto_app = DomainDispatcherApplication(create_backend_app)
     # Build the Flask apps of the services we use now, not on the first request.
     for service in ("ec2", "rds", "sts", "iam"):
