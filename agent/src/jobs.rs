@@ -99,6 +99,12 @@ pub fn print_report(r: &Report, quiet: bool) {
             println!("Size:       {} GiB", r.size_gib);
             println!("Start time: {}", time(r.start));
             println!("End time:   {}", time(r.end));
+            if r.lost_log_lines > 0 {
+                println!(
+                    "Log lines lost: {} (could not be written; see stderr)",
+                    r.lost_log_lines
+                );
+            }
             println!("{}", per_region(&r.summary));
         }
     }

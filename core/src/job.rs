@@ -110,6 +110,10 @@ pub struct Report {
     /// Outcomes per tenant × region × status, the items' and those counted
     /// without an item (the points a prune keeps).
     pub summary: Vec<Summary>,
+    /// Log lines that could not be written while the job ran (a full disk,
+    /// a log that cannot rotate); more than 0 makes a Completed job
+    /// "Completed w/ one or more errors".
+    pub lost_log_lines: u64,
     /// One per resource or point, except the points a prune (not a dry run)
     /// keeps: those are only counted in `summary`.
     pub items: Items,
@@ -246,11 +250,18 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
         None => (0, None, String::new(), chrono::Utc::now().timestamp()),
     };
     let logs = req.logs;
+    // Log lines lost while the job runs are counted in its report.
+    let lost_before = logs.failures();
     let component = req.kind.component();
     let log = |m: &str| logs.write(LogFile::Backup, log_job(number), component, m);
     log(&format!(
-        "{} job [{number}] of agent [{agent}] for plan [{}] started: tenants [{}], method [{}]{}",
+        "{} job [{number}]{} for plan [{}] started: tenants [{}], method [{}]{}",
         job_type.as_str(),
+        if agent.is_empty() {
+            String::new()
+        } else {
+            format!(" of agent [{agent}]")
+        },
         req.plan.name,
         names.join(","),
         req.plan.method,
@@ -385,7 +396,15 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
         }
     }
     let outcomes = std::mem::take(&mut *job.outcomes.lock().unwrap_or_else(|p| p.into_inner()));
-    finish(&req, (number, &agent), lock, job_type, start, outcomes)
+    let lost = req.logs.failures().saturating_sub(lost_before);
+    finish(
+        &req,
+        (number, &agent),
+        lock,
+        job_type,
+        start,
+        (outcomes, lost),
+    )
 }
 
 static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -511,7 +530,7 @@ fn finish(
     lock: Option<crate::ledger::JobLock>,
     job_type: JobType,
     start: i64,
-    outcomes: Outcomes,
+    (outcomes, lost_log_lines): (Outcomes, u64),
 ) -> Result<Report, LedgerError> {
     let logs = req.logs;
     let component = req.kind.component();
@@ -531,13 +550,28 @@ fn finish(
     } else {
         JobStatus::from_counts(ok, failed, 0)
     };
+    // Log lines that could not be written (a full disk, a log file that
+    // cannot rotate) are a problem of the job: the audit trail is incomplete.
+    let status = match (status, lost_log_lines) {
+        (JobStatus::Completed, n) if n > 0 => JobStatus::CompletedWithErrors,
+        (s, _) => s,
+    };
     let size_gib: i64 = summary
         .iter()
         .filter(|s| s.status == "Completed")
         .map(|s| s.size_gib)
         .sum();
     let end = chrono::Utc::now().timestamp();
-    let first_error = held.iter().find_map(|i| i.error.clone());
+    let lost_error = (lost_log_lines > 0).then(|| {
+        format!(
+            "{lost_log_lines} log line(s) could not be written to {} while the job ran",
+            logs.dir().display()
+        )
+    });
+    let first_error = held
+        .iter()
+        .find_map(|i| i.error.clone())
+        .or_else(|| lost_error.clone());
     log(&format!(
         "Job [{number}] {status}: {ok} of {total} item(s) done, {size_gib} GiB, {failed} with errors"
     ));
@@ -560,6 +594,9 @@ fn finish(
         for i in held.iter().filter(|i| i.error.is_some()) {
             l.event(number, "Error", i.error.as_deref().unwrap_or_default())?;
         }
+        if let Some(e) = &lost_error {
+            l.event(number, "Error", e)?;
+        }
         l.finish_job(lock, status, size_gib, first_error.as_deref())?;
     }
     let items = match &req.ledger {
@@ -581,6 +618,7 @@ fn finish(
         end,
         size_gib,
         summary,
+        lost_log_lines,
         items,
     })
 }

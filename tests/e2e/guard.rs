@@ -430,6 +430,52 @@ fn logs_that_cannot_be_written_stop_the_start_or_fail_the_exit_code() {
         "the backup itself ran: {:?}",
         emu.calls()
     );
+    // The lost lines are counted in the job itself: its report and its
+    // ledger record say so, and a job that made every point is not
+    // "Completed" with its audit trail incomplete.
+    let jobs = emu.run(&["jobs", "-o", "json"]).json();
+    let backup = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["job_type"] == "Snap Backup")
+        .expect("the backup job is recorded")
+        .clone();
+    assert_eq!(
+        backup["status"], "Completed w/ one or more errors",
+        "{backup}"
+    );
+    assert!(
+        backup["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("log line(s) could not be written"),
+        "{backup}"
+    );
+    let out = emu
+        .rolesnap()
+        .env("ROLESNAP_LOG_DIR", &full_bkp)
+        .args([
+            "backup",
+            "--plan",
+            p,
+            "--no-copy",
+            "--poll-interval",
+            "0.2",
+            "-o",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["lost_log_lines"].as_u64().unwrap_or(0) > 0,
+        "{report}"
+    );
+    assert_eq!(
+        report["status"], "Completed w/ one or more errors",
+        "{report}"
+    );
 }
 
 fn mode(p: &Path) -> u32 {
