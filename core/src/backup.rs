@@ -492,7 +492,7 @@ pub async fn backup_region(job: &Job<'_>, work: &RegionWork) {
             Err(item) => job.record(&item),
         }
     }
-    wait_all(job, work, pending, deadline).await;
+    let mut completed = wait_all(job, work, pending, deadline).await;
     // Creates whose outcome could not be learnt are asked once more, now
     // that time has passed: what is found is waited for and reported; what
     // still cannot be checked is recorded as unknown, never created again.
@@ -541,9 +541,35 @@ pub async fn backup_region(job: &Job<'_>, work: &RegionWork) {
         }
     }
     if !found.is_empty() {
-        wait_all(job, work, found, deadline).await;
+        completed.extend(wait_all(job, work, found, deadline).await);
     }
-    crate::duplicates::resolve_region(job, work, deadline).await;
+    let removed = crate::duplicates::resolve_region(job, work, deadline).await;
+    // EBS Snapshot Lock, as part of each point's creation (lock.rs), once
+    // it is known not to be a duplicate (a locked duplicate could not be
+    // removed until its lock expired).
+    let rule = crate::lock::source_rule(job.plan, &work.region);
+    if rule.is_none() {
+        return;
+    }
+    for mut item in completed {
+        if removed.contains(&item.source_id) {
+            continue;
+        }
+        let lock = crate::lock::after_create(
+            &work.session.ec2(&work.region),
+            rule,
+            &job.plan.retention,
+            &item.created,
+        )
+        .await;
+        if let Some(l) = lock {
+            job.log(&format!("Locked snapshots of [{}]: {l}", item.source_id));
+            item.detail["lock"] = l;
+            // The item's last outcome, with its lock: the report and `jobs`
+            // read it from the ledger.
+            job.note_made(&item);
+        }
+    }
 }
 
 /// Recovery points a killed run of this plan already made in this region, by source id.
@@ -964,12 +990,15 @@ enum State {
 
 /// Polls every pending recovery point of the region in batches until all are
 /// done or the deadline passes.
+/// Returns the items of the points that completed (to be locked once the
+/// region's duplicates are resolved).
 async fn wait_all(
     job: &Job<'_>,
     work: &RegionWork,
     mut pending: Vec<Pending<'_>>,
     deadline: Instant,
-) {
+) -> Vec<Item> {
+    let mut completed = Vec::new();
     let tenant = &work.session.tenant.name;
     let region = &work.region;
     let mut delay = job.options.poll_initial;
@@ -998,7 +1027,7 @@ async fn wait_all(
                     item.detail["name"] = json!(p.name);
                     job.record(&item);
                 }
-                return;
+                return completed;
             }
             Err(e) => {
                 job.log(&format!("Poll failed (will retry): {e}"));
@@ -1050,22 +1079,7 @@ async fn wait_all(
                 }
                 let mut created = ids.clone();
                 created.extend(p.extra.clone());
-                // EBS Snapshot Lock, as part of the point's creation (lock.rs).
-                let lock = crate::lock::after_create(
-                    &work.session.ec2(region),
-                    crate::lock::source_rule(job.plan, region),
-                    &job.plan.retention,
-                    &created,
-                )
-                .await;
                 let mut item = item_for(work, p.selected, "Completed", created, None);
-                if let Some(l) = lock {
-                    job.log(&format!(
-                        "Locked snapshots of [{}]: {l}",
-                        p.selected.resource.id()
-                    ));
-                    item.detail["lock"] = l;
-                }
                 item.detail["name"] = json!(p.name);
                 item.detail["method"] = json!(match p.made {
                     Made::Snapshots(_) => "snapshot-set",
@@ -1079,6 +1093,7 @@ async fn wait_all(
                     item.created.join(", ")
                 ));
                 job.record(&item);
+                completed.push(item);
             } else {
                 still.push(p);
             }
@@ -1115,6 +1130,7 @@ async fn wait_all(
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(job.options.poll_max);
     }
+    completed
 }
 
 /// One describe call per kind present, filtered by the job's tag.

@@ -27,7 +27,7 @@
 //! overlapping runs. While an earlier point is still pending, the verdict
 //! waits for it (it may yet fail).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::json;
 use tokio::time::Instant;
@@ -104,10 +104,16 @@ fn seen(p: &RecoveryPoint) -> Seen {
 
 /// After a region's points are made: removes the ones this job made that
 /// another run of the plan made first (see the module comment), and records
-/// them as `DuplicateRemoved`, replacing their `Completed` items.
-pub(crate) async fn resolve_region(job: &Job<'_>, work: &RegionWork, deadline: Instant) {
+/// them as `DuplicateRemoved`, replacing their `Completed` items. Returns the
+/// sources whose point was found to be a duplicate.
+pub(crate) async fn resolve_region(
+    job: &Job<'_>,
+    work: &RegionWork,
+    deadline: Instant,
+) -> BTreeSet<String> {
+    let mut removed = BTreeSet::new();
     if job.identity.agent.is_empty() || work.resources.is_empty() {
-        return;
+        return removed;
     }
     let tenant = &work.session.tenant.name;
     let region = &work.region;
@@ -138,7 +144,7 @@ pub(crate) async fn resolve_region(job: &Job<'_>, work: &RegionWork, deadline: I
                     "Cannot check [{tenant}/{region}] for points another run of plan [{}] made at the same time: {e}",
                     job.plan.name
                 ));
-                return;
+                return removed;
             }
         };
         // The originals of each source this job backed up.
@@ -178,9 +184,10 @@ pub(crate) async fn resolve_region(job: &Job<'_>, work: &RegionWork, deadline: I
             continue;
         }
         for (dup, kept) in remove {
+            removed.insert(dup.source.clone());
             remove_one(job, work, dup, kept).await;
         }
-        return;
+        return removed;
     }
 }
 
