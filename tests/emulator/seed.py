@@ -27,9 +27,6 @@ import boto3
 from botocore.config import Config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-GUIDE = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "guide"))
-if not os.path.isdir(GUIDE):
-    GUIDE = "/work/shared/guide"
 
 ADMIN_ACCOUNT = "111111111111"
 UNTRUSTED_ACCOUNT = "999999999999"
@@ -69,9 +66,9 @@ REPO_POLICY_NAMES = {
 
 
 def load_json(name: str) -> Any:
-    path = os.path.join(GUIDE, name)
-    if not os.path.isfile(path):
-        path = os.path.join(REPO_POLICY, REPO_POLICY_NAMES.get(name, name))
+    # The guide's IAM documents as the repository keeps them (core/src/policy):
+    # the emulator never depends on anything outside the repository.
+    path = os.path.join(REPO_POLICY, REPO_POLICY_NAMES.get(name, name))
     with open(path, encoding="utf-8") as f:
         return json.load(f)
 
