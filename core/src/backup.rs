@@ -274,9 +274,10 @@ impl Job<'_> {
             .has(&key)
     }
 
-    /// Writes to the ledger only what has been made so far of a resource
-    /// whose outcome is not known yet, so that a job killed while it waits
-    /// still shows what it made. Its outcome, recorded later, replaces it.
+    /// Writes an item to the ledger only: what has been made so far of a
+    /// resource whose outcome is not known yet (a job killed while it waits
+    /// still shows what it made), or a later detail of an outcome already
+    /// counted. The last item of a resource is its outcome.
     pub(crate) fn note_made(&self, item: &Item) {
         if let Some(l) = &self.ledger {
             let l = l.lock().unwrap_or_else(|p| p.into_inner());
@@ -292,15 +293,7 @@ impl Job<'_> {
     /// Records how one resource or point ended: in the ledger, in the job's
     /// outcomes, and for the progress bar.
     pub(crate) fn record(&self, item: &Item) {
-        if let Some(l) = &self.ledger {
-            let l = l.lock().unwrap_or_else(|p| p.into_inner());
-            if let Err(e) = l.add_item(self.number, item) {
-                self.log(&format!(
-                    "Cannot record item {} in the ledger: {e}",
-                    item.source_id
-                ));
-            }
-        }
+        self.note_made(item);
         self.outcomes
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -360,8 +360,8 @@ impl ProvideCredentials for Renewing {
 }
 
 /// The access key id a request was signed with (SigV4 `Credential=` scope).
-fn signing_key(request: Option<&aws_smithy_runtime_api::http::Request>) -> Option<String> {
-    let auth = request?.headers().get("authorization")?;
+fn signing_key(request: &aws_smithy_runtime_api::http::Request) -> Option<String> {
+    let auth = request.headers().get("authorization")?;
     let cred = auth.split("Credential=").nth(1)?;
     Some(cred.split('/').next()?.to_string())
 }
@@ -381,8 +381,9 @@ fn rejected_code(status: u16, body: &[u8]) -> Option<&'static str> {
         return None;
     }
     let text = String::from_utf8_lossy(body);
-    ["ExpiredToken", "InvalidClientTokenId", "RequestExpired"]
-        .into_iter()
+    crate::retry::TOKEN_REJECTED
+        .iter()
+        .copied()
         .find(|c| text.contains(&format!("<Code>{c}</Code>")))
 }
 
@@ -403,7 +404,7 @@ impl Intercept for RejectedToken {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if let Some(k) = signing_key(Some(context.request())) {
+        if let Some(k) = signing_key(context.request()) {
             cfg.interceptor_state().store_put(SignedWith(k));
         }
         Ok(())

@@ -501,10 +501,6 @@ impl Ledger {
             });
         }
         check_file(&path)?;
-        let sql = |source| LedgerError::Sql {
-            path: path.clone(),
-            source,
-        };
         use rusqlite::OpenFlags;
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
             | OpenFlags::SQLITE_OPEN_URI
@@ -520,10 +516,7 @@ impl Ledger {
             Ok(c)
         };
         let conn = try_open(uri("")).or_else(|_| try_open(uri("&immutable=1")));
-        let conn = conn.map_err(|e| broken_or(&path, e)).map_err(|e| match e {
-            LedgerError::Sql { source, .. } => sql(source),
-            other => other,
-        })?;
+        let conn = conn.map_err(|e| broken_or(&path, e))?;
         let agent = conn
             .query_row("SELECT value FROM meta WHERE key = 'agent_id'", [], |r| {
                 r.get::<_, String>(0)

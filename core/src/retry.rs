@@ -36,11 +36,16 @@ pub const EXISTS_CHECKS: u32 = 4;
 
 /// AWS error codes that say the credentials were not accepted: nothing was
 /// done, and new credentials may be accepted.
+pub const TOKEN_REJECTED: &[&str] = &[
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+    "RequestExpired",
+];
+
+/// Whether `code` is one of [`TOKEN_REJECTED`].
 pub fn token_rejected(code: &str) -> bool {
-    matches!(
-        code,
-        "ExpiredToken" | "ExpiredTokenException" | "InvalidClientTokenId" | "RequestExpired"
-    )
+    TOKEN_REJECTED.contains(&code)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

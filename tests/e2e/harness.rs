@@ -255,7 +255,19 @@ impl Emulator {
 
     /// Runs rolesnap with `args`, records its output for the secrets check.
     pub fn run(&self, args: &[&str]) -> Run {
-        let out = self.rolesnap().args(args).output().unwrap();
+        self.run_cmd(self.rolesnap(), args)
+    }
+
+    /// [`Emulator::run`] with the ledger in `state` (another access node,
+    /// shard or pod).
+    pub fn run_in(&self, state: &Path, args: &[&str]) -> Run {
+        let mut c = self.rolesnap();
+        c.env("ROLESNAP_STATE_DIR", state);
+        self.run_cmd(c, args)
+    }
+
+    fn run_cmd(&self, mut cmd: Command, args: &[&str]) -> Run {
+        let out = cmd.args(args).output().unwrap();
         let run = Run::from(out);
         let mut all = std::fs::OpenOptions::new()
             .create(true)
@@ -554,6 +566,25 @@ pub fn seeded(fixture_tenant: &Value, region: &str) -> (Vec<String>, Vec<String>
 
 /// A child process killed when the test ends, even when an assertion fails
 /// first (a daemon must not outlive its test).
+/// Polls `f` until it holds; fails the test after `secs` seconds.
+pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Sends SIGTERM to `child`.
+pub fn term(child: &Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
 pub struct ChildGuard(pub std::process::Child);
 
 impl std::ops::Deref for ChildGuard {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{tags_of, ChildGuard, Emulator, Run};
+use crate::harness::{tags_of, term, wait_for, ChildGuard, Emulator, Run};
 
 const ALPHA: &str = "222222222222";
 const EAST: &str = "us-east-1";
@@ -33,32 +33,6 @@ rds = {rds}
 aurora = {rds}
 "#
     )
-}
-
-/// rolesnap with its ledger in `state` (another access node, shard or pod).
-fn run_in(emu: &Emulator, state: &Path, args: &[&str]) -> Run {
-    let out = emu
-        .rolesnap()
-        .env("ROLESNAP_STATE_DIR", state)
-        .args(args)
-        .output()
-        .unwrap();
-    let run = Run::from(out);
-    let mut all = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(emu.path("outputs.txt"))
-        .unwrap();
-    use std::io::Write;
-    writeln!(
-        all,
-        "$ rolesnap {}\n{}{}",
-        args.join(" "),
-        run.stdout,
-        run.stderr
-    )
-    .unwrap();
-    run
 }
 
 fn spawn_in(emu: &Emulator, state: &Path, args: &[&str]) -> ChildGuard {
@@ -104,7 +78,7 @@ fn backup(emu: &Emulator, state: &Path, p: &Path, extra: &[&str]) -> Run {
         "json",
     ];
     args.extend_from_slice(extra);
-    run_in(emu, state, &args)
+    emu.run_in(state, &args)
 }
 
 fn state(emu: &Emulator, name: &str) -> PathBuf {
@@ -261,12 +235,9 @@ async fn fresh_ledgers_never_merge_points_and_an_ambiguous_job_is_refused_by_res
 
     // `jobs --from` shows both jobs 1000 with their agents; `--job 1000` is
     // refused with the candidates, `--job 1000@AGENT` shows one.
-    let jobs = run_in(
-        &emu,
-        &a,
-        &["jobs", "--from", b.to_str().unwrap(), "-o", "json"],
-    )
-    .json();
+    let jobs = emu
+        .run_in(&a, &["jobs", "--from", b.to_str().unwrap(), "-o", "json"])
+        .json();
     let agents: Vec<&str> = jobs
         .as_array()
         .unwrap()
@@ -275,8 +246,7 @@ async fn fresh_ledgers_never_merge_points_and_an_ambiguous_job_is_refused_by_res
         .map(|j| j["agent"].as_str().unwrap())
         .collect();
     assert_eq!(agents.len(), 2, "{jobs}");
-    let amb = run_in(
-        &emu,
+    let amb = emu.run_in(
         &a,
         &["jobs", "--from", b.to_str().unwrap(), "--job", "1000"],
     );
@@ -286,8 +256,7 @@ async fn fresh_ledgers_never_merge_points_and_an_ambiguous_job_is_refused_by_res
             && amb.stderr.contains(&format!("1000@{agent_b}")),
         "{amb}"
     );
-    let one = run_in(
-        &emu,
+    let one = emu.run_in(
         &a,
         &[
             "jobs",
@@ -356,7 +325,9 @@ async fn a_fresh_ledger_never_adopts_another_ledgers_points_of_the_same_job_numb
     for (k, v) in &before {
         assert_eq!(after.get(k), Some(v));
     }
-    let items = run_in(&emu, &new, &["jobs", "--job", "1001", "-o", "json"]).json();
+    let items = emu
+        .run_in(&new, &["jobs", "--job", "1001", "-o", "json"])
+        .json();
     let old_ids: Vec<&String> = before.values().flatten().collect();
     for i in items["items"].as_array().unwrap() {
         for c in i["created"].as_array().unwrap() {
@@ -840,22 +811,6 @@ include-tags = ["Backup=nightly"]
     .to_string()
 }
 
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn sigterm(child: &ChildGuard) {
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status()
-        .unwrap()
-        .success());
-}
-
 #[test]
 fn after_sigterm_no_new_job_starts_and_killed_jobs_are_named_with_what_they_made() {
     let emu = Emulator::start();
@@ -878,7 +833,7 @@ fn after_sigterm_no_new_job_starts_and_killed_jobs_are_named_with_what_they_made
         )
     };
     let jobs = |state: &Path| -> Vec<Value> {
-        run_in(&emu, state, &["jobs", "-o", "json"])
+        emu.run_in(state, &["jobs", "-o", "json"])
             .json()
             .as_array()
             .cloned()
@@ -896,7 +851,7 @@ fn after_sigterm_no_new_job_starts_and_killed_jobs_are_named_with_what_they_made
     wait_for("the backup to wait for its snapshots", 40, || {
         emu.log_file("vsbkp.log").contains("Waiting for")
     });
-    sigterm(&child);
+    term(&child);
     std::thread::sleep(Duration::from_millis(500));
     emu.control("POST", "/_harness/release", Some(json!({"all": true})));
     let r = finish(child);
@@ -926,7 +881,7 @@ fn after_sigterm_no_new_job_starts_and_killed_jobs_are_named_with_what_they_made
     wait_for("the second backup to wait", 40, || {
         emu.log_file("vsbkp.log").matches("Waiting for").count() > before
     });
-    sigterm(&child);
+    term(&child);
     let r = finish(child);
     assert_eq!(r.code, 0, "{r}");
     let j = jobs(&b);
@@ -957,7 +912,7 @@ fn after_sigterm_no_new_job_starts_and_killed_jobs_are_named_with_what_they_made
     let backup = j.iter().find(|j| j["job_type"] == "Snap Backup").unwrap();
     assert_eq!(backup["status"], "Killed");
     let id = backup["id"].to_string();
-    let shown = run_in(&emu, &b, &["jobs", "--job", &id, "-o", "json"]).json();
+    let shown = emu.run_in(&b, &["jobs", "--job", &id, "-o", "json"]).json();
     let items = shown["items"].as_array().unwrap();
     assert_eq!(items.len(), nightly(&emu).len(), "{shown}");
     for i in items {
