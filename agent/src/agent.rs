@@ -28,10 +28,10 @@ use prometheus_client::registry::Registry;
 use serde_json::json;
 use tokio::signal::unix::{signal, SignalKind};
 
-use rolesnap_core::backup::BackupOptions;
 use rolesnap_core::job::{self, Filter, Request};
 use rolesnap_core::ledger::Ledger;
 use rolesnap_core::schedule::{decide, in_shard, next_runs, parse_shard, Due};
+use rolesnap_core::work::JobOptions;
 use rolesnap_core::{admin_session, load_plan, ConfigError, Endpoint, Loaded, LogFile, Logs};
 
 use crate::cli::{AgentArgs, Global, Output, PlansArgs, ScheduleArgs};
@@ -314,7 +314,7 @@ impl Metrics {
             *self.protected.entry(report.plan.clone()).or_default() += done;
             let mut tenants: BTreeMap<&str, bool> = BTreeMap::new();
             for s in &report.summary {
-                *tenants.entry(&s.tenant).or_insert(true) &= job::item_ok(&s.status);
+                *tenants.entry(&s.tenant).or_insert(true) &= job::item_ok(s.status);
             }
             for (t, ok) in tenants {
                 if ok {
@@ -494,7 +494,7 @@ async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> V
             }
         }
     };
-    let mut options = BackupOptions::for_plan(plan);
+    let mut options = JobOptions::for_plan(plan);
     options.poll_initial = Duration::from_secs_f64(poll.max(0.05));
     let pacer = admin.pacer();
     logs.write(

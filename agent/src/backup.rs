@@ -7,11 +7,11 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
-use rolesnap_core::backup::BackupOptions;
 use rolesnap_core::job::{self, Filter, Kind, Report, Request};
 use rolesnap_core::ledger::{JobStatus, Ledger, PlanLock};
 use rolesnap_core::pace::Pacer;
 use rolesnap_core::prune::Beside;
+use rolesnap_core::work::JobOptions;
 
 use crate::cli::{BackupArgs, CopyArgs, Global, Output, PlanArgs, PruneArgs};
 use crate::exit;
@@ -45,7 +45,7 @@ async fn run_job(
     s: &Setup,
     kind: Kind,
     filter: Filter,
-    options: BackupOptions,
+    options: JobOptions,
 ) -> anyhow::Result<Report> {
     let pacer = s.admin.pacer();
     run_job_with(global, s, kind, filter, options, pacer, true, None).await
@@ -59,7 +59,7 @@ async fn run_job_with(
     s: &Setup,
     kind: Kind,
     filter: Filter,
-    options: BackupOptions,
+    options: JobOptions,
     pacer: Pacer,
     with_bar: bool,
     beside: Option<tokio::sync::watch::Receiver<Beside>>,
@@ -104,13 +104,8 @@ async fn run_job_with(
     Ok(report)
 }
 
-fn options(
-    s: &Setup,
-    wait_timeout: Option<u64>,
-    poll_interval: f64,
-    dry_run: bool,
-) -> BackupOptions {
-    let mut o = BackupOptions::for_plan(&s.loaded.plan);
+fn options(s: &Setup, wait_timeout: Option<u64>, poll_interval: f64, dry_run: bool) -> JobOptions {
+    let mut o = JobOptions::for_plan(&s.loaded.plan);
     o.dry_run = dry_run;
     if let Some(w) = wait_timeout {
         o.wait_timeout = Duration::from_secs(w);

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Local, TimeZone};
 use rolesnap_core::job::{summarize, Report, Summary};
-use rolesnap_core::ledger::{Item, Ledger};
+use rolesnap_core::ledger::{Item, ItemStatus, Ledger};
 
 use crate::cli::{Global, JobsArgs, Output};
 use crate::exit;
@@ -27,10 +27,13 @@ fn per_region(summary: &[Summary]) -> comfy_table::Table {
     let mut rows: BTreeMap<(&str, &str), Row> = BTreeMap::new();
     for s in summary {
         let r = rows.entry((&s.tenant, &s.region)).or_default();
-        *r.0.entry(&s.status).or_default() += s.count;
+        *r.0.entry(s.status.as_str()).or_default() += s.count;
         if matches!(
-            s.status.as_str(),
-            "Completed" | "DryRun" | "Deleted" | "WouldDelete"
+            s.status,
+            ItemStatus::Completed
+                | ItemStatus::DryRun
+                | ItemStatus::Deleted
+                | ItemStatus::WouldDelete
         ) {
             r.1 += s.size_gib;
         }
@@ -54,14 +57,14 @@ fn per_region(summary: &[Summary]) -> comfy_table::Table {
 
 fn print_problems(items: &[Item]) {
     for i in items.iter().filter(|i| i.error.is_some()) {
-        if i.kind == "tenant" || i.kind == "region" {
+        if i.kind.is_setup() {
             // The message already names tenant, region and role.
             eprintln!("error: {}", i.error.as_deref().unwrap_or_default());
             continue;
         }
         eprintln!(
             "{}: {} {} in {}/{}: {}",
-            if i.status == "Pending" {
+            if i.status == ItemStatus::Pending {
                 "pending"
             } else {
                 "error"
@@ -84,7 +87,7 @@ pub fn print_report(r: &Report, quiet: bool) {
                 t.add_row(vec![
                     i.tenant.clone(),
                     i.region.clone(),
-                    i.kind.clone(),
+                    i.kind.to_string(),
                     i.source_id.clone(),
                     i.detail["would_call"].as_str().unwrap_or("-").to_string(),
                     i.detail["name"].as_str().unwrap_or("-").to_string(),
@@ -210,9 +213,9 @@ pub fn run(global: &Global, args: JobsArgs) -> anyhow::Result<u8> {
                     t.add_row(vec![
                         i.tenant.clone(),
                         i.region.clone(),
-                        i.kind.clone(),
+                        i.kind.to_string(),
                         i.source_id.clone(),
-                        i.status.clone(),
+                        i.status.to_string(),
                         i.created.join(" "),
                         i.size_gib.to_string(),
                     ]);

@@ -11,9 +11,12 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::aws::ec2::Ec2;
+use crate::aws::rds::Rds;
+use crate::aws::{ec2_tag_map, rds_tag_map, tag_filter, to_utc, At};
 use crate::credentials::TenantSession;
 use crate::error::{AwsError, Site};
-use crate::pace::{Bucket, Pacer};
+use crate::pace::Pacer;
 use crate::tags;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -164,42 +167,6 @@ impl RecoveryPoint {
     }
 }
 
-fn ec2_tags(t: &[aws_sdk_ec2::types::Tag], all: bool) -> BTreeMap<String, String> {
-    t.iter()
-        .filter(|t| all || t.key().is_some_and(|k| CONTROL_TAGS.contains(&k)))
-        .filter_map(|t| {
-            Some((
-                t.key()?.to_string(),
-                t.value().unwrap_or_default().to_string(),
-            ))
-        })
-        .collect()
-}
-
-fn rds_tags(t: &[aws_sdk_rds::types::Tag], all: bool) -> BTreeMap<String, String> {
-    t.iter()
-        .filter(|t| all || t.key().is_some_and(|k| CONTROL_TAGS.contains(&k)))
-        .filter_map(|t| {
-            Some((
-                t.key()?.to_string(),
-                t.value().unwrap_or_default().to_string(),
-            ))
-        })
-        .collect()
-}
-
-fn to_utc(t: Option<&aws_smithy_types::DateTime>) -> DateTime<Utc> {
-    t.and_then(|d| DateTime::from_timestamp(d.secs(), d.subsec_nanos()))
-        .unwrap_or_else(Utc::now)
-}
-
-fn tag_filter(key: &str, value: &str) -> aws_sdk_ec2::types::Filter {
-    aws_sdk_ec2::types::Filter::builder()
-        .name(format!("tag:{key}"))
-        .values(value)
-        .build()
-}
-
 /// What to list.
 #[derive(Debug, Clone, Copy)]
 pub struct Kinds {
@@ -227,9 +194,7 @@ pub const CONTROL_TAGS: &[&str] = &[
     tags::NAME,
 ];
 
-/// DescribeSnapshots page size (AWS allows 5–1000). Without one, AWS may
-/// answer a region's every snapshot at once: one answer of many megabytes.
-pub const SNAPSHOTS_PER_PAGE: i32 = 1000;
+pub use crate::aws::ec2::SNAPSHOTS_PER_PAGE;
 
 /// Lists the recovery points of `plan` (or of every plan) in one tenant × region.
 pub async fn list_region(
@@ -240,64 +205,104 @@ pub async fn list_region(
     kinds: Kinds,
     pacer: &Pacer,
 ) -> Result<Vec<RecoveryPoint>, AwsError> {
-    let tenant = &session.tenant.name;
-    let site = Site { tenant, region };
+    let at = At {
+        site: Site {
+            tenant: &session.tenant.name,
+            region,
+        },
+        account,
+        pacer,
+        log: None,
+    };
+    let lister = Lister {
+        tenant: &session.tenant.name,
+        account,
+        region,
+        plan,
+        kinds,
+    };
     let mut points = Vec::new();
-    let base = |kind, tags: BTreeMap<String, String>, created, state| RecoveryPoint {
-        kind,
-        tenant: tenant.clone(),
-        account: account.to_string(),
-        region: region.to_string(),
-        job: tags.get(tags::BACKUP).and_then(|j| j.parse().ok()),
-        agent: tags.get(tags::AGENT).cloned().unwrap_or_default(),
-        plan: tags.get(tags::PLAN).cloned(),
-        source: tags.get(tags::SOURCE).cloned().unwrap_or_default(),
-        created,
-        state,
-        resource_id: None,
-        arn: None,
-        snapshots: vec![],
-        size_gib: 0,
-        encrypted: false,
-        kms_key_id: None,
-        tags,
-    };
-    let keep = |t: &BTreeMap<String, String>| {
-        t.contains_key(tags::BACKUP)
-            && plan.is_none_or(|p| t.get(tags::PLAN).map(String::as_str) == Some(p))
-    };
     if kinds.ec2 {
-        let ec2 = session.ec2(region);
-        // Snapshots: everything tagged _GX_BACKUP_ (and the plan, when given).
-        let mut snaps: Vec<(Snap, DateTime<Utc>)> = Vec::new();
-        let mut req = ec2
-            .describe_snapshots()
-            .owner_ids("self")
-            .max_results(SNAPSHOTS_PER_PAGE)
-            .filters(
-                aws_sdk_ec2::types::Filter::builder()
-                    .name("tag-key")
-                    .values(tags::BACKUP)
-                    .build(),
-            );
-        if let Some(p) = plan {
-            req = req.filters(tag_filter(tags::PLAN, p));
+        lister
+            .ec2(&Ec2::new(session.ec2(region), at), &mut points)
+            .await?;
+    }
+    if kinds.rds {
+        let rds = Rds::new(session.rds(region), at);
+        for cluster in [false, true] {
+            lister.rds(&rds, cluster, &mut points).await?;
         }
-        let mut pages = req.into_paginator().send();
-        // Every page is a call, and takes its token: the first here, the
-        // next ones when a page says there is more.
-        pacer.take(account, region, Bucket::Describe).await;
-        while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| site.err("DescribeSnapshots", None, e.into_service_error()))?;
-            if page.next_token().is_some_and(|t| !t.is_empty()) {
-                pacer.take(account, region, Bucket::Describe).await;
-            }
-            for s in page.snapshots() {
-                let t = ec2_tags(s.tags(), kinds.all_tags);
-                if !keep(&t) {
-                    continue;
-                }
+    }
+    points.sort_by_key(|p| (p.created, p.id()));
+    Ok(points)
+}
+
+/// One tenant × region's listing: what to keep and how a point starts.
+struct Lister<'a> {
+    tenant: &'a str,
+    account: &'a str,
+    region: &'a str,
+    plan: Option<&'a str>,
+    kinds: Kinds,
+}
+
+impl Lister<'_> {
+    /// A recovery point's tags: every tag, or only the [`CONTROL_TAGS`].
+    fn wanted(&self, key: &str) -> bool {
+        self.kinds.all_tags || CONTROL_TAGS.contains(&key)
+    }
+
+    /// Whether a resource with tags `t` is a point of this listing.
+    fn keep(&self, t: &BTreeMap<String, String>) -> bool {
+        t.contains_key(tags::BACKUP)
+            && self
+                .plan
+                .is_none_or(|p| t.get(tags::PLAN).map(String::as_str) == Some(p))
+    }
+
+    fn point(
+        &self,
+        kind: PointKind,
+        tags: BTreeMap<String, String>,
+        created: DateTime<Utc>,
+        state: PointState,
+    ) -> RecoveryPoint {
+        RecoveryPoint {
+            kind,
+            tenant: self.tenant.to_string(),
+            account: self.account.to_string(),
+            region: self.region.to_string(),
+            job: tags.get(tags::BACKUP).and_then(|j| j.parse().ok()),
+            agent: tags.get(tags::AGENT).cloned().unwrap_or_default(),
+            plan: tags.get(tags::PLAN).cloned(),
+            source: tags.get(tags::SOURCE).cloned().unwrap_or_default(),
+            created,
+            state,
+            resource_id: None,
+            arn: None,
+            snapshots: vec![],
+            size_gib: 0,
+            encrypted: false,
+            kms_key_id: None,
+            tags,
+        }
+    }
+
+    /// Everything tagged `_GX_BACKUP_` (and the plan, when given).
+    fn filters(&self) -> Vec<aws_sdk_ec2::types::Filter> {
+        let mut f = vec![crate::aws::ec2::tag_key(tags::BACKUP)];
+        if let Some(p) = self.plan {
+            f.push(tag_filter(tags::PLAN, p));
+        }
+        f
+    }
+
+    /// Snapshot sets and AMIs (with the snapshots behind them).
+    async fn ec2(&self, ec2: &Ec2<'_>, points: &mut Vec<RecoveryPoint>) -> Result<(), AwsError> {
+        let mut snaps: Vec<(Snap, DateTime<Utc>)> = Vec::new();
+        ec2.each_snapshot(self.filters(), |s| {
+            let t = ec2_tag_map(s.tags(), |k| self.wanted(k));
+            if self.keep(&t) {
                 snaps.push((
                     Snap {
                         id: s.snapshot_id().unwrap_or_default().to_string(),
@@ -314,26 +319,26 @@ pub async fn list_region(
                     to_utc(s.start_time()),
                 ));
             }
+        })
+        .await?;
+        let mut amis = self.images(&ec2.images(self.filters()).await?);
+        let sets = self.sets(snaps, &mut amis);
+        for mut p in amis.into_values().chain(sets.into_values()) {
+            p.size_gib = p.snapshots.iter().map(|s| s.size_gib).sum();
+            p.encrypted = p.snapshots.iter().any(|s| s.encrypted);
+            p.kms_key_id = p.snapshots.iter().find_map(|s| s.kms_key_id.clone());
+            p.snapshots.sort_by(|a, b| a.id.cmp(&b.id));
+            points.push(p);
         }
-        // Images.
-        pacer.take(account, region, Bucket::Describe).await;
-        let mut req = ec2.describe_images().owners("self").filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("tag-key")
-                .values(tags::BACKUP)
-                .build(),
-        );
-        if let Some(p) = plan {
-            req = req.filters(tag_filter(tags::PLAN, p));
-        }
-        let out = req
-            .send()
-            .await
-            .map_err(|e| site.err("DescribeImages", None, e.into_service_error()))?;
-        let mut ami_points: BTreeMap<String, RecoveryPoint> = BTreeMap::new();
-        for i in out.images() {
-            let t = ec2_tags(i.tags(), kinds.all_tags);
-            if !keep(&t) {
+        Ok(())
+    }
+
+    /// AMI points by image id, with the snapshots the images name.
+    fn images(&self, images: &[aws_sdk_ec2::types::Image]) -> BTreeMap<String, RecoveryPoint> {
+        let mut ami_points = BTreeMap::new();
+        for i in images {
+            let t = ec2_tag_map(i.tags(), |k| self.wanted(k));
+            if !self.keep(&t) {
                 continue;
             }
             let id = i.image_id().unwrap_or_default().to_string();
@@ -342,27 +347,36 @@ pub async fn list_region(
                 .and_then(|d| DateTime::parse_from_rfc3339(d).ok())
                 .map_or_else(Utc::now, |d| d.with_timezone(&Utc));
             let state = PointState::image(i.state().map(|s| s.as_str()).unwrap_or("pending"));
-            let mut p = base(PointKind::Ami, t, created, state);
+            let mut p = self.point(PointKind::Ami, t, created, state);
             p.resource_id = Some(id.clone());
             // Backing snapshots from the image itself, in case their tags are missing.
             for m in i.block_device_mappings() {
-                if let Some(sid) = m.ebs().and_then(|e| e.snapshot_id()) {
+                let Some(ebs) = m.ebs() else { continue };
+                if let Some(sid) = ebs.snapshot_id() {
                     p.snapshots.push(Snap {
                         id: sid.to_string(),
                         volume_id: String::new(),
-                        size_gib: i64::from(m.ebs().and_then(|e| e.volume_size()).unwrap_or(0)),
+                        size_gib: i64::from(ebs.volume_size().unwrap_or(0)),
                         state: String::new(),
-                        encrypted: m.ebs().and_then(|e| e.encrypted()).unwrap_or(false),
-                        kms_key_id: m.ebs().and_then(|e| e.kms_key_id()).map(str::to_string),
+                        encrypted: ebs.encrypted().unwrap_or(false),
+                        kms_key_id: ebs.kms_key_id().map(str::to_string),
                         tags: BTreeMap::new(),
                     });
                 }
             }
             ami_points.insert(id, p);
         }
-        // Snapshot sets: group by (agent, job, source); snapshots backing an
-        // AMI belong to it. Two agents' jobs of the same number are two
-        // points, never one.
+        ami_points
+    }
+
+    /// Snapshot sets: grouped by (agent, job, source); snapshots backing an
+    /// AMI go to it. Two agents' jobs of the same number are two points,
+    /// never one.
+    fn sets(
+        &self,
+        snaps: Vec<(Snap, DateTime<Utc>)>,
+        ami_points: &mut BTreeMap<String, RecoveryPoint>,
+    ) -> BTreeMap<(String, String), RecoveryPoint> {
         let mut sets: BTreeMap<(String, String), RecoveryPoint> = BTreeMap::new();
         for (s, created) in snaps {
             if let Some(ami) = s.tags.get(tags::AMI) {
@@ -377,15 +391,12 @@ pub async fn list_region(
                 // An AMI snapshot whose image is gone is an orphan: list it as a
                 // point of its own so that prune can remove it.
             }
+            let tag = |k: &str| s.tags.get(k).cloned().unwrap_or_default();
             let key = (
-                format!(
-                    "{}@{}",
-                    s.tags.get(tags::BACKUP).cloned().unwrap_or_default(),
-                    s.tags.get(tags::AGENT).cloned().unwrap_or_default()
-                ),
+                format!("{}@{}", tag(tags::BACKUP), tag(tags::AGENT)),
                 format!(
                     "{}|{}",
-                    s.tags.get(tags::SOURCE).cloned().unwrap_or_default(),
+                    tag(tags::SOURCE),
                     s.tags
                         .get(tags::COPY_OF)
                         .map(|c| c.split('/').next().unwrap_or(""))
@@ -393,7 +404,7 @@ pub async fn list_region(
                 ),
             );
             let p = sets.entry(key).or_insert_with(|| {
-                base(
+                self.point(
                     PointKind::SnapshotSet,
                     s.tags.clone(),
                     created,
@@ -409,84 +420,39 @@ pub async fn list_region(
             };
             p.snapshots.push(s);
         }
-        for mut p in ami_points.into_values().chain(sets.into_values()) {
-            p.size_gib = p.snapshots.iter().map(|s| s.size_gib).sum();
-            p.encrypted = p.snapshots.iter().any(|s| s.encrypted);
-            p.kms_key_id = p.snapshots.iter().find_map(|s| s.kms_key_id.clone());
-            p.snapshots.sort_by(|a, b| a.id.cmp(&b.id));
+        sets
+    }
+
+    /// DB snapshots (`cluster`: DB cluster snapshots).
+    async fn rds(
+        &self,
+        rds: &Rds<'_>,
+        cluster: bool,
+        points: &mut Vec<RecoveryPoint>,
+    ) -> Result<(), AwsError> {
+        let kind = if cluster {
+            PointKind::ClusterSnapshot
+        } else {
+            PointKind::DbSnapshot
+        };
+        rds.each_snapshot(cluster, vec![], |s| {
+            let t = rds_tag_map(s.tags, |k| self.wanted(k));
+            // One AWS is deleting is no longer a recovery point (it stays
+            // listed for minutes, and refuses a second delete).
+            if !self.keep(&t) || s.status == Some("deleting") {
+                return;
+            }
+            let mut p = self.point(kind, t, to_utc(s.created), PointState::rds(s.status));
+            p.resource_id = Some(s.id.to_string());
+            p.arn = s.arn.map(str::to_string);
+            p.size_gib = s.size_gib;
+            p.encrypted = s.encrypted;
+            p.kms_key_id = s.kms_key_id.map(str::to_string);
+            if p.source.is_empty() {
+                p.source = s.source.to_string();
+            }
             points.push(p);
-        }
+        })
+        .await
     }
-    if kinds.rds {
-        let rds = session.rds(region);
-        pacer.take(account, region, Bucket::Rds).await;
-        let mut pages = rds
-            .describe_db_snapshots()
-            .snapshot_type("manual")
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| site.err("DescribeDBSnapshots", None, e.into_service_error()))?;
-            for s in page.db_snapshots() {
-                let t = rds_tags(s.tag_list(), kinds.all_tags);
-                // One AWS is deleting is no longer a recovery point (it stays
-                // listed for minutes, and refuses a second delete).
-                if !keep(&t) || s.status() == Some("deleting") {
-                    continue;
-                }
-                let mut p = base(
-                    PointKind::DbSnapshot,
-                    t,
-                    to_utc(s.snapshot_create_time()),
-                    PointState::rds(s.status()),
-                );
-                p.resource_id = s.db_snapshot_identifier().map(str::to_string);
-                p.arn = s.db_snapshot_arn().map(str::to_string);
-                p.size_gib = i64::from(s.allocated_storage().unwrap_or(0));
-                p.encrypted = s.encrypted().unwrap_or(false);
-                p.kms_key_id = s.kms_key_id().map(str::to_string);
-                if p.source.is_empty() {
-                    p.source = s.db_instance_identifier().unwrap_or_default().to_string();
-                }
-                points.push(p);
-            }
-        }
-        pacer.take(account, region, Bucket::Rds).await;
-        let mut pages = rds
-            .describe_db_cluster_snapshots()
-            .snapshot_type("manual")
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                site.err("DescribeDBClusterSnapshots", None, e.into_service_error())
-            })?;
-            for s in page.db_cluster_snapshots() {
-                let t = rds_tags(s.tag_list(), kinds.all_tags);
-                // One AWS is deleting is no longer a recovery point (it stays
-                // listed for minutes, and refuses a second delete).
-                if !keep(&t) || s.status() == Some("deleting") {
-                    continue;
-                }
-                let mut p = base(
-                    PointKind::ClusterSnapshot,
-                    t,
-                    to_utc(s.snapshot_create_time()),
-                    PointState::rds(s.status()),
-                );
-                p.resource_id = s.db_cluster_snapshot_identifier().map(str::to_string);
-                p.arn = s.db_cluster_snapshot_arn().map(str::to_string);
-                p.size_gib = i64::from(s.allocated_storage().unwrap_or(0));
-                p.encrypted = s.storage_encrypted().unwrap_or(false);
-                p.kms_key_id = s.kms_key_id().map(str::to_string);
-                if p.source.is_empty() {
-                    p.source = s.db_cluster_identifier().unwrap_or_default().to_string();
-                }
-                points.push(p);
-            }
-        }
-    }
-    points.sort_by_key(|p| (p.created, p.id()));
-    Ok(points)
 }

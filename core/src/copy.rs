@@ -20,18 +20,14 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::backup::{
-    ec2_tags, no_sdk_retries_ec2, no_sdk_retries_rds, rds_tags, tag_backing_snapshots, tag_filter,
-    Job,
-};
+use crate::aws::rds::id_filter as rds_id_filter;
 use crate::catalog::{list_region, Kinds, PointKind, PointState, RecoveryPoint};
 use crate::config::CopyRule;
 use crate::credentials::TenantSession;
-use crate::error::{AwsError, Site};
-use crate::ledger::Item;
-use crate::pace::Bucket;
-use crate::retry::create_with_retry;
+use crate::error::AwsError;
+use crate::ledger::{Item, ItemKind, ItemStatus};
 use crate::tags;
+use crate::work::Job;
 
 /// AWS's limit of concurrent snapshot copies into one destination region. It
 /// counts copy operations: each snapshot of a set is one (see `copies_in`).
@@ -255,7 +251,7 @@ pub async fn copy_tenant(
                         &session.tenant.name,
                         account,
                         src,
-                        "region",
+                        ItemKind::Region,
                         src,
                         e.to_string(),
                     ));
@@ -285,7 +281,7 @@ pub async fn copy_tenant(
                         &session.tenant.name,
                         account,
                         &rule.region,
-                        "region",
+                        ItemKind::Region,
                         &rule.region,
                         e.to_string(),
                     ));
@@ -305,7 +301,7 @@ fn task_item(
     session: &TenantSession,
     account: &str,
     t: &Task,
-    status: &str,
+    status: ItemStatus,
     created: Vec<String>,
     error: Option<String>,
 ) -> Item {
@@ -313,9 +309,9 @@ fn task_item(
         tenant: session.tenant.name.clone(),
         account: account.to_string(),
         region: t.dest.clone(),
-        kind: t.point.kind.as_str().to_string(),
+        kind: t.point.kind.into(),
         source_id: format!("{}/{}", t.point.region, t.point.id()),
-        status: status.to_string(),
+        status,
         created,
         size_gib: t.point.size_gib,
         error,
@@ -351,8 +347,13 @@ async fn copy_into(
         Started(Box<Task>, Result<Vec<(String, String)>, NotStarted>),
         Poll,
     }
-    let tenant = &session.tenant.name;
-    let deadline = Instant::now() + job.options.wait_timeout;
+    let w = Window {
+        job,
+        session,
+        account,
+        dest: &dest,
+        deadline: Instant::now() + job.options.wait_timeout,
+    };
     let mut queue: VecDeque<Task> = tasks.into();
     let mut starting = FuturesUnordered::new();
     let mut starting_copies = 0usize;
@@ -362,20 +363,6 @@ async fn copy_into(
     let mut timer: Option<Instant> = None;
     let mut polls = 0u32;
     let mut timed_out = false;
-    let still_pending = |t: &Task, made: &[(String, String)]| {
-        task_item(
-            session,
-            account,
-            t,
-            "Pending",
-            made.iter().map(|(_, d)| d.clone()).collect(),
-            Some(format!(
-                "tenant {tenant} region {dest}: copy of {} still pending after the {} s wait timeout",
-                t.point.id(),
-                job.options.wait_timeout.as_secs()
-            )),
-        )
-    };
     loop {
         // Refill the window (the queue is emptied at the wait timeout).
         while let Some(next) = queue.front() {
@@ -388,8 +375,9 @@ async fn copy_into(
             }
             let Some(task) = queue.pop_front() else { break };
             starting_copies += n;
+            let w = &w;
             starting.push(async move {
-                let r = start_copy(job, session, account, &task, deadline).await;
+                let r = start_copy(job, session, account, &task, w.deadline).await;
                 (Box::new(task), r)
             });
         }
@@ -412,118 +400,27 @@ async fn copy_into(
         let event = tokio::select! {
             biased;
             Some((task, r)) = starting.next(), if !starting.is_empty() => Event::Started(task, r),
-            () = tokio::time::sleep_until(due.unwrap_or(deadline)), if due.is_some() => Event::Poll,
+            () = tokio::time::sleep_until(due.unwrap_or(w.deadline)), if due.is_some() => Event::Poll,
         };
         match event {
             Event::Started(task, r) => {
                 starting_copies -= copies_in(&task);
                 match r {
-                    Ok(made) if timed_out => {
-                        let item = still_pending(&task, &made);
-                        job.log(item.error.as_deref().unwrap_or_default());
-                        job.record(&item);
-                    }
+                    Ok(made) if timed_out => w.record(w.still_pending(&task, &made)),
                     Ok(made) => in_flight.push(InFlight {
                         task: *task,
                         made,
                         started: Instant::now(),
                         unseen: 0,
                     }),
-                    Err(NotStarted { error, made }) => {
-                        // Parts of a set started before another part failed
-                        // are listed, so that the report shows all AWS has.
-                        let parts = if made.is_empty() {
-                            String::new()
-                        } else {
-                            format!(
-                                "; parts copied all the same (the next run copies only the rest): {}",
-                                made.iter()
-                                    .map(|(s, c)| format!("{s} -> {c}"))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            )
-                        };
-                        let item = task_item(
-                            session,
-                            account,
-                            &task,
-                            "Failed",
-                            made.into_iter().map(|(_, c)| c).collect(),
-                            Some(format!("{error}{parts}")),
-                        );
-                        job.log(&format!(
-                            "Copy of [{}] to [{dest}] failed; the source is intact: {error}{parts}",
-                            item.source_id
-                        ));
-                        job.record(&item);
-                    }
+                    Err(e) => w.not_started(&task, e),
                 }
             }
             Event::Poll => {
                 polls += 1;
                 let polled = poll_copies(job, session, account, &dest, &in_flight).await;
                 let before = in_flight.len();
-                let mut still = Vec::new();
-                for mut f in std::mem::take(&mut in_flight) {
-                    let made_ids: Vec<String> = f.made.iter().map(|(_, d)| d.clone()).collect();
-                    let st: Vec<Option<PointState>> = made_ids
-                        .iter()
-                        .map(|id| polled.states.get(id).copied())
-                        .collect();
-                    if st
-                        .iter()
-                        .any(|s| matches!(s, Some(PointState::Failed | PointState::Unusable)))
-                    {
-                        let item = task_item(
-                            session,
-                            account,
-                            &f.task,
-                            "Failed",
-                            made_ids,
-                            Some(format!(
-                                "tenant {tenant} region {dest}: copy of {} failed in AWS",
-                                f.task.point.id()
-                            )),
-                        );
-                        job.log(item.error.as_deref().unwrap_or_default());
-                        job.record(&item);
-                    } else if st.iter().all(|s| *s == Some(PointState::Completed)) {
-                        complete(job, session, account, &dest, &f, made_ids, deadline).await;
-                    } else {
-                        if made_ids
-                            .iter()
-                            .any(|id| polled.asked.contains(id) && !polled.states.contains_key(id))
-                        {
-                            f.unseen += 1;
-                        } else if made_ids.iter().all(|id| polled.asked.contains(id)) {
-                            f.unseen = 0;
-                        }
-                        if gone(f.unseen, f.started.elapsed()) {
-                            let missing: Vec<&str> = made_ids
-                                .iter()
-                                .filter(|id| !polled.states.contains_key(*id))
-                                .map(String::as_str)
-                                .collect();
-                            let item = task_item(
-                                session,
-                                account,
-                                &f.task,
-                                "Failed",
-                                made_ids.clone(),
-                                Some(format!(
-                                    "tenant {tenant} region {dest}: copy [{}] of {} is no longer listed (deleted, or failed and removed); the source is intact and the next run copies it again",
-                                    missing.join(", "),
-                                    f.task.point.id()
-                                )),
-                            );
-                            job.log(item.error.as_deref().unwrap_or_default());
-                            job.record(&item);
-                        } else {
-                            still.push(f);
-                        }
-                    }
-                }
-                in_flight = still;
+                in_flight = w.settle(&polled, in_flight).await;
                 if in_flight.len() == before {
                     delay = (delay * 2).min(job.options.poll_max);
                 }
@@ -531,29 +428,171 @@ async fn copy_into(
                 if in_flight.is_empty() {
                     continue;
                 }
-                if Instant::now() + delay > deadline {
+                if Instant::now() + delay > w.deadline {
                     timed_out = true;
-                    for f in in_flight.drain(..) {
-                        let item = still_pending(&f.task, &f.made);
-                        job.log(item.error.as_deref().unwrap_or_default());
-                        job.record(&item);
-                    }
-                    for t in queue.drain(..) {
-                        let item = task_item(session, account, &t, "Failed", vec![], Some(format!(
-                            "tenant {tenant} region {dest}: copy of {} not started before the wait timeout; the next run makes it",
-                            t.point.id()
-                        )));
-                        job.record(&item);
-                    }
+                    w.give_up(&mut in_flight, &mut queue);
                 } else {
                     job.log(&format!(
-                        "Waiting for {} copy(ies) in [{tenant}/{dest}], {} queued (poll {polls}, next in {} ms)",
+                        "Waiting for {} copy(ies) in [{}/{dest}], {} queued (poll {polls}, next in {} ms)",
                         in_flight.iter().map(|f| copies_in(&f.task)).sum::<usize>(),
+                        session.tenant.name,
                         queue.len(),
                         delay.as_millis()
                     ));
                 }
             }
+        }
+    }
+}
+
+/// The copies of one tenant into one destination region: how each ends.
+struct Window<'a, 'j> {
+    job: &'a Job<'j>,
+    session: &'a TenantSession,
+    account: &'a str,
+    dest: &'a str,
+    deadline: Instant,
+}
+
+impl Window<'_, '_> {
+    fn item(
+        &self,
+        t: &Task,
+        status: ItemStatus,
+        created: Vec<String>,
+        error: Option<String>,
+    ) -> Item {
+        task_item(self.session, self.account, t, status, created, error)
+    }
+
+    /// Logs a problem item's error, and records the item.
+    fn record(&self, item: Item) {
+        self.job.log(item.error.as_deref().unwrap_or_default());
+        self.job.record(&item);
+    }
+
+    fn where_(&self) -> String {
+        format!("tenant {} region {}", self.session.tenant.name, self.dest)
+    }
+
+    fn still_pending(&self, t: &Task, made: &[(String, String)]) -> Item {
+        self.item(
+            t,
+            ItemStatus::Pending,
+            made.iter().map(|(_, d)| d.clone()).collect(),
+            Some(format!(
+                "{}: copy of {} still pending after the {} s wait timeout",
+                self.where_(),
+                t.point.id(),
+                self.job.options.wait_timeout.as_secs()
+            )),
+        )
+    }
+
+    /// A copy that could not be started whole. Parts of a set started before
+    /// another part failed are listed, so that the report shows all AWS has.
+    fn not_started(&self, task: &Task, NotStarted { error, made }: NotStarted) {
+        let parts = if made.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; parts copied all the same (the next run copies only the rest): {}",
+                made.iter()
+                    .map(|(s, c)| format!("{s} -> {c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        let item = self.item(
+            task,
+            ItemStatus::Failed,
+            made.into_iter().map(|(_, c)| c).collect(),
+            Some(format!("{error}{parts}")),
+        );
+        self.job.log(&format!(
+            "Copy of [{}] to [{}] failed; the source is intact: {error}{parts}",
+            item.source_id, self.dest
+        ));
+        self.job.record(&item);
+    }
+
+    /// What a poll says of the copies in flight: each failed, completed,
+    /// gone or still in flight (returned).
+    async fn settle(&self, polled: &Polled, in_flight: Vec<InFlight>) -> Vec<InFlight> {
+        let mut still = Vec::new();
+        for mut f in in_flight {
+            let made_ids: Vec<String> = f.made.iter().map(|(_, d)| d.clone()).collect();
+            let st: Vec<Option<PointState>> = made_ids
+                .iter()
+                .map(|id| polled.states.get(id).copied())
+                .collect();
+            if st
+                .iter()
+                .any(|s| matches!(s, Some(PointState::Failed | PointState::Unusable)))
+            {
+                let why = format!(
+                    "{}: copy of {} failed in AWS",
+                    self.where_(),
+                    f.task.point.id()
+                );
+                self.record(self.item(&f.task, ItemStatus::Failed, made_ids, Some(why)));
+                continue;
+            }
+            if st.iter().all(|s| *s == Some(PointState::Completed)) {
+                complete(
+                    self.job,
+                    self.session,
+                    self.account,
+                    self.dest,
+                    &f,
+                    made_ids,
+                    self.deadline,
+                )
+                .await;
+                continue;
+            }
+            if made_ids
+                .iter()
+                .any(|id| polled.asked.contains(id) && !polled.states.contains_key(id))
+            {
+                f.unseen += 1;
+            } else if made_ids.iter().all(|id| polled.asked.contains(id)) {
+                f.unseen = 0;
+            }
+            if !gone(f.unseen, f.started.elapsed()) {
+                still.push(f);
+                continue;
+            }
+            let missing: Vec<&str> = made_ids
+                .iter()
+                .filter(|id| !polled.states.contains_key(*id))
+                .map(String::as_str)
+                .collect();
+            let why = format!(
+                "{}: copy [{}] of {} is no longer listed (deleted, or failed and removed); the source is intact and the next run copies it again",
+                self.where_(),
+                missing.join(", "),
+                f.task.point.id()
+            );
+            self.record(self.item(&f.task, ItemStatus::Failed, made_ids.clone(), Some(why)));
+        }
+        still
+    }
+
+    /// The wait timeout: what is in flight stays pending in AWS, what is
+    /// queued was not started (the next run makes it).
+    fn give_up(&self, in_flight: &mut Vec<InFlight>, queue: &mut VecDeque<Task>) {
+        for f in in_flight.drain(..) {
+            self.record(self.still_pending(&f.task, &f.made));
+        }
+        for t in queue.drain(..) {
+            let why = format!(
+                "{}: copy of {} not started before the wait timeout; the next run makes it",
+                self.where_(),
+                t.point.id()
+            );
+            self.job
+                .record(&self.item(&t, ItemStatus::Failed, vec![], Some(why)));
         }
     }
 }
@@ -575,14 +614,15 @@ async fn complete(
         let image = &made_ids[0];
         // CopyImage tagged them at creation; only the copy's id is added.
         let t = vec![(tags::AMI.to_string(), image.clone())];
-        match tag_backing_snapshots(job, session, account, dest, image, t, deadline).await {
+        let ec2 = job.ec2(session, account, dest);
+        match ec2.tag_image_snapshots(image, &t, deadline).await {
             Ok(snaps) => created.extend(snaps),
             Err(e) => {
                 let item = task_item(
                     session,
                     account,
                     &f.task,
-                    "Failed",
+                    ItemStatus::Failed,
                     created,
                     Some(format!(
                     "copied image {image} is available but its snapshots could not be tagged: {e}"
@@ -602,7 +642,14 @@ async fn complete(
         &created,
     )
     .await;
-    let mut item = task_item(session, account, &f.task, "Completed", created, None);
+    let mut item = task_item(
+        session,
+        account,
+        &f.task,
+        ItemStatus::Completed,
+        created,
+        None,
+    );
     if let Some(l) = lock {
         job.log(&format!("Locked copies in [{dest}]: {l}"));
         item.detail["lock"] = l;
@@ -648,16 +695,7 @@ async fn poll_copies(
     }
     let mut polled = Polled::default();
     for (kind, ids) in by_kind {
-        let answer = match kind {
-            PointKind::SnapshotSet => {
-                describe_snapshot_copies(job, session, account, dest, &ids).await
-            }
-            PointKind::Ami => describe_image_copies(job, session, account, dest, &ids).await,
-            PointKind::DbSnapshot | PointKind::ClusterSnapshot => {
-                let cluster = kind == PointKind::ClusterSnapshot;
-                describe_rds_copies(job, session, account, dest, &ids, cluster).await
-            }
-        };
+        let answer = describe_copies(job, session, account, dest, kind, &ids).await;
         match answer {
             Ok(states) => {
                 polled.states.extend(states);
@@ -671,188 +709,62 @@ async fn poll_copies(
     polled
 }
 
-/// States of the EBS snapshot copies `ids`, asked by id. AWS refuses the whole
-/// call with `InvalidSnapshot.NotFound` when any one of the ids does not exist,
-/// so then it is asked again with a `snapshot-id` filter, which lists the ones
-/// that do: one missing copy does not hide the others.
-async fn describe_snapshot_copies(
+/// States of the copies `ids` of one kind in `dest`, asked by id (EBS, AMI:
+/// a missing id is asked again by filter so that it does not hide the
+/// others), or by identifier filter (RDS, where a missing one is simply not
+/// listed; identifiers compare as RDS compares them, ignoring case).
+async fn describe_copies(
     job: &Job<'_>,
     session: &TenantSession,
     account: &str,
     dest: &str,
+    kind: PointKind,
     ids: &[String],
 ) -> Result<BTreeMap<String, PointState>, AwsError> {
-    let site = Site {
-        tenant: &session.tenant.name,
-        region: dest,
-    };
-    let ec2 = session.ec2(dest);
-    let state = |s: &aws_sdk_ec2::types::Snapshot| {
-        (
-            s.snapshot_id().unwrap_or_default().to_string(),
-            PointState::ebs(s.state().map_or("", |x| x.as_str())),
-        )
-    };
-    job.pacer.take(account, dest, Bucket::Describe).await;
-    match ec2
-        .describe_snapshots()
-        .owner_ids("self")
-        .set_snapshot_ids(Some(ids.to_vec()))
-        .send()
-        .await
-    {
-        Ok(out) => return Ok(out.snapshots().iter().map(state).collect()),
-        Err(e) => {
-            let e = site.err("DescribeSnapshots", None, e.into_service_error());
-            if e.code != "InvalidSnapshot.NotFound" {
-                return Err(e);
-            }
+    match kind {
+        PointKind::SnapshotSet => {
+            let ec2 = job.ec2(session, account, dest);
+            Ok(ec2
+                .snapshots_by_id(ids)
+                .await?
+                .iter()
+                .map(|s| {
+                    (
+                        s.snapshot_id().unwrap_or_default().to_string(),
+                        PointState::ebs(s.state().map_or("", |x| x.as_str())),
+                    )
+                })
+                .collect())
+        }
+        PointKind::Ami => {
+            let ec2 = job.ec2(session, account, dest);
+            Ok(ec2
+                .images_by_id(ids)
+                .await?
+                .iter()
+                .map(|i| {
+                    (
+                        i.image_id().unwrap_or_default().to_string(),
+                        PointState::image(i.state().map_or("pending", |x| x.as_str())),
+                    )
+                })
+                .collect())
+        }
+        PointKind::DbSnapshot | PointKind::ClusterSnapshot => {
+            let cluster = kind == PointKind::ClusterSnapshot;
+            let rds = job.rds(session, account, dest);
+            // lower-cased identifier → state
+            let mut listed: BTreeMap<String, PointState> = BTreeMap::new();
+            rds.each_snapshot(cluster, vec![rds_id_filter(cluster, ids)], |s| {
+                listed.insert(s.id.to_lowercase(), PointState::rds(s.status));
+            })
+            .await?;
+            Ok(ids
+                .iter()
+                .filter_map(|id| listed.get(&id.to_lowercase()).map(|s| (id.clone(), *s)))
+                .collect())
         }
     }
-    job.pacer.take(account, dest, Bucket::Describe).await;
-    let mut states = BTreeMap::new();
-    let mut pages = ec2
-        .describe_snapshots()
-        .owner_ids("self")
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("snapshot-id")
-                .set_values(Some(ids.to_vec()))
-                .build(),
-        )
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| site.err("DescribeSnapshots", None, e.into_service_error()))?;
-        states.extend(page.snapshots().iter().map(state));
-    }
-    Ok(states)
-}
-
-/// States of the AMI copies `ids`, asked by id; as for snapshots, an
-/// `InvalidAMIID.NotFound` for the list is asked again with an `image-id`
-/// filter.
-async fn describe_image_copies(
-    job: &Job<'_>,
-    session: &TenantSession,
-    account: &str,
-    dest: &str,
-    ids: &[String],
-) -> Result<BTreeMap<String, PointState>, AwsError> {
-    let site = Site {
-        tenant: &session.tenant.name,
-        region: dest,
-    };
-    let ec2 = session.ec2(dest);
-    let state = |i: &aws_sdk_ec2::types::Image| {
-        (
-            i.image_id().unwrap_or_default().to_string(),
-            PointState::image(i.state().map_or("pending", |x| x.as_str())),
-        )
-    };
-    job.pacer.take(account, dest, Bucket::Describe).await;
-    match ec2
-        .describe_images()
-        .owners("self")
-        .set_image_ids(Some(ids.to_vec()))
-        .send()
-        .await
-    {
-        Ok(out) => return Ok(out.images().iter().map(state).collect()),
-        Err(e) => {
-            let e = site.err("DescribeImages", None, e.into_service_error());
-            if !e.code.starts_with("InvalidAMIID.") {
-                return Err(e);
-            }
-        }
-    }
-    job.pacer.take(account, dest, Bucket::Describe).await;
-    let out = ec2
-        .describe_images()
-        .owners("self")
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("image-id")
-                .set_values(Some(ids.to_vec()))
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|e| site.err("DescribeImages", None, e.into_service_error()))?;
-    Ok(out.images().iter().map(state).collect())
-}
-
-/// States of the DB (or cluster) snapshot copies `ids`, by a `db-snapshot-id`
-/// (`db-cluster-snapshot-id`) filter, under which a missing one is simply not
-/// listed. Identifiers compare as RDS compares them, ignoring case.
-async fn describe_rds_copies(
-    job: &Job<'_>,
-    session: &TenantSession,
-    account: &str,
-    dest: &str,
-    ids: &[String],
-    cluster: bool,
-) -> Result<BTreeMap<String, PointState>, AwsError> {
-    let site = Site {
-        tenant: &session.tenant.name,
-        region: dest,
-    };
-    let rds = session.rds(dest);
-    let filter = aws_sdk_rds::types::Filter::builder()
-        .name(if cluster {
-            "db-cluster-snapshot-id"
-        } else {
-            "db-snapshot-id"
-        })
-        .set_values(Some(ids.to_vec()))
-        .build();
-    // lower-cased identifier → state
-    let mut listed: BTreeMap<String, PointState> = BTreeMap::new();
-    job.pacer.take(account, dest, Bucket::Rds).await;
-    if cluster {
-        let mut pages = rds
-            .describe_db_cluster_snapshots()
-            .snapshot_type("manual")
-            .filters(filter)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                site.err("DescribeDBClusterSnapshots", None, e.into_service_error())
-            })?;
-            for s in page.db_cluster_snapshots() {
-                listed.insert(
-                    s.db_cluster_snapshot_identifier()
-                        .unwrap_or_default()
-                        .to_lowercase(),
-                    PointState::rds(s.status()),
-                );
-            }
-        }
-    } else {
-        let mut pages = rds
-            .describe_db_snapshots()
-            .snapshot_type("manual")
-            .filters(filter)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| site.err("DescribeDBSnapshots", None, e.into_service_error()))?;
-            for s in page.db_snapshots() {
-                listed.insert(
-                    s.db_snapshot_identifier()
-                        .unwrap_or_default()
-                        .to_lowercase(),
-                    PointState::rds(s.status()),
-                );
-            }
-        }
-    }
-    Ok(ids
-        .iter()
-        .filter_map(|id| listed.get(&id.to_lowercase()).map(|s| (id.clone(), *s)))
-        .collect())
 }
 
 /// A copy that could not be started whole: why, and the parts of a snapshot
@@ -880,293 +792,179 @@ async fn start_copy(
     task: &Task,
     deadline: Instant,
 ) -> Result<Vec<(String, String)>, NotStarted> {
-    let dest = task.dest.as_str();
-    let src = task.point.region.as_str();
-    let site = Site {
-        tenant: &session.tenant.name,
-        region: dest,
+    let to = Dest {
+        job,
+        session,
+        account,
+        task,
+        deadline,
     };
-    let p = &task.point;
-    // Same error type as every other step of a copy; it is built once per copy.
+    match task.point.kind {
+        PointKind::SnapshotSet => to.copy_set().await,
+        PointKind::Ami => Ok(vec![to.copy_image().await?]),
+        PointKind::DbSnapshot | PointKind::ClusterSnapshot => Ok(vec![to.copy_rds().await?]),
+    }
+}
+
+/// One task's copy into its destination region.
+struct Dest<'a, 'j> {
+    job: &'a Job<'j>,
+    session: &'a TenantSession,
+    account: &'a str,
+    task: &'a Task,
+    deadline: Instant,
+}
+
+impl Dest<'_, '_> {
+    /// The copy rule's KMS key for an encrypted source (none for a plain one).
+    // Same error type as every other step of a copy; built once per copy.
     #[allow(clippy::result_large_err)]
-    let key_for = |encrypted: bool| -> Result<Option<String>, AwsError> {
+    fn key_for(&self, encrypted: bool) -> Result<Option<String>, AwsError> {
         if !encrypted {
             return Ok(None);
         }
-        task.rule
-            .kms_key_id
-            .clone()
-            .map(Some)
-            .ok_or_else(|| AwsError {
-                tenant: session.tenant.name.clone(),
-                region: dest.to_string(),
-                action: "Copy".into(),
-                resource: Some(p.id()),
-                code: "MissingKmsKey".into(),
-                message: format!(
+        let (p, dest) = (&self.task.point, &self.task.dest);
+        self.task.rule.kms_key_id.clone().map(Some).ok_or_else(|| {
+            self.job.at(self.session, self.account, dest).refusal(
+                "Copy",
+                &p.id(),
+                "MissingKmsKey",
+                format!(
                     "{} is encrypted and the copy rule for {dest} names no kms-key-id",
                     p.id()
                 ),
-            })
-    };
-    let log_retry = |e: &AwsError, wait: Duration| {
-        job.log(&format!(
-            "Retrying {} into [{dest}] after {} (in {} ms)",
-            e.action,
-            e.code,
-            wait.as_millis()
-        ));
-    };
-    let mut made = Vec::new();
-    match p.kind {
-        PointKind::SnapshotSet => {
-            let ec2 = session.ec2(dest);
-            // Every part's key first, so that a set is not half started for
-            // want of one.
-            let mut parts = Vec::new();
-            for sid in &task.missing {
-                let snap = p
-                    .snapshots
-                    .iter()
-                    .find(|s| &s.id == sid)
-                    .expect("missing part of this point");
-                parts.push((sid, snap, key_for(snap.encrypted)?));
+            )
+        })
+    }
+
+    /// The missing snapshots of a set, started together; each adopts only
+    /// the copy tagged with its own part.
+    async fn copy_set(&self) -> Result<Vec<(String, String)>, NotStarted> {
+        let (p, dest, src) = (
+            &self.task.point,
+            self.task.dest.as_str(),
+            self.task.point.region.as_str(),
+        );
+        let ec2 = self.job.ec2(self.session, self.account, dest);
+        // Every part's key first, so that a set is not half started for want of one.
+        let mut parts = Vec::new();
+        for sid in &self.task.missing {
+            let snap = p
+                .snapshots
+                .iter()
+                .find(|s| &s.id == sid)
+                .expect("missing part of this point");
+            parts.push((sid, snap, self.key_for(snap.encrypted)?));
+        }
+        let started = futures::future::join_all(parts.into_iter().map(|(sid, snap, kms)| {
+            let ec2 = &ec2;
+            async move {
+                let copy_of = copy_key(src, sid);
+                let t = copy_tags(&snap.tags, &copy_of);
+                self.job.log(&format!(
+                    "CopySnapshot [{copy_of}] -> [{}/{dest}]",
+                    self.session.tenant.name
+                ));
+                let description =
+                    format!("rolesnap copy of {src}/{sid} (job {})", p.job.unwrap_or(0));
+                ec2.copy_snapshot(src, sid, description, &t, kms, self.deadline)
+                    .await
+                    .map(|copy| (sid.clone(), copy))
             }
-            // The set's copies are started together; each attempt still takes
-            // its token, and each adopts only the copy tagged with its own part.
-            let started = futures::future::join_all(parts.into_iter().map(|(sid, snap, kms)| {
-                let ec2 = &ec2;
-                async move {
-                    let copy_of = copy_key(src, sid);
-                    let t = copy_tags(&snap.tags, &copy_of);
-                    job.log(&format!(
-                        "CopySnapshot [{copy_of}] -> [{}/{dest}]",
-                        session.tenant.name
-                    ));
-                    let spec = aws_sdk_ec2::types::TagSpecification::builder()
-                        .resource_type(aws_sdk_ec2::types::ResourceType::Snapshot)
-                        .set_tags(Some(ec2_tags(&t)))
-                        .build();
-                    let (r, _) = create_with_retry(
-                        deadline,
-                        || {
-                            let (ec2, spec, kms) = (&ec2, spec.clone(), kms.clone());
-                            async move {
-                                let _turn =
-                                    job.pacer.turn(account, dest, Bucket::CopySnapshot).await;
-                                let mut req = ec2
-                                    .copy_snapshot()
-                                    .source_region(src)
-                                    .source_snapshot_id(sid)
-                                    .description(format!(
-                                        "rolesnap copy of {src}/{sid} (job {})",
-                                        p.job.unwrap_or(0)
-                                    ))
-                                    .tag_specifications(spec);
-                                if let Some(k) = kms {
-                                    req = req.encrypted(true).kms_key_id(k);
-                                }
-                                let out = req
-                                    .customize()
-                                    .config_override(no_sdk_retries_ec2())
-                                    .send()
-                                    .await
-                                    .map_err(|e| {
-                                        site.err("CopySnapshot", Some(sid), e.into_service_error())
-                                    })?;
-                                Ok(out.snapshot_id().unwrap_or_default().to_string())
-                            }
-                        },
-                        || async {
-                            job.pacer.take(account, dest, Bucket::Describe).await;
-                            let out = ec2
-                                .describe_snapshots()
-                                .owner_ids("self")
-                                .filters(tag_filter(tags::COPY_OF, &copy_of))
-                                .send()
-                                .await
-                                .map_err(|e| {
-                                    site.err("DescribeSnapshots", Some(sid), e.into_service_error())
-                                })?;
-                            Ok(out
-                                .snapshots()
-                                .first()
-                                .and_then(|s| s.snapshot_id())
-                                .map(str::to_string))
-                        },
-                        log_retry,
-                    )
-                    .await;
-                    r.map(|copy| (sid.clone(), copy))
-                }
-            }))
-            .await;
-            let mut failed = None;
-            for r in started {
-                match r {
-                    Ok(part) => made.push(part),
-                    Err(e) => {
-                        failed.get_or_insert(e);
-                    }
+        }))
+        .await;
+        let mut made = Vec::new();
+        let mut failed = None;
+        for r in started {
+            match r {
+                Ok(part) => made.push(part),
+                Err(e) => {
+                    failed.get_or_insert(e);
                 }
             }
-            if let Some(error) = failed {
-                return Err(NotStarted { error, made });
-            }
         }
-        PointKind::Ami => {
-            let ec2 = session.ec2(dest);
-            let image = p.id();
-            let copy_of = copy_key(src, &image);
-            let t = copy_tags(&p.tags, &copy_of);
-            let kms = key_for(p.encrypted)?;
-            // Idempotent on AWS's side for the same token.
-            let token: String = format!("rolesnap-{image}-{dest}")
-                .chars()
-                .take(64)
-                .collect();
-            let spec = aws_sdk_ec2::types::TagSpecification::builder()
-                .resource_type(aws_sdk_ec2::types::ResourceType::Image)
-                .set_tags(Some(ec2_tags(&t)))
-                .build();
-            // The copy's snapshots are tagged by the same call (CopyImage takes
-            // a `snapshot` TagSpecification): the tenant policy allows tags only
-            // at creation. They carry what the source's snapshots carry, minus
-            // the source AMI's id; _GX_AMI_ (the copy's id) follows once it is
-            // available (complete()).
-            let snap_tags: Vec<(String, String)> =
-                t.iter().filter(|(k, _)| k != tags::AMI).cloned().collect();
-            let snap_spec = aws_sdk_ec2::types::TagSpecification::builder()
-                .resource_type(aws_sdk_ec2::types::ResourceType::Snapshot)
-                .set_tags(Some(ec2_tags(&snap_tags)))
-                .build();
-            job.log(&format!(
-                "CopyImage [{copy_of}] -> [{}/{dest}]",
-                session.tenant.name
-            ));
-            let (r, _) = create_with_retry(
-                deadline,
-                || {
-                    let (ec2, spec, snap_spec, kms, token) = (
-                        &ec2,
-                        spec.clone(),
-                        snap_spec.clone(),
-                        kms.clone(),
-                        token.clone(),
-                    );
-                    let name = p
-                        .name()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| image.clone());
-                    let image = image.clone();
-                    async move {
-                        let _turn = job.pacer.turn(account, dest, Bucket::CopyImage).await;
-                        let mut req = ec2
-                            .copy_image()
-                            .source_region(src)
-                            .source_image_id(&image)
-                            .name(name)
-                            .client_token(token)
-                            .tag_specifications(spec)
-                            .tag_specifications(snap_spec);
-                        if let Some(k) = kms {
-                            req = req.encrypted(true).kms_key_id(k);
-                        }
-                        let out = req
-                            .customize()
-                            .config_override(no_sdk_retries_ec2())
-                            .send()
-                            .await
-                            .map_err(|e| {
-                                site.err("CopyImage", Some(&image), e.into_service_error())
-                            })?;
-                        Ok(out.image_id().unwrap_or_default().to_string())
-                    }
-                },
-                || async { Ok(None) },
-                log_retry,
-            )
-            .await;
-            let new = r?;
-            made.push((image, new));
-        }
-        PointKind::DbSnapshot | PointKind::ClusterSnapshot => {
-            let rds = session.rds(dest);
-            let id = p.id();
-            let arn = p.arn.clone().unwrap_or_default();
-            let copy_of = copy_key(src, &id);
-            let t = copy_tags(&p.tags, &copy_of);
-            let kms = key_for(p.encrypted)?;
-            let cluster = p.kind == PointKind::ClusterSnapshot;
-            let action = if cluster {
-                "CopyDBClusterSnapshot"
-            } else {
-                "CopyDBSnapshot"
-            };
-            job.log(&format!(
-                "{action} [{arn}] -> [{}/{dest}] as [{id}]",
-                session.tenant.name
-            ));
-            let (r, _) = create_with_retry(
-                deadline,
-                || {
-                    let (rds, t, kms, arn, id) =
-                        (&rds, t.clone(), kms.clone(), arn.clone(), id.clone());
-                    async move {
-                        let _turn = job.pacer.turn(account, dest, Bucket::Rds).await;
-                        let res = if cluster {
-                            let mut req = rds
-                                .copy_db_cluster_snapshot()
-                                .source_db_cluster_snapshot_identifier(&arn)
-                                .target_db_cluster_snapshot_identifier(&id)
-                                .set_tags(Some(rds_tags(&t)));
-                            if let Some(k) = kms {
-                                req = req.kms_key_id(k);
-                            }
-                            req.customize()
-                                .config_override(no_sdk_retries_rds())
-                                .send()
-                                .await
-                                .map(|_| ())
-                                .map_err(|e| site.err(action, Some(&arn), e.into_service_error()))
-                        } else {
-                            let mut req = rds
-                                .copy_db_snapshot()
-                                .source_db_snapshot_identifier(&arn)
-                                .target_db_snapshot_identifier(&id)
-                                .set_tags(Some(rds_tags(&t)));
-                            if let Some(k) = kms {
-                                req = req.kms_key_id(k);
-                            }
-                            req.customize()
-                                .config_override(no_sdk_retries_rds())
-                                .send()
-                                .await
-                                .map(|_| ())
-                                .map_err(|e| site.err(action, Some(&arn), e.into_service_error()))
-                        };
-                        match res {
-                            Ok(()) => Ok(id),
-                            // The identifier is deterministic: it already being
-                            // there after an ambiguous failure is our copy.
-                            Err(e)
-                                if e.code.starts_with("DBSnapshotAlreadyExists")
-                                    || e.code.starts_with("DBClusterSnapshotAlreadyExists") =>
-                            {
-                                Ok(id)
-                            }
-                            Err(e) => Err(e),
-                        }
-                    }
-                },
-                || async { Ok(None) },
-                log_retry,
-            )
-            .await;
-            made.push((id.clone(), r?));
+        match failed {
+            Some(error) => Err(NotStarted { error, made }),
+            None => Ok(made),
         }
     }
-    Ok(made)
+
+    /// CopyImage; the copy's snapshots are tagged by the same call.
+    async fn copy_image(&self) -> Result<(String, String), AwsError> {
+        let (p, dest, src) = (
+            &self.task.point,
+            self.task.dest.as_str(),
+            self.task.point.region.as_str(),
+        );
+        let image = p.id();
+        let copy_of = copy_key(src, &image);
+        let t = copy_tags(&p.tags, &copy_of);
+        let kms = self.key_for(p.encrypted)?;
+        // Idempotent on AWS's side for the same token.
+        let token: String = format!("rolesnap-{image}-{dest}")
+            .chars()
+            .take(64)
+            .collect();
+        // The copy's snapshots carry what the source's snapshots carry, minus
+        // the source AMI's id (the tenant policy allows tags only at
+        // creation); _GX_AMI_ (the copy's id) follows once it is available
+        // (complete()).
+        let snap_tags: Vec<(String, String)> =
+            t.iter().filter(|(k, _)| k != tags::AMI).cloned().collect();
+        let name = p
+            .name()
+            .map(str::to_string)
+            .unwrap_or_else(|| image.clone());
+        self.job.log(&format!(
+            "CopyImage [{copy_of}] -> [{}/{dest}]",
+            self.session.tenant.name
+        ));
+        let new = self
+            .job
+            .ec2(self.session, self.account, dest)
+            .copy_image(
+                src,
+                &image,
+                &name,
+                &token,
+                &t,
+                &snap_tags,
+                kms,
+                self.deadline,
+            )
+            .await?;
+        Ok((image, new))
+    }
+
+    /// CopyDBSnapshot / CopyDBClusterSnapshot under the source's identifier.
+    async fn copy_rds(&self) -> Result<(String, String), AwsError> {
+        let (p, dest, src) = (
+            &self.task.point,
+            self.task.dest.as_str(),
+            self.task.point.region.as_str(),
+        );
+        let id = p.id();
+        let arn = p.arn.clone().unwrap_or_default();
+        let copy_of = copy_key(src, &id);
+        let t = copy_tags(&p.tags, &copy_of);
+        let kms = self.key_for(p.encrypted)?;
+        let cluster = p.kind == PointKind::ClusterSnapshot;
+        let action = if cluster {
+            "CopyDBClusterSnapshot"
+        } else {
+            "CopyDBSnapshot"
+        };
+        self.job.log(&format!(
+            "{action} [{arn}] -> [{}/{dest}] as [{id}]",
+            self.session.tenant.name
+        ));
+        let copy = self
+            .job
+            .rds(self.session, self.account, dest)
+            .copy_snapshot(cluster, &arn, &id, &t, kms, self.deadline)
+            .await?;
+        Ok((id, copy))
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::config::{glob_match, Group, Plan, Regions, Tenant};
 use crate::credentials::TenantSession;
 use crate::error::{AwsError, Site};
+use crate::ledger::ItemKind;
 use crate::logs::{LogFile, Logs};
 
 /// Tenant × regions the process discovers at once. Each one being listed
@@ -458,10 +459,13 @@ impl Resource {
         }
     }
     pub fn kind(&self) -> &'static str {
+        self.item_kind().as_str()
+    }
+    pub fn item_kind(&self) -> ItemKind {
         match self {
-            Resource::Instance(_) => "instance",
-            Resource::DbInstance(_) => "db-instance",
-            Resource::DbCluster(_) => "db-cluster",
+            Resource::Instance(_) => ItemKind::Instance,
+            Resource::DbInstance(_) => ItemKind::DbInstance,
+            Resource::DbCluster(_) => ItemKind::DbCluster,
         }
     }
     /// AZ for instances and DB instances; clusters span AZs.

@@ -32,8 +32,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::backup::{Job, RegionWork};
+use crate::backup::RegionWork;
 use crate::catalog::{list_region, Kinds, PointState, RecoveryPoint};
+use crate::ledger::ItemStatus;
+use crate::work::Job;
 
 /// What a run knows of one point of a source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,9 +217,9 @@ async fn remove_one(job: &Job<'_>, work: &RegionWork, dup: RecoveryPoint, kept: 
         tenant: tenant.clone(),
         account: work.account.clone(),
         region: region.clone(),
-        kind: s.resource.kind().to_string(),
+        kind: s.resource.item_kind(),
         source_id: dup.source.clone(),
-        status: "DuplicateRemoved".into(),
+        status: ItemStatus::DuplicateRemoved,
         created: vec![],
         size_gib: dup.size_gib,
         error: None,
@@ -240,7 +242,7 @@ async fn remove_one(job: &Job<'_>, work: &RegionWork, dup: RecoveryPoint, kept: 
             ));
         }
         Err(e) => {
-            item.status = "Failed".into();
+            item.status = ItemStatus::Failed;
             item.created = dup.snapshots.iter().map(|s| s.id.clone()).collect();
             if item.created.is_empty() {
                 item.created = vec![dup.id()];

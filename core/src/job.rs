@@ -9,17 +9,16 @@ use serde::Serialize;
 
 use chrono::{DateTime, Utc};
 
-use crate::backup::{
-    backup_region, log_job, tally, BackupOptions, Counted, Job, Outcomes, RegionWork,
-};
+use crate::backup::{backup_region, RegionWork};
 use crate::config::{Plan, Tenant};
 use crate::copy::copy_tenant;
 use crate::credentials::{connect_tenants, AdminSession, Connected};
 use crate::discovery::{discover_tenant, groups_for, regions_for, Resource};
-use crate::ledger::{Item, JobStatus, JobType, Ledger, LedgerError};
+use crate::ledger::{Item, ItemKind, ItemStatus, JobStatus, JobType, Ledger, LedgerError};
 use crate::logs::{LogFile, Logs};
 use crate::pace::Pacer;
 use crate::prune::{prune_tenant, Beside};
+use crate::work::{log_job, tally, Counted, Job, JobOptions, Outcomes};
 
 /// Narrowing an on-demand backup to part of the plan.
 #[derive(Debug, Clone, Default)]
@@ -71,8 +70,8 @@ impl Kind {
 }
 
 /// Item statuses that are not problems.
-pub fn item_ok(status: &str) -> bool {
-    crate::backup::ok_status(status).is_some()
+pub fn item_ok(status: ItemStatus) -> bool {
+    status.ok()
 }
 
 pub struct Request<'a> {
@@ -81,7 +80,7 @@ pub struct Request<'a> {
     pub tenants: &'a [Tenant],
     pub admin: &'a AdminSession,
     pub filter: Filter,
-    pub options: BackupOptions,
+    pub options: JobOptions,
     pub logs: &'a Logs,
     /// `None` for a dry run: nothing is recorded.
     pub ledger: Option<Arc<Mutex<Ledger>>>,
@@ -189,7 +188,7 @@ impl Serialize for Items {
 pub struct Summary {
     pub tenant: String,
     pub region: String,
-    pub status: String,
+    pub status: ItemStatus,
     pub count: usize,
     pub size_gib: i64,
 }
@@ -198,7 +197,7 @@ pub struct Summary {
 pub fn summarize(items: &[Item], counted: &Counted) -> Vec<Summary> {
     let mut by: Counted = counted.clone();
     for i in items {
-        tally(&mut by, &i.tenant, &i.region, &i.status, 1, i.size_gib);
+        tally(&mut by, &i.tenant, &i.region, i.status, 1, i.size_gib);
     }
     by.into_iter()
         .map(|((tenant, region, status), (count, size_gib))| Summary {
@@ -215,17 +214,17 @@ impl Report {
     pub fn completed(&self) -> usize {
         self.summary
             .iter()
-            .filter(|s| s.status == "Completed")
+            .filter(|s| s.status == ItemStatus::Completed)
             .map(|s| s.count)
             .sum()
     }
     pub fn problems(&self) -> impl Iterator<Item = &Item> {
-        self.items.held().iter().filter(|i| !item_ok(&i.status))
+        self.items.held().iter().filter(|i| !item_ok(i.status))
     }
 }
 
-fn setup_item(tenant: &Tenant, account: &str, region: &str, kind: &str, error: String) -> Item {
-    let source = if kind == "tenant" {
+fn setup_item(tenant: &Tenant, account: &str, region: &str, kind: ItemKind, error: String) -> Item {
+    let source = if kind == ItemKind::Tenant {
         tenant.role_arn.arn.as_str()
     } else {
         region
@@ -278,24 +277,7 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
         ),
     );
 
-    // A backup whose previous run of this plan was killed resumes it: the
-    // killed run's recovery points are adopted, not made a second time.
-    let adopt: Vec<crate::tags::Identity> = match (&req.ledger, req.kind) {
-        (Some(l), Kind::Backup) => {
-            let l = l.lock().unwrap_or_else(|p| p.into_inner());
-            l.jobs(Some(&req.plan.name), 10)?
-                .into_iter()
-                .filter(|j| j.id != number && j.job_type == JobType::SnapBackup)
-                .take_while(|j| j.status == JobStatus::Killed)
-                .map(|j| crate::tags::Identity {
-                    job: j.id,
-                    agent: agent.clone(),
-                    started: j.start,
-                })
-                .collect()
-        }
-        _ => Vec::new(),
-    };
+    let adopt = killed_to_adopt(&req, number, &agent)?;
     if !adopt.is_empty() {
         log(&format!(
             "Resuming killed job(s) [{}] of plan [{}]: the recovery points they made (tagged with this agent's id and their start) are adopted",
@@ -322,76 +304,15 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
         // backup's point found to be a duplicate after it completed.
         outcomes: Mutex::new(Outcomes::new(req.ledger.is_none(), true)),
     };
-    let connected = connect_tenants(req.admin, req.tenants, log_job(number), logs).await;
-    let mut reached: Vec<(&Tenant, Connected)> = Vec::new();
-    for (tenant, c) in req.tenants.iter().zip(connected) {
-        match c {
-            Ok(c) => {
-                log(&format!(
-                    "Assumed role [{}] for tenant [{}] (account {})",
-                    tenant.role_arn, tenant.name, c.account
-                ));
-                reached.push((tenant, c));
-            }
-            Err(f) => {
-                log(&format!("Tenant [{}] skipped: {f}", tenant.name));
-                job.record(&setup_item(
-                    tenant,
-                    &tenant.role_arn.account,
-                    "-",
-                    "tenant",
-                    f.to_string(),
-                ));
-            }
-        }
-    }
+    let reached = reach_tenants(&req, &job).await;
     match req.kind {
         Kind::Backup => backup_tenants(&req, &job, &reached).await,
         Kind::Copy | Kind::Prune { .. } => {
-            join_all(reached.iter().map(|(tenant, conn)| {
-                let (job, req) = (&job, &req);
-                async move {
-                    let mut regions: Vec<String> = Vec::new();
-                    for g in groups_for(req.plan, tenant) {
-                        match regions_for(&conn.session, &req.admin.admin.region, &g.regions).await
-                        {
-                            Ok(rs) => {
-                                for r in rs {
-                                    let wanted = req.filter.region.as_ref().is_none_or(|f| f == &r);
-                                    if wanted && !regions.contains(&r) {
-                                        regions.push(r);
-                                    }
-                                }
-                            }
-                            Err(e) => job.record(&setup_item(
-                                tenant,
-                                &conn.account,
-                                &e.region,
-                                "region",
-                                e.to_string(),
-                            )),
-                        }
-                    }
-                    match req.kind {
-                        Kind::Copy => {
-                            copy_tenant(job, &conn.session, &conn.account, &regions).await;
-                        }
-                        Kind::Prune { now } => {
-                            prune_tenant(
-                                job,
-                                &conn.session,
-                                &conn.account,
-                                &regions,
-                                now,
-                                req.options.dry_run,
-                                req.beside.clone(),
-                            )
-                            .await;
-                        }
-                        Kind::Backup => {}
-                    }
-                }
-            }))
+            join_all(
+                reached
+                    .iter()
+                    .map(|(tenant, conn)| copy_or_prune(&req, &job, tenant, conn)),
+            )
             .await;
         }
     }
@@ -405,6 +326,97 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
         start,
         (outcomes, lost),
     )
+}
+
+/// A backup whose previous run of this plan was killed resumes it: the
+/// killed run's recovery points are adopted, not made a second time.
+fn killed_to_adopt(
+    req: &Request<'_>,
+    number: u64,
+    agent: &str,
+) -> Result<Vec<crate::tags::Identity>, LedgerError> {
+    let (Some(l), Kind::Backup) = (&req.ledger, req.kind) else {
+        return Ok(Vec::new());
+    };
+    let l = l.lock().unwrap_or_else(|p| p.into_inner());
+    Ok(l.jobs(Some(&req.plan.name), 10)?
+        .into_iter()
+        .filter(|j| j.id != number && j.job_type == JobType::SnapBackup)
+        .take_while(|j| j.status == JobStatus::Killed)
+        .map(|j| crate::tags::Identity {
+            job: j.id,
+            agent: agent.to_string(),
+            started: j.start,
+        })
+        .collect())
+}
+
+/// Assumes every tenant's role; a tenant that cannot be reached is an item.
+async fn reach_tenants<'r>(req: &Request<'r>, job: &Job<'_>) -> Vec<(&'r Tenant, Connected)> {
+    let connected = connect_tenants(req.admin, req.tenants, log_job(job.number), job.logs).await;
+    let mut reached = Vec::new();
+    for (tenant, c) in req.tenants.iter().zip(connected) {
+        match c {
+            Ok(c) => {
+                job.log(&format!(
+                    "Assumed role [{}] for tenant [{}] (account {})",
+                    tenant.role_arn, tenant.name, c.account
+                ));
+                reached.push((tenant, c));
+            }
+            Err(f) => {
+                job.log(&format!("Tenant [{}] skipped: {f}", tenant.name));
+                job.record(&setup_item(
+                    tenant,
+                    &tenant.role_arn.account,
+                    "-",
+                    ItemKind::Tenant,
+                    f.to_string(),
+                ));
+            }
+        }
+    }
+    reached
+}
+
+/// A copy or prune job's work in one tenant: its plan's regions.
+async fn copy_or_prune(req: &Request<'_>, job: &Job<'_>, tenant: &Tenant, conn: &Connected) {
+    let mut regions: Vec<String> = Vec::new();
+    for g in groups_for(req.plan, tenant) {
+        match regions_for(&conn.session, &req.admin.admin.region, &g.regions).await {
+            Ok(rs) => {
+                for r in rs {
+                    let wanted = req.filter.region.as_ref().is_none_or(|f| f == &r);
+                    if wanted && !regions.contains(&r) {
+                        regions.push(r);
+                    }
+                }
+            }
+            Err(e) => job.record(&setup_item(
+                tenant,
+                &conn.account,
+                &e.region,
+                ItemKind::Region,
+                e.to_string(),
+            )),
+        }
+    }
+    match req.kind {
+        Kind::Copy => copy_tenant(job, &conn.session, &conn.account, &regions).await,
+        Kind::Prune { now } => {
+            prune_tenant(
+                job,
+                &conn.session,
+                &conn.account,
+                &regions,
+                now,
+                req.options.dry_run,
+                req.beside.clone(),
+            )
+            .await;
+        }
+        Kind::Backup => {}
+    }
 }
 
 static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -494,7 +506,7 @@ async fn backup_tenants(req: &Request<'_>, job: &Job<'_>, reached: &[(&Tenant, C
                     tenant,
                     &conn.account,
                     &r.region,
-                    "region",
+                    ItemKind::Region,
                     e.to_string(),
                 ));
                 continue;
@@ -540,7 +552,7 @@ fn finish(
     let total: usize = summary.iter().map(|s| s.count).sum();
     let ok: usize = summary
         .iter()
-        .filter(|s| item_ok(&s.status))
+        .filter(|s| item_ok(s.status))
         .map(|s| s.count)
         .sum();
     let failed = total - ok;
@@ -558,7 +570,7 @@ fn finish(
     };
     let size_gib: i64 = summary
         .iter()
-        .filter(|s| s.status == "Completed")
+        .filter(|s| s.status == ItemStatus::Completed)
         .map(|s| s.size_gib)
         .sum();
     let end = chrono::Utc::now().timestamp();

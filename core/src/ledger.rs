@@ -136,17 +136,169 @@ pub struct Job {
     pub error: Option<String>,
 }
 
+/// What an item is about: a resource a backup or restore was asked for, a
+/// recovery point a copy or prune handled, or a tenant or region that failed
+/// before any resource (a setup failure). Stored as its text (`as_str`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ItemKind {
+    Instance,
+    Volume,
+    DbInstance,
+    DbCluster,
+    SnapshotSet,
+    Ami,
+    DbSnapshot,
+    ClusterSnapshot,
+    Tenant,
+    Region,
+}
+
+impl ItemKind {
+    pub const ALL: [ItemKind; 10] = [
+        ItemKind::Instance,
+        ItemKind::Volume,
+        ItemKind::DbInstance,
+        ItemKind::DbCluster,
+        ItemKind::SnapshotSet,
+        ItemKind::Ami,
+        ItemKind::DbSnapshot,
+        ItemKind::ClusterSnapshot,
+        ItemKind::Tenant,
+        ItemKind::Region,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemKind::Instance => "instance",
+            ItemKind::Volume => "volume",
+            ItemKind::DbInstance => "db-instance",
+            ItemKind::DbCluster => "db-cluster",
+            ItemKind::SnapshotSet => "snapshot-set",
+            ItemKind::Ami => "ami",
+            ItemKind::DbSnapshot => "db-snapshot",
+            ItemKind::ClusterSnapshot => "cluster-snapshot",
+            ItemKind::Tenant => "tenant",
+            ItemKind::Region => "region",
+        }
+    }
+
+    /// The kind stored as `s`; `None` for a text no agent writes.
+    pub fn parse(s: &str) -> Option<ItemKind> {
+        ItemKind::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+
+    /// A tenant or region that failed before any resource.
+    pub fn is_setup(self) -> bool {
+        matches!(self, ItemKind::Tenant | ItemKind::Region)
+    }
+}
+
+impl From<crate::catalog::PointKind> for ItemKind {
+    fn from(k: crate::catalog::PointKind) -> ItemKind {
+        use crate::catalog::PointKind;
+        match k {
+            PointKind::SnapshotSet => ItemKind::SnapshotSet,
+            PointKind::Ami => ItemKind::Ami,
+            PointKind::DbSnapshot => ItemKind::DbSnapshot,
+            PointKind::ClusterSnapshot => ItemKind::ClusterSnapshot,
+        }
+    }
+}
+
+impl std::fmt::Display for ItemKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ItemKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// How a resource or recovery point ended in a job; stored as its text
+/// (`as_str`), which is also what reports and `-o json` show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ItemStatus {
+    /// Made and complete (a recovery point, a copy, a restore).
+    Completed,
+    /// A dry run: what would be made.
+    DryRun,
+    /// A prune kept the point.
+    Kept,
+    /// A prune deleted the point.
+    Deleted,
+    /// A prune's dry run would delete the point.
+    WouldDelete,
+    /// A backup made a point another run had made too, and removed its own.
+    DuplicateRemoved,
+    Failed,
+    /// Made, and still pending at the wait timeout (or while the job waits).
+    Pending,
+}
+
+impl ItemStatus {
+    pub const ALL: [ItemStatus; 8] = [
+        ItemStatus::Completed,
+        ItemStatus::DryRun,
+        ItemStatus::Kept,
+        ItemStatus::Deleted,
+        ItemStatus::WouldDelete,
+        ItemStatus::DuplicateRemoved,
+        ItemStatus::Failed,
+        ItemStatus::Pending,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemStatus::Completed => "Completed",
+            ItemStatus::DryRun => "DryRun",
+            ItemStatus::Kept => "Kept",
+            ItemStatus::Deleted => "Deleted",
+            ItemStatus::WouldDelete => "WouldDelete",
+            ItemStatus::DuplicateRemoved => "DuplicateRemoved",
+            ItemStatus::Failed => "Failed",
+            ItemStatus::Pending => "Pending",
+        }
+    }
+
+    /// The status stored as `s`; an unknown text (a newer agent's ledger)
+    /// reads as Failed, the side that draws attention.
+    pub fn parse(s: &str) -> ItemStatus {
+        ItemStatus::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .unwrap_or(ItemStatus::Failed)
+    }
+
+    /// Whether the item went as asked (not a problem to report).
+    pub fn ok(self) -> bool {
+        !matches!(self, ItemStatus::Failed | ItemStatus::Pending)
+    }
+}
+
+impl std::fmt::Display for ItemStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ItemStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// One resource of a job, and what was made of it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Item {
     pub tenant: String,
     pub account: String,
     pub region: String,
-    /// instance / db-instance / db-cluster, or `tenant` / `region` for a setup failure.
-    pub kind: String,
+    pub kind: ItemKind,
     pub source_id: String,
-    /// Completed, Failed, Pending (still pending at the wait timeout), Skipped.
-    pub status: String,
+    pub status: ItemStatus,
     pub created: Vec<String>,
     pub size_gib: i64,
     pub error: Option<String>,
@@ -160,7 +312,7 @@ impl Item {
         tenant: &str,
         account: &str,
         region: &str,
-        kind: &str,
+        kind: ItemKind,
         source: &str,
         error: String,
     ) -> Item {
@@ -168,9 +320,9 @@ impl Item {
             tenant: tenant.to_string(),
             account: account.to_string(),
             region: region.to_string(),
-            kind: kind.to_string(),
+            kind,
             source_id: source.to_string(),
-            status: "Failed".into(),
+            status: ItemStatus::Failed,
             created: vec![],
             size_gib: 0,
             error: Some(error),
@@ -735,9 +887,9 @@ impl Ledger {
                     item.tenant,
                     item.account,
                     item.region,
-                    item.kind,
+                    item.kind.as_str(),
                     item.source_id,
-                    item.status,
+                    item.status.as_str(),
                     serde_json::to_string(&item.created).unwrap_or_default(),
                     item.size_gib,
                     item.error,
@@ -866,9 +1018,18 @@ impl Ledger {
                     tenant: r.get(0)?,
                     account: r.get(1)?,
                     region: r.get(2)?,
-                    kind: r.get(3)?,
+                    kind: {
+                        let k: String = r.get(3)?;
+                        ItemKind::parse(&k).ok_or_else(|| {
+                            rusqlite::Error::FromSqlConversionFailure(
+                                3,
+                                rusqlite::types::Type::Text,
+                                format!("unknown item kind {k:?}").into(),
+                            )
+                        })?
+                    },
                     source_id: r.get(4)?,
-                    status: r.get(5)?,
+                    status: ItemStatus::parse(&r.get::<_, String>(5)?),
                     created: serde_json::from_str(&r.get::<_, String>(6)?).unwrap_or_default(),
                     size_gib: r.get(7)?,
                     error: r.get(8)?,
@@ -985,9 +1146,9 @@ mod tests {
             tenant: "alpha".into(),
             account: "222222222222".into(),
             region: "us-east-1".into(),
-            kind: "snapshot-set".into(),
+            kind: ItemKind::SnapshotSet,
             source_id: source.into(),
-            status: status.into(),
+            status: ItemStatus::parse(status),
             created: vec![],
             size_gib: 8,
             error: None,
@@ -1020,9 +1181,9 @@ mod tests {
             tenant: "alpha".into(),
             account: "222222222222".into(),
             region: "us-east-1".into(),
-            kind: "instance".into(),
+            kind: ItemKind::Instance,
             source_id: "i-1".into(),
-            status: "Completed".into(),
+            status: ItemStatus::Completed,
             created: vec!["snap-1".into(), "snap-2".into()],
             size_gib: 18,
             error: None,

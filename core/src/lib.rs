@@ -10,6 +10,7 @@
 //! (GxTail log files). Decisions are pure functions; AWS calls happen at the
 //! edges.
 
+pub mod aws;
 pub mod backup;
 pub mod catalog;
 pub mod config;
@@ -33,6 +34,7 @@ pub mod retry;
 pub mod schedule;
 pub mod tags;
 pub mod validate;
+pub mod work;
 
 pub use config::{load_accounts, load_plan, Accounts, ConfigError, Loaded, Plan, Tenant};
 pub use credentials::{admin_session, AdminSession, AssumeRoleFailure, Endpoint, TenantSession};

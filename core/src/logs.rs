@@ -329,6 +329,24 @@ fn thread_tag() -> u64 {
     TAG.with(|t| *t)
 }
 
+/// Where one job writes its lines: the file, the job number (`None` for a dry
+/// run: `###`) and the `Component::function` of its lines. Copied into every
+/// AWS adapter the job uses, so that a retry is logged where the job logs.
+#[derive(Clone, Copy)]
+pub struct JobLog<'a> {
+    pub logs: &'a Logs,
+    pub file: LogFile,
+    pub job: Option<u64>,
+    pub component: &'static str,
+}
+
+impl JobLog<'_> {
+    pub fn write(&self, message: &str) {
+        self.logs
+            .write(self.file, self.job, self.component, message);
+    }
+}
+
 /// Formats one GxTail line (with its newline). Newlines inside the message are
 /// flattened so that one event stays one line.
 pub fn format_line(

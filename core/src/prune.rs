@@ -21,19 +21,19 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::backup::{hash64, no_sdk_retries_ec2, no_sdk_retries_rds, Job};
+use crate::aws::ec2::Ec2;
+use crate::aws::At;
 use crate::catalog::{list_region, Kinds, PointKind, PointState, RecoveryPoint};
 use crate::config::Retention;
 use crate::copy::{copy_keys_by_state, copy_keys_of};
 
 use crate::credentials::TenantSession;
 use crate::discovery::live_sources;
-use crate::error::{AwsError, Site};
-use crate::ledger::Item;
-use crate::pace::Bucket;
+use crate::error::AwsError;
+use crate::ledger::{Item, ItemKind, ItemStatus};
 use crate::retention::{decide, Point, Verdict};
-use crate::retry::create_with_retry;
 use crate::tags;
+use crate::work::{hash64, Job};
 
 /// Is this resource's own tag set one prune may delete?
 pub fn deletable(t: &BTreeMap<String, String>, plan: &str) -> bool {
@@ -197,7 +197,7 @@ pub async fn prune_tenant(
                     &session.tenant.name,
                     account,
                     r,
-                    "region",
+                    ItemKind::Region,
                     r,
                     e.to_string(),
                 ));
@@ -238,7 +238,7 @@ pub async fn prune_tenant(
     // earlier one in the report (see `Outcomes`).
     let last = |kept: Kept| {
         for (region, (n, gib)) in kept {
-            job.count(tenant, &region, "Kept", n, gib);
+            job.count(tenant, &region, ItemStatus::Kept, n, gib);
         }
     };
     let Some(mut beside) = beside else {
@@ -301,40 +301,7 @@ async fn prune_pass(
     let tenant = &session.tenant.name;
     // Held from listing to decision (the semaphore is never closed).
     let listing = LISTING.acquire().await.ok();
-    let listed = join_all(regions.iter().map(|region| {
-        list_region(
-            session,
-            account,
-            region,
-            Some(&plan.name),
-            Kinds {
-                ec2: true,
-                rds: true,
-                all_tags: false,
-            },
-            &job.pacer,
-        )
-    }))
-    .await;
-    let mut listed_ok: Vec<(&String, Vec<RecoveryPoint>)> = Vec::new();
-    for (region, r) in regions.iter().zip(listed) {
-        match r {
-            Ok(points) => listed_ok.push((region, points)),
-            Err(e) => {
-                job.log(&format!(
-                    "Cannot list recovery points in [{tenant}/{region}]: {e}"
-                ));
-                job.record(&Item::failed(
-                    &session.tenant.name,
-                    account,
-                    region,
-                    "region",
-                    region,
-                    e.to_string(),
-                ));
-            }
-        }
-    }
+    let listed_ok = list_plan(job, session, account, regions).await;
     // The copies in each copy region, completed and being made (absent: its
     // listing failed).
     let copied: BTreeMap<&str, (BTreeSet<String>, BTreeSet<String>)> = listed_ok
@@ -408,13 +375,13 @@ async fn prune_pass(
                 // delete failed) is recorded again, kept, so that its
                 // outcome replaces the earlier one rather than adding to it.
                 Verdict::Keep
-                    if dry_run || job.has_outcome(tenant, &p.region, p.kind.as_str(), &p.id) =>
+                    if dry_run || job.has_outcome(tenant, &p.region, p.kind.into(), &p.id) =>
                 {
                     job.record(&point_item(
                         session,
                         account,
                         &p,
-                        "Kept",
+                        ItemStatus::Kept,
                         vec![],
                         None,
                         &rule,
@@ -430,14 +397,7 @@ async fn prune_pass(
         work.push(deletes);
     }
     drop(listing);
-    for (region, id, snaps, mode, until) in extend {
-        let errors = crate::lock::extend(&session.ec2(&region), &snaps, mode, until).await;
-        job.log(&format!(
-            "Extended the {} lock of [{id}] in [{tenant}/{region}] to {until}: a weekly/monthly rule keeps it{}",
-            mode.as_str(),
-            if errors.is_empty() { String::new() } else { format!(" ({})", errors.join("; ")) }
-        ));
-    }
+    extend_locks(job, session, extend).await;
     join_all(work.into_iter().map(|deletes| {
         stream::iter(deletes)
             .map(|(p, rule)| settle(job, session, account, p, rule, dry_run, deleted))
@@ -446,6 +406,74 @@ async fn prune_pass(
     }))
     .await;
     kept
+}
+
+/// The plan's points in each region; a region that cannot be listed is an item.
+async fn list_plan<'r>(
+    job: &Job<'_>,
+    session: &TenantSession,
+    account: &str,
+    regions: &'r [String],
+) -> Vec<(&'r String, Vec<RecoveryPoint>)> {
+    let kinds = Kinds {
+        ec2: true,
+        rds: true,
+        all_tags: false,
+    };
+    let listed = join_all(regions.iter().map(|region| {
+        list_region(
+            session,
+            account,
+            region,
+            Some(&job.plan.name),
+            kinds,
+            &job.pacer,
+        )
+    }))
+    .await;
+    let mut listed_ok = Vec::new();
+    for (region, r) in regions.iter().zip(listed) {
+        match r {
+            Ok(points) => listed_ok.push((region, points)),
+            Err(e) => {
+                job.log(&format!(
+                    "Cannot list recovery points in [{}/{region}]: {e}",
+                    session.tenant.name
+                ));
+                job.record(&Item::failed(
+                    &session.tenant.name,
+                    account,
+                    region,
+                    ItemKind::Region,
+                    region,
+                    e.to_string(),
+                ));
+            }
+        }
+    }
+    listed_ok
+}
+
+/// A lock to extend: (region, point id, snapshots, mode, until).
+type Extension = (
+    String,
+    String,
+    Vec<String>,
+    crate::config::LockMode,
+    DateTime<Utc>,
+);
+
+/// Extends the locks of points a weekly/monthly rule keeps longer (lock.rs).
+async fn extend_locks(job: &Job<'_>, session: &TenantSession, extend: Vec<Extension>) {
+    for (region, id, snaps, mode, until) in extend {
+        let errors = crate::lock::extend(&session.ec2(&region), &snaps, mode, until).await;
+        job.log(&format!(
+            "Extended the {} lock of [{id}] in [{}/{region}] to {until}: a weekly/monthly rule keeps it{}",
+            mode.as_str(),
+            session.tenant.name,
+            if errors.is_empty() { String::new() } else { format!(" ({})", errors.join("; ")) }
+        ));
+    }
 }
 
 /// Whether this run deleted `p` already: its id, or every snapshot of it (a
@@ -539,7 +567,7 @@ async fn settle(
             session,
             account,
             &p,
-            "Kept",
+            ItemStatus::Kept,
             vec![],
             None,
             &why,
@@ -547,7 +575,15 @@ async fn settle(
         return;
     }
     let item = if dry_run {
-        point_item(session, account, &p, "WouldDelete", vec![], None, &rule)
+        point_item(
+            session,
+            account,
+            &p,
+            ItemStatus::WouldDelete,
+            vec![],
+            None,
+            &rule,
+        )
     } else {
         job.log(&format!(
             "Deleting {} [{}] of [{}] in [{tenant}/{region}] created {}: {}",
@@ -563,12 +599,12 @@ async fn settle(
                 d.insert(point_key(&p.region, &p.id));
                 d.extend(p.snapshots.iter().map(|(s, _)| point_key(&p.region, s)));
                 drop(d);
-                point_item(session, account, &p, "Deleted", ids, None, &rule)
+                point_item(session, account, &p, ItemStatus::Deleted, ids, None, &rule)
             }
             Err(e) if crate::lock::is_locked_error(&e.code) => {
                 let why = format!("{rule}; held by lock ({})", e.code);
                 job.log(&format!("Not deleted [{}]: {why}", p.id));
-                point_item(session, account, &p, "Kept", vec![], None, &why)
+                point_item(session, account, &p, ItemStatus::Kept, vec![], None, &why)
             }
             Err(e) => {
                 job.log(&format!("Delete of [{}] failed: {e}", p.id));
@@ -576,7 +612,7 @@ async fn settle(
                     session,
                     account,
                     &p,
-                    "Failed",
+                    ItemStatus::Failed,
                     vec![],
                     Some(e.to_string()),
                     &rule,
@@ -615,7 +651,7 @@ fn point_item(
     session: &TenantSession,
     account: &str,
     p: &Decided,
-    status: &str,
+    status: ItemStatus,
     deleted: Vec<String>,
     error: Option<String>,
     rule: &str,
@@ -624,9 +660,9 @@ fn point_item(
         tenant: session.tenant.name.clone(),
         account: account.to_string(),
         region: p.region.clone(),
-        kind: p.kind.as_str().to_string(),
+        kind: p.kind.into(),
         source_id: p.id.clone(),
-        status: status.to_string(),
+        status,
         created: deleted,
         size_gib: p.size_gib,
         error,
@@ -638,63 +674,6 @@ fn point_item(
             "rule": rule,
         }),
     }
-}
-
-fn gone(code: &str) -> bool {
-    matches!(
-        code,
-        "InvalidSnapshot.NotFound"
-            | "InvalidAMIID.NotFound"
-            | "InvalidAMIID.Unavailable"
-            | "DBSnapshotNotFound"
-            | "DBSnapshotNotFoundFault"
-            | "DBClusterSnapshotNotFoundFault"
-    )
-}
-
-/// Sends one delete call: each attempt takes a token from `bucket` first and
-/// has the SDK's own retries off, so that no attempt goes around the pacer.
-/// Throttling and 5xx answers are retried with backoff (a delete is
-/// idempotent: the retry of one that did happen finds the resource gone).
-/// A resource already gone counts as deleted.
-async fn delete_call<F, Fut>(
-    job: &Job<'_>,
-    account: &str,
-    region: &str,
-    bucket: Bucket,
-    call: F,
-) -> Result<(), AwsError>
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<(), AwsError>>,
-{
-    let deadline = Instant::now() + job.options.wait_timeout;
-    let (r, _) = create_with_retry(
-        deadline,
-        || async {
-            let _turn = job.pacer.turn(account, region, bucket).await;
-            // Boxed: the SDK's call state is allocated only once it has its
-            // turn, not held by every delete that waits for one.
-            match Box::pin(call()).await {
-                Err(e) if gone(&e.code) => Ok(()),
-                r => r,
-            }
-        },
-        || async { Ok(None) },
-        |e, wait| {
-            job.log(&format!(
-                "Retrying {} of [{}] in [{}/{region}] after {}: {} (in {} ms)",
-                e.action,
-                e.resource.as_deref().unwrap_or_default(),
-                e.tenant,
-                e.code,
-                e.message,
-                wait.as_millis()
-            ));
-        },
-    )
-    .await;
-    r
 }
 
 /// Deletes one point; returns the ids deleted (or found already gone).
@@ -717,10 +696,6 @@ async fn delete_point(
     p: &Decided,
 ) -> Result<Vec<String>, AwsError> {
     let region = p.region.as_str();
-    let site = Site {
-        tenant: &session.tenant.name,
-        region,
-    };
     let plan = &job.plan.name;
     if !p.ours {
         return Err(AwsError {
@@ -736,111 +711,71 @@ async fn delete_point(
             ),
         });
     }
-    let mut deleted = Vec::new();
-    let ec2 = session.ec2(region);
+    let deadline = job.deadline();
     match p.kind {
         PointKind::SnapshotSet | PointKind::Ami => {
-            if p.kind == PointKind::Ami {
-                let image = p.id.clone();
-                delete_call(job, account, region, Bucket::DeregisterImage, || async {
-                    ec2.deregister_image()
-                        .image_id(&image)
-                        .customize()
-                        .config_override(no_sdk_retries_ec2())
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| {
-                            site.err("DeregisterImage", Some(&image), e.into_service_error())
-                        })
-                })
+            let at = job.at(session, account, region);
+            delete_ec2_point(job, &Ec2::new(session.ec2(region), at), &at, p, deadline).await
+        }
+        PointKind::DbSnapshot | PointKind::ClusterSnapshot => {
+            let cluster = p.kind == PointKind::ClusterSnapshot;
+            job.rds(session, account, region)
+                .delete_snapshot(cluster, &p.id, deadline)
                 .await?;
-                job.log(&format!("Deregistered image [{image}]"));
-                deleted.push(image);
-            }
-            let mut in_use = Vec::new();
-            for (sid, ours) in &p.snapshots {
-                // The AMI's own view of its snapshots has no tags; only delete
-                // snapshots that themselves carry the contract.
-                if !ours {
-                    job.log(&format!(
-                        "Not deleting snapshot [{sid}]: it lacks the {} tags",
-                        tags::BACKUP
-                    ));
-                    continue;
-                }
-                let r = delete_call(job, account, region, Bucket::DeleteSnapshot, || async {
-                    ec2.delete_snapshot()
-                        .snapshot_id(sid)
-                        .customize()
-                        .config_override(no_sdk_retries_ec2())
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| site.err("DeleteSnapshot", Some(sid), e.into_service_error()))
-                })
-                .await;
-                match r {
-                    Ok(()) => deleted.push(sid.clone()),
-                    // Still backing a registered AMI: never deleted on its own.
-                    Err(e) if e.code == "InvalidSnapshot.InUse" => in_use.push(sid.clone()),
-                    Err(e) => return Err(e),
-                }
-            }
+            Ok(vec![p.id.clone()])
+        }
+    }
+}
+
+/// An AMI is deregistered, then its snapshots deleted; a snapshot set's
+/// snapshots are deleted. Only snapshots that carry the contract themselves.
+async fn delete_ec2_point(
+    job: &Job<'_>,
+    ec2: &Ec2<'_>,
+    at: &At<'_>,
+    p: &Decided,
+    deadline: Instant,
+) -> Result<Vec<String>, AwsError> {
+    let mut deleted = Vec::new();
+    if p.kind == PointKind::Ami {
+        ec2.deregister_image(&p.id, deadline).await?;
+        job.log(&format!("Deregistered image [{}]", p.id));
+        deleted.push(p.id.clone());
+    }
+    let mut in_use = Vec::new();
+    for (sid, ours) in &p.snapshots {
+        // The AMI's own view of its snapshots has no tags; only delete
+        // snapshots that themselves carry the contract.
+        if !ours {
             job.log(&format!(
-                "Deleted snapshots [{}]",
-                deleted
-                    .iter()
-                    .filter(|d| d.starts_with("snap-"))
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                "Not deleting snapshot [{sid}]: it lacks the {} tags",
+                tags::BACKUP
             ));
-            if !in_use.is_empty() {
-                return Err(AwsError {
-                    tenant: session.tenant.name.clone(),
-                    region: region.into(),
-                    action: "DeleteSnapshot".into(),
-                    resource: Some(in_use.join(",")),
-                    code: "InvalidSnapshot.InUse".into(),
-                    message: "still used by a registered AMI; kept".into(),
-                });
-            }
+            continue;
         }
-        PointKind::DbSnapshot => {
-            let rds = session.rds(region);
-            let id = p.id.clone();
-            delete_call(job, account, region, Bucket::Rds, || async {
-                rds.delete_db_snapshot()
-                    .db_snapshot_identifier(&id)
-                    .customize()
-                    .config_override(no_sdk_retries_rds())
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| site.err("DeleteDBSnapshot", Some(&id), e.into_service_error()))
-            })
-            .await?;
-            deleted.push(id);
+        match ec2.delete_snapshot(sid, deadline).await {
+            Ok(()) => deleted.push(sid.clone()),
+            // Still backing a registered AMI: never deleted on its own.
+            Err(e) if e.code == "InvalidSnapshot.InUse" => in_use.push(sid.clone()),
+            Err(e) => return Err(e),
         }
-        PointKind::ClusterSnapshot => {
-            let rds = session.rds(region);
-            let id = p.id.clone();
-            delete_call(job, account, region, Bucket::Rds, || async {
-                rds.delete_db_cluster_snapshot()
-                    .db_cluster_snapshot_identifier(&id)
-                    .customize()
-                    .config_override(no_sdk_retries_rds())
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| {
-                        site.err("DeleteDBClusterSnapshot", Some(&id), e.into_service_error())
-                    })
-            })
-            .await?;
-            deleted.push(id);
-        }
+    }
+    job.log(&format!(
+        "Deleted snapshots [{}]",
+        deleted
+            .iter()
+            .filter(|d| d.starts_with("snap-"))
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    if !in_use.is_empty() {
+        return Err(at.refusal(
+            "DeleteSnapshot",
+            &in_use.join(","),
+            "InvalidSnapshot.InUse",
+            "still used by a registered AMI; kept".into(),
+        ));
     }
     Ok(deleted)
 }

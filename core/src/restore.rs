@@ -39,7 +39,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use crate::backup::{ec2_tags, no_sdk_retries_ec2, no_sdk_retries_rds, rds_tags, tag_filter};
+use crate::aws::{ec2_tags, no_sdk_retries_ec2, no_sdk_retries_rds, rds_tags, tag_filter};
 use crate::catalog::{list_region, Kinds, PointKind, RecoveryPoint};
 use crate::config::{az_region, Plan, Tenant};
 use crate::credentials::{AdminSession, TenantSession};
@@ -798,11 +798,11 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
             tenant: req.tenant.name.clone(),
             account: r.account.clone(),
             region: r.region.clone().unwrap_or_else(|| "-".into()),
-            kind: kind.to_string(),
+            kind: crate::ledger::ItemKind::parse(kind).expect("a restore target is an item kind"),
             source_id: source.clone(),
             status: match status {
-                JobStatus::Failed => "Failed".into(),
-                _ => "Completed".into(),
+                JobStatus::Failed => crate::ledger::ItemStatus::Failed,
+                _ => crate::ledger::ItemStatus::Completed,
             },
             created: still.clone(),
             size_gib: 0,
