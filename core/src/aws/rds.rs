@@ -37,8 +37,8 @@ pub struct RdsSnapshot<'s> {
     pub encrypted: bool,
     pub kms_key_id: Option<&'s str>,
     pub tags: &'s [aws_sdk_rds::types::Tag],
-    /// Cluster snapshots only: the engine.
     pub engine: Option<&'s str>,
+    pub engine_version: Option<&'s str>,
 }
 
 impl<'s> From<&'s DbSnapshot> for RdsSnapshot<'s> {
@@ -54,6 +54,7 @@ impl<'s> From<&'s DbSnapshot> for RdsSnapshot<'s> {
             kms_key_id: s.kms_key_id(),
             tags: s.tag_list(),
             engine: s.engine(),
+            engine_version: s.engine_version(),
         }
     }
 }
@@ -71,6 +72,7 @@ impl<'s> From<&'s DbClusterSnapshot> for RdsSnapshot<'s> {
             kms_key_id: s.kms_key_id(),
             tags: s.tag_list(),
             engine: s.engine(),
+            engine_version: s.engine_version(),
         }
     }
 }
