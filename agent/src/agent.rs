@@ -28,10 +28,10 @@ use prometheus_client::registry::Registry;
 use serde_json::json;
 use tokio::signal::unix::{signal, SignalKind};
 
-use rolesnap_core::job::{self, Filter, Request};
-use rolesnap_core::ledger::Ledger;
-use rolesnap_core::schedule::{decide, in_shard, next_runs, parse_shard, Due};
-use rolesnap_core::work::JobOptions;
+use rolesnap_core::decide::schedule::{decide, in_shard, next_runs, parse_shard, Due};
+use rolesnap_core::jobs::work::JobOptions;
+use rolesnap_core::jobs::{self, Filter, Request};
+use rolesnap_core::store::ledger::Ledger;
 use rolesnap_core::{admin_session, load_plan, ConfigError, Endpoint, Loaded, LogFile, Logs};
 
 use crate::cli::{AgentArgs, Global, Output, PlansArgs, ScheduleArgs};
@@ -272,7 +272,7 @@ impl Metrics {
             self.retries.iter().map(|(k, n)| (k, *n)),
             |p| vec![("plan", p.clone())],
         );
-        let api = rolesnap_core::metrics::api_counts();
+        let api = rolesnap_core::aws::metrics::api_counts();
         counters(
             &mut r,
             "rolesnap_api_calls",
@@ -300,7 +300,7 @@ impl Metrics {
         out
     }
 
-    fn record(&mut self, report: &job::Report) {
+    fn record(&mut self, report: &jobs::Report) {
         *self
             .jobs
             .entry((
@@ -309,12 +309,12 @@ impl Metrics {
                 report.status.to_string(),
             ))
             .or_default() += 1;
-        if report.job_type == rolesnap_core::ledger::JobType::SnapBackup {
+        if report.job_type == rolesnap_core::store::ledger::JobType::SnapBackup {
             let done = report.completed() as u64;
             *self.protected.entry(report.plan.clone()).or_default() += done;
             let mut tenants: BTreeMap<&str, bool> = BTreeMap::new();
             for s in &report.summary {
-                *tenants.entry(&s.tenant).or_insert(true) &= job::item_ok(s.status);
+                *tenants.entry(&s.tenant).or_insert(true) &= jobs::item_ok(s.status);
             }
             for (t, ok) in tenants {
                 if ok {
@@ -426,7 +426,7 @@ struct RunContext {
 
 /// Runs a plan's backup (+ copy) and, at the same time, its prune; one ledger
 /// job each.
-async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> Vec<job::Report> {
+async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> Vec<jobs::Report> {
     let RunContext {
         endpoint: global_endpoint,
         state_dir,
@@ -469,7 +469,7 @@ async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> V
     // `backup` of the same plan is waited for.
     let mut said = false;
     let _plan_lock = loop {
-        match rolesnap_core::ledger::PlanLock::try_acquire(&state_dir, &plan.name, "agent") {
+        match rolesnap_core::store::ledger::PlanLock::try_acquire(&state_dir, &plan.name, "agent") {
             Ok(Ok(l)) => break l,
             Ok(Err(busy)) => {
                 if !said {
@@ -510,11 +510,11 @@ async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> V
     );
     // Backup then copy, and the prune beside them. The prune deletes what has
     // expired at once and looks again as each job ends (see
-    // rolesnap_core::prune::prune_tenant): the outcome is that of a prune run
+    // rolesnap_core::jobs::prune::prune_tenant): the outcome is that of a prune run
     // after them, in less time than the two one after the other.
     let (done, pruned) =
-        job::run_night(!plan.copies.is_empty(), Some(Utc::now()), |kind, beside| {
-            job::run(Request {
+        jobs::run_night(!plan.copies.is_empty(), Some(Utc::now()), |kind, beside| {
+            jobs::run(Request {
                 kind,
                 plan,
                 tenants: &tenants,
@@ -799,7 +799,7 @@ pub async fn run(global: &Global, args: AgentArgs) -> anyhow::Result<u8> {
     // Shutdown: no new runs and no new job of a running one (a nightly
     // sequence does not go on to its copy job); in-flight jobs get the grace
     // period.
-    rolesnap_core::job::stop_new_jobs();
+    rolesnap_core::jobs::stop_new_jobs();
     logs.write(
         LogFile::Cvd,
         None,

@@ -7,11 +7,11 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
-use rolesnap_core::job::{self, Filter, Kind, Report, Request};
-use rolesnap_core::ledger::{JobStatus, Ledger, PlanLock};
-use rolesnap_core::pace::Pacer;
-use rolesnap_core::prune::Beside;
-use rolesnap_core::work::JobOptions;
+use rolesnap_core::aws::pace::Pacer;
+use rolesnap_core::jobs::prune::Beside;
+use rolesnap_core::jobs::work::JobOptions;
+use rolesnap_core::jobs::{self, Filter, Kind, Report, Request};
+use rolesnap_core::store::ledger::{JobStatus, Ledger, PlanLock};
 
 use crate::cli::{BackupArgs, CopyArgs, Global, Output, PlanArgs, PruneArgs};
 use crate::exit;
@@ -71,7 +71,7 @@ async fn run_job_with(
     };
     let bar = if with_bar { progress(global) } else { None };
     let (total_bar, done_bar) = (bar.clone(), bar.clone());
-    let report = job::run(Request {
+    let report = jobs::run(Request {
         kind,
         plan: &s.loaded.plan,
         tenants: &s.tenants,
@@ -186,7 +186,7 @@ pub async fn run(global: &Global, args: BackupArgs) -> anyhow::Result<u8> {
         region: args.region.clone(),
         ..Default::default()
     };
-    let (done, pruned) = job::run_night(copy, args.prune.then(Utc::now), |kind, beside| {
+    let (done, pruned) = jobs::run_night(copy, args.prune.then(Utc::now), |kind, beside| {
         let (filter, with_bar) = match kind {
             Kind::Prune { .. } => (prune_filter.clone(), false),
             _ => (filter.clone(), true),

@@ -43,7 +43,7 @@ pub struct Global {
     pub log_dir: PathBuf,
 
     /// Size in bytes at which a log file rotates.
-    #[arg(long, global = true, default_value_t = rolesnap_core::logs::DEFAULT_MAX_BYTES)]
+    #[arg(long, global = true, default_value_t = rolesnap_core::store::logs::DEFAULT_MAX_BYTES)]
     pub log_max_bytes: u64,
 
     /// Directory of the job ledger (ledger.db) and job locks.

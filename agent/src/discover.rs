@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use rolesnap_core::credentials::connect_tenants;
+use rolesnap_core::aws::credentials::connect_tenants;
 use rolesnap_core::discovery::{discover_tenant, RegionResult, Resource, Selected, Skipped};
 
 use crate::cli::{DiscoverArgs, Global, Output};

@@ -3,8 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Local, TimeZone};
-use rolesnap_core::job::{summarize, Report, Summary};
-use rolesnap_core::ledger::{Item, ItemStatus, Ledger};
+use rolesnap_core::jobs::{summarize, Report, Summary};
+use rolesnap_core::store::ledger::{Item, ItemStatus, Ledger};
 
 use crate::cli::{Global, JobsArgs, Output};
 use crate::exit;
@@ -231,7 +231,7 @@ pub fn run(global: &Global, args: JobsArgs) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     // Several agents (shards) keep one ledger each: merge them, newest first.
-    let mut jobs: Vec<(String, String, rolesnap_core::ledger::Job)> = Vec::new();
+    let mut jobs: Vec<(String, String, rolesnap_core::store::ledger::Job)> = Vec::new();
     for (dir, l) in &ledgers {
         jobs.extend(
             l.jobs(args.plan.as_deref(), args.limit)?

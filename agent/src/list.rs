@@ -3,10 +3,10 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use rolesnap_core::aws::credentials::connect_tenants;
 use rolesnap_core::catalog::{list_region, Kinds, RecoveryPoint};
-use rolesnap_core::credentials::connect_tenants;
 use rolesnap_core::discovery::{groups_for, regions_for};
-use rolesnap_core::ledger::Ledger;
+use rolesnap_core::store::ledger::Ledger;
 
 use crate::cli::{Global, ListArgs, Output};
 use crate::exit;
@@ -25,7 +25,7 @@ struct Row {
     held: bool,
     /// EBS Snapshot Lock of its snapshots (the one that expires first), when
     /// the plan locks.
-    lock: Option<rolesnap_core::lock::Lock>,
+    lock: Option<rolesnap_core::aws::lock::Lock>,
     /// From the ledger, when this machine ran the job.
     job_status: Option<String>,
 }
@@ -87,12 +87,12 @@ pub async fn run(global: &Global, args: ListArgs) -> anyhow::Result<u8> {
                 }
             };
             // One DescribeLockedSnapshots per region, for plans that lock.
-            let locks = if rolesnap_core::lock::plan_locks(plan) {
+            let locks = if rolesnap_core::aws::lock::plan_locks(plan) {
                 let ids: Vec<String> = points
                     .iter()
                     .flat_map(|p| p.snapshots.iter().map(|s| s.id.clone()))
                     .collect();
-                match rolesnap_core::lock::locks(&conn.session.ec2(&region), &ids).await {
+                match rolesnap_core::aws::lock::locks(&conn.session.ec2(&region), &ids).await {
                     Ok(l) => l,
                     Err(e) => {
                         eprintln!("error: {e}");

@@ -73,7 +73,7 @@ fn main() -> ExitCode {
         Ok(code) => {
             // A log line that could not be written is an audit record lost:
             // never exit 0 over it (each file's first failure was printed).
-            let lost = rolesnap_core::logs::failed_writes();
+            let lost = rolesnap_core::store::logs::failed_writes();
             if lost > 0 {
                 eprintln!("error: {lost} log line(s) could not be written");
                 return ExitCode::from(code.max(exit::PARTIAL));
@@ -111,7 +111,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     );
     if records_jobs {
         if let Err(e) =
-            rolesnap_core::logs::create_private_dir(&global.state_dir, global.group_access)
+            rolesnap_core::store::logs::create_private_dir(&global.state_dir, global.group_access)
         {
             eprintln!(
                 "error: cannot create state directory {}: {e}",

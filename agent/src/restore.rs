@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use rolesnap_core::config::is_region;
-use rolesnap_core::ledger::{JobStatus, Ledger};
-use rolesnap_core::restore::{
+use rolesnap_core::jobs::restore::{
     self, AttachTo, DbSpec, InstanceSpec, Options, Report, Request, Target, VolumeSpec, Which,
 };
+use rolesnap_core::store::ledger::{JobStatus, Ledger};
 
 use crate::backup::{exit_code, parse_time};
 use crate::cli::{Global, Output, RestoreArgs, RestorePointArgs, RestoreWhat};

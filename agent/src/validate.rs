@@ -3,10 +3,10 @@
 
 use serde::Serialize;
 
+use rolesnap_core::aws::credentials::connect_tenants;
 use rolesnap_core::config::Regions;
-use rolesnap_core::copy::encryption_gaps;
-use rolesnap_core::credentials::connect_tenants;
 use rolesnap_core::discovery::discover_tenant;
+use rolesnap_core::jobs::copy::encryption_gaps;
 use rolesnap_core::validate::{
     broader_than_printed, probe, Probe, ProbeOutcome, SIMULATE_NOT_USED,
 };
@@ -162,7 +162,9 @@ pub async fn run(global: &Global, args: ValidateArgs) -> anyhow::Result<u8> {
     }
     let failed = rows.iter().filter(|r| !r.ok).count();
     // What the plan's settings cannot do (e.g. lock RDS snapshots).
-    let notes: Vec<String> = rolesnap_core::lock::rds_note(plan).into_iter().collect();
+    let notes: Vec<String> = rolesnap_core::aws::lock::rds_note(plan)
+        .into_iter()
+        .collect();
     match global.output {
         Output::Json => println!(
             "{}",

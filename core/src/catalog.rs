@@ -11,12 +11,12 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::aws::credentials::TenantSession;
 use crate::aws::ec2::Ec2;
+use crate::aws::error::{AwsError, Site};
+use crate::aws::pace::Pacer;
 use crate::aws::rds::Rds;
 use crate::aws::{ec2_tag_map, rds_tag_map, tag_filter, to_utc, At};
-use crate::credentials::TenantSession;
-use crate::error::{AwsError, Site};
-use crate::pace::Pacer;
 use crate::tags;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

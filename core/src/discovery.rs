@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::future::join_all;
 use serde::Serialize;
 
+use crate::aws::credentials::TenantSession;
+use crate::aws::error::{AwsError, Site};
 use crate::config::{glob_match, Group, Plan, Regions, Tenant};
-use crate::credentials::TenantSession;
-use crate::error::{AwsError, Site};
-use crate::ledger::ItemKind;
-use crate::logs::{LogFile, Logs};
+use crate::store::ledger::ItemKind;
+use crate::store::logs::{LogFile, Logs};
 
 /// Tenant × regions the process discovers at once. Each one being listed
 /// holds its describe answers and its whole inventory (about 3 KB per

@@ -1,42 +1,38 @@
 //! rolesnap's engine: cross-account EBS, AMI and RDS snapshot backup for AWS.
 //!
-//! One module per engine: [`config`] (accounts and plans), [`credentials`]
-//! (admin and tenant sessions), [`discovery`] (what exists and what a plan
-//! selects), [`backup`] (create and wait for recovery points of one region),
-//! [`job`] (a job across tenants and regions), [`ledger`] (job history),
-//! [`retry`] and [`pace`] (throttling), [`tags`] (the tag contract), [`lock`]
-//! (EBS Snapshot Lock),
-//! [`policy`] (the IAM documents), [`validate`] (permission probes), [`logs`]
-//! (GxTail log files). Decisions are pure functions; AWS calls happen at the
-//! edges.
+//! The folders are the architecture (README "Architecture"):
+//!
+//! - [`config`]: the accounts file and plans, parsed and validated
+//!   (`FILE:LINE: KEY` errors).
+//! - [`discovery`] (what exists in a tenant and what a plan selects),
+//!   [`catalog`] (the recovery points, read from AWS by tag), [`tags`] (the
+//!   tag contract), [`policy`] (the IAM documents), [`validate`] (permission
+//!   probes).
+//! - [`decide`]: pure decisions, no AWS: retention (what prune keeps),
+//!   schedules (when a plan is due).
+//! - [`jobs`]: the jobs as orchestration over the adapters: a job across
+//!   tenants and regions ([`jobs::run`]), its shared context
+//!   ([`jobs::work`]), backup, copy, prune, the duplicate check and restore.
+//! - [`aws`]: the edge: sessions and credentials, the shared HTTPS client,
+//!   pacing, retries, one adapter per service ([`aws::ec2`], [`aws::rds`]),
+//!   EBS Snapshot Lock, call metrics.
+//! - [`store`]: what stays on the access node: the ledger (job history) and
+//!   the GxTail log files.
 
 pub mod aws;
-pub mod backup;
 pub mod catalog;
 pub mod config;
-pub mod connections;
-pub mod copy;
-pub mod credentials;
+pub mod decide;
 pub mod discovery;
-pub mod duplicates;
-pub mod error;
-pub mod job;
-pub mod ledger;
-pub mod lock;
-pub mod logs;
-pub mod metrics;
-pub mod pace;
+pub mod jobs;
 pub mod policy;
-pub mod prune;
-pub mod restore;
-pub mod retention;
-pub mod retry;
-pub mod schedule;
+pub mod store;
 pub mod tags;
 pub mod validate;
-pub mod work;
 
+pub use aws::credentials::{
+    admin_session, AdminSession, AssumeRoleFailure, Endpoint, TenantSession,
+};
+pub use aws::error::AwsError;
 pub use config::{load_accounts, load_plan, Accounts, ConfigError, Loaded, Plan, Tenant};
-pub use credentials::{admin_session, AdminSession, AssumeRoleFailure, Endpoint, TenantSession};
-pub use error::AwsError;
-pub use logs::{LogFile, Logs};
+pub use store::logs::{LogFile, Logs};

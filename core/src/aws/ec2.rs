@@ -3,7 +3,7 @@
 //! Describes take a `Describe` token per call (per page when paged); creates,
 //! copies and deletes take a turn of their own bucket for each attempt and
 //! have the SDK's retries off, so that no attempt goes around the pacer
-//! ([`crate::pace`]). Creates and copies are retried by
+//! ([`crate::aws::pace`]). Creates and copies are retried by
 //! [`create_with_retry`]: after an ambiguous failure they ask AWS whether the
 //! resource exists (by the identity tags the call set) before trying again.
 
@@ -13,9 +13,9 @@ use aws_sdk_ec2::types::{
 use tokio::time::Instant;
 
 use super::{ec2_tags, no_sdk_retries_ec2, tag_filter, At};
-use crate::error::AwsError;
-use crate::pace::Bucket;
-use crate::retry::create_with_retry;
+use crate::aws::error::AwsError;
+use crate::aws::pace::Bucket;
+use crate::aws::retry::create_with_retry;
 use crate::tags;
 
 /// DescribeSnapshots page size (AWS allows 5–1000). Without one, AWS may
@@ -525,7 +525,7 @@ impl<'a> Ec2<'a> {
         super::delete_with_retry(&self.at, bucket, deadline, call).await
     }
 
-    async fn turn(&self, bucket: Bucket) -> crate::pace::Turn {
+    async fn turn(&self, bucket: Bucket) -> crate::aws::pace::Turn {
         self.at
             .pacer
             .turn(self.at.account, self.at.site.region, bucket)

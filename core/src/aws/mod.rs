@@ -9,13 +9,20 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 
-use crate::error::{AwsError, Site};
-use crate::logs::JobLog;
-use crate::pace::{Bucket, Pacer};
+use crate::aws::error::{AwsError, Site};
+use crate::aws::pace::{Bucket, Pacer};
+use crate::store::logs::JobLog;
 use crate::tags;
 
+pub mod connections;
+pub mod credentials;
 pub mod ec2;
+pub mod error;
+pub mod lock;
+pub mod metrics;
+pub mod pace;
 pub mod rds;
+pub mod retry;
 
 pub(crate) fn ec2_tags(t: &[(String, String)]) -> Vec<aws_sdk_ec2::types::Tag> {
     t.iter()
@@ -179,7 +186,7 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<(), AwsError>>,
 {
-    let (r, _) = crate::retry::create_with_retry(
+    let (r, _) = crate::aws::retry::create_with_retry(
         deadline,
         || async {
             let _turn = at.pacer.turn(at.account, at.site.region, bucket).await;

@@ -13,9 +13,9 @@ use aws_smithy_types::DateTime;
 use tokio::time::Instant;
 
 use super::{no_sdk_retries_rds, rds_tags, At};
-use crate::error::AwsError;
-use crate::pace::Bucket;
-use crate::retry::create_with_retry;
+use crate::aws::error::AwsError;
+use crate::aws::pace::Bucket;
+use crate::aws::retry::create_with_retry;
 
 /// RDS calls of one tenant × region.
 pub struct Rds<'a> {
@@ -345,7 +345,7 @@ impl<'a> Rds<'a> {
         r
     }
 
-    async fn turn(&self) -> crate::pace::Turn {
+    async fn turn(&self) -> crate::aws::pace::Turn {
         self.at
             .pacer
             .turn(self.at.account, self.at.site.region, Bucket::Rds)

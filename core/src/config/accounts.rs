@@ -103,7 +103,7 @@ fn parse_admin(ctx: &Ctx<'_>, admin_raw: &RawAdmin) -> Result<Admin, ConfigError
 /// `admin.max-calls-in-flight`: 1–4096, by default the connection pool's.
 fn calls_in_flight(ctx: &Ctx<'_>, n: &Option<Spanned<i64>>) -> Result<usize, ConfigError> {
     match n {
-        None => Ok(crate::connections::DEFAULT_CALLS_IN_FLIGHT),
+        None => Ok(crate::aws::connections::DEFAULT_CALLS_IN_FLIGHT),
         Some(n) => match usize::try_from(*n.get_ref()) {
             Ok(v) if (1..=4096).contains(&v) => Ok(v),
             _ => Err(ctx.err(

@@ -81,7 +81,7 @@ pub(super) fn parse_schedule(ctx: &Ctx<'_>, s: &RawSchedule) -> Result<Schedule,
     // valid cron and never runs: refuse it rather than start silently.
     let now = chrono::Utc::now();
     let horizon = now + chrono::Duration::days(366 * MAX_YEARS_TO_NEXT_RUN);
-    match crate::schedule::next_runs(&schedule, now, 1).first() {
+    match crate::decide::schedule::next_runs(&schedule, now, 1).first() {
         Some(t) if *t <= horizon => Ok(schedule),
         _ => Err(ctx.err(
             &s.cron.span(),

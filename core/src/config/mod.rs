@@ -55,7 +55,7 @@ pub struct Admin {
     pub region: String,
     pub session_seconds: u32,
     /// AWS calls the process has on the wire at once, over all tenants and
-    /// regions (see [`crate::connections`]).
+    /// regions (see [`crate::aws::connections`]).
     pub max_calls_in_flight: usize,
 }
 

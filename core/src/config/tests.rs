@@ -102,7 +102,7 @@ fn calls_in_flight_default_and_bounds() {
     let a = parse_accounts(Path::new("a.toml"), ACCOUNTS).unwrap();
     assert_eq!(
         a.admin.max_calls_in_flight,
-        crate::connections::DEFAULT_CALLS_IN_FLIGHT
+        crate::aws::connections::DEFAULT_CALLS_IN_FLIGHT
     );
     let set = |v: &str| {
         ACCOUNTS.replace(

@@ -10,7 +10,7 @@
 //! Five tokens held back absorb a second of such jitter at 5 tokens/s; the
 //! rate margin absorbs clock drift between the two models. The cost is about
 //! 3 % of a long run's time, against the retries and backoff a throttled call
-//! costs (each one also waits out [`crate::retry::backoff`]).
+//! costs (each one also waits out [`crate::aws::retry::backoff`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -101,7 +101,7 @@ impl Default for Pacer {
 
 impl Pacer {
     pub fn new() -> Pacer {
-        Pacer::with_calls_in_flight(crate::connections::DEFAULT_CALLS_IN_FLIGHT)
+        Pacer::with_calls_in_flight(crate::aws::connections::DEFAULT_CALLS_IN_FLIGHT)
     }
 
     /// Pacing at AWS's rates, with at most `calls` turns out at once
@@ -126,7 +126,7 @@ impl Pacer {
     /// `max-calls-in-flight` turns are out at once over the whole process.
     /// Used where a job starts calls from many tasks at once (creates, copies,
     /// deletes of every account × region): the SDK builds a call's state
-    /// before the HTTP layer (crate::connections) can hold it back, so
+    /// before the HTTP layer (crate::aws::connections) can hold it back, so
     /// without turns every such task would hold that state while it queues.
     /// The token comes first, so that a task waiting on its bucket's refill
     /// holds no turn.

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use aws_sdk_ec2::types::{ResourceType, VolumeType};
 use serde_json::{json, Value};
 
+use crate::aws::error::Site;
+use crate::aws::pace::Bucket;
 use crate::aws::{no_sdk_retries_ec2, tag_filter};
 use crate::catalog::{Kinds, PointKind, RecoveryPoint};
-use crate::error::Site;
-use crate::pace::Bucket;
 use crate::tags;
 
 use super::context::Poll;

@@ -1,6 +1,6 @@
 //! Data Aging: delete the recovery points whose retention has run out.
 //!
-//! What to delete is decided by [`crate::retention::decide`] (pure); this
+//! What to delete is decided by [`crate::decide::retention::decide`] (pure); this
 //! module lists the points, finds which sources still exist, and deletes.
 //! Only resources that carry `_GX_BACKUP_` and this plan's `_GX_PLAN_` are
 //! ever deleted, checked again on each resource right before its delete call.
@@ -8,7 +8,7 @@
 //! first, then its snapshots are deleted, so no snapshot is orphaned.
 //!
 //! Regions are pruned concurrently, several deletes in flight each, every
-//! attempt paced by [`crate::pace::Pacer`] (SDK retries off, as for creates):
+//! attempt paced by [`crate::aws::pace::Pacer`] (SDK retries off, as for creates):
 //! the DeleteSnapshot bucket (5 per second) is what bounds a large prune.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -25,15 +25,15 @@ use crate::aws::ec2::Ec2;
 use crate::aws::At;
 use crate::catalog::{list_region, Kinds, PointKind, PointState, RecoveryPoint};
 use crate::config::Retention;
-use crate::copy::{copy_keys_by_state, copy_keys_of};
+use crate::jobs::copy::{copy_keys_by_state, copy_keys_of};
 
-use crate::credentials::TenantSession;
+use crate::aws::credentials::TenantSession;
+use crate::aws::error::AwsError;
+use crate::decide::retention::{decide, Point, Verdict};
 use crate::discovery::live_sources;
-use crate::error::AwsError;
-use crate::ledger::{Item, ItemKind, ItemStatus};
-use crate::retention::{decide, Point, Verdict};
+use crate::jobs::work::{hash64, Job};
+use crate::store::ledger::{Item, ItemKind, ItemStatus};
 use crate::tags;
-use crate::work::{hash64, Job};
 
 /// Is this resource's own tag set one prune may delete?
 pub fn deletable(t: &BTreeMap<String, String>, plan: &str) -> bool {
@@ -361,7 +361,7 @@ async fn prune_pass(
             if verdict == Verdict::Keep && !dry_run && p.ours {
                 let copy = p.copy_of.is_some();
                 if let Some((mode, until)) =
-                    crate::lock::extension_for(plan, &p.region, copy, &rule, p.created)
+                    crate::aws::lock::extension_for(plan, &p.region, copy, &rule, p.created)
                 {
                     let snaps: Vec<String> = p.snapshots.iter().map(|(s, _)| s.clone()).collect();
                     extend.push((p.region.clone(), p.id.clone(), snaps, mode, until));
@@ -466,7 +466,7 @@ type Extension = (
 /// Extends the locks of points a weekly/monthly rule keeps longer (lock.rs).
 async fn extend_locks(job: &Job<'_>, session: &TenantSession, extend: Vec<Extension>) {
     for (region, id, snaps, mode, until) in extend {
-        let errors = crate::lock::extend(&session.ec2(&region), &snaps, mode, until).await;
+        let errors = crate::aws::lock::extend(&session.ec2(&region), &snaps, mode, until).await;
         job.log(&format!(
             "Extended the {} lock of [{id}] in [{}/{region}] to {until}: a weekly/monthly rule keeps it{}",
             mode.as_str(),
@@ -601,7 +601,7 @@ async fn settle(
                 drop(d);
                 point_item(session, account, &p, ItemStatus::Deleted, ids, None, &rule)
             }
-            Err(e) if crate::lock::is_locked_error(&e.code) => {
+            Err(e) if crate::aws::lock::is_locked_error(&e.code) => {
                 let why = format!("{rule}; held by lock ({})", e.code);
                 job.log(&format!("Not deleted [{}]: {why}", p.id));
                 point_item(session, account, &p, ItemStatus::Kept, vec![], None, &why)
@@ -627,13 +627,13 @@ async fn settle(
 /// still locked. Asked only for plans that lock (one DescribeLockedSnapshots
 /// per point); a lock put by someone else is met as the delete's error instead.
 async fn held_by_lock(job: &Job<'_>, session: &TenantSession, p: &Decided) -> Option<String> {
-    if !crate::lock::plan_locks(job.plan)
+    if !crate::aws::lock::plan_locks(job.plan)
         || !matches!(p.kind, PointKind::SnapshotSet | PointKind::Ami)
     {
         return None;
     }
     let ids: Vec<String> = p.snapshots.iter().map(|(s, _)| s.clone()).collect();
-    match crate::lock::locks(&session.ec2(&p.region), &ids).await {
+    match crate::aws::lock::locks(&session.ec2(&p.region), &ids).await {
         Ok(locks) => {
             let held: Vec<String> = locks
                 .iter()

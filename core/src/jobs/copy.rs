@@ -20,14 +20,14 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::json;
 use tokio::time::Instant;
 
+use crate::aws::credentials::TenantSession;
+use crate::aws::error::AwsError;
 use crate::aws::rds::id_filter as rds_id_filter;
 use crate::catalog::{list_region, Kinds, PointKind, PointState, RecoveryPoint};
 use crate::config::CopyRule;
-use crate::credentials::TenantSession;
-use crate::error::AwsError;
-use crate::ledger::{Item, ItemKind, ItemStatus};
+use crate::jobs::work::Job;
+use crate::store::ledger::{Item, ItemKind, ItemStatus};
 use crate::tags;
-use crate::work::Job;
 
 /// AWS's limit of concurrent snapshot copies into one destination region. It
 /// counts copy operations: each snapshot of a set is one (see `copies_in`).
@@ -635,9 +635,9 @@ async fn complete(
         }
     }
     // EBS Snapshot Lock of the copies, as part of their creation (lock.rs).
-    let lock = crate::lock::after_create(
+    let lock = crate::aws::lock::after_create(
         &session.ec2(dest),
-        crate::lock::copy_rule(&f.task.rule),
+        crate::aws::lock::copy_rule(&f.task.rule),
         &f.task.rule.retention,
         &created,
     )

@@ -13,14 +13,14 @@ use futures::stream::{self, StreamExt};
 use serde_json::json;
 use tokio::time::Instant;
 
+use crate::aws::credentials::TenantSession;
+use crate::aws::error::AwsError;
 use crate::aws::{identity_filters, tag_filter};
 use crate::config::Method;
-use crate::credentials::TenantSession;
 use crate::discovery::{Instance, Resource, Selected};
-use crate::error::AwsError;
-use crate::ledger::{Item, ItemStatus};
+use crate::jobs::work::Job;
+use crate::store::ledger::{Item, ItemStatus};
 use crate::tags;
-use crate::work::Job;
 
 /// Create calls in flight per account × region. The pacer keeps the rate
 /// inside EC2's CreateSnapshots bucket (100 burst, 5/s); this only bounds
@@ -148,7 +148,7 @@ pub async fn backup_region(job: &Job<'_>, work: &RegionWork) {
     if !found.is_empty() {
         completed.extend(wait_all(job, work, found, deadline).await);
     }
-    let removed = crate::duplicates::resolve_region(job, work, deadline).await;
+    let removed = crate::jobs::duplicates::resolve_region(job, work, deadline).await;
     lock_completed(job, work, completed, &removed).await;
 }
 
@@ -283,7 +283,7 @@ async fn lock_completed(
     completed: Vec<Item>,
     removed: &BTreeSet<String>,
 ) {
-    let rule = crate::lock::source_rule(job.plan, &work.region);
+    let rule = crate::aws::lock::source_rule(job.plan, &work.region);
     if rule.is_none() {
         return;
     }
@@ -291,7 +291,7 @@ async fn lock_completed(
         if removed.contains(&item.source_id) {
             continue;
         }
-        let lock = crate::lock::after_create(
+        let lock = crate::aws::lock::after_create(
             &work.session.ec2(&work.region),
             rule,
             &job.plan.retention,
@@ -420,7 +420,7 @@ async fn start_one<'a>(
             job.log(&format!("Failed to back up [{}]: {e}", s.resource.id()));
             Err(NotMade {
                 item: item_for(work, s, ItemStatus::Failed, vec![], Some(e.to_string())),
-                unknown: e.code == crate::retry::UNKNOWN,
+                unknown: e.code == crate::aws::retry::UNKNOWN,
             })
         }
     }
@@ -587,7 +587,7 @@ async fn wait_all(
                 poll_error = None;
                 s
             }
-            Err(e) if crate::retry::classify(&e.code) == crate::retry::Class::Fatal => {
+            Err(e) if crate::aws::retry::classify(&e.code) == crate::aws::retry::Class::Fatal => {
                 // Access denied, a role that can no longer be assumed:
                 // waiting longer cannot help.
                 job.log(&format!("Poll failed, giving up on waiting: {e}"));

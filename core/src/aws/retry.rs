@@ -21,7 +21,7 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::time::Instant;
 
-use crate::error::AwsError;
+use crate::aws::error::AwsError;
 
 /// First backoff after a throttled create; doubles up to [`MAX_BACKOFF`].
 pub const BASE_BACKOFF: Duration = Duration::from_millis(500);

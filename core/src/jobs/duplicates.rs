@@ -32,10 +32,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::backup::RegionWork;
 use crate::catalog::{list_region, Kinds, PointState, RecoveryPoint};
-use crate::ledger::ItemStatus;
-use crate::work::Job;
+use crate::jobs::backup::RegionWork;
+use crate::jobs::work::Job;
+use crate::store::ledger::ItemStatus;
 
 /// What a run knows of one point of a source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,8 +212,9 @@ async fn remove_one(job: &Job<'_>, work: &RegionWork, dup: RecoveryPoint, kept: 
     );
     job.log(&format!("{what}: removing it"));
     let r =
-        crate::prune::delete_recovery_point(job, &work.session, &work.account, dup.clone()).await;
-    let mut item = crate::ledger::Item {
+        crate::jobs::prune::delete_recovery_point(job, &work.session, &work.account, dup.clone())
+            .await;
+    let mut item = crate::store::ledger::Item {
         tenant: tenant.clone(),
         account: work.account.clone(),
         region: region.clone(),

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_ec2::types::{Filter, ResourceType, TagSpecification};
 
 use crate::aws::ec2_tags;
-use crate::error::AwsError;
-use crate::pace::Bucket;
+use crate::aws::error::AwsError;
+use crate::aws::pace::Bucket;
 
 use super::context::Context;
 use super::RestoreError;

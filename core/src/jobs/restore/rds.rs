@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
+use crate::aws::error::AwsError;
+use crate::aws::pace::Bucket;
 use crate::aws::rds::id_filter;
 use crate::aws::{no_sdk_retries_rds, rds_tags};
 use crate::catalog::{Kinds, PointKind, RecoveryPoint};
-use crate::error::AwsError;
-use crate::pace::Bucket;
 use crate::tags;
 
 use super::context::Poll;

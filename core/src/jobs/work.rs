@@ -10,15 +10,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::aws::credentials::TenantSession;
 use crate::aws::ec2::Ec2;
+use crate::aws::error::Site;
+use crate::aws::pace::Pacer;
 use crate::aws::rds::Rds;
 use crate::aws::At;
 use crate::config::Plan;
-use crate::credentials::TenantSession;
-use crate::error::Site;
-use crate::ledger::{Item, ItemKind, ItemStatus, Ledger};
-use crate::logs::{JobLog, LogFile, Logs};
-use crate::pace::Pacer;
+use crate::store::ledger::{Item, ItemKind, ItemStatus, Ledger};
+use crate::store::logs::{JobLog, LogFile, Logs};
 use crate::tags;
 
 /// How long to wait between polls: starts at `poll_initial`, doubles to `poll_max`.

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::error::{AwsError, Site};
-use crate::pace::Bucket;
+use crate::aws::error::{AwsError, Site};
+use crate::aws::pace::Bucket;
 use crate::tags;
 
 use super::context::{has_job_tag, Context, Poll};

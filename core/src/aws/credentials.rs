@@ -49,7 +49,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
 use crate::config::{Accounts, Admin, Tenant};
-use crate::logs::{LogFile, Logs};
+use crate::store::logs::{LogFile, Logs};
 
 /// Attempts per AWS call. Throttling (`RequestLimitExceeded`, `Throttling`) and
 /// 5xx answers are retried by the SDK's standard mode with exponential backoff
@@ -106,8 +106,8 @@ impl std::fmt::Debug for LogsHandle {
 impl AdminSession {
     /// A pacer for the jobs one command runs, with as many turns as the HTTP
     /// client lets calls through (`[admin] max-calls-in-flight`).
-    pub fn pacer(&self) -> crate::pace::Pacer {
-        crate::pace::Pacer::with_calls_in_flight(self.admin.max_calls_in_flight)
+    pub fn pacer(&self) -> crate::aws::pace::Pacer {
+        crate::aws::pace::Pacer::with_calls_in_flight(self.admin.max_calls_in_flight)
     }
 }
 
@@ -115,7 +115,7 @@ impl AdminSession {
 pub async fn admin_session(accounts: &Accounts, endpoint: &Endpoint, logs: &Logs) -> AdminSession {
     let admin = &accounts.admin;
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(crate::connections::Limited::wrap(
+        .http_client(crate::aws::connections::Limited::wrap(
             shared_https_client(),
             admin.max_calls_in_flight,
         ))
@@ -381,7 +381,7 @@ fn rejected_code(status: u16, body: &[u8]) -> Option<&'static str> {
         return None;
     }
     let text = String::from_utf8_lossy(body);
-    crate::retry::TOKEN_REJECTED
+    crate::aws::retry::TOKEN_REJECTED
         .iter()
         .copied()
         .find(|c| text.contains(&format!("<Code>{c}</Code>")))
@@ -612,14 +612,14 @@ impl TenantSession {
                 RegionClients {
                     ec2: aws_sdk_ec2::Client::from_conf(
                         aws_sdk_ec2::config::Builder::from(&conf)
-                            .interceptor(crate::metrics::ApiCounter)
+                            .interceptor(crate::aws::metrics::ApiCounter)
                             .interceptor(RejectedToken(self.credentials.clone()))
                             .retry_classifier(RejectedToken(self.credentials.clone()))
                             .build(),
                     ),
                     rds: aws_sdk_rds::Client::from_conf(
                         aws_sdk_rds::config::Builder::from(&conf)
-                            .interceptor(crate::metrics::ApiCounter)
+                            .interceptor(crate::aws::metrics::ApiCounter)
                             .interceptor(RejectedToken(self.credentials.clone()))
                             .retry_classifier(RejectedToken(self.credentials.clone()))
                             .build(),

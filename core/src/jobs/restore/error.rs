@@ -2,8 +2,8 @@
 //! job logs, records in the ledger and puts in `Report.error`, so each
 //! variant prints exactly what the restore has always said.
 
-use crate::credentials::AssumeRoleFailure;
-use crate::error::AwsError;
+use crate::aws::credentials::AssumeRoleFailure;
+use crate::aws::error::AwsError;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RestoreError {

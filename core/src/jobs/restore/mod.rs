@@ -49,12 +49,14 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
+use crate::aws::credentials::{AdminSession, TenantSession};
+use crate::aws::pace::Pacer;
 use crate::catalog::{PointKind, RecoveryPoint};
 use crate::config::{Plan, Tenant};
-use crate::credentials::{AdminSession, TenantSession};
-use crate::ledger::{Item, ItemKind, ItemStatus, JobLock, JobStatus, JobType, Ledger, LedgerError};
-use crate::logs::{LogFile, Logs};
-use crate::pace::Pacer;
+use crate::store::ledger::{
+    Item, ItemKind, ItemStatus, JobLock, JobStatus, JobType, Ledger, LedgerError,
+};
+use crate::store::logs::{LogFile, Logs};
 
 pub use choose::{
     architecture_for, carried_tags, choose_device, choose_point, map_devices, provenance,

@@ -8,16 +8,16 @@ use std::future::Future;
 
 use tokio::time::Instant;
 
+use crate::aws::credentials::TenantSession;
 use crate::aws::ec2::Ec2;
+use crate::aws::error::{AwsError, Site};
+use crate::aws::pace::{Bucket, Pacer};
 use crate::aws::rds::Rds;
+use crate::aws::retry::create_with_retry;
 use crate::aws::tag_filter;
 use crate::aws::At;
 use crate::config::Plan;
-use crate::credentials::TenantSession;
-use crate::error::{AwsError, Site};
-use crate::logs::{JobLog, LogFile, Logs};
-use crate::pace::{Bucket, Pacer};
-use crate::retry::create_with_retry;
+use crate::store::logs::{JobLog, LogFile, Logs};
 use crate::tags;
 
 use super::{Options, RestoreError, COMPONENT};

@@ -1,6 +1,15 @@
-//! A Snap Backup job across every tenant and region of a plan: connect,
-//! discover, back up each tenant × region concurrently, and decide the job's
-//! status. One tenant or region failing never stops the others.
+//! The jobs. [`run`] runs a Snap Backup, Snap Copy or Data Aging job across
+//! every tenant and region of a plan: connect, discover, do each tenant ×
+//! region concurrently ([`backup`], [`copy`], [`prune`]), and decide the job's
+//! status. One tenant or region failing never stops the others. [`restore`]
+//! is a job of its own; [`work`] is the context every job shares.
+
+pub mod backup;
+pub mod copy;
+pub mod duplicates;
+pub mod prune;
+pub mod restore;
+pub mod work;
 
 use std::sync::{Arc, Mutex};
 
@@ -9,16 +18,16 @@ use serde::Serialize;
 
 use chrono::{DateTime, Utc};
 
-use crate::backup::{backup_region, RegionWork};
+use crate::aws::credentials::{connect_tenants, AdminSession, Connected};
+use crate::aws::pace::Pacer;
 use crate::config::{Plan, Tenant};
-use crate::copy::copy_tenant;
-use crate::credentials::{connect_tenants, AdminSession, Connected};
 use crate::discovery::{discover_tenant, groups_for, regions_for, Resource};
-use crate::ledger::{Item, ItemKind, ItemStatus, JobStatus, JobType, Ledger, LedgerError};
-use crate::logs::{LogFile, Logs};
-use crate::pace::Pacer;
-use crate::prune::{prune_tenant, Beside};
-use crate::work::{log_job, tally, Counted, Job, JobOptions, Outcomes};
+use crate::jobs::backup::{backup_region, RegionWork};
+use crate::jobs::copy::copy_tenant;
+use crate::jobs::prune::{prune_tenant, Beside};
+use crate::jobs::work::{log_job, tally, Counted, Job, JobOptions, Outcomes};
+use crate::store::ledger::{Item, ItemKind, ItemStatus, JobStatus, JobType, Ledger, LedgerError};
+use crate::store::logs::{LogFile, Logs};
 
 /// Narrowing an on-demand backup to part of the plan.
 #[derive(Debug, Clone, Default)]
@@ -86,9 +95,9 @@ pub struct Request<'a> {
     pub ledger: Option<Arc<Mutex<Ledger>>>,
     pub pacer: Pacer,
     /// Prune only: the plan's backup and copy jobs run beside this prune and
-    /// say when each has ended (see [`crate::prune::prune_tenant`]); a dropped
+    /// say when each has ended (see [`crate::jobs::prune::prune_tenant`]); a dropped
     /// sender counts as both ended. `None`: nothing runs beside.
-    pub beside: Option<tokio::sync::watch::Receiver<crate::prune::Beside>>,
+    pub beside: Option<tokio::sync::watch::Receiver<crate::jobs::prune::Beside>>,
     /// Told the number of selected resources once discovery is done.
     pub on_total: Arc<dyn Fn(usize) + Send + Sync>,
     pub on_done: Arc<dyn Fn(&Item) + Send + Sync>,
@@ -539,7 +548,7 @@ async fn backup_tenants(req: &Request<'_>, job: &Job<'_>, reached: &[(&Tenant, C
 fn finish(
     req: &Request<'_>,
     (number, agent): (u64, &str),
-    lock: Option<crate::ledger::JobLock>,
+    lock: Option<crate::store::ledger::JobLock>,
     job_type: JobType,
     start: i64,
     (outcomes, lost_log_lines): (Outcomes, u64),

@@ -48,7 +48,7 @@ fn credentials_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> 
             .downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
             .is_some()
         {
-            let (code, message) = crate::credentials::error_code(err);
+            let (code, message) = crate::aws::credentials::error_code(err);
             return Some(format!(
                 "the tenant role can no longer be assumed: {code}: {message}"
             ));
@@ -76,7 +76,10 @@ impl Site<'_> {
                 // The tenant's session could not be renewed: the call was
                 // never sent. Fatal, not "ambiguous" like a lost connection.
                 Some(m) => ("AssumeRoleFailed".to_string(), m),
-                None => ("NetworkError".to_string(), crate::credentials::chain(&e)),
+                None => (
+                    "NetworkError".to_string(),
+                    crate::aws::credentials::chain(&e),
+                ),
             },
         };
         AwsError {

@@ -12,10 +12,10 @@ use aws_sdk_ec2::types::{
 use chrono::Utc;
 use serde_json::{json, Value};
 
+use crate::aws::error::AwsError;
 use crate::aws::no_sdk_retries_ec2;
+use crate::aws::pace::Bucket;
 use crate::catalog::{Kinds, PointKind, RecoveryPoint};
-use crate::error::AwsError;
-use crate::pace::Bucket;
 use crate::tags;
 
 use super::choose::truncate;
