@@ -25,7 +25,7 @@ use crate::discovery::{discover_tenant, groups_for, regions_for, Resource};
 use crate::jobs::backup::{backup_region, RegionWork};
 use crate::jobs::copy::copy_tenant;
 use crate::jobs::prune::{prune_tenant, Beside};
-use crate::jobs::work::{log_job, tally, Counted, Job, JobOptions, Outcomes};
+use crate::jobs::work::{log_job, tally, Counted, Job, JobOptions, Lifecycle, Outcomes};
 use crate::store::ledger::{Item, ItemKind, ItemStatus, JobStatus, JobType, Ledger, LedgerError};
 use crate::store::logs::{LogFile, Logs};
 
@@ -249,14 +249,14 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
     let names: Vec<String> = req.tenants.iter().map(|t| t.name.clone()).collect();
     let dry_run = req.options.dry_run;
     let job_type = req.kind.job_type();
-    let (number, lock, agent, start) = match &req.ledger {
-        Some(l) => {
-            let l = l.lock().unwrap_or_else(|p| p.into_inner());
-            let (job, lock) = l.start_job(job_type, &req.plan.name, &names)?;
-            (job.id, Some(lock), l.agent_id().to_string(), job.start)
-        }
-        None => (0, None, String::new(), chrono::Utc::now().timestamp()),
+    let life = {
+        let l = req
+            .ledger
+            .as_ref()
+            .map(|l| l.lock().unwrap_or_else(|p| p.into_inner()));
+        Lifecycle::start(l.as_deref(), job_type, &req.plan.name, &names)?
     };
+    let (number, agent, start) = (life.number, life.agent.clone(), life.start);
     let logs = req.logs;
     // Log lines lost while the job runs are counted in its report.
     let lost_before = logs.failures();
@@ -275,16 +275,7 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
         req.plan.method,
         if dry_run { ", dry run" } else { "" }
     ));
-    logs.write(
-        LogFile::Cvd,
-        log_job(number),
-        "CvdJobManager::StartJob",
-        &format!(
-            "Started {} job [{number}] for plan [{}]",
-            job_type.as_str(),
-            req.plan.name
-        ),
-    );
+    life.announce(logs, &req.plan.name);
 
     let adopt = killed_to_adopt(&req, number, &agent)?;
     if !adopt.is_empty() {
@@ -327,14 +318,7 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
     }
     let outcomes = std::mem::take(&mut *job.outcomes.lock().unwrap_or_else(|p| p.into_inner()));
     let lost = req.logs.failures().saturating_sub(lost_before);
-    finish(
-        &req,
-        (number, &agent),
-        lock,
-        job_type,
-        start,
-        (outcomes, lost),
-    )
+    finish(&req, life, (outcomes, lost))
 }
 
 /// A backup whose previous run of this plan was killed resumes it: the
@@ -547,12 +531,11 @@ async fn backup_tenants(req: &Request<'_>, job: &Job<'_>, reached: &[(&Tenant, C
 /// Decides the job's status, logs the end, and closes the job in the ledger.
 fn finish(
     req: &Request<'_>,
-    (number, agent): (u64, &str),
-    lock: Option<crate::store::ledger::JobLock>,
-    job_type: JobType,
-    start: i64,
+    life: Lifecycle,
     (outcomes, lost_log_lines): (Outcomes, u64),
 ) -> Result<Report, LedgerError> {
+    let (number, job_type, start) = (life.number, life.job_type, life.start);
+    let agent = life.agent.clone();
     let logs = req.logs;
     let component = req.kind.component();
     let log = |m: &str| logs.write(LogFile::Backup, log_job(number), component, m);
@@ -596,13 +579,8 @@ fn finish(
     log(&format!(
         "Job [{number}] {status}: {ok} of {total} item(s) done, {size_gib} GiB, {failed} with errors"
     ));
-    logs.write(
-        LogFile::Cvd,
-        log_job(number),
-        "CvdJobManager::EndJob",
-        &format!("{} job [{number}] ended: {status}", job_type.as_str()),
-    );
-    if let (Some(l), Some(lock)) = (&req.ledger, lock) {
+    life.ended(logs, status);
+    if let Some(l) = req.ledger.as_ref().filter(|_| life.recorded()) {
         let l = l.lock().unwrap_or_else(|p| p.into_inner());
         l.event(
             number,
@@ -618,7 +596,7 @@ fn finish(
         if let Some(e) = &lost_error {
             l.event(number, "Error", e)?;
         }
-        l.finish_job(lock, status, size_gib, first_error.as_deref())?;
+        life.finish(&l, status, size_gib, first_error.as_deref())?;
     }
     let items = match &req.ledger {
         Some(ledger) => Items::InLedger {

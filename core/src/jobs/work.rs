@@ -17,7 +17,9 @@ use crate::aws::pace::Pacer;
 use crate::aws::rds::Rds;
 use crate::aws::At;
 use crate::config::Plan;
-use crate::store::ledger::{Item, ItemKind, ItemStatus, Ledger};
+use crate::store::ledger::{
+    Item, ItemKind, ItemStatus, JobLock, JobStatus, JobType, Ledger, LedgerError,
+};
 use crate::store::logs::{JobLog, LogFile, Logs};
 use crate::tags;
 
@@ -37,6 +39,107 @@ impl JobOptions {
             wait_timeout: Duration::from_secs(u64::from(plan.wait_timeout_minutes) * 60),
             poll_initial: Duration::from_secs(2),
             poll_max: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A job's life in the ledger and in cvd.log, the same for every job kind:
+/// started (its number, the ledger's agent id, its start, the lock that says
+/// it runs) and finished. A job without a ledger (a dry run) is number 0,
+/// with no agent and no lock, and its lines show `###`.
+pub struct Lifecycle {
+    pub number: u64,
+    pub agent: String,
+    pub start: i64,
+    pub job_type: JobType,
+    lock: Option<JobLock>,
+}
+
+impl Lifecycle {
+    /// Starts a job in `ledger` (when there is one).
+    ///
+    /// # Errors
+    /// When the ledger cannot be written.
+    pub fn start(
+        ledger: Option<&Ledger>,
+        job_type: JobType,
+        plan: &str,
+        tenants: &[String],
+    ) -> Result<Lifecycle, LedgerError> {
+        Ok(match ledger {
+            Some(l) => {
+                let (job, lock) = l.start_job(job_type, plan, tenants)?;
+                Lifecycle {
+                    number: job.id,
+                    agent: l.agent_id().to_string(),
+                    start: job.start,
+                    job_type,
+                    lock: Some(lock),
+                }
+            }
+            None => Lifecycle {
+                number: 0,
+                agent: String::new(),
+                start: chrono::Utc::now().timestamp(),
+                job_type,
+                lock: None,
+            },
+        })
+    }
+
+    /// The JOBID of the job's log lines: `None` (`###`) without a job.
+    pub fn log_job(&self) -> Option<u64> {
+        log_job(self.number)
+    }
+
+    /// cvd.log's "Started … job" line.
+    pub fn announce(&self, logs: &Logs, plan: &str) {
+        logs.write(
+            LogFile::Cvd,
+            self.log_job(),
+            "CvdJobManager::StartJob",
+            &format!(
+                "Started {} job [{}] for plan [{plan}]",
+                self.job_type.as_str(),
+                self.number
+            ),
+        );
+    }
+
+    /// cvd.log's "… job ended" line.
+    pub fn ended(&self, logs: &Logs, status: JobStatus) {
+        logs.write(
+            LogFile::Cvd,
+            self.log_job(),
+            "CvdJobManager::EndJob",
+            &format!(
+                "{} job [{}] ended: {status}",
+                self.job_type.as_str(),
+                self.number
+            ),
+        );
+    }
+
+    /// Whether the job is in a ledger (it then has a lock to give back).
+    pub fn recorded(&self) -> bool {
+        self.lock.is_some()
+    }
+
+    /// Marks the job finished in `ledger`, releasing its lock; nothing for a
+    /// job that was never started in one.
+    ///
+    /// # Errors
+    /// When the ledger cannot be written.
+    pub fn finish(
+        self,
+        ledger: &Ledger,
+        status: JobStatus,
+        size_gib: i64,
+        error: Option<&str>,
+    ) -> Result<(), LedgerError> {
+        match self.lock {
+            Some(lock) => ledger.finish_job(lock, status, size_gib, error),
+            None => Ok(()),
         }
     }
 }

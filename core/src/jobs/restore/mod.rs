@@ -53,9 +53,8 @@ use crate::aws::credentials::{AdminSession, TenantSession};
 use crate::aws::pace::Pacer;
 use crate::catalog::{PointKind, RecoveryPoint};
 use crate::config::{Plan, Tenant};
-use crate::store::ledger::{
-    Item, ItemKind, ItemStatus, JobLock, JobStatus, JobType, Ledger, LedgerError,
-};
+use crate::jobs::work::Lifecycle;
+use crate::store::ledger::{Item, ItemKind, ItemStatus, JobStatus, JobType, Ledger, LedgerError};
 use crate::store::logs::{LogFile, Logs};
 
 pub use choose::{
@@ -284,20 +283,16 @@ struct Restorer<'a> {
 /// Only when the ledger cannot be written; AWS failures end up in the report.
 pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
     let dry_run = req.options.dry_run;
-    let (number, lock, agent) = match (req.ledger, dry_run) {
-        (Some(l), false) => {
-            let (job, lock) = l.start_job(
-                JobType::Restore,
-                &req.plan.name,
-                std::slice::from_ref(&req.tenant.name),
-            )?;
-            (job.id, Some(lock), l.agent_id().to_string())
-        }
-        _ => (0, None, String::new()),
-    };
+    let life = Lifecycle::start(
+        req.ledger.filter(|_| !dry_run),
+        JobType::Restore,
+        &req.plan.name,
+        std::slice::from_ref(&req.tenant.name),
+    )?;
+    let (number, agent) = (life.number, life.agent.clone());
     let log_job = (!dry_run).then_some(number);
     let start = Utc::now().timestamp();
-    log_started(&req, number, log_job);
+    log_started(&req, &life);
     let session = TenantSession::new(req.admin, req.tenant, log_job).await;
     let mut r = Restorer {
         cx: Context {
@@ -326,15 +321,16 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
     let outcome = r.connect_and_restore(&req).await;
     let (status, restored, error) = r.conclude(&req.target, outcome).await;
     let end = Utc::now().timestamp();
-    if let (Some(l), Some(lock)) = (req.ledger, lock) {
-        r.record(&req, l, lock, status, &restored, error.as_deref())?;
+    if let Some(l) = req.ledger.filter(|_| life.recorded()) {
+        r.record(&req, l, life, status, &restored, error.as_deref())?;
     }
     Ok(r.report(&req, status, restored, error, start, end))
 }
 
 /// "Restore job [n] started: …", and cvd.log's StartJob line.
-fn log_started(req: &Request<'_>, number: u64, log_job: Option<u64>) {
+fn log_started(req: &Request<'_>, life: &Lifecycle) {
     let dry_run = req.options.dry_run;
+    let (number, log_job) = (life.number, life.log_job());
     req.logs.write(
         LogFile::Restore,
         log_job,
@@ -362,15 +358,7 @@ fn log_started(req: &Request<'_>, number: u64, log_job: Option<u64>) {
         ),
     );
     if !dry_run {
-        req.logs.write(
-            LogFile::Cvd,
-            log_job,
-            "CvdJobManager::StartJob",
-            &format!(
-                "Started Restore job [{number}] for plan [{}]",
-                req.plan.name
-            ),
-        );
+        life.announce(req.logs, &req.plan.name);
     }
 }
 
@@ -439,19 +427,14 @@ impl Restorer<'_> {
         &self,
         req: &Request<'_>,
         l: &Ledger,
-        lock: JobLock,
+        life: Lifecycle,
         status: JobStatus,
         restored: &Value,
         error: Option<&str>,
     ) -> Result<(), LedgerError> {
         let number = self.cx.job;
         let (kind, source) = (req.target.kind(), req.target.source());
-        req.logs.write(
-            LogFile::Cvd,
-            self.cx.log_job,
-            "CvdJobManager::EndJob",
-            &format!("Restore job [{number}] ended: {status}"),
-        );
+        life.ended(req.logs, status);
         let item = Item {
             tenant: req.tenant.name.clone(),
             account: self.cx.account.clone(),
@@ -489,7 +472,7 @@ impl Restorer<'_> {
         for lb in self.cleanup.left_behind() {
             l.event(number, "Error", &format!("Could not remove: {lb}"))?;
         }
-        l.finish_job(lock, status, 0, error)?;
+        life.finish(l, status, 0, error)?;
         Ok(())
     }
 
