@@ -228,11 +228,12 @@ impl Emulator {
     }
 
     /// The rolesnap binary with the admin's credentials and the emulator endpoint,
-    /// and nothing else from the caller's AWS environment.
+    /// and nothing else from the caller's AWS environment (nor RUST_LOG, whose
+    /// events would mix into what the tests read on stderr).
     pub fn rolesnap(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_rolesnap"));
         for (k, _) in std::env::vars() {
-            if k.starts_with("AWS_") || k.starts_with("ROLESNAP_") {
+            if k.starts_with("AWS_") || k.starts_with("ROLESNAP_") || k == "RUST_LOG" {
                 c.env_remove(k);
             }
         }
