@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use fs2::FileExt;
 use futures::stream::{FuturesUnordered, StreamExt};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -592,7 +591,7 @@ pub async fn run(global: &Global, args: AgentArgs) -> anyhow::Result<u8> {
     let lock_path = global.state_dir.join("agent.lock");
     let lock = File::create(&lock_path)
         .with_context(|| format!("cannot create {}", lock_path.display()))?;
-    if lock.try_lock_exclusive().is_err() {
+    if lock.try_lock().is_err() {
         eprintln!(
             "error: another rolesnap agent is already running on state directory {} (it holds {}); \
              one agent per state directory",

@@ -17,6 +17,9 @@ Everything it creates is tagged _GX_BACKUP_ so that the least-privilege policy p
 Admin credentials come from the default AWS chain (environment, profile, instance profile). \
 The standard AWS_ENDPOINT_URL (or --endpoint-url) points every call at another endpoint, such as \
 a local emulator.\n\n\
+RUST_LOG shows tracing events on stderr, e.g. RUST_LOG=aws_smithy_runtime=debug for the AWS \
+SDK's own (requests, retries, credentials), rolesnap=info for the log file lines \
+(targets rolesnap::cvd, rolesnap::vsbkp, ...); unset, nothing more is printed.\n\n\
 Exit codes: 0 done; 1 done with errors; 2 usage or configuration error (nothing sent to AWS); \
 3 failed."
 )]

@@ -61,6 +61,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    init_tracing();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -93,6 +94,29 @@ fn main() -> ExitCode {
             ExitCode::from(exit::FAILED)
         }
     }
+}
+
+/// `RUST_LOG` (e.g. `aws_smithy_runtime=debug`, `rolesnap=info`) turns on
+/// `tracing` events on stderr: the AWS SDK's own, and every GxTail log line
+/// (target `rolesnap::<file>`, e.g. `rolesnap::vsbkp`). Unset or empty, no
+/// subscriber is installed and stderr is as without it.
+fn init_tracing() {
+    use std::io::IsTerminal;
+    let Some(spec) = std::env::var_os("RUST_LOG").filter(|v| !v.is_empty()) else {
+        return;
+    };
+    let filter = match tracing_subscriber::EnvFilter::try_new(spec.to_string_lossy()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("warning: RUST_LOG is ignored: {e}");
+            return;
+        }
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
 }
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {

@@ -6,28 +6,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{term, wait_for, ChildGuard, Emulator};
+use crate::harness::{term, wait_for, ChildGuard, Emulator, PlanText};
 
-fn plan(cron: &str, tenants: &str) -> String {
-    format!(
-        r#"
-[plan]
-name = "frequent"
-id = 5
-
-[schedule]
-cron = "{cron}"
-
-[retention]
-days = 7
-
-[[group]]
-name = "all"
-tenants = [{tenants}]
-regions = ["us-east-1"]
-include-tags = ["Backup=nightly"]
-"#
-    )
+/// Plan `frequent` (id 5) on `cron` of the nightly instances of `tenants`
+/// in us-east-1, kept 7 days.
+fn plan(cron: &str, tenants: &[&str]) -> PlanText {
+    PlanText::new()
+        .name("frequent", 5)
+        .cron(cron)
+        .retention("days = 7")
+        .group("all", tenants)
 }
 
 fn jobs(emu: &Emulator) -> Vec<Value> {
@@ -67,7 +55,7 @@ fn the_agent_runs_a_due_plan_and_a_second_agent_refuses_to_start() {
     // Two throttled CreateSnapshots answers, to be seen in the metrics.
     emu.fault(json!({"action": "CreateSnapshots", "code": "RequestLimitExceeded", "status": 503, "count": 2}));
     // Every 10 seconds (a 6-field cron with seconds), so the test needs no full minute.
-    let p = emu.write_plan("frequent", &plan("*/10 * * * * *", "\"alpha\""));
+    let p = emu.write_plan("frequent", plan("*/10 * * * * *", &["alpha"]));
     let port = free_port();
     let mut agent = ChildGuard(
         emu.rolesnap()
@@ -176,7 +164,7 @@ fn sigterm_mid_run_exits_cleanly_and_records_the_job_killed() {
         "/_harness/hold",
         Some(json!({"account": "222222222222", "kinds": ["snapshot"]})),
     );
-    let p = emu.write_plan("frequent", &plan("*/10 * * * * *", "\"alpha\""));
+    let p = emu.write_plan("frequent", plan("*/10 * * * * *", &["alpha"]));
     let mut agent = ChildGuard(
         emu.rolesnap()
             .args([
@@ -212,7 +200,7 @@ fn agent_once_runs_what_is_due_and_exits() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha", "beta"], &[]);
     // Every minute: the latest slot is always within the catch-up window.
-    let p = emu.write_plan("frequent", &plan("* * * * *", "\"alpha\", \"beta\""));
+    let p = emu.write_plan("frequent", plan("* * * * *", &["alpha", "beta"]));
     let run = emu.run(&[
         "agent",
         "--once",
@@ -238,7 +226,7 @@ fn agent_once_runs_what_is_due_and_exits() {
 fn shards_split_the_tenants_between_agents() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha", "beta"], &[]);
-    let p = emu.write_plan("frequent", &plan("* * * * *", "\"alpha\", \"beta\""));
+    let p = emu.write_plan("frequent", plan("* * * * *", &["alpha", "beta"]));
     let mut seen: Vec<String> = Vec::new();
     for k in 0..2 {
         let state = emu.path(&format!("state-{k}"));
@@ -333,10 +321,7 @@ fn shards_split_the_tenants_between_agents() {
 fn schedule_shows_next_runs_in_the_plan_time_zone() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let body = plan("30 1 * * *", "\"alpha\"").replace(
-        "cron = \"30 1 * * *\"",
-        "cron = \"30 1 * * *\"\ntimezone = \"Europe/Berlin\"",
-    );
+    let body = plan("30 1 * * *", &["alpha"]).timezone("Europe/Berlin");
     let p = emu.write_plan("frequent", &body);
     let run = emu.run(&[
         "schedule",
@@ -361,18 +346,9 @@ fn schedule_shows_next_runs_in_the_plan_time_zone() {
 async fn list_shows_source_and_copy_points_from_aws() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let body = plan("30 1 * * *", "\"alpha\"")
-        .replace("[[group]]", "[[copy]]\nregion = \"us-west-2\"\n\n[[group]]");
+    let body = plan("30 1 * * *", &["alpha"]).copy("us-west-2", "");
     let p = emu.write_plan("frequent", &body);
-    let b = emu.run(&[
-        "backup",
-        "--plan",
-        p.to_str().unwrap(),
-        "-o",
-        "json",
-        "--poll-interval",
-        "0.2",
-    ]);
+    let b = emu.backup(&p, &[]);
     assert_eq!(b.code, 0, "{b}");
     let job = b.json()[0]["job"].as_u64().unwrap();
     let run = emu.run(&["list", "--plan", p.to_str().unwrap(), "-o", "json"]);
@@ -431,7 +407,7 @@ fn sighup_reloads_plans_and_keeps_the_old_ones_when_the_new_do_not_parse() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
     // Once a year: nothing runs during the test.
-    let p = emu.write_plan("frequent", &plan("0 3 1 1 *", "\"alpha\""));
+    let p = emu.write_plan("frequent", plan("0 3 1 1 *", &["alpha"]));
     let mut agent = ChildGuard(
         emu.rolesnap()
             .args([
@@ -467,7 +443,7 @@ fn sighup_reloads_plans_and_keeps_the_old_ones_when_the_new_do_not_parse() {
         agent.try_wait().unwrap().is_none(),
         "a bad plan does not stop the agent"
     );
-    std::fs::write(&p, plan("0 4 1 1 *", "\"alpha\"")).unwrap();
+    std::fs::write(&p, plan("0 4 1 1 *", &["alpha"]).to_string()).unwrap();
     hup(&agent);
     wait_for("the reload", 20, || {
         emu.log_file("cvd.log")
@@ -494,11 +470,7 @@ fn sighup_reloads_plans_and_keeps_the_old_ones_when_the_new_do_not_parse() {
 /// A plan named `name` in `dir` (beside dir/accounts.toml).
 fn plan_in(dir: &std::path::Path, name: &str, cron: &str) -> std::path::PathBuf {
     let p = dir.join(format!("{name}.toml"));
-    std::fs::write(
-        &p,
-        plan(cron, "\"alpha\"").replace("name = \"frequent\"", &format!("name = \"{name}\"")),
-    )
-    .unwrap();
+    std::fs::write(&p, plan(cron, &["alpha"]).name(name, 5).to_string()).unwrap();
     p
 }
 

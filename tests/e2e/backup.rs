@@ -6,29 +6,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{seeded, tags_of, Emulator};
+use crate::harness::{seeded, tags_of, Emulator, PlanText, Tags};
 
-fn plan(tenants: &[&str], method: &str) -> String {
-    let list: Vec<String> = tenants.iter().map(|t| format!("\"{t}\"")).collect();
-    format!(
-        r#"
-[plan]
-name = "nightly"
-id = 2
-method = "{method}"
-
-[[group]]
-name = "all"
-tenants = [{}]
-include-tags = ["Backup=nightly"]
-rds = true
-aurora = true
-"#,
-        list.join(", ")
-    )
+/// Plan `nightly` (id 2): the nightly instances, DB instances and Aurora
+/// clusters of `tenants`, in all their regions.
+fn plan(tenants: &[&str], method: &str) -> PlanText {
+    PlanText::new()
+        .method(method)
+        .group("all", tenants)
+        .regions(&[])
+        .databases(true)
 }
-
-type Tags = BTreeMap<String, String>;
 
 /// Snapshots of a job in one tenant × region, as that tenant sees them: id → tags.
 async fn job_snapshots(
@@ -56,22 +44,12 @@ async fn job_snapshots(
         .collect()
 }
 
-fn nightly_instances(emu: &Emulator, tenant: &str, region: &str) -> Vec<Value> {
-    emu.tenant(tenant)["resources"][region]["instances"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|i| i["tags"]["Backup"] == "nightly")
-        .cloned()
-        .collect()
-}
-
 /// Every nightly instance of the tenant × region has exactly one snapshot set
 /// from `job`: one snapshot per volume, tagged by the contract.
 async fn assert_one_set_per_instance(emu: &Emulator, tenant: &str, region: &str, job: u64) {
     let snaps = job_snapshots(emu, tenant, region, job).await;
     let name = regex::Regex::new(&format!(r"^SP_2_{job}_\d+_\d{{10}}$")).unwrap();
-    let instances = nightly_instances(emu, tenant, region);
+    let instances = emu.nightly_instances(tenant, region);
     assert!(!instances.is_empty());
     for inst in &instances {
         let id = inst["id"].as_str().unwrap();
@@ -124,16 +102,8 @@ fn job_number(report: &Value) -> u64 {
 async fn snapshot_sets_and_db_snapshots_land_in_the_tenant_accounts_tagged() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha", "beta"], &[]);
-    let p = emu.write_plan("nightly", &plan(&["alpha", "beta"], "snapshot-set"));
-    let run = emu.run(&[
-        "backup",
-        "--plan",
-        p.to_str().unwrap(),
-        "-o",
-        "json",
-        "--poll-interval",
-        "0.2",
-    ]);
+    let p = emu.write_plan("nightly", plan(&["alpha", "beta"], "snapshot-set"));
+    let run = emu.backup(&p, &[]);
     assert_eq!(run.code, 0, "{run}");
     let report = run.json();
     assert_eq!(report["status"], "Completed");
@@ -247,21 +217,8 @@ async fn snapshot_sets_and_db_snapshots_land_in_the_tenant_accounts_tagged() {
 async fn ami_method_tags_the_image_and_its_backing_snapshots() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let p = emu.write_plan(
-        "nightly",
-        &plan(&["alpha"], "ami").replace("rds = true\naurora = true\n", ""),
-    );
-    let run = emu.run(&[
-        "backup",
-        "--plan",
-        p.to_str().unwrap(),
-        "--region",
-        "us-east-1",
-        "-o",
-        "json",
-        "--poll-interval",
-        "0.2",
-    ]);
+    let p = emu.write_plan("nightly", plan(&["alpha"], "ami").no_database_lines());
+    let run = emu.backup(&p, &["--region", "us-east-1"]);
     assert_eq!(run.code, 0, "{run}");
     let job = job_number(&run.json());
     let ec2 = emu.ec2("alpha", "us-east-1").await;
@@ -277,7 +234,7 @@ async fn ami_method_tags_the_image_and_its_backing_snapshots() {
         .send()
         .await
         .unwrap();
-    let nightly = nightly_instances(&emu, "alpha", "us-east-1");
+    let nightly = emu.nightly_instances("alpha", "us-east-1");
     assert_eq!(
         images.images().len(),
         nightly.len(),
@@ -309,19 +266,8 @@ async fn ami_method_tags_the_image_and_its_backing_snapshots() {
 async fn an_untrusting_tenant_fails_alone_and_the_others_are_fully_protected() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha", "beta", "gamma"], &[]);
-    let p = emu.write_plan(
-        "nightly",
-        &plan(&["alpha", "beta", "gamma"], "snapshot-set"),
-    );
-    let run = emu.run(&[
-        "backup",
-        "--plan",
-        p.to_str().unwrap(),
-        "-o",
-        "json",
-        "--poll-interval",
-        "0.2",
-    ]);
+    let p = emu.write_plan("nightly", plan(&["alpha", "beta", "gamma"], "snapshot-set"));
+    let run = emu.backup(&p, &[]);
     assert_eq!(run.code, 1, "{run}");
     let report = run.json();
     assert_eq!(report["status"], "Completed w/ one or more errors");
@@ -355,16 +301,8 @@ async fn throttled_creates_are_retried_without_duplicate_sets() {
     emu.config(json!({"seed": 7}));
     emu.fault(json!({"action": "CreateSnapshots", "code": "RequestLimitExceeded", "status": 503, "probability": 0.3}));
     emu.fault(json!({"action": "CreateDBSnapshot", "code": "Throttling", "status": 400, "probability": 0.3}));
-    let p = emu.write_plan("nightly", &plan(&["alpha", "beta"], "snapshot-set"));
-    let run = emu.run(&[
-        "backup",
-        "--plan",
-        p.to_str().unwrap(),
-        "-o",
-        "json",
-        "--poll-interval",
-        "0.2",
-    ]);
+    let p = emu.write_plan("nightly", plan(&["alpha", "beta"], "snapshot-set"));
+    let run = emu.backup(&p, &[]);
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(run.json()["status"], "Completed");
     let job = job_number(&run.json());
@@ -396,7 +334,7 @@ async fn a_job_waits_for_pending_snapshots_and_outlives_its_credentials() {
         "/_harness/hold",
         Some(json!({"account": "222222222222", "region": "us-east-1", "kinds": ["snapshot"]})),
     );
-    let p = emu.write_plan("nightly", &plan(&["alpha"], "snapshot-set"));
+    let p = emu.write_plan("nightly", plan(&["alpha"], "snapshot-set"));
     let mut child = emu
         .rolesnap()
         .args([
@@ -462,7 +400,7 @@ async fn a_recovery_point_still_pending_at_the_timeout_is_reported() {
         "/_harness/hold",
         Some(json!({"account": "222222222222", "region": "us-east-1", "kinds": ["db-snapshot"]})),
     );
-    let p = emu.write_plan("nightly", &plan(&["alpha"], "snapshot-set"));
+    let p = emu.write_plan("nightly", plan(&["alpha"], "snapshot-set"));
     let start = Instant::now();
     let run = emu.run(&[
         "backup",
@@ -520,7 +458,7 @@ async fn a_killed_job_is_marked_killed_and_numbers_keep_growing() {
         "/_harness/hold",
         Some(json!({"account": "222222222222", "kinds": ["snapshot"]})),
     );
-    let p = emu.write_plan("nightly", &plan(&["alpha"], "snapshot-set"));
+    let p = emu.write_plan("nightly", plan(&["alpha"], "snapshot-set"));
     let mut child = emu
         .rolesnap()
         .args([
@@ -552,15 +490,7 @@ async fn a_killed_job_is_marked_killed_and_numbers_keep_growing() {
         .await
         .is_empty());
     emu.control("POST", "/_harness/release", Some(json!({"all": true})));
-    let run = emu.run(&[
-        "backup",
-        "--plan",
-        p.to_str().unwrap(),
-        "-o",
-        "json",
-        "--poll-interval",
-        "0.2",
-    ]);
+    let run = emu.backup(&p, &[]);
     assert_eq!(run.code, 0, "{run}");
     assert!(job_number(&run.json()) > first);
 }
@@ -569,7 +499,7 @@ async fn a_killed_job_is_marked_killed_and_numbers_keep_growing() {
 fn dry_run_creates_nothing_and_records_nothing() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let p = emu.write_plan("nightly", &plan(&["alpha"], "snapshot-set"));
+    let p = emu.write_plan("nightly", plan(&["alpha"], "snapshot-set"));
     let run = emu.run(&[
         "backup",
         "--plan",
@@ -612,22 +542,12 @@ fn dry_run_creates_nothing_and_records_nothing() {
 fn only_the_named_instance_is_backed_up() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let p = emu.write_plan("nightly", &plan(&["alpha"], "snapshot-set"));
-    let target = nightly_instances(&emu, "alpha", "us-west-2")[0]["id"]
+    let p = emu.write_plan("nightly", plan(&["alpha"], "snapshot-set"));
+    let target = emu.nightly_instances("alpha", "us-west-2")[0]["id"]
         .as_str()
         .unwrap()
         .to_string();
-    let run = emu.run(&[
-        "backup",
-        "--plan",
-        p.to_str().unwrap(),
-        "--instance",
-        &target,
-        "-o",
-        "json",
-        "--poll-interval",
-        "0.2",
-    ]);
+    let run = emu.backup(&p, &["--instance", &target]);
     assert_eq!(run.code, 0, "{run}");
     let items = run.json()["items"].as_array().unwrap().clone();
     assert_eq!(items.len(), 1);

@@ -1,76 +1,39 @@
 //! Snap Copy and Data Aging, checked through the emulator's API as the tenant.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{tags_of, Emulator};
+use crate::harness::{tags_of, Emulator, PlanText, Tags};
 
 const ALPHA: &str = "222222222222";
 
-fn plan(method: &str, retention: &str, copy_retention: &str) -> String {
-    format!(
-        r#"
-[plan]
-name = "nightly"
-id = 2
-method = "{method}"
-
-[retention]
-{retention}
-
-[[copy]]
-region = "us-west-2"
-retention = {{ {copy_retention} }}
-
-[[group]]
-name = "east"
-tenants = ["alpha"]
-regions = ["us-east-1"]
-include-tags = ["Backup=nightly"]
-rds = true
-aurora = true
-"#
-    )
+/// Plan `nightly` (id 2) of alpha's us-east-1 with databases, copied to
+/// us-west-2: `retention` and `copy_retention` are the two rules' lines.
+fn plan(method: &str, retention: &str, copy_retention: &str) -> PlanText {
+    PlanText::new()
+        .method(method)
+        .retention(retention)
+        .copy("us-west-2", &format!("retention = {{ {copy_retention} }}"))
+        .databases(true)
 }
-
-type Tags = BTreeMap<String, String>;
 
 fn job_of(t: &Tags) -> Option<u64> {
     t.get("_GX_BACKUP_").and_then(|j| j.parse().ok())
 }
 
 fn backup(emu: &Emulator, p: &std::path::Path) -> Vec<Value> {
-    let run = emu.run(&[
-        "backup",
-        "--plan",
-        p.to_str().unwrap(),
-        "-o",
-        "json",
-        "--poll-interval",
-        "0.2",
-    ]);
+    let run = emu.backup(p, &[]);
     assert!(run.code == 0 || run.code == 1, "{run}");
-    run.json()
-        .as_array()
-        .cloned()
-        .unwrap_or_else(|| vec![run.json()])
-}
-
-fn age(emu: &Emulator, region: &str, ids: &[String], days: i64) {
-    let items: Vec<Value> = ids
-        .iter()
-        .map(|id| json!({"account": ALPHA, "region": region, "id": id, "age_seconds": days * 86_400}))
-        .collect();
-    emu.control("POST", "/_harness/age", Some(json!({ "items": items })));
+    run.reports()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn copies_land_in_the_destination_region_tagged_with_their_origin() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let p = emu.write_plan("nightly", &plan("snapshot-set", "days = 7", "days = 30"));
+    let p = emu.write_plan("nightly", plan("snapshot-set", "days = 7", "days = 30"));
     let reports = backup(&emu, &p);
     assert_eq!(reports.len(), 2, "a backup job, then a Snap Copy job");
     assert_eq!(reports[0]["job_type"], "Snap Backup");
@@ -150,7 +113,7 @@ async fn a_failed_copy_leaves_the_source_and_the_next_run_makes_it() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
     emu.fault(json!({"action": "CopySnapshot", "account": ALPHA, "region": "us-west-2", "code": "InvalidParameterValue", "status": 400}));
-    let p = emu.write_plan("nightly", &plan("snapshot-set", "days = 7", "days = 30"));
+    let p = emu.write_plan("nightly", plan("snapshot-set", "days = 7", "days = 30"));
     let reports = backup(&emu, &p);
     assert_eq!(reports[0]["status"], "Completed");
     assert_eq!(
@@ -220,7 +183,7 @@ async fn a_copy_refused_for_too_many_copies_in_flight_waits_and_is_made() {
         "code": "ResourceLimitExceeded", "status": 400, "count": 3,
         "message": "Too many snapshot copies in progress."}),
     );
-    let p = emu.write_plan("nightly", &plan("snapshot-set", "days = 7", "days = 30"));
+    let p = emu.write_plan("nightly", plan("snapshot-set", "days = 7", "days = 30"));
     let reports = backup(&emu, &p);
     assert_eq!(reports[1]["status"], "Completed", "{}", reports[1]);
     let injected: u64 = emu.control("GET", "/_harness/faults", None)["faults"]
@@ -248,7 +211,7 @@ async fn a_set_copied_in_part_reports_the_part_and_the_next_run_copies_only_the_
         json!({"action": "CopySnapshot", "account": ALPHA, "region": "us-west-2",
         "code": "InvalidParameterValue", "status": 400, "count": 1}),
     );
-    let p = emu.write_plan("nightly", &plan("snapshot-set", "days = 7", "days = 30"));
+    let p = emu.write_plan("nightly", plan("snapshot-set", "days = 7", "days = 30"));
     let reports = backup(&emu, &p);
     let failed: Vec<&Value> = reports[1]["items"]
         .as_array()
@@ -299,7 +262,7 @@ async fn a_set_copied_in_part_reports_the_part_and_the_next_run_copies_only_the_
 async fn an_rds_snapshot_aws_is_deleting_is_no_longer_a_recovery_point() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let p = emu.write_plan("nightly", &plan("snapshot-set", "days = 7", "days = 30"));
+    let p = emu.write_plan("nightly", plan("snapshot-set", "days = 7", "days = 30"));
     backup(&emu, &p);
     backup(&emu, &p);
     // AWS lists an RDS snapshot it is deleting as "deleting" for minutes.
@@ -382,18 +345,9 @@ async fn an_rds_snapshot_aws_is_deleting_is_no_longer_a_recovery_point() {
 async fn a_failed_point_is_pruned_once_a_newer_point_of_its_source_completed() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let p = emu.write_plan("nightly", &ebs_plan());
+    let p = emu.write_plan("nightly", ebs_plan());
     let backup_no_copy = || {
-        let run = emu.run(&[
-            "backup",
-            "--plan",
-            p.to_str().unwrap(),
-            "--no-copy",
-            "-o",
-            "json",
-            "--poll-interval",
-            "0.2",
-        ]);
+        let run = emu.backup(&p, &["--no-copy"]);
         run.json()
     };
     // The first backup's snapshots end in AWS's error state.
@@ -458,7 +412,7 @@ async fn a_failed_point_is_pruned_once_a_newer_point_of_its_source_completed() {
 async fn prune_deletes_expired_points_by_each_region_rule_and_spares_the_rest() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let p = emu.write_plan("nightly", &plan("snapshot-set", "days = 7", "days = 30"));
+    let p = emu.write_plan("nightly", plan("snapshot-set", "days = 7", "days = 30"));
     let first = backup(&emu, &p)[0]["job"].as_u64().unwrap();
     let second = backup(&emu, &p)[0]["job"].as_u64().unwrap();
 
@@ -519,8 +473,8 @@ async fn prune_deletes_expired_points_by_each_region_rule_and_spares_the_rest() 
     assert_eq!(first_west.len(), 4);
     let mut all_aged = first_east.clone();
     all_aged.extend(bystanders.clone());
-    age(&emu, "us-east-1", &all_aged, 10);
-    age(&emu, "us-west-2", &first_west, 10);
+    emu.age(ALPHA, "us-east-1", &all_aged, 10);
+    emu.age(ALPHA, "us-west-2", &first_west, 10);
 
     // Dry run: says what it would do, deletes nothing.
     let dry = emu.run(&[
@@ -664,13 +618,11 @@ async fn prune_deletes_expired_points_by_each_region_rule_and_spares_the_rest() 
 async fn pruning_an_ami_leaves_no_orphaned_snapshot() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let body = plan("ami", "days = 7", "days = 7").replace("rds = true\naurora = true\n", "");
     let p = emu.write_plan(
         "nightly",
-        &body.replace(
-            "[[copy]]\nregion = \"us-west-2\"\nretention = { days = 7 }\n",
-            "",
-        ),
+        plan("ami", "days = 7", "days = 7")
+            .no_database_lines()
+            .no_copy(),
     );
     let first = backup(&emu, &p)[0]["job"].as_u64().unwrap();
     backup(&emu, &p);
@@ -693,7 +645,7 @@ async fn pruning_an_ami_leaves_no_orphaned_snapshot() {
     assert_eq!(old.len(), 2);
     let mut ids: Vec<String> = old.iter().map(|(i, _)| i.clone()).collect();
     ids.extend(old.iter().flat_map(|(_, s)| s.clone()));
-    age(&emu, "us-east-1", &ids, 10);
+    emu.age(ALPHA, "us-east-1", &ids, 10);
     let run = emu.run(&["prune", "--plan", p.to_str().unwrap(), "-o", "json"]);
     assert_eq!(run.code, 0, "{run}");
     let images = ec2.describe_images().owners("self").send().await.unwrap();
@@ -753,7 +705,7 @@ async fn validate_refuses_a_copy_of_an_encrypted_source_without_a_destination_ke
         .await
         .unwrap();
     let id = run.instances()[0].instance_id().unwrap().to_string();
-    let p = emu.write_plan("nightly", &plan("snapshot-set", "days = 7", "days = 30"));
+    let p = emu.write_plan("nightly", plan("snapshot-set", "days = 7", "days = 30"));
     let v = emu.run(&["validate", "--plan", p.to_str().unwrap(), "-o", "json"]);
     assert_eq!(v.code, 3, "the only tenant fails: {v}");
     let row = &v.json()["tenants"][0];
@@ -763,8 +715,8 @@ async fn validate_refuses_a_copy_of_an_encrypted_source_without_a_destination_ke
         row["error"].as_str().unwrap().contains("us-west-2"),
         "{row}"
     );
-    let with_key = plan("snapshot-set", "days = 7", "days = 30").replace(
-        "retention = { days = 30 }",
+    let with_key = plan("snapshot-set", "days = 7", "days = 30").copy(
+        "us-west-2",
         "retention = { days = 30 }\nkms-key-id = \"arn:aws:kms:us-west-2:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab\"",
     );
     let p = emu.write_plan("nightly", &with_key);
@@ -773,8 +725,8 @@ async fn validate_refuses_a_copy_of_an_encrypted_source_without_a_destination_ke
 }
 
 /// The plan without RDS and Aurora: only EBS copies are ever in flight.
-fn ebs_plan() -> String {
-    plan("snapshot-set", "days = 7", "days = 30").replace("rds = true\naurora = true\n", "")
+fn ebs_plan() -> PlanText {
+    plan("snapshot-set", "days = 7", "days = 30").no_database_lines()
 }
 
 /// Calls of one action by the tenant in one region.
@@ -790,7 +742,7 @@ fn calls_in(emu: &Emulator, region: &str, action: &str) -> u64 {
 async fn the_copy_job_waits_by_asking_only_about_the_copies_in_flight() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let p = emu.write_plan("nightly", &ebs_plan());
+    let p = emu.write_plan("nightly", ebs_plan());
     // Six nights without copies: 6 × 2 sets × 2 volumes = 24 snapshots to copy,
     // more than one window of 20.
     for _ in 0..6 {
@@ -847,7 +799,7 @@ async fn the_copy_job_waits_by_asking_only_about_the_copies_in_flight() {
 async fn a_copy_deleted_while_in_flight_fails_alone_and_the_next_run_makes_it() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let p = emu.write_plan("nightly", &ebs_plan());
+    let p = emu.write_plan("nightly", ebs_plan());
     let run = emu.run(&[
         "backup",
         "--plan",

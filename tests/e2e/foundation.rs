@@ -279,7 +279,7 @@ fn logs_follow_gxtail_and_never_hold_a_secret() {
     emu.write_accounts(&["alpha", "beta", "gamma"], &[]);
     let plan = emu.write_plan(
         "three",
-        &ALL_PLAN.replace("[\"alpha\", \"beta\"]", "[\"alpha\", \"beta\", \"gamma\"]"),
+        ALL_PLAN.replace("[\"alpha\", \"beta\"]", "[\"alpha\", \"beta\", \"gamma\"]"),
     );
     let p = plan.to_str().unwrap();
     emu.run(&["discover", "--plan", p]);

@@ -347,7 +347,7 @@ fn logs_that_cannot_be_written_stop_the_start_or_fail_the_exit_code() {
     emu.write_accounts(&["alpha"], &[]);
     let plan = emu.write_plan(
         "guard",
-        &format!("{BASE}include-tags = [\"Backup=nightly\"]\n"),
+        format!("{BASE}include-tags = [\"Backup=nightly\"]\n"),
     );
     let p = plan.to_str().unwrap();
     emu.control("DELETE", "/_harness/calls", None);

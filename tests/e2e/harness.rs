@@ -9,6 +9,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -189,6 +190,18 @@ impl Emulator {
             .unwrap_or_else(|| panic!("no tenant {name} in fixture"))
     }
 
+    /// The seeded instances of a tenant in a region tagged `Backup=nightly`
+    /// (what the tests' plans select), as the fixture describes them.
+    pub fn nightly_instances(&self, tenant: &str, region: &str) -> Vec<Value> {
+        self.tenant(tenant)["resources"][region]["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["tags"]["Backup"] == "nightly")
+            .cloned()
+            .collect()
+    }
+
     /// Writes an accounts file for the given tenants (names from the fixture).
     /// `overrides` replaces a tenant's ExternalId (to test a wrong one).
     pub fn write_accounts(&self, tenants: &[&str], overrides: &[(&str, &str)]) -> PathBuf {
@@ -220,19 +233,20 @@ impl Emulator {
         p
     }
 
-    /// Writes a plan file beside the accounts file.
-    pub fn write_plan(&self, name: &str, body: &str) -> PathBuf {
+    /// Writes a plan file beside the accounts file (`body`: its text, or a [`PlanText`]).
+    pub fn write_plan(&self, name: &str, body: impl std::fmt::Display) -> PathBuf {
         let p = self.path(&format!("{name}.toml"));
-        std::fs::write(&p, body).unwrap();
+        std::fs::write(&p, body.to_string()).unwrap();
         p
     }
 
     /// The rolesnap binary with the admin's credentials and the emulator endpoint,
-    /// and nothing else from the caller's AWS environment.
+    /// and nothing else from the caller's AWS environment (nor RUST_LOG, whose
+    /// events would mix into what the tests read on stderr).
     pub fn rolesnap(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_rolesnap"));
         for (k, _) in std::env::vars() {
-            if k.starts_with("AWS_") || k.starts_with("ROLESNAP_") {
+            if k.starts_with("AWS_") || k.starts_with("ROLESNAP_") || k == "RUST_LOG" {
                 c.env_remove(k);
             }
         }
@@ -285,6 +299,40 @@ impl Emulator {
         run
     }
 
+    /// `rolesnap backup` of plan `p` with JSON output and a 0.2 s poll, then
+    /// `extra` (e.g. `--no-copy`, `--region R`). Asserts nothing: see
+    /// [`Run::reports`].
+    pub fn backup(&self, p: &Path, extra: &[&str]) -> Run {
+        self.run(&backup_args(p, extra))
+    }
+
+    /// [`Emulator::backup`] with the ledger in `state`.
+    pub fn backup_in(&self, state: &Path, p: &Path, extra: &[&str]) -> Run {
+        self.run_in(state, &backup_args(p, extra))
+    }
+
+    /// [`Emulator::backup`] that must exit 0 with every job it ran (the
+    /// backup, then its Snap Copy when the plan copies) `Completed`: the jobs'
+    /// reports.
+    pub fn backup_completed(&self, p: &Path) -> Vec<Value> {
+        let run = self.backup(p, &[]);
+        assert_eq!(run.code, 0, "{run}");
+        let reports = run.reports();
+        for r in &reports {
+            assert_eq!(r["status"], "Completed", "{r}");
+        }
+        reports
+    }
+
+    /// `rolesnap restore <args[0]> --plan p <args[1..]> --tenant T` with JSON
+    /// output and a 0.2 s poll. Asserts nothing.
+    pub fn restore(&self, p: &Path, tenant: &str, args: &[&str]) -> Run {
+        let mut all = vec!["restore", args[0], "--plan", p.to_str().unwrap()];
+        all.extend_from_slice(&args[1..]);
+        all.extend_from_slice(&["--tenant", tenant, "-o", "json", "--poll-interval", "0.2"]);
+        self.run(&all)
+    }
+
     // ------------------------------------------------------------ control API
 
     pub fn control(&self, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -305,6 +353,38 @@ impl Emulator {
             "control {method} {path} failed: {head}\n{body}"
         );
         serde_json::from_str(body).unwrap_or(Value::Null)
+    }
+
+    /// Makes the resources `ids` of `account` in `region` look `days` days old.
+    pub fn age<'a>(
+        &self,
+        account: &str,
+        region: &str,
+        ids: impl IntoIterator<Item = &'a String>,
+        days: i64,
+    ) {
+        let items: Vec<Value> = ids
+            .into_iter()
+            .map(|id| {
+                serde_json::json!({"account": account, "region": region, "id": id, "age_seconds": days * 86_400})
+            })
+            .collect();
+        self.control(
+            "POST",
+            "/_harness/age",
+            Some(serde_json::json!({ "items": items })),
+        );
+    }
+
+    /// Makes everything of `account` look `days` days old.
+    pub fn age_all(&self, account: &str, days: i64) {
+        self.control(
+            "POST",
+            "/_harness/age",
+            Some(
+                serde_json::json!({"all": true, "account": account, "age_seconds": days * 86_400}),
+            ),
+        );
     }
 
     pub fn fault(&self, rule: Value) -> Value {
@@ -403,14 +483,8 @@ impl Emulator {
         aws_sdk_rds::Client::new(&self.account_config(&acct, region).await)
     }
 
-    /// Every file under the log directory, concatenated, plus every output
-    /// rolesnap printed in this test.
     /// The tenant's own snapshots in `region`, as AWS lists them: id → tags.
-    pub async fn snapshots(
-        &self,
-        tenant: &str,
-        region: &str,
-    ) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>> {
+    pub async fn snapshots(&self, tenant: &str, region: &str) -> BTreeMap<String, Tags> {
         let out = self
             .ec2(tenant, region)
             .await
@@ -425,6 +499,8 @@ impl Emulator {
             .collect()
     }
 
+    /// Every file under the log directory, concatenated, plus every output
+    /// rolesnap printed in this test.
     pub fn all_logs_and_outputs(&self) -> String {
         let mut s = std::fs::read_to_string(self.path("outputs.txt")).unwrap_or_default();
         if let Ok(rd) = std::fs::read_dir(self.log_dir()) {
@@ -520,6 +596,13 @@ impl From<Output> for Run {
 }
 
 impl Run {
+    /// The job reports of a JSON run: its array (a backup and its Snap Copy
+    /// or Data Aging job), or its one report.
+    pub fn reports(&self) -> Vec<Value> {
+        let v = self.json();
+        v.as_array().cloned().unwrap_or_else(|| vec![v])
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
             panic!(
@@ -564,8 +647,6 @@ pub fn seeded(fixture_tenant: &Value, region: &str) -> (Vec<String>, Vec<String>
     )
 }
 
-/// A child process killed when the test ends, even when an assertion fails
-/// first (a daemon must not outlive its test).
 /// Polls `f` until it holds; fails the test after `secs` seconds.
 pub fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -585,6 +666,8 @@ pub fn term(child: &Child) {
     assert!(ok);
 }
 
+/// A child process killed when the test ends, even when an assertion fails
+/// first (a daemon must not outlive its test).
 pub struct ChildGuard(pub std::process::Child);
 
 impl std::ops::Deref for ChildGuard {
@@ -609,8 +692,25 @@ impl Drop for ChildGuard {
     }
 }
 
+fn backup_args<'a>(p: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "backup",
+        "--plan",
+        p.to_str().unwrap(),
+        "-o",
+        "json",
+        "--poll-interval",
+        "0.2",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// A resource's tags: key → value.
+pub type Tags = BTreeMap<String, String>;
+
 /// An EC2 resource's tags as a map (what every check of the tag contract reads).
-pub fn tags_of(t: &[aws_sdk_ec2::types::Tag]) -> std::collections::BTreeMap<String, String> {
+pub fn tags_of(t: &[aws_sdk_ec2::types::Tag]) -> Tags {
     t.iter()
         .map(|t| {
             (
@@ -619,4 +719,187 @@ pub fn tags_of(t: &[aws_sdk_ec2::types::Tag]) -> std::collections::BTreeMap<Stri
             )
         })
         .collect()
+}
+
+/// An RDS resource's tags as a map.
+pub fn rds_tags_of(t: &[aws_sdk_rds::types::Tag]) -> Tags {
+    t.iter()
+        .map(|t| {
+            (
+                t.key().unwrap_or_default().to_string(),
+                t.value().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A JSON string value (panics on anything else).
+pub fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
+}
+
+// ------------------------------------------------------------ plan files
+
+/// The text of a plan file, built from the parts the tests vary. Unless
+/// changed: plan `nightly`, id 2; one group `east` of alpha in us-east-1
+/// selecting `Backup=nightly`; no method, schedule, retention, lock, copy, nor
+/// `rds` / `aurora` lines.
+#[derive(Debug, Clone)]
+pub struct PlanText {
+    name: String,
+    id: u32,
+    method: Option<String>,
+    cron: Option<String>,
+    timezone: Option<String>,
+    retention: Option<String>,
+    lock: Option<String>,
+    /// Region, then the other lines of the `[[copy]]` table.
+    copy: Option<(String, String)>,
+    group: String,
+    tenants: Vec<String>,
+    /// None: no `regions` line (every region of the tenants).
+    regions: Option<Vec<String>>,
+    /// `rds = b` and `aurora = b`, or neither line.
+    databases: Option<bool>,
+}
+
+impl PlanText {
+    pub fn new() -> PlanText {
+        PlanText {
+            name: "nightly".into(),
+            id: 2,
+            method: None,
+            cron: None,
+            timezone: None,
+            retention: None,
+            lock: None,
+            copy: None,
+            group: "east".into(),
+            tenants: vec!["alpha".into()],
+            regions: Some(vec!["us-east-1".into()]),
+            databases: None,
+        }
+    }
+
+    pub fn name(mut self, name: &str, id: u32) -> Self {
+        self.name = name.into();
+        self.id = id;
+        self
+    }
+
+    pub fn method(mut self, method: &str) -> Self {
+        self.method = Some(method.into());
+        self
+    }
+
+    pub fn cron(mut self, cron: &str) -> Self {
+        self.cron = Some(cron.into());
+        self
+    }
+
+    pub fn timezone(mut self, tz: &str) -> Self {
+        self.timezone = Some(tz.into());
+        self
+    }
+
+    /// The lines of `[retention]`, e.g. `days = 7`.
+    pub fn retention(mut self, lines: &str) -> Self {
+        self.retention = Some(lines.into());
+        self
+    }
+
+    /// The lines of `[lock]`, e.g. `mode = "governance"`.
+    pub fn lock(mut self, lines: &str) -> Self {
+        self.lock = Some(lines.into());
+        self
+    }
+
+    /// A `[[copy]]` to `region`, with `lines` after its region (may be empty).
+    pub fn copy(mut self, region: &str, lines: &str) -> Self {
+        self.copy = Some((region.into(), lines.into()));
+        self
+    }
+
+    pub fn no_copy(mut self) -> Self {
+        self.copy = None;
+        self
+    }
+
+    pub fn group(mut self, name: &str, tenants: &[&str]) -> Self {
+        self.group = name.into();
+        self.tenants = tenants.iter().map(|t| t.to_string()).collect();
+        self
+    }
+
+    /// The group's regions; none: no `regions` line.
+    pub fn regions(mut self, regions: &[&str]) -> Self {
+        self.regions =
+            (!regions.is_empty()).then(|| regions.iter().map(|r| r.to_string()).collect());
+        self
+    }
+
+    /// `rds` and `aurora` of the group, both `on`.
+    pub fn databases(mut self, on: bool) -> Self {
+        self.databases = Some(on);
+        self
+    }
+
+    /// Neither `rds` nor `aurora` line (the plan's defaults).
+    pub fn no_database_lines(mut self) -> Self {
+        self.databases = None;
+        self
+    }
+}
+
+impl Default for PlanText {
+    fn default() -> Self {
+        PlanText::new()
+    }
+}
+
+impl std::fmt::Display for PlanText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |v: &[String]| {
+            v.iter()
+                .map(|x| format!("\"{x}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        write!(f, "\n[plan]\nname = \"{}\"\nid = {}\n", self.name, self.id)?;
+        if let Some(m) = &self.method {
+            writeln!(f, "method = \"{m}\"")?;
+        }
+        if let Some(c) = &self.cron {
+            write!(f, "\n[schedule]\ncron = \"{c}\"\n")?;
+            if let Some(tz) = &self.timezone {
+                writeln!(f, "timezone = \"{tz}\"")?;
+            }
+        }
+        if let Some(r) = &self.retention {
+            write!(f, "\n[retention]\n{r}\n")?;
+        }
+        if let Some(l) = &self.lock {
+            write!(f, "\n[lock]\n{l}\n")?;
+        }
+        if let Some((region, lines)) = &self.copy {
+            write!(f, "\n[[copy]]\nregion = \"{region}\"\n")?;
+            if !lines.is_empty() {
+                writeln!(f, "{lines}")?;
+            }
+        }
+        write!(
+            f,
+            "\n[[group]]\nname = \"{}\"\ntenants = [{}]\n",
+            self.group,
+            list(&self.tenants)
+        )?;
+        if let Some(r) = &self.regions {
+            writeln!(f, "regions = [{}]", list(r))?;
+        }
+        writeln!(f, "include-tags = [\"Backup=nightly\"]")?;
+        if let Some(b) = self.databases {
+            write!(f, "rds = {b}\naurora = {b}\n")?;
+        }
+        Ok(())
+    }
 }

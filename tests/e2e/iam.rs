@@ -10,54 +10,21 @@ use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use serde_json::{json, Value};
 
-use crate::harness::{tags_of, Emulator, Run};
+use crate::harness::{rds_tags_of, s, tags_of, Emulator, PlanText, Run, Tags};
 
 const ALPHA: &str = "222222222222";
 const EAST: &str = "us-east-1";
 const WEST: &str = "us-west-2";
 const DAY: i64 = 86_400;
 
-fn plan(method: &str, databases: bool) -> String {
-    format!(
-        r#"
-[plan]
-name = "nightly"
-id = 2
-method = "{method}"
-
-[retention]
-days = 7
-
-[[copy]]
-region = "us-west-2"
-retention = {{ days = 7 }}
-
-[[group]]
-name = "east"
-tenants = ["alpha"]
-regions = ["us-east-1"]
-include-tags = ["Backup=nightly"]
-rds = {databases}
-aurora = {databases}
-"#
-    )
-}
-
-type Tags = BTreeMap<String, String>;
-
-fn rds_tags(t: &[aws_sdk_rds::types::Tag]) -> Tags {
-    t.iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().to_string(),
-                t.value().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
-fn s(v: &Value) -> &str {
-    v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
+/// Plan `nightly` (id 2) of alpha's us-east-1, kept 7 days and copied to
+/// us-west-2 (kept 7 days); `databases` sets `rds` and `aurora`.
+fn plan(method: &str, databases: bool) -> PlanText {
+    PlanText::new()
+        .method(method)
+        .retention("days = 7")
+        .copy("us-west-2", "retention = { days = 7 }")
+        .databases(databases)
 }
 
 /// The error code of a failed SDK call (panics if it succeeded).
@@ -102,16 +69,10 @@ fn lock_down(emu: &Emulator) -> Value {
     policy
 }
 
+/// A backup that exits 0 with two jobs, a Snap Backup and then a Snap Copy,
+/// both `Completed`: their reports.
 fn backup(emu: &Emulator, p: &std::path::Path) -> Vec<Value> {
-    let run = emu.run(&[
-        "backup",
-        "--plan",
-        p.to_str().unwrap(),
-        "-o",
-        "json",
-        "--poll-interval",
-        "0.2",
-    ]);
+    let run = emu.backup(p, &[]);
     assert_eq!(run.code, 0, "{run}");
     let reports = run.json().as_array().cloned().unwrap();
     assert_eq!(reports.len(), 2, "a backup job, then a Snap Copy job");
@@ -123,10 +84,7 @@ fn backup(emu: &Emulator, p: &std::path::Path) -> Vec<Value> {
 }
 
 fn restore(emu: &Emulator, p: &std::path::Path, args: &[&str]) -> Value {
-    let mut all = vec!["restore", args[0], "--plan", p.to_str().unwrap()];
-    all.extend_from_slice(&args[1..]);
-    all.extend_from_slice(&["--tenant", "alpha", "-o", "json", "--poll-interval", "0.2"]);
-    let run: Run = emu.run(&all);
+    let run: Run = emu.restore(p, "alpha", args);
     assert_eq!(run.code, 0, "{run}");
     let report = run.json();
     assert_eq!(report["status"], "Completed", "{report}");
@@ -139,22 +97,6 @@ fn restore(emu: &Emulator, p: &std::path::Path, args: &[&str]) -> Value {
         "{report}"
     );
     report
-}
-
-/// The tenant's EBS snapshots in a region: id → tags.
-async fn snapshots(emu: &Emulator, region: &str) -> BTreeMap<String, Tags> {
-    let out = emu
-        .ec2("alpha", region)
-        .await
-        .describe_snapshots()
-        .owner_ids("self")
-        .send()
-        .await
-        .unwrap();
-    out.snapshots()
-        .iter()
-        .map(|s| (s.snapshot_id().unwrap().to_string(), tags_of(s.tags())))
-        .collect()
 }
 
 /// The tenant's own AMIs in a region: id → tags.
@@ -187,7 +129,7 @@ async fn db_snapshots(emu: &Emulator, region: &str) -> BTreeMap<String, Tags> {
         .map(|s| {
             (
                 s.db_snapshot_identifier().unwrap().to_string(),
-                rds_tags(s.tag_list()),
+                rds_tags_of(s.tag_list()),
             )
         })
         .collect();
@@ -200,7 +142,7 @@ async fn db_snapshots(emu: &Emulator, region: &str) -> BTreeMap<String, Tags> {
     for c in clusters.db_cluster_snapshots() {
         out.insert(
             c.db_cluster_snapshot_identifier().unwrap().to_string(),
-            rds_tags(c.tag_list()),
+            rds_tags_of(c.tag_list()),
         );
     }
     out
@@ -247,7 +189,7 @@ async fn the_printed_tenant_policy_carries_a_whole_cycle_under_iam_enforcement()
         1,
     );
     std::fs::write(&accounts, text).unwrap();
-    let p = emu.write_plan("nightly", &plan("snapshot-set", true));
+    let p = emu.write_plan("nightly", plan("snapshot-set", true));
     lock_down(&emu);
     let v = emu.run(&["validate", "--plan", p.to_str().unwrap(), "-o", "json"]);
     assert_eq!(v.code, 0, "validate passes under the printed policy: {v}");
@@ -372,7 +314,10 @@ async fn the_printed_tenant_policy_carries_a_whole_cycle_under_iam_enforcement()
 
     // --- Snap Backup + Snap Copy.
     let first = backup(&emu, &p)[0]["job"].as_u64().unwrap();
-    let (e1, w1) = (snapshots(&emu, EAST).await, snapshots(&emu, WEST).await);
+    let (e1, w1) = (
+        emu.snapshots("alpha", EAST).await,
+        emu.snapshots("alpha", WEST).await,
+    );
     assert_eq!(of_job(&e1, first).len(), 4, "two instances × two volumes");
     assert_eq!(copies(&w1, first), 4, "each copied to us-west-2");
     let (de1, dw1) = (
@@ -383,11 +328,7 @@ async fn the_printed_tenant_policy_carries_a_whole_cycle_under_iam_enforcement()
     assert_eq!(copies(&dw1, first), 2, "both copied to us-west-2");
 
     // --- The first generation ages past both rules; a second backup.
-    emu.control(
-        "POST",
-        "/_harness/age",
-        Some(json!({"all": true, "account": ALPHA, "age_seconds": 10 * DAY})),
-    );
+    emu.age_all(ALPHA, 10);
     let second = backup(&emu, &p)[0]["job"].as_u64().unwrap();
     assert!(second > first);
 
@@ -398,7 +339,7 @@ async fn the_printed_tenant_policy_carries_a_whole_cycle_under_iam_enforcement()
     assert_eq!(report["job_type"], "Data Aging");
     assert_eq!(report["status"], "Completed", "{report}");
     for region in [EAST, WEST] {
-        let snaps = snapshots(&emu, region).await;
+        let snaps = emu.snapshots("alpha", region).await;
         let dbs = db_snapshots(&emu, region).await;
         assert!(of_job(&snaps, first).is_empty(), "{region}: {snaps:?}");
         assert!(of_job(&dbs, first).is_empty(), "{region}: {dbs:?}");
@@ -406,7 +347,7 @@ async fn the_printed_tenant_policy_carries_a_whole_cycle_under_iam_enforcement()
         assert_eq!(of_job(&dbs, second).len(), 2, "{region}: the newest stay");
     }
     assert!(
-        snapshots(&emu, EAST).await.contains_key(&untagged),
+        emu.snapshots("alpha", EAST).await.contains_key(&untagged),
         "the untagged snapshot is never touched"
     );
     assert_eq!(
@@ -501,7 +442,7 @@ async fn the_printed_tenant_policy_carries_a_whole_cycle_under_iam_enforcement()
         .await
         .unwrap();
     assert_eq!(
-        rds_tags(d.db_instances()[0].tag_list())["_GX_BACKUP_"],
+        rds_tags_of(d.db_instances()[0].tag_list())["_GX_BACKUP_"],
         r["job"].as_u64().unwrap().to_string()
     );
     let r = restore(
@@ -522,7 +463,7 @@ async fn the_printed_tenant_policy_carries_a_whole_cycle_under_iam_enforcement()
         .await
         .unwrap();
     assert_eq!(
-        rds_tags(c.db_clusters()[0].tag_list())["_GX_BACKUP_"],
+        rds_tags_of(c.db_clusters()[0].tag_list())["_GX_BACKUP_"],
         r["job"].as_u64().unwrap().to_string()
     );
 
@@ -533,7 +474,7 @@ async fn the_printed_tenant_policy_carries_a_whole_cycle_under_iam_enforcement()
 async fn an_ami_plan_backs_up_copies_prunes_and_restores_under_the_printed_policy() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let p = emu.write_plan("nightly", &plan("ami", false));
+    let p = emu.write_plan("nightly", plan("ami", false));
     lock_down(&emu);
     let app2 = emu.tenant("alpha")["resources"][EAST]["instances"][1].clone();
 
@@ -559,7 +500,7 @@ async fn an_ami_plan_backs_up_copies_prunes_and_restores_under_the_printed_polic
     let old_west = backing(WEST, of_job(&w1, first)).await;
     assert!(!old_east.is_empty() && !old_west.is_empty());
     // Under the policy prune may delete them only if they carry the marker.
-    let west_snaps = snapshots(&emu, WEST).await;
+    let west_snaps = emu.snapshots("alpha", WEST).await;
     for sid in &old_west {
         assert_eq!(
             west_snaps[sid].get("_GX_BACKUP_"),
@@ -568,11 +509,7 @@ async fn an_ami_plan_backs_up_copies_prunes_and_restores_under_the_printed_polic
         );
     }
 
-    emu.control(
-        "POST",
-        "/_harness/age",
-        Some(json!({"all": true, "account": ALPHA, "age_seconds": 10 * DAY})),
-    );
+    emu.age_all(ALPHA, 10);
     let second = backup(&emu, &p)[0]["job"].as_u64().unwrap();
 
     let run = emu.run(&["prune", "--plan", p.to_str().unwrap(), "-o", "json"]);
@@ -582,7 +519,7 @@ async fn an_ami_plan_backs_up_copies_prunes_and_restores_under_the_printed_polic
         let imgs = images(&emu, region).await;
         assert!(of_job(&imgs, first).is_empty(), "{region}: deregistered");
         assert_eq!(of_job(&imgs, second).len(), 2, "{region}: the newest stay");
-        let snaps = snapshots(&emu, region).await;
+        let snaps = emu.snapshots("alpha", region).await;
         for sid in old {
             assert!(
                 !snaps.contains_key(sid),
@@ -852,12 +789,12 @@ async fn tag_then_delete_of_customer_resources_is_denied_and_they_survive() {
 async fn the_role_cannot_remove_a_hold_or_the_marker_from_a_recovery_point() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let p = emu.write_plan("nightly", &plan("snapshot-set", true));
+    let p = emu.write_plan("nightly", plan("snapshot-set", true));
     lock_down(&emu);
     let job = backup(&emu, &p)[0]["job"].as_u64().unwrap();
     let ec2 = emu.ec2("alpha", EAST).await;
     let rds = emu.rds("alpha", EAST).await;
-    let snaps = of_job(&snapshots(&emu, EAST).await, job);
+    let snaps = of_job(&emu.snapshots("alpha", EAST).await, job);
     let dbs = of_job(&db_snapshots(&emu, EAST).await, job);
     assert_eq!((snaps.len(), dbs.len()), (4, 2));
     // A person puts the hold (the role may not add tags to existing resources).
@@ -923,7 +860,7 @@ async fn the_role_cannot_remove_a_hold_or_the_marker_from_a_recovery_point() {
         "UnauthorizedOperation"
     );
     lift(&emu);
-    let all = snapshots(&emu, EAST).await;
+    let all = emu.snapshots("alpha", EAST).await;
     assert_eq!(all[&snaps[0]]["CV_Retain_Snap"], "legal");
     assert_eq!(all[&snaps[0]]["_GX_BACKUP_"], job.to_string());
     assert_eq!(all[&snaps[1]]["_GX_BACKUP_"], job.to_string());
@@ -1017,10 +954,13 @@ fn the_tenant_trust_policy_needs_an_external_id_and_no_service_principal() {
 async fn locked_recovery_points_are_held_until_their_lock_expires() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let text = plan("snapshot-set", false).replace(
-        "[[copy]]\nregion = \"us-west-2\"\n",
-        "[lock]\nmode = \"compliance\"\n\n[[copy]]\nregion = \"us-west-2\"\nlock = { mode = \"governance\" }\n",
-    );
+    let text = plan("snapshot-set", false)
+        .lock("mode = \"compliance\"")
+        .copy(
+            "us-west-2",
+            "lock = { mode = \"governance\" }\nretention = { days = 7 }",
+        )
+        .to_string();
     assert!(text.contains("[lock]"), "{text}");
     let p = emu.write_plan("nightly", &text);
     lock_down(&emu);
@@ -1034,8 +974,8 @@ async fn locked_recovery_points_are_held_until_their_lock_expires() {
         "validate says RDS snapshots cannot be locked: {v}"
     );
     let first = backup(&emu, &p)[0]["job"].as_u64().unwrap();
-    let east = of_job(&snapshots(&emu, EAST).await, first);
-    let west = of_job(&snapshots(&emu, WEST).await, first);
+    let east = of_job(&emu.snapshots("alpha", EAST).await, first);
+    let west = of_job(&emu.snapshots("alpha", WEST).await, first);
     assert_eq!((east.len(), west.len()), (4, 4));
     // AWS state: each snapshot locked, in its region's mode, for 7 days.
     for (region, ids, mode) in [(EAST, &east, "compliance"), (WEST, &west, "governance")] {
@@ -1075,11 +1015,7 @@ async fn locked_recovery_points_are_held_until_their_lock_expires() {
     }
 
     // The first generation ages past the days rule; a second backup.
-    emu.control(
-        "POST",
-        "/_harness/age",
-        Some(json!({"all": true, "account": ALPHA, "age_seconds": 10 * DAY})),
-    );
+    emu.age_all(ALPHA, 10);
     let second = backup(&emu, &p)[0]["job"].as_u64().unwrap();
     // (validate's DryRun probe and the refusal above are already counted)
     let delete_errors = emu.count_calls(ALPHA, "DeleteSnapshot", "error");
@@ -1110,7 +1046,7 @@ async fn locked_recovery_points_are_held_until_their_lock_expires() {
     );
     assert_eq!(emu.count_calls(ALPHA, "DeleteSnapshot", "ok"), 0);
     for (region, ids) in [(EAST, &east), (WEST, &west)] {
-        let now = snapshots(&emu, region).await;
+        let now = emu.snapshots("alpha", region).await;
         assert!(ids.iter().all(|s| now.contains_key(s)), "{region}: held");
     }
 
@@ -1120,7 +1056,7 @@ async fn locked_recovery_points_are_held_until_their_lock_expires() {
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(run.json()["status"], "Completed", "{run}");
     for region in [EAST, WEST] {
-        let now = snapshots(&emu, region).await;
+        let now = emu.snapshots("alpha", region).await;
         assert!(of_job(&now, first).is_empty(), "{region}: {now:?}");
         assert_eq!(of_job(&now, second).len(), 4, "{region}: the newest stay");
     }
@@ -1155,20 +1091,12 @@ include-tags = ["Backup=nightly"]
 "#,
     );
     lock_down(&emu);
-    let run = emu.run(&[
-        "backup",
-        "--plan",
-        p.to_str().unwrap(),
-        "-o",
-        "json",
-        "--poll-interval",
-        "0.2",
-    ]);
+    let run = emu.backup(&p, &[]);
     assert_eq!(run.code, 0, "{run}");
     let report = run.json();
     // One report (no copy job), or a list of them.
     let job = report.get(0).unwrap_or(&report)["job"].as_u64().unwrap();
-    let ids = of_job(&snapshots(&emu, EAST).await, job);
+    let ids = of_job(&emu.snapshots("alpha", EAST).await, job);
     assert_eq!(ids.len(), 4);
     let ec2 = emu.ec2("alpha", EAST).await;
     let expiry =
@@ -1210,7 +1138,7 @@ include-tags = ["Backup=nightly"]
 fn validate_reports_an_attached_policy_broader_than_the_printed_one() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let p = emu.write_plan("nightly", &plan("snapshot-set", false));
+    let p = emu.write_plan("nightly", plan("snapshot-set", false));
     emu.config(json!({"enforce_tag_conditions": true}));
     emu.enforce_iam();
     let v = emu.run(&["validate", "--plan", p.to_str().unwrap(), "-o", "json"]);
@@ -1249,9 +1177,9 @@ fn validate_reports_an_attached_policy_broader_than_the_printed_one() {
 async fn an_ami_plan_locks_the_snapshots_behind_its_images_and_their_copies() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let text = plan("ami", false).replace(
-        "[[copy]]\nregion = \"us-west-2\"\n",
-        "[lock]\nmode = \"governance\"\n\n[[copy]]\nregion = \"us-west-2\"\nlock = { mode = \"compliance\", cool-off-hours = 2 }\n",
+    let text = plan("ami", false).lock("mode = \"governance\"").copy(
+        "us-west-2",
+        "lock = { mode = \"compliance\", cool-off-hours = 2 }\nretention = { days = 7 }",
     );
     let p = emu.write_plan("nightly", &text);
     lock_down(&emu);

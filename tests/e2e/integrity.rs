@@ -9,30 +9,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{tags_of, term, wait_for, ChildGuard, Emulator, Run};
+use crate::harness::{tags_of, term, wait_for, ChildGuard, Emulator, PlanText, Run};
 
 const ALPHA: &str = "222222222222";
 const EAST: &str = "us-east-1";
 
-fn plan(rds: bool) -> String {
-    format!(
-        r#"
-[plan]
-name = "nightly"
-id = 2
-
-[retention]
-days = 7
-
-[[group]]
-name = "east"
-tenants = ["alpha"]
-regions = ["us-east-1"]
-include-tags = ["Backup=nightly"]
-rds = {rds}
-aurora = {rds}
-"#
-    )
+/// Plan `nightly` (id 2) of alpha's us-east-1, kept 7 days; `rds` sets
+/// `rds` and `aurora`.
+fn plan(rds: bool) -> PlanText {
+    PlanText::new().retention("days = 7").databases(rds)
 }
 
 fn spawn_in(emu: &Emulator, state: &Path, args: &[&str]) -> ChildGuard {
@@ -67,20 +52,6 @@ fn finish(mut child: ChildGuard) -> Run {
     }
 }
 
-fn backup(emu: &Emulator, state: &Path, p: &Path, extra: &[&str]) -> Run {
-    let mut args = vec![
-        "backup",
-        "--plan",
-        p.to_str().unwrap(),
-        "--poll-interval",
-        "0.2",
-        "-o",
-        "json",
-    ];
-    args.extend_from_slice(extra);
-    emu.run_in(state, &args)
-}
-
 fn state(emu: &Emulator, name: &str) -> PathBuf {
     emu.path(name)
 }
@@ -103,11 +74,8 @@ async fn sets(emu: &Emulator) -> BTreeMap<(String, String, String), Vec<String>>
 }
 
 fn nightly(emu: &Emulator) -> Vec<(String, usize)> {
-    emu.tenant("alpha")["resources"][EAST]["instances"]
-        .as_array()
-        .unwrap()
+    emu.nightly_instances("alpha", EAST)
         .iter()
-        .filter(|i| i["tags"]["Backup"] == "nightly")
         .map(|i| {
             (
                 i["id"].as_str().unwrap().to_string(),
@@ -140,13 +108,13 @@ fn agent_of(report: &Value) -> String {
 async fn fresh_ledgers_never_merge_points_and_an_ambiguous_job_is_refused_by_restore() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let p = emu.write_plan("nightly", &plan(false));
+    let p = emu.write_plan("nightly", plan(false));
     // Two pods of an Indexed Job without a state volume, on two days: each
     // starts a fresh ledger, and each numbers its job 1000.
     let (a, b) = (state(&emu, "pod-a"), state(&emu, "pod-b"));
-    let ra = backup(&emu, &a, &p, &[]);
+    let ra = emu.backup_in(&a, &p, &[]);
     assert_eq!(ra.code, 0, "{ra}");
-    let rb = backup(&emu, &b, &p, &[]);
+    let rb = emu.backup_in(&b, &p, &[]);
     assert_eq!(rb.code, 0, "{rb}");
     let (ja, jb) = (ra.json(), rb.json());
     assert_eq!(ja["job"], 1000);
@@ -276,10 +244,10 @@ async fn fresh_ledgers_never_merge_points_and_an_ambiguous_job_is_refused_by_res
 async fn a_fresh_ledger_never_adopts_another_ledgers_points_of_the_same_job_number() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let p = emu.write_plan("nightly", &plan(false));
+    let p = emu.write_plan("nightly", plan(false));
     // An old node made job 1000 long ago.
     let old = state(&emu, "old-node");
-    let r = backup(&emu, &old, &p, &[]);
+    let r = emu.backup_in(&old, &p, &[]);
     assert_eq!(r.code, 0, "{r}");
     let old_agent = agent_of(&r.json());
     let before = sets(&emu).await;
@@ -313,7 +281,7 @@ async fn a_fresh_ledger_never_adopts_another_ledgers_points_of_the_same_job_numb
 
     // Its rerun resumes the killed job 1000: it must not take the old node's
     // job-1000 snapshots for its own.
-    let r = backup(&emu, &new, &p, &[]);
+    let r = emu.backup_in(&new, &p, &[]);
     assert_eq!(r.code, 0, "{r}");
     let report = r.json();
     assert_eq!(report["job"], 1001);
@@ -344,26 +312,26 @@ async fn a_fresh_ledger_never_adopts_another_ledgers_points_of_the_same_job_numb
 async fn an_ambiguous_create_never_adopts_another_ledgers_set_nor_creates_twice() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let p = emu.write_plan("nightly", &plan(false));
+    let p = emu.write_plan("nightly", plan(false));
     let (inst, vols) = nightly(&emu)[0].clone();
     let only = ["--instance", inst.as_str()];
     // Another ledger's jobs 1000 and 1001 made sets of this instance.
     let other = state(&emu, "other-node");
     for _ in 0..2 {
-        let r = backup(&emu, &other, &p, &only);
+        let r = emu.backup_in(&other, &p, &only);
         assert_eq!(r.code, 0, "{r}");
     }
     // This node's job 1000 runs; its job 1001's CreateSnapshots fails
     // ambiguously (InternalError, nothing made): the check must not find the
     // other ledger's job-1001 set.
     let mine = state(&emu, "this-node");
-    let r = backup(&emu, &mine, &p, &only);
+    let r = emu.backup_in(&mine, &p, &only);
     assert_eq!(r.code, 0, "{r}");
     let agent = agent_of(&r.json());
     emu.fault(
         json!({"action": "CreateSnapshots", "code": "InternalError", "count": 1, "account": ALPHA}),
     );
-    let r = backup(&emu, &mine, &p, &only);
+    let r = emu.backup_in(&mine, &p, &only);
     assert_eq!(r.code, 0, "{r}");
     assert_eq!(r.json()["job"], 1001);
     assert_eq!(emu.count_calls(ALPHA, "CreateSnapshots", "injected"), 1);
@@ -380,7 +348,7 @@ async fn an_ambiguous_create_never_adopts_another_ledgers_set_nor_creates_twice(
     // check fails twice before it can answer: the set is adopted, not made twice.
     emu.fault(json!({"action": "CreateSnapshots", "code": "InternalError", "count": 1, "account": ALPHA, "after": true}));
     emu.fault(json!({"action": "DescribeSnapshots", "code": "InternalError", "count": 2, "account": ALPHA}));
-    let r = backup(&emu, &mine, &p, &only);
+    let r = emu.backup_in(&mine, &p, &only);
     assert_eq!(r.code, 0, "{r}");
     let all = sets(&emu).await;
     let made = all
@@ -410,12 +378,7 @@ async fn an_ambiguous_create_never_adopts_another_ledgers_set_nor_creates_twice(
     emu.control("DELETE", "/_harness/faults", None);
     emu.fault(json!({"action": "CreateSnapshots", "code": "InternalError", "count": 1, "account": ALPHA, "after": true}));
     emu.fault(json!({"action": "DescribeSnapshots", "code": "InternalError", "account": ALPHA}));
-    let r = backup(
-        &emu,
-        &mine,
-        &p,
-        &[&only[..], &["--wait-timeout", "20"]].concat(),
-    );
+    let r = emu.backup_in(&mine, &p, &[&only[..], &["--wait-timeout", "20"]].concat());
     emu.control("DELETE", "/_harness/faults", None);
     assert_ne!(r.code, 0, "{r}");
     let item = &r.json()["items"][0];
@@ -445,7 +408,7 @@ async fn an_ambiguous_create_never_adopts_another_ledgers_set_nor_creates_twice(
 async fn two_runs_of_one_plan_at_once_leave_one_point_per_source() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let p = emu.write_plan("nightly", &plan(true));
+    let p = emu.write_plan("nightly", plan(true));
     // Slow AWS, so that the two runs overlap for certain: each spends
     // seconds connecting and discovering before its first create.
     emu.config(json!({"latency_ms": 300}));
@@ -468,7 +431,7 @@ async fn two_runs_of_one_plan_at_once_leave_one_point_per_source() {
         assert!(Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(50));
     }
-    let second = backup(&emu, &same, &p, &[]);
+    let second = emu.backup_in(&same, &p, &[]);
     assert_eq!(second.code, 4, "{second}");
     assert!(second.stderr.contains("already being run"), "{second}");
     let first = finish(first);
@@ -592,7 +555,7 @@ async fn two_runs_of_one_plan_at_once_leave_one_point_per_source() {
 
     // A run after they ended still makes a new point of every source.
     emu.config(json!({"latency_ms": 0}));
-    let r = backup(&emu, &a, &p, &[]);
+    let r = emu.backup_in(&a, &p, &[]);
     assert_eq!(r.code, 0, "{r}");
     let j = r.json();
     assert!(
@@ -610,7 +573,7 @@ async fn two_runs_of_one_plan_at_once_leave_one_point_per_source() {
 async fn a_session_aws_rejects_is_renewed_and_a_role_that_cannot_be_assumed_fails_fast() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let p = emu.write_plan("nightly", &plan(false));
+    let p = emu.write_plan("nightly", plan(false));
     // Snapshots stay pending until released: the job polls meanwhile.
     emu.control(
         "POST",
@@ -737,14 +700,14 @@ async fn a_session_aws_rejects_is_renewed_and_a_role_that_cannot_be_assumed_fail
 async fn polls_that_fail_are_reported_with_the_aws_error() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let p = emu.write_plan("nightly", &plan(false));
+    let p = emu.write_plan("nightly", plan(false));
     emu.control(
         "POST",
         "/_harness/hold",
         Some(json!({"account": ALPHA, "kinds": ["snapshot"]})),
     );
     emu.fault(json!({"action": "DescribeSnapshots", "code": "InternalError", "account": ALPHA}));
-    let r = backup(&emu, &emu.state_dir(), &p, &["--wait-timeout", "4"]);
+    let r = emu.backup_in(&emu.state_dir(), &p, &["--wait-timeout", "4"]);
     emu.control("DELETE", "/_harness/faults", None);
     assert_ne!(r.code, 0, "{r}");
     for i in r.json()["items"].as_array().unwrap() {
@@ -764,7 +727,7 @@ async fn polls_that_fail_are_reported_with_the_aws_error() {
 fn a_truncated_ledger_is_refused_not_silently_started_afresh() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let p = emu.write_plan("nightly", &plan(false));
+    let p = emu.write_plan("nightly", plan(false));
     std::fs::create_dir_all(emu.state_dir()).unwrap();
     std::fs::write(emu.state_dir().join("ledger.db"), b"").unwrap();
     let r = emu.run(&["backup", "--plan", p.to_str().unwrap()]);
@@ -787,35 +750,22 @@ fn a_truncated_ledger_is_refused_not_silently_started_afresh() {
     );
 }
 
-fn agent_plan() -> String {
-    r#"
-[plan]
-name = "frequent"
-id = 5
-
-[schedule]
-cron = "*/5 * * * * *"
-
-[retention]
-days = 7
-
-[[copy]]
-region = "us-west-2"
-
-[[group]]
-name = "all"
-tenants = ["alpha"]
-regions = ["us-east-1"]
-include-tags = ["Backup=nightly"]
-"#
-    .to_string()
+/// Plan `frequent` (id 5) every 5 s of alpha's us-east-1, kept 7 days,
+/// copied to us-west-2.
+fn agent_plan() -> PlanText {
+    PlanText::new()
+        .name("frequent", 5)
+        .cron("*/5 * * * * *")
+        .retention("days = 7")
+        .copy("us-west-2", "")
+        .group("all", &["alpha"])
 }
 
 #[test]
 fn after_sigterm_no_new_job_starts_and_killed_jobs_are_named_with_what_they_made() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let p = emu.write_plan("frequent", &agent_plan());
+    let p = emu.write_plan("frequent", agent_plan());
     let agent = |state: &Path, grace: &str| {
         spawn_in(
             &emu,

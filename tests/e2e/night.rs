@@ -7,30 +7,22 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::harness::Emulator;
+use crate::harness::{Emulator, PlanText};
 
 const ALPHA: &str = "222222222222";
 const REGIONS: [&str; 2] = ["us-east-1", "us-west-2"];
 
-fn plan() -> String {
-    r#"
-[plan]
-name = "nightly"
-id = 4
-method = "snapshot-set"
-
-[retention]
-days = 7
-
-[[group]]
-name = "both"
-tenants = ["alpha"]
-regions = ["us-east-1", "us-west-2"]
-include-tags = ["Backup=nightly"]
-"#
-    .to_string()
+/// Plan `nightly` (id 4) of alpha's nightly instances in both regions,
+/// kept 7 days.
+fn plan() -> PlanText {
+    PlanText::new()
+        .name("nightly", 4)
+        .method("snapshot-set")
+        .retention("days = 7")
+        .group("both", &["alpha"])
+        .regions(&REGIONS)
 }
 
 /// Makes `n` recovery points of the plan in `region`, aged 10 days: `n`
@@ -74,11 +66,7 @@ async fn expired_points(
             .unwrap();
         ids.insert(s.snapshot_id().unwrap().to_string());
     }
-    let items: Vec<Value> = ids
-        .iter()
-        .map(|id| json!({"account": ALPHA, "region": region, "id": id, "age_seconds": 10 * 86_400}))
-        .collect();
-    emu.control("POST", "/_harness/age", Some(json!({ "items": items })));
+    emu.age(ALPHA, region, &ids, 10);
     ids
 }
 
@@ -106,7 +94,7 @@ fn delete_buckets(emu: &Emulator) -> BTreeMap<String, (u64, u64)> {
 async fn prune_paces_its_deletes_and_works_the_regions_side_by_side() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let p = emu.write_plan("nightly", &plan());
+    let p = emu.write_plan("nightly", plan());
     // More than a bucket's burst (100) in each region, so the refill (5 per
     // second) decides, as in a large prune.
     const N: usize = 115;
@@ -158,7 +146,7 @@ async fn prune_paces_its_deletes_and_works_the_regions_side_by_side() {
 async fn backup_with_prune_deletes_points_the_new_backup_supersedes_and_keeps_the_new_ones() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let p = emu.write_plan("nightly", &plan());
+    let p = emu.write_plan("nightly", plan());
     let mut expired = BTreeMap::new();
     for r in REGIONS {
         // Points of live instances: each is the newest of its source until
@@ -191,18 +179,7 @@ async fn backup_with_prune_deletes_points_the_new_backup_supersedes_and_keeps_th
         );
     }
     let run = std::thread::scope(|s| {
-        let run = s.spawn(|| {
-            emu.run(&[
-                "backup",
-                "--plan",
-                p.to_str().unwrap(),
-                "--prune",
-                "-o",
-                "json",
-                "--poll-interval",
-                "0.2",
-            ])
-        });
+        let run = s.spawn(|| emu.backup(&p, &["--prune"]));
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut first_pass_done = false;
         while !first_pass_done && Instant::now() < deadline {
@@ -269,23 +246,14 @@ async fn a_prune_beside_the_copy_job_waits_for_it_before_deleting_an_uncopied_or
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
     // us-east-1 is copied to us-west-2, whose copies are kept 30 days.
-    let body = plan().replace(
-        r#"regions = ["us-east-1", "us-west-2"]"#,
-        r#"regions = ["us-east-1"]"#,
-    ) + "\n[[copy]]\nregion = \"us-west-2\"\nretention = { days = 30 }\n";
+    let body = plan()
+        .regions(&["us-east-1"])
+        .copy("us-west-2", "retention = { days = 30 }");
     let p = emu.write_plan("nightly", &body);
     // An earlier night that was copied (sets of two snapshots, each copied),
     // aged past retention: once superseded, those originals are deleted
     // without waiting for the copy job.
-    let earlier = emu.run(&[
-        "backup",
-        "--plan",
-        p.to_str().unwrap(),
-        "-o",
-        "json",
-        "--poll-interval",
-        "0.2",
-    ]);
+    let earlier = emu.backup(&p, &[]);
     assert_eq!(earlier.code, 0, "{earlier}");
     let copied: Vec<String> = emu
         .snapshots("alpha", "us-east-1")
@@ -293,24 +261,11 @@ async fn a_prune_beside_the_copy_job_waits_for_it_before_deleting_an_uncopied_or
         .into_keys()
         .collect();
     assert!(copied.len() >= 4, "{copied:?}");
-    let items: Vec<Value> = copied
-        .iter()
-        .map(|id| json!({"account": ALPHA, "region": "us-east-1", "id": id, "age_seconds": 10 * 86_400}))
-        .collect();
-    emu.control("POST", "/_harness/age", Some(json!({ "items": items })));
+    emu.age(ALPHA, "us-east-1", &copied, 10);
     // Expired originals that an earlier night failed to copy.
     let uncopied = expired_points(&emu, "us-east-1", 3, &[]).await;
 
-    let run = emu.run(&[
-        "backup",
-        "--plan",
-        p.to_str().unwrap(),
-        "--prune",
-        "-o",
-        "json",
-        "--poll-interval",
-        "0.2",
-    ]);
+    let run = emu.backup(&p, &["--prune"]);
     assert_eq!(run.code, 0, "{run}");
     let types: Vec<String> = run
         .json()
@@ -359,10 +314,9 @@ async fn a_prune_beside_the_copy_job_waits_for_it_before_deleting_an_uncopied_or
 async fn an_original_is_not_pruned_while_its_copy_is_being_made() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let body = plan().replace(
-        r#"regions = ["us-east-1", "us-west-2"]"#,
-        r#"regions = ["us-east-1"]"#,
-    ) + "\n[[copy]]\nregion = \"us-west-2\"\nretention = { days = 30 }\n";
+    let body = plan()
+        .regions(&["us-east-1"])
+        .copy("us-west-2", "retention = { days = 30 }");
     let p = emu.write_plan("nightly", &body);
     // Expired originals of sources that are gone: nothing protects them but
     // their copies, which stay pending in us-west-2.
@@ -410,7 +364,7 @@ async fn an_original_is_not_pruned_while_its_copy_is_being_made() {
 async fn a_point_deleted_in_one_pass_and_still_listed_in_the_next_is_left_alone() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let p = emu.write_plan("nightly", &plan());
+    let p = emu.write_plan("nightly", plan());
     let region = REGIONS[0];
     // Points of instances that no longer exist: the prune's first pass
     // deletes them at once.
@@ -426,20 +380,7 @@ async fn a_point_deleted_in_one_pass_and_still_listed_in_the_next_is_left_alone(
         Some(json!({"account": ALPHA, "region": region, "kinds": ["snapshot"]})),
     );
     let run = std::thread::scope(|s| {
-        let run = s.spawn(|| {
-            emu.run(&[
-                "backup",
-                "--plan",
-                p.to_str().unwrap(),
-                "--region",
-                region,
-                "--prune",
-                "-o",
-                "json",
-                "--poll-interval",
-                "0.2",
-            ])
-        });
+        let run = s.spawn(|| emu.backup(&p, &["--region", region, "--prune"]));
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut first_pass_done = false;
         while !first_pass_done && Instant::now() < deadline {
@@ -492,7 +433,7 @@ async fn a_point_deleted_in_one_pass_and_still_listed_in_the_next_is_left_alone(
 async fn the_newest_point_of_a_terminated_instance_expires_and_that_of_a_live_one_stays() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let p = emu.write_plan("nightly", &plan());
+    let p = emu.write_plan("nightly", plan());
     let region = REGIONS[0];
     let instances: Vec<String> = emu.tenant("alpha")["resources"][region]["instances"]
         .as_array()
@@ -535,7 +476,7 @@ async fn the_newest_point_of_a_terminated_instance_expires_and_that_of_a_live_on
 async fn a_region_with_more_snapshots_than_a_page_is_listed_whole() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let p = emu.write_plan("nightly", &plan());
+    let p = emu.write_plan("nightly", plan());
     let region = REGIONS[0];
     // More than one DescribeSnapshots page (1 000); the layer pages as AWS
     // does (moto answers everything at once).

@@ -18,47 +18,21 @@ use std::collections::BTreeMap;
 use aws_sdk_ec2::types::Filter;
 use serde_json::{json, Value};
 
-use crate::harness::{tags_of, Emulator, Run};
+use crate::harness::{rds_tags_of, s, tags_of, Emulator, PlanText, Run, Tags};
 
 const ALPHA: &str = "222222222222";
 const EAST: &str = "us-east-1";
 const WEST: &str = "us-west-2";
 
-fn plan(method: &str, copy: bool) -> String {
-    format!(
-        r#"
-[plan]
-name = "nightly"
-id = 2
-method = "{method}"
-{}
-[[group]]
-name = "east"
-tenants = ["alpha"]
-regions = ["us-east-1"]
-include-tags = ["Backup=nightly"]
-rds = true
-aurora = true
-"#,
-        if copy {
-            "\n[[copy]]\nregion = \"us-west-2\"\n"
-        } else {
-            ""
-        }
-    )
-}
-
-type Tags = BTreeMap<String, String>;
-
-fn rds_tags_of(t: &[aws_sdk_rds::types::Tag]) -> Tags {
-    t.iter()
-        .map(|t| {
-            (
-                t.key().unwrap_or_default().to_string(),
-                t.value().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
+/// Plan `nightly` (id 2) of alpha's us-east-1 with databases, copied to
+/// us-west-2 when `copy`.
+fn plan(method: &str, copy: bool) -> PlanText {
+    let p = PlanText::new().method(method).databases(true);
+    if copy {
+        p.copy("us-west-2", "")
+    } else {
+        p
+    }
 }
 
 fn tag(key: &str, value: &str) -> Filter {
@@ -79,40 +53,18 @@ fn seeded(emu: &Emulator, app: &str) -> Value {
         .clone()
 }
 
-fn s(v: &Value) -> &str {
-    v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
-}
-
 fn setup(emu: &Emulator, method: &str, copy: bool) -> std::path::PathBuf {
     emu.write_accounts(&["alpha"], &[]);
-    emu.write_plan("nightly", &plan(method, copy))
+    emu.write_plan("nightly", plan(method, copy))
 }
 
 /// Runs a backup (and its copy, when the plan has one); returns the backup's job number.
 fn backup(emu: &Emulator, p: &std::path::Path) -> u64 {
-    let run = emu.run(&[
-        "backup",
-        "--plan",
-        p.to_str().unwrap(),
-        "-o",
-        "json",
-        "--poll-interval",
-        "0.2",
-    ]);
-    assert_eq!(run.code, 0, "{run}");
-    let v = run.json();
-    let reports = v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]);
-    for r in &reports {
-        assert_eq!(r["status"], "Completed", "{r}");
-    }
-    reports[0]["job"].as_u64().unwrap()
+    emu.backup_completed(p)[0]["job"].as_u64().unwrap()
 }
 
 fn restore(emu: &Emulator, p: &std::path::Path, args: &[&str]) -> (Run, Value) {
-    let mut all = vec!["restore", args[0], "--plan", p.to_str().unwrap()];
-    all.extend_from_slice(&args[1..]);
-    all.extend_from_slice(&["--tenant", "alpha", "-o", "json", "--poll-interval", "0.2"]);
-    let run = emu.run(&all);
+    let run = emu.restore(p, "alpha", args);
     let json = run.json();
     (run, json)
 }

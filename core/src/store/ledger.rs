@@ -21,7 +21,6 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fs2::FileExt;
 use rusqlite::{params, Connection, OptionalExtension};
 
 #[derive(Debug, thiserror::Error)]
@@ -283,7 +282,7 @@ impl PlanLock {
             .truncate(false)
             .open(&path)
             .map_err(io)?;
-        if file.try_lock_exclusive().is_err() {
+        if file.try_lock().is_err() {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
             return Ok(Err(PlanBusy {
@@ -501,9 +500,9 @@ impl Ledger {
                 .open(self.lock_path(job))
             {
                 Ok(f) => {
-                    let free = f.try_lock_exclusive().is_ok();
+                    let free = f.try_lock().is_ok();
                     if free {
-                        let _ = FileExt::unlock(&f);
+                        let _ = f.unlock();
                     }
                     !free
                 }
@@ -561,7 +560,7 @@ impl Ledger {
             path: lock_path.clone(),
             source,
         })?;
-        file.lock_exclusive().map_err(|source| LedgerError::Io {
+        file.lock().map_err(|source| LedgerError::Io {
             path: lock_path,
             source,
         })?;

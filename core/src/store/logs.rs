@@ -239,6 +239,7 @@ impl Logs {
         func: &str,
         message: &str,
     ) -> Result<(), LogsError> {
+        trace(file, job, func, message);
         let line = format_line(
             std::process::id(),
             thread_tag(),
@@ -279,6 +280,23 @@ impl Logs {
     /// Log lines lost to failed writes through this log directory.
     pub fn failures(&self) -> u64 {
         self.inner.failures.load(Ordering::Relaxed)
+    }
+}
+
+/// The line as a `tracing` event too, target `rolesnap::<file>` (e.g.
+/// `rolesnap::vsbkp`), for `RUST_LOG`. With no subscriber (the agent installs
+/// one only when RUST_LOG is set) this is one atomic load; nothing is formatted.
+fn trace(file: LogFile, job: Option<u64>, func: &str, message: &str) {
+    macro_rules! event {
+        ($target:literal) => {
+            tracing::info!(target: $target, job, func, "{message}")
+        };
+    }
+    match file {
+        LogFile::Cvd => event!("rolesnap::cvd"),
+        LogFile::Discovery => event!("rolesnap::vsdiscovery"),
+        LogFile::Backup => event!("rolesnap::vsbkp"),
+        LogFile::Restore => event!("rolesnap::vsrst"),
     }
 }
 
