@@ -18,24 +18,26 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use futures::future::LocalBoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
-use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
 use serde_json::json;
 use tokio::signal::unix::{signal, SignalKind};
 
 use rolesnap_core::decide::schedule::{decide, in_shard, next_runs, parse_shard, Due};
 use rolesnap_core::jobs::work::JobOptions;
 use rolesnap_core::jobs::{self, Filter, Request};
-use rolesnap_core::store::ledger::Ledger;
-use rolesnap_core::{admin_session, load_plan, ConfigError, Endpoint, Loaded, LogFile, Logs};
+use rolesnap_core::store::ledger::{Ledger, PlanLock};
+use rolesnap_core::{
+    admin_session, load_plan, ConfigError, Endpoint, Loaded, LogFile, Logs, Tenant,
+};
 
 use crate::cli::{AgentArgs, Global, Output, PlansArgs, ScheduleArgs};
 use crate::exit;
 use crate::output::table;
+
+mod metrics;
+
+use metrics::{serve_metrics, Metrics};
 
 /// Longest sleep between looks at the clock (a changed plan is seen this fast).
 const TICK: Duration = Duration::from_secs(30);
@@ -202,216 +204,6 @@ impl Slots {
     }
 }
 
-/// Prometheus metrics of this agent.
-#[derive(Default)]
-struct Metrics {
-    jobs: BTreeMap<(String, String, String), u64>,
-    protected: BTreeMap<String, u64>,
-    last_success: BTreeMap<(String, String), i64>,
-    retries: BTreeMap<String, u64>,
-    /// Plan files of `--plans` that do not load (the last load or reload).
-    config_errors: usize,
-}
-
-type Labels = Vec<(&'static str, String)>;
-
-/// A labelled counter family filled from `values`.
-fn counters<K>(
-    registry: &mut Registry,
-    name: &str,
-    help: &str,
-    values: impl Iterator<Item = (K, u64)>,
-    labels: impl Fn(K) -> Labels,
-) {
-    let family = Family::<Labels, Counter>::default();
-    for (k, n) in values {
-        family.get_or_create(&labels(k)).inc_by(n);
-    }
-    registry.register(name, help, family);
-}
-
-impl Metrics {
-    /// The OpenMetrics text exposition (prometheus-client's encoder).
-    fn render(&self) -> String {
-        let mut r = Registry::default();
-        counters(
-            &mut r,
-            "rolesnap_jobs",
-            "Jobs run by this agent, by type, plan and status.",
-            self.jobs.iter().map(|(k, n)| (k, *n)),
-            |(t, p, st)| {
-                vec![
-                    ("type", t.clone()),
-                    ("plan", p.clone()),
-                    ("status", st.clone()),
-                ]
-            },
-        );
-        counters(
-            &mut r,
-            "rolesnap_resources_protected",
-            "Resources given a recovery point, by plan.",
-            self.protected.iter().map(|(k, n)| (k, *n)),
-            |p| vec![("plan", p.clone())],
-        );
-        let last = Family::<Labels, Gauge>::default();
-        for ((p, t), ts) in &self.last_success {
-            last.get_or_create(&vec![("plan", p.clone()), ("tenant", t.clone())])
-                .set(*ts);
-        }
-        r.register(
-            "rolesnap_last_success_timestamp_seconds",
-            "End of the last backup that protected every resource of a tenant.",
-            last,
-        );
-        counters(
-            &mut r,
-            "rolesnap_failed_items",
-            "Resources, tenants or regions that ended a job with an error, by plan.",
-            self.retries.iter().map(|(k, n)| (k, *n)),
-            |p| vec![("plan", p.clone())],
-        );
-        let api = rolesnap_core::aws::metrics::api_counts();
-        counters(
-            &mut r,
-            "rolesnap_api_calls",
-            "AWS API call attempts (retries included), by service and operation.",
-            api.iter().map(|(s, o, n, _)| ((s, o), *n)),
-            |(s, o)| vec![("service", s.clone()), ("operation", o.clone())],
-        );
-        counters(
-            &mut r,
-            "rolesnap_api_throttled",
-            "AWS API attempts answered with throttling, by service and operation.",
-            api.iter().map(|(s, o, _, t)| ((s, o), *t)),
-            |(s, o)| vec![("service", s.clone()), ("operation", o.clone())],
-        );
-        let errors = Gauge::<i64>::default();
-        errors.set(i64::try_from(self.config_errors).unwrap_or(i64::MAX));
-        r.register(
-            "rolesnap_plan_config_errors",
-            "Plan files that do not load (see cvd.log); the agent runs the others.",
-            errors,
-        );
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = encode(&mut out, &r);
-        out
-    }
-
-    fn record(&mut self, report: &jobs::Report) {
-        *self
-            .jobs
-            .entry((
-                report.job_type.as_str().to_string(),
-                report.plan.clone(),
-                report.status.to_string(),
-            ))
-            .or_default() += 1;
-        if report.job_type == rolesnap_core::store::ledger::JobType::SnapBackup {
-            let done = report.completed() as u64;
-            *self.protected.entry(report.plan.clone()).or_default() += done;
-            let mut tenants: BTreeMap<&str, bool> = BTreeMap::new();
-            for s in &report.summary {
-                *tenants.entry(&s.tenant).or_insert(true) &= jobs::item_ok(s.status);
-            }
-            for (t, ok) in tenants {
-                if ok {
-                    self.last_success
-                        .insert((report.plan.clone(), t.to_string()), report.end);
-                }
-            }
-        }
-        let failed = report.problems().count() as u64;
-        if failed > 0 {
-            *self.retries.entry(report.plan.clone()).or_default() += failed;
-        }
-    }
-}
-
-/// Content type of the OpenMetrics text format.
-const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// The answer to one HTTP request: `GET /metrics` only (404 for any other
-/// path, 405 for another method on /metrics).
-fn metrics_response(request_line: &str, metrics: &Mutex<Metrics>) -> String {
-    let mut parts = request_line.split_whitespace();
-    let method = parts.next().unwrap_or_default();
-    let target = parts.next().unwrap_or_default();
-    let path = target.split('?').next().unwrap_or_default();
-    let (status, extra, content_type, body) = if path != "/metrics" {
-        (
-            "404 Not Found",
-            "",
-            "text/plain",
-            "not found; metrics are at /metrics\n".to_string(),
-        )
-    } else if method != "GET" {
-        (
-            "405 Method Not Allowed",
-            "Allow: GET\r\n",
-            "text/plain",
-            "only GET\n".to_string(),
-        )
-    } else {
-        let body = metrics.lock().unwrap_or_else(|p| p.into_inner()).render();
-        ("200 OK", "", OPENMETRICS, body)
-    };
-    format!(
-        "HTTP/1.1 {status}\r\n{extra}Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-}
-
-async fn serve_metrics(addr: std::net::SocketAddr, metrics: Arc<Mutex<Metrics>>, logs: Logs) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = match tokio::net::TcpListener::bind(addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            logs.write(
-                LogFile::Cvd,
-                None,
-                "CvdAgent::Metrics",
-                &format!("Cannot listen on {addr}: {e}"),
-            );
-            return;
-        }
-    };
-    logs.write(
-        LogFile::Cvd,
-        None,
-        "CvdAgent::Metrics",
-        &format!("Serving Prometheus metrics on http://{addr}/metrics"),
-    );
-    loop {
-        let Ok((mut sock, _)) = listener.accept().await else {
-            continue;
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            // The request line, within 4 KiB and 10 s.
-            let mut buf = Vec::with_capacity(1024);
-            let read = tokio::time::timeout(Duration::from_secs(10), async {
-                let mut chunk = [0u8; 1024];
-                while !buf.contains(&b'\n') && buf.len() < 4096 {
-                    match sock.read(&mut chunk).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-            })
-            .await;
-            if read.is_err() {
-                return;
-            }
-            let text = String::from_utf8_lossy(&buf);
-            let line = text.lines().next().unwrap_or_default();
-            let resp = metrics_response(line, &metrics);
-            let _ = sock.write_all(resp.as_bytes()).await;
-        });
-    }
-}
-
 /// What every plan run of this agent shares.
 #[derive(Clone)]
 struct RunContext {
@@ -426,22 +218,9 @@ struct RunContext {
 /// Runs a plan's backup (+ copy) and, at the same time, its prune; one ledger
 /// job each.
 async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> Vec<jobs::Report> {
-    let RunContext {
-        endpoint: global_endpoint,
-        state_dir,
-        logs,
-        shard,
-        poll,
-        metrics,
-    } = cx;
     let plan = &loaded.plan;
-    let tenants: Vec<_> = plan
-        .tenant_names()
-        .iter()
-        .filter_map(|n| loaded.accounts.tenant(n).cloned())
-        .filter(|t| shard.is_none_or(|(k, n)| in_shard(&t.name, k, n)))
-        .collect();
-    let mut reports = Vec::new();
+    let logs = &cx.logs;
+    let tenants = shard_tenants(&loaded, cx.shard);
     if tenants.is_empty() {
         logs.write(
             LogFile::Cvd,
@@ -449,10 +228,10 @@ async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> V
             "CvdAgent::RunPlan",
             &format!("Plan [{}]: no tenant in this agent's shard", plan.name),
         );
-        return reports;
+        return Vec::new();
     }
-    let admin = admin_session(&loaded.accounts, &Endpoint(global_endpoint), &logs).await;
-    let ledger = match Ledger::open(&state_dir) {
+    let admin = admin_session(&loaded.accounts, &Endpoint(cx.endpoint.clone()), logs).await;
+    let ledger = match Ledger::open(&cx.state_dir) {
         Ok(l) => Arc::new(Mutex::new(l)),
         Err(e) => {
             logs.write(
@@ -461,40 +240,14 @@ async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> V
                 "CvdAgent::RunPlan",
                 &format!("Plan [{}] not run: {e}", plan.name),
             );
-            return reports;
+            return Vec::new();
         }
     };
-    // One run of a plan at a time on this state directory: an on-demand
-    // `backup` of the same plan is waited for.
-    let mut said = false;
-    let _plan_lock = loop {
-        match rolesnap_core::store::ledger::PlanLock::try_acquire(&state_dir, &plan.name, "agent") {
-            Ok(Ok(l)) => break l,
-            Ok(Err(busy)) => {
-                if !said {
-                    logs.write(
-                        LogFile::Cvd,
-                        None,
-                        "CvdAgent::RunPlan",
-                        &format!("{busy}; waiting for it to end"),
-                    );
-                    said = true;
-                }
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
-            Err(e) => {
-                logs.write(
-                    LogFile::Cvd,
-                    None,
-                    "CvdAgent::RunPlan",
-                    &format!("Plan [{}] not run: {e}", plan.name),
-                );
-                return reports;
-            }
-        }
+    let Some(_plan_lock) = wait_for_plan_lock(&cx.state_dir, &plan.name, logs).await else {
+        return Vec::new();
     };
     let mut options = JobOptions::for_plan(plan);
-    options.poll_initial = Duration::from_secs_f64(poll.max(0.05));
+    options.poll_initial = Duration::from_secs_f64(cx.poll.max(0.05));
     let pacer = admin.pacer();
     logs.write(
         LogFile::Cvd,
@@ -520,7 +273,7 @@ async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> V
                 admin: &admin,
                 filter: Filter::default(),
                 options: options.clone(),
-                logs: &logs,
+                logs,
                 ledger: Some(ledger.clone()),
                 pacer: pacer.clone(),
                 beside,
@@ -529,18 +282,76 @@ async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> V
             })
         })
         .await;
-    for r in done.into_iter().chain(pruned) {
-        match r {
-            Ok(r) => {
-                metrics.lock().unwrap_or_else(|p| p.into_inner()).record(&r);
-                reports.push(r);
+    collect_reports(&cx, &plan.name, done.into_iter().chain(pruned))
+}
+
+/// The plan's tenants that belong to this agent's shard.
+fn shard_tenants(loaded: &Loaded, shard: Option<(u32, u32)>) -> Vec<Tenant> {
+    loaded
+        .plan
+        .tenant_names()
+        .iter()
+        .filter_map(|n| loaded.accounts.tenant(n).cloned())
+        .filter(|t| shard.is_none_or(|(k, n)| in_shard(&t.name, k, n)))
+        .collect()
+}
+
+/// One run of a plan at a time on this state directory: an on-demand
+/// `backup` of the same plan is waited for. `None` (logged) when the lock
+/// cannot be taken at all.
+async fn wait_for_plan_lock(state_dir: &Path, plan: &str, logs: &Logs) -> Option<PlanLock> {
+    let mut said = false;
+    loop {
+        match PlanLock::try_acquire(state_dir, plan, "agent") {
+            Ok(Ok(l)) => return Some(l),
+            Ok(Err(busy)) => {
+                if !said {
+                    logs.write(
+                        LogFile::Cvd,
+                        None,
+                        "CvdAgent::RunPlan",
+                        &format!("{busy}; waiting for it to end"),
+                    );
+                    said = true;
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
             }
             Err(e) => {
                 logs.write(
                     LogFile::Cvd,
                     None,
                     "CvdAgent::RunPlan",
-                    &format!("Plan [{}]: ledger error: {e}", plan.name),
+                    &format!("Plan [{plan}] not run: {e}"),
+                );
+                return None;
+            }
+        }
+    }
+}
+
+/// The reports of a plan run, each counted in the metrics; a ledger error
+/// is logged and ends the list.
+fn collect_reports<E: std::fmt::Display>(
+    cx: &RunContext,
+    plan: &str,
+    results: impl Iterator<Item = Result<jobs::Report, E>>,
+) -> Vec<jobs::Report> {
+    let mut reports = Vec::new();
+    for r in results {
+        match r {
+            Ok(r) => {
+                cx.metrics
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .record(&r);
+                reports.push(r);
+            }
+            Err(e) => {
+                cx.logs.write(
+                    LogFile::Cvd,
+                    None,
+                    "CvdAgent::RunPlan",
+                    &format!("Plan [{plan}]: ledger error: {e}"),
                 );
                 break;
             }
@@ -587,7 +398,9 @@ fn log_broken(logs: &Logs, set: &PlanSet, func: &str, kept: &[Arc<Loaded>]) {
     }
 }
 
-pub async fn run(global: &Global, args: AgentArgs) -> anyhow::Result<u8> {
+/// Takes the state directory's agent lock; `Err(exit code)` (said on
+/// stderr) when another agent holds it.
+fn lock_state_dir(global: &Global) -> anyhow::Result<Result<File, u8>> {
     let lock_path = global.state_dir.join("agent.lock");
     let lock = File::create(&lock_path)
         .with_context(|| format!("cannot create {}", lock_path.display()))?;
@@ -598,24 +411,37 @@ pub async fn run(global: &Global, args: AgentArgs) -> anyhow::Result<u8> {
             global.state_dir.display(),
             lock_path.display()
         );
-        return Ok(exit::FAILED);
+        return Ok(Err(exit::FAILED));
     }
+    Ok(Ok(lock))
+}
+
+/// `--shard` parsed and `--metrics` checked; `Err(exit code)` (said on
+/// stderr) for a bad value.
+fn check_flags(args: &AgentArgs) -> Result<Option<(u32, u32)>, u8> {
     let shard = match &args.shard {
         None => None,
         Some(s) => match parse_shard(s) {
             Ok(v) => Some(v),
             Err(e) => {
                 eprintln!("error: --shard {e}");
-                return Ok(exit::USAGE);
+                return Err(exit::USAGE);
             }
         },
     };
     if let Some(addr) = args.metrics {
         if !addr.ip().is_loopback() {
             eprintln!("error: --metrics {addr}: metrics are served on loopback addresses only");
-            return Ok(exit::USAGE);
+            return Err(exit::USAGE);
         }
     }
+    Ok(shard)
+}
+
+/// The plans to start with; `Err(exit code)` (said on stderr) when there is
+/// none, or a broken one under `--strict`. Broken files otherwise are warned
+/// about and skipped.
+fn plans_at_start(args: &AgentArgs) -> anyhow::Result<Result<PlanSet, u8>> {
     let set = load_all(&args.plans)?;
     if set.good.is_empty() && set.broken.is_empty() {
         eprintln!(
@@ -627,7 +453,7 @@ pub async fn run(global: &Global, args: AgentArgs) -> anyhow::Result<u8> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        return Ok(exit::USAGE);
+        return Ok(Err(exit::USAGE));
     }
     if !set.broken.is_empty() && (args.strict || set.good.is_empty()) {
         // --strict, or nothing at all to run: a configuration error.
@@ -635,10 +461,20 @@ pub async fn run(global: &Global, args: AgentArgs) -> anyhow::Result<u8> {
         if !args.strict {
             eprintln!("error: no plan file loads; nothing to run");
         }
-        return Ok(exit::USAGE);
+        return Ok(Err(exit::USAGE));
     }
     print_broken(&set, "warning: plan file skipped");
-    let logs = crate::output::open_logs(global)?;
+    Ok(Ok(set))
+}
+
+/// Opens the ledger (which records dead jobs Killed) and logs the start
+/// line; a log that cannot be written is a [`crate::output::LogDirError`].
+fn log_start(
+    global: &Global,
+    logs: &Logs,
+    set: &PlanSet,
+    shard: Option<(u32, u32)>,
+) -> anyhow::Result<()> {
     // Opening the ledger records dead jobs Killed; it says which.
     let opened = Ledger::open(&global.state_dir)?;
     let agent_id = opened.agent_id().to_string();
@@ -669,51 +505,44 @@ pub async fn run(global: &Global, args: AgentArgs) -> anyhow::Result<u8> {
         ),
     )
     .map_err(|e| crate::output::LogDirError(format!("cannot write the log: {e}")))?;
-    log_broken(&logs, &set, "CvdAgent::Start", &[]);
-    let mut plans = set.good;
-    event(
-        args.json_events,
-        json!({
-            "event": "start",
-            "plans": plans.iter().map(|p| &p.plan.name).collect::<Vec<_>>(),
-            "config_errors": set.broken.iter().map(|(_, e)| e.to_string()).collect::<Vec<_>>(),
-        }),
-    );
-    let metrics = Arc::new(Mutex::new(Metrics {
-        config_errors: set.broken.len(),
-        ..Metrics::default()
-    }));
-    if let Some(addr) = args.metrics {
-        tokio::spawn(serve_metrics(addr, metrics.clone(), logs.clone()));
-    }
-    let cx = RunContext {
-        endpoint: global.endpoint_url.clone(),
-        state_dir: global.state_dir.clone(),
-        logs: logs.clone(),
-        shard,
-        poll: args.poll_interval,
-        metrics: metrics.clone(),
-    };
-    let mut slots = Slots::load(&global.state_dir);
-    let catch_up = chrono::Duration::minutes(args.catch_up as i64);
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sighup = signal(SignalKind::hangup())?;
-    let mut running: FuturesUnordered<_> = FuturesUnordered::new();
-    let mut busy: Vec<String> = Vec::new();
-    let mut worst = exit::OK;
-    loop {
-        let now = Utc::now();
+    Ok(())
+}
+
+/// A plan run in flight: the plan's name and, once done, its reports.
+type PlanRun = LocalBoxFuture<'static, (String, Vec<jobs::Report>)>;
+
+/// The scheduler's state: the plans, the slots they last ran, the runs in
+/// flight and the worst exit code so far.
+struct Scheduler {
+    plans: Vec<Arc<Loaded>>,
+    slots: Slots,
+    catch_up: chrono::Duration,
+    cx: RunContext,
+    json_events: bool,
+    running: FuturesUnordered<PlanRun>,
+    busy: Vec<String>,
+    worst: u8,
+}
+
+impl Scheduler {
+    /// Starts every plan due at `now` that is not already running; returns
+    /// when the next one is due (at most one tick away).
+    fn start_due(&mut self, now: DateTime<Utc>) -> DateTime<Utc> {
         let mut next_wake = now + chrono::Duration::from_std(TICK).expect("tick");
-        for l in &plans {
+        for l in self.plans.clone() {
             let Some(s) = &l.plan.schedule else { continue };
-            if busy.contains(&l.plan.name) {
+            if self.busy.contains(&l.plan.name) {
                 continue;
             }
-            let d = decide(s, slots.map.get(&l.plan.name).copied(), now, catch_up);
+            let d = decide(
+                s,
+                self.slots.map.get(&l.plan.name).copied(),
+                now,
+                self.catch_up,
+            );
             match d.due {
                 Due::Now { slot, missed } => {
-                    logs.write(
+                    self.cx.logs.write(
                         LogFile::Cvd,
                         None,
                         "CvdAgent::Schedule",
@@ -724,80 +553,96 @@ pub async fn run(global: &Global, args: AgentArgs) -> anyhow::Result<u8> {
                             d.reason
                         ),
                     );
-                    if let Err(e) = slots.set(&l.plan.name, slot) {
-                        logs.write(
-                            LogFile::Cvd,
-                            None,
-                            "CvdAgent::Schedule",
-                            &format!("Cannot record the slot: {e}"),
-                        );
-                    }
-                    event(
-                        args.json_events,
-                        json!({"event": "run", "plan": l.plan.name, "slot": slot}),
-                    );
-                    busy.push(l.plan.name.clone());
-                    let name = l.plan.name.clone();
-                    let fut = run_plan(l.clone(), cx.clone(), slot);
-                    running.push(async move { (name, fut.await) });
+                    self.start(l, slot);
                 }
                 Due::At(t) => next_wake = next_wake.min(t),
             }
         }
-        if args.once && running.is_empty() {
-            logs.write(
+        next_wake
+    }
+
+    /// Records `slot` as the plan's last and starts its run.
+    fn start(&mut self, l: Arc<Loaded>, slot: DateTime<Utc>) {
+        if let Err(e) = self.slots.set(&l.plan.name, slot) {
+            self.cx.logs.write(
                 LogFile::Cvd,
                 None,
-                "CvdAgent::Stop",
-                "agent --once: nothing (more) due; exiting",
+                "CvdAgent::Schedule",
+                &format!("Cannot record the slot: {e}"),
             );
-            return Ok(worst);
         }
-        let sleep = (next_wake - Utc::now())
-            .to_std()
-            .unwrap_or(Duration::ZERO)
-            .min(TICK);
-        tokio::select! {
-            _ = tokio::time::sleep(sleep), if !args.once => {}
-            Some((name, reports)) = running.next(), if !running.is_empty() => {
-                busy.retain(|b| b != &name);
-                for r in &reports {
-                    worst = worst.max(crate::backup::exit_code(r.status));
-                    event(args.json_events, json!({"event": "job", "plan": r.plan, "job": r.job, "type": r.job_type, "status": r.status}));
-                }
-            }
-            _ = sighup.recv() => {
-                match load_all(&args.plans) {
-                    Ok(set) => {
-                        let (next, broken) = reload(&plans, &set);
-                        log_broken(&logs, &set, "CvdAgent::Reload", &plans);
-                        logs.write(
-                            LogFile::Cvd,
-                            None,
-                            "CvdAgent::Reload",
-                            &format!(
-                                "Reloaded {} plan(s){}",
-                                next.len(),
-                                if broken == 0 {
-                                    String::new()
-                                } else {
-                                    format!("; {broken} plan file(s) do not load")
-                                }
-                            ),
-                        );
-                        metrics.lock().unwrap_or_else(|p| p.into_inner()).config_errors = broken;
-                        plans = next;
-                    }
-                    Err(e) => logs.write(LogFile::Cvd, None, "CvdAgent::Reload", &format!("Reload failed, keeping the running plans: {e:#}")),
-                }
-            }
-            _ = sigterm.recv() => break,
-            _ = sigint.recv() => break,
+        event(
+            self.json_events,
+            json!({"event": "run", "plan": l.plan.name, "slot": slot}),
+        );
+        self.busy.push(l.plan.name.clone());
+        let name = l.plan.name.clone();
+        let fut = run_plan(l, self.cx.clone(), slot);
+        self.running
+            .push(Box::pin(async move { (name, fut.await) }));
+    }
+
+    /// A plan run ended: the plan may run again, its jobs count in the exit
+    /// code and are told as events.
+    fn finished(&mut self, name: &str, reports: &[jobs::Report]) {
+        self.busy.retain(|b| b != name);
+        for r in reports {
+            self.worst = self.worst.max(crate::backup::exit_code(r.status));
+            event(
+                self.json_events,
+                json!({"event": "job", "plan": r.plan, "job": r.job, "type": r.job_type, "status": r.status}),
+            );
         }
     }
-    // Shutdown: no new runs and no new job of a running one (a nightly
-    // sequence does not go on to its copy job); in-flight jobs get the grace
-    // period.
+
+    /// SIGHUP: re-reads the plans (see [`reload`]); a failed read keeps the
+    /// running ones.
+    fn reload(&mut self, args: &PlansArgs) {
+        let logs = &self.cx.logs;
+        match load_all(args) {
+            Ok(set) => {
+                let (next, broken) = reload(&self.plans, &set);
+                log_broken(logs, &set, "CvdAgent::Reload", &self.plans);
+                logs.write(
+                    LogFile::Cvd,
+                    None,
+                    "CvdAgent::Reload",
+                    &format!(
+                        "Reloaded {} plan(s){}",
+                        next.len(),
+                        if broken == 0 {
+                            String::new()
+                        } else {
+                            format!("; {broken} plan file(s) do not load")
+                        }
+                    ),
+                );
+                self.cx
+                    .metrics
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .config_errors = broken;
+                self.plans = next;
+            }
+            Err(e) => logs.write(
+                LogFile::Cvd,
+                None,
+                "CvdAgent::Reload",
+                &format!("Reload failed, keeping the running plans: {e:#}"),
+            ),
+        }
+    }
+}
+
+/// Shutdown: no new runs and no new job of a running one (a nightly
+/// sequence does not go on to its copy job); in-flight jobs get the grace
+/// period, the rest are recorded Killed.
+async fn shut_down(
+    global: &Global,
+    args: &AgentArgs,
+    logs: &Logs,
+    mut running: FuturesUnordered<PlanRun>,
+) -> anyhow::Result<()> {
     rolesnap_core::jobs::stop_new_jobs();
     logs.write(
         LogFile::Cvd,
@@ -836,6 +681,88 @@ pub async fn run(global: &Global, args: AgentArgs) -> anyhow::Result<u8> {
         );
         event(args.json_events, json!({"event": "killed", "jobs": killed}));
     }
+    Ok(())
+}
+
+/// `rolesnap agent`: checks, start, then the scheduling loop until a signal
+/// (or, with `--once`, until nothing more is due).
+pub async fn run(global: &Global, args: AgentArgs) -> anyhow::Result<u8> {
+    let lock = match lock_state_dir(global)? {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
+    let shard = match check_flags(&args) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let set = match plans_at_start(&args)? {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let logs = crate::output::open_logs(global)?;
+    log_start(global, &logs, &set, shard)?;
+    log_broken(&logs, &set, "CvdAgent::Start", &[]);
+    event(
+        args.json_events,
+        json!({
+            "event": "start",
+            "plans": set.good.iter().map(|p| &p.plan.name).collect::<Vec<_>>(),
+            "config_errors": set.broken.iter().map(|(_, e)| e.to_string()).collect::<Vec<_>>(),
+        }),
+    );
+    let metrics = Arc::new(Mutex::new(Metrics {
+        config_errors: set.broken.len(),
+        ..Metrics::default()
+    }));
+    if let Some(addr) = args.metrics {
+        tokio::spawn(serve_metrics(addr, metrics.clone(), logs.clone()));
+    }
+    let mut sched = Scheduler {
+        plans: set.good,
+        slots: Slots::load(&global.state_dir),
+        catch_up: chrono::Duration::minutes(args.catch_up as i64),
+        cx: RunContext {
+            endpoint: global.endpoint_url.clone(),
+            state_dir: global.state_dir.clone(),
+            logs: logs.clone(),
+            shard,
+            poll: args.poll_interval,
+            metrics,
+        },
+        json_events: args.json_events,
+        running: FuturesUnordered::new(),
+        busy: Vec::new(),
+        worst: exit::OK,
+    };
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    loop {
+        let next_wake = sched.start_due(Utc::now());
+        if args.once && sched.running.is_empty() {
+            logs.write(
+                LogFile::Cvd,
+                None,
+                "CvdAgent::Stop",
+                "agent --once: nothing (more) due; exiting",
+            );
+            return Ok(sched.worst);
+        }
+        let sleep = (next_wake - Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+            .min(TICK);
+        tokio::select! {
+            _ = tokio::time::sleep(sleep), if !args.once => {}
+            Some((name, reports)) = sched.running.next(), if !sched.running.is_empty() => {
+                sched.finished(&name, &reports);
+            }
+            _ = sighup.recv() => sched.reload(&args.plans),
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+        }
+    }
+    shut_down(global, &args, &logs, sched.running).await?;
     logs.write(
         LogFile::Cvd,
         None,

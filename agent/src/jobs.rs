@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Local, TimeZone};
 use rolesnap_core::jobs::{summarize, Report, Summary};
-use rolesnap_core::store::ledger::{Item, ItemStatus, Ledger};
+use rolesnap_core::store::ledger::{Event, Item, ItemStatus, Job, Ledger};
 
 use crate::cli::{Global, JobsArgs, Output};
 use crate::exit;
@@ -125,6 +125,8 @@ fn parse_job(s: &str) -> Option<(u64, Option<String>)> {
     }
 }
 
+/// `rolesnap jobs`: one job (`--job`) or the job history, from this state
+/// directory's ledger and those of `--from`.
 pub fn run(global: &Global, args: JobsArgs) -> anyhow::Result<u8> {
     let ledger = Ledger::open(&global.state_dir)?;
     // Other agents' ledgers are only read: their jobs are never marked
@@ -134,105 +136,129 @@ pub fn run(global: &Global, args: JobsArgs) -> anyhow::Result<u8> {
         ledgers.push((dir.display().to_string(), Ledger::open_read_only(dir)?));
     }
     if let Some(spec) = &args.job {
-        let Some((id, agent)) = parse_job(spec) else {
-            eprintln!("error: --job {spec}: expected a job number, or NUMBER@AGENT (an agent id or its first digits)");
-            return Ok(exit::USAGE);
-        };
-        // Job numbers are unique per agent only: look in every ledger, and
-        // refuse to guess between agents.
-        let mut found = Vec::new();
-        for (dir, l) in &ledgers {
-            if agent
-                .as_deref()
-                .is_some_and(|a| !l.agent_id().starts_with(a))
-            {
-                continue;
-            }
-            if let Some(job) = l.job(id)? {
-                found.push((dir, l, job));
-            }
-        }
-        let (dir, ledger, job) = match found.len() {
-            0 => {
-                eprintln!(
-                    "error: no job {spec} in {}",
-                    ledgers
-                        .iter()
-                        .map(|(d, _)| d.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                return Ok(exit::USAGE);
-            }
-            1 => found.remove(0),
-            _ => {
-                eprintln!("error: job {id} is ambiguous: agents that ran a job {id}:");
-                for (dir, l, j) in &found {
-                    eprintln!(
-                        "  --job {id}@{}  ({}, plan {}, started {}, ledger {dir})",
-                        l.agent_id(),
-                        j.job_type.as_str(),
-                        j.plan,
-                        time(j.start)
-                    );
-                }
-                return Ok(exit::USAGE);
-            }
-        };
-        let items = ledger.items(id)?;
-        let events = ledger.events(id)?;
-        match global.output {
-            Output::Json => println!(
-                "{}",
-                serde_json::to_string_pretty(&serde_json::json!({
-                    "job": job, "agent": ledger.agent_id(), "ledger": dir,
-                    "items": items, "events": events
-                }))?
-            ),
-            Output::Human => {
-                println!("Job ID:     {}", job.id);
-                println!("Agent:      {}", ledger.agent_id());
-                println!("Operation:  {}", job.job_type.as_str());
-                println!("Status:     {}", job.status);
-                println!("Plan:       {}", job.plan);
-                println!("Tenants:    {}", job.tenants.join(", "));
-                println!("Size:       {} GiB", job.size_gib);
-                println!("Start time: {}", time(job.start));
-                println!(
-                    "End time:   {}",
-                    job.end.map(time).unwrap_or_else(|| "-".into())
-                );
-                if let Some(e) = &job.error {
-                    println!("Error:      {e}");
-                }
-                println!("{}", per_region(&summarize(&items, &Default::default())));
-                let mut t = table(&[
-                    "tenant", "region", "kind", "source", "status", "created", "GiB",
-                ]);
-                for i in &items {
-                    t.add_row(vec![
-                        i.tenant.clone(),
-                        i.region.clone(),
-                        i.kind.to_string(),
-                        i.source_id.clone(),
-                        i.status.to_string(),
-                        i.created.join(" "),
-                        i.size_gib.to_string(),
-                    ]);
-                }
-                println!("{t}");
-                let mut ev = table(&["severity", "time", "description"]);
-                for e in &events {
-                    ev.add_row(vec![e.severity.clone(), time(e.at), e.message.clone()]);
-                }
-                println!("Events\n{ev}");
-            }
-        }
-        return Ok(exit::OK);
+        return show_job(global, spec, &ledgers);
     }
-    // Several agents (shards) keep one ledger each: merge them, newest first.
-    let mut jobs: Vec<(String, String, rolesnap_core::store::ledger::Job)> = Vec::new();
-    for (dir, l) in &ledgers {
+    list_jobs(global, &args, &ledgers)
+}
+
+/// `--job SPEC`: the job, its items and its events; exit 2 when the job is
+/// unknown or several agents ran a job of that number.
+fn show_job(global: &Global, spec: &str, ledgers: &[(String, Ledger)]) -> anyhow::Result<u8> {
+    let Some((id, agent)) = parse_job(spec) else {
+        eprintln!("error: --job {spec}: expected a job number, or NUMBER@AGENT (an agent id or its first digits)");
+        return Ok(exit::USAGE);
+    };
+    let Some((dir, ledger, job)) = find_job(spec, id, agent.as_deref(), ledgers)? else {
+        return Ok(exit::USAGE);
+    };
+    let items = ledger.items(id)?;
+    let events = ledger.events(id)?;
+    match global.output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "job": job, "agent": ledger.agent_id(), "ledger": dir,
+                "items": items, "events": events
+            }))?
+        ),
+        Output::Human => print_job(&job, ledger, &items, &events),
+    }
+    Ok(exit::OK)
+}
+
+/// The one ledger that has job `id` (of `agent`, when given). Job numbers
+/// are unique per agent only: every ledger is looked in, and a number
+/// several agents used is refused. `None` once the reason is on stderr.
+fn find_job<'a>(
+    spec: &str,
+    id: u64,
+    agent: Option<&str>,
+    ledgers: &'a [(String, Ledger)],
+) -> anyhow::Result<Option<(&'a String, &'a Ledger, Job)>> {
+    let mut found = Vec::new();
+    for (dir, l) in ledgers {
+        if agent.is_some_and(|a| !l.agent_id().starts_with(a)) {
+            continue;
+        }
+        if let Some(job) = l.job(id)? {
+            found.push((dir, l, job));
+        }
+    }
+    match found.len() {
+        0 => {
+            eprintln!(
+                "error: no job {spec} in {}",
+                ledgers
+                    .iter()
+                    .map(|(d, _)| d.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Ok(None)
+        }
+        1 => Ok(Some(found.remove(0))),
+        _ => {
+            eprintln!("error: job {id} is ambiguous: agents that ran a job {id}:");
+            for (dir, l, j) in &found {
+                eprintln!(
+                    "  --job {id}@{}  ({}, plan {}, started {}, ledger {dir})",
+                    l.agent_id(),
+                    j.job_type.as_str(),
+                    j.plan,
+                    time(j.start)
+                );
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// One job for people: its header, the per-region summary, its items and
+/// its events.
+fn print_job(job: &Job, ledger: &Ledger, items: &[Item], events: &[Event]) {
+    println!("Job ID:     {}", job.id);
+    println!("Agent:      {}", ledger.agent_id());
+    println!("Operation:  {}", job.job_type.as_str());
+    println!("Status:     {}", job.status);
+    println!("Plan:       {}", job.plan);
+    println!("Tenants:    {}", job.tenants.join(", "));
+    println!("Size:       {} GiB", job.size_gib);
+    println!("Start time: {}", time(job.start));
+    println!(
+        "End time:   {}",
+        job.end.map(time).unwrap_or_else(|| "-".into())
+    );
+    if let Some(e) = &job.error {
+        println!("Error:      {e}");
+    }
+    println!("{}", per_region(&summarize(items, &Default::default())));
+    let mut t = table(&[
+        "tenant", "region", "kind", "source", "status", "created", "GiB",
+    ]);
+    for i in items {
+        t.add_row(vec![
+            i.tenant.clone(),
+            i.region.clone(),
+            i.kind.to_string(),
+            i.source_id.clone(),
+            i.status.to_string(),
+            i.created.join(" "),
+            i.size_gib.to_string(),
+        ]);
+    }
+    println!("{t}");
+    let mut ev = table(&["severity", "time", "description"]);
+    for e in events {
+        ev.add_row(vec![e.severity.clone(), time(e.at), e.message.clone()]);
+    }
+    println!("Events\n{ev}");
+}
+
+/// The job history: several agents (shards) keep one ledger each; they are
+/// merged, newest first.
+fn list_jobs(global: &Global, args: &JobsArgs, ledgers: &[(String, Ledger)]) -> anyhow::Result<u8> {
+    let mut jobs: Vec<(String, String, Job)> = Vec::new();
+    for (dir, l) in ledgers {
         jobs.extend(
             l.jobs(args.plan.as_deref(), args.limit)?
                 .into_iter()
@@ -260,43 +286,47 @@ pub fn run(global: &Global, args: JobsArgs) -> anyhow::Result<u8> {
                 .collect();
             println!("{}", serde_json::to_string_pretty(&tagged)?)
         }
-        Output::Human => {
-            let mut header = vec![
-                "Job ID",
-                "Agent",
-                "Operation",
-                "Status",
-                "Plan",
-                "Tenants",
-                "Size",
-                "Start",
-                "End",
-            ];
-            if !args.from.is_empty() {
-                header.push("Ledger");
-            }
-            let mut t = table(&header);
-            for (dir, agent, j) in &jobs {
-                let mut row = vec![
-                    j.id.to_string(),
-                    agent.chars().take(8).collect(),
-                    j.job_type.as_str().to_string(),
-                    j.status.to_string(),
-                    j.plan.clone(),
-                    j.tenants.join(", "),
-                    format!("{} GiB", j.size_gib),
-                    time(j.start),
-                    j.end.map(time).unwrap_or_else(|| "-".into()),
-                ];
-                if !args.from.is_empty() {
-                    row.push(dir.clone());
-                }
-                t.add_row(row);
-            }
-            println!("{t}");
-        }
+        Output::Human => print_jobs(&jobs, !args.from.is_empty()),
     }
     Ok(exit::OK)
+}
+
+/// The job history table; with `ledgers`, a column says which ledger each
+/// job is from.
+fn print_jobs(jobs: &[(String, String, Job)], ledgers: bool) {
+    let mut header = vec![
+        "Job ID",
+        "Agent",
+        "Operation",
+        "Status",
+        "Plan",
+        "Tenants",
+        "Size",
+        "Start",
+        "End",
+    ];
+    if ledgers {
+        header.push("Ledger");
+    }
+    let mut t = table(&header);
+    for (dir, agent, j) in jobs {
+        let mut row = vec![
+            j.id.to_string(),
+            agent.chars().take(8).collect(),
+            j.job_type.as_str().to_string(),
+            j.status.to_string(),
+            j.plan.clone(),
+            j.tenants.join(", "),
+            format!("{} GiB", j.size_gib),
+            time(j.start),
+            j.end.map(time).unwrap_or_else(|| "-".into()),
+        ];
+        if ledgers {
+            row.push(dir.clone());
+        }
+        t.add_row(row);
+    }
+    println!("{t}");
 }
 
 #[cfg(test)]

@@ -72,9 +72,15 @@ pub async fn probe(session: &TenantSession, region: &str, instance: Option<&str>
     let ec2 = session.ec2(region);
     let rds = session.rds(region);
     let inst = instance.unwrap_or(PROBE_INSTANCE).to_string();
-    let spec = aws_sdk_ec2::types::InstanceSpecification::builder()
-        .instance_id(&inst)
-        .build();
+    let mut probes = ec2_read_probes(&ec2).await;
+    probes.extend(ec2_create_probes(&ec2, region, &inst).await);
+    probes.extend(ec2_delete_probes(&ec2).await);
+    probes.extend(rds_read_probes(&rds).await);
+    probes
+}
+
+/// The EC2 reads discovery and prune make (DryRun).
+async fn ec2_read_probes(ec2: &aws_sdk_ec2::Client) -> Vec<Probe> {
     vec![
         classify(
             "ec2:DescribeInstances",
@@ -94,6 +100,16 @@ pub async fn probe(session: &TenantSession, region: &str, instance: Option<&str>
                 .map(|_| ()),
             true,
         ),
+    ]
+}
+
+/// The EC2 creates a backup and a copy make, with tags at creation (DryRun,
+/// aimed at `inst`).
+async fn ec2_create_probes(ec2: &aws_sdk_ec2::Client, region: &str, inst: &str) -> Vec<Probe> {
+    let spec = aws_sdk_ec2::types::InstanceSpecification::builder()
+        .instance_id(inst)
+        .build();
+    vec![
         classify(
             "ec2:CreateSnapshots",
             ec2.create_snapshots()
@@ -117,7 +133,7 @@ pub async fn probe(session: &TenantSession, region: &str, instance: Option<&str>
         classify(
             "ec2:CreateImage",
             ec2.create_image()
-                .instance_id(&inst)
+                .instance_id(inst)
                 .name("rolesnap-permission-probe")
                 .no_reboot(true)
                 .dry_run(true)
@@ -160,6 +176,12 @@ pub async fn probe(session: &TenantSession, region: &str, instance: Option<&str>
                 .map(|_| ()),
             true,
         ),
+    ]
+}
+
+/// The EC2 deletes a prune makes (DryRun).
+async fn ec2_delete_probes(ec2: &aws_sdk_ec2::Client) -> Vec<Probe> {
+    vec![
         classify(
             "ec2:DeleteSnapshot",
             ec2.delete_snapshot()
@@ -180,6 +202,12 @@ pub async fn probe(session: &TenantSession, region: &str, instance: Option<&str>
                 .map(|_| ()),
             true,
         ),
+    ]
+}
+
+/// The RDS reads discovery and prune make (read calls: RDS has no DryRun).
+async fn rds_read_probes(rds: &aws_sdk_rds::Client) -> Vec<Probe> {
+    vec![
         classify(
             "rds:DescribeDBInstances",
             rds.describe_db_instances()

@@ -1,0 +1,231 @@
+//! The agent's Prometheus metrics and the small HTTP server of `--metrics`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use rolesnap_core::jobs;
+use rolesnap_core::{LogFile, Logs};
+
+/// Prometheus metrics of this agent.
+#[derive(Default)]
+pub(super) struct Metrics {
+    pub(super) jobs: BTreeMap<(String, String, String), u64>,
+    pub(super) protected: BTreeMap<String, u64>,
+    pub(super) last_success: BTreeMap<(String, String), i64>,
+    pub(super) retries: BTreeMap<String, u64>,
+    /// Plan files of `--plans` that do not load (the last load or reload).
+    pub(super) config_errors: usize,
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+/// A labelled counter family filled from `values`.
+fn counters<K>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    values: impl Iterator<Item = (K, u64)>,
+    labels: impl Fn(K) -> Labels,
+) {
+    let family = Family::<Labels, Counter>::default();
+    for (k, n) in values {
+        family.get_or_create(&labels(k)).inc_by(n);
+    }
+    registry.register(name, help, family);
+}
+
+impl Metrics {
+    /// The OpenMetrics text exposition (prometheus-client's encoder).
+    fn render(&self) -> String {
+        let mut r = Registry::default();
+        counters(
+            &mut r,
+            "rolesnap_jobs",
+            "Jobs run by this agent, by type, plan and status.",
+            self.jobs.iter().map(|(k, n)| (k, *n)),
+            |(t, p, st)| {
+                vec![
+                    ("type", t.clone()),
+                    ("plan", p.clone()),
+                    ("status", st.clone()),
+                ]
+            },
+        );
+        counters(
+            &mut r,
+            "rolesnap_resources_protected",
+            "Resources given a recovery point, by plan.",
+            self.protected.iter().map(|(k, n)| (k, *n)),
+            |p| vec![("plan", p.clone())],
+        );
+        let last = Family::<Labels, Gauge>::default();
+        for ((p, t), ts) in &self.last_success {
+            last.get_or_create(&vec![("plan", p.clone()), ("tenant", t.clone())])
+                .set(*ts);
+        }
+        r.register(
+            "rolesnap_last_success_timestamp_seconds",
+            "End of the last backup that protected every resource of a tenant.",
+            last,
+        );
+        counters(
+            &mut r,
+            "rolesnap_failed_items",
+            "Resources, tenants or regions that ended a job with an error, by plan.",
+            self.retries.iter().map(|(k, n)| (k, *n)),
+            |p| vec![("plan", p.clone())],
+        );
+        let api = rolesnap_core::aws::metrics::api_counts();
+        counters(
+            &mut r,
+            "rolesnap_api_calls",
+            "AWS API call attempts (retries included), by service and operation.",
+            api.iter().map(|(s, o, n, _)| ((s, o), *n)),
+            |(s, o)| vec![("service", s.clone()), ("operation", o.clone())],
+        );
+        counters(
+            &mut r,
+            "rolesnap_api_throttled",
+            "AWS API attempts answered with throttling, by service and operation.",
+            api.iter().map(|(s, o, _, t)| ((s, o), *t)),
+            |(s, o)| vec![("service", s.clone()), ("operation", o.clone())],
+        );
+        let errors = Gauge::<i64>::default();
+        errors.set(i64::try_from(self.config_errors).unwrap_or(i64::MAX));
+        r.register(
+            "rolesnap_plan_config_errors",
+            "Plan files that do not load (see cvd.log); the agent runs the others.",
+            errors,
+        );
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &r);
+        out
+    }
+
+    /// Counts one finished job.
+    pub(super) fn record(&mut self, report: &jobs::Report) {
+        *self
+            .jobs
+            .entry((
+                report.job_type.as_str().to_string(),
+                report.plan.clone(),
+                report.status.to_string(),
+            ))
+            .or_default() += 1;
+        if report.job_type == rolesnap_core::store::ledger::JobType::SnapBackup {
+            let done = report.completed() as u64;
+            *self.protected.entry(report.plan.clone()).or_default() += done;
+            let mut tenants: BTreeMap<&str, bool> = BTreeMap::new();
+            for s in &report.summary {
+                *tenants.entry(&s.tenant).or_insert(true) &= jobs::item_ok(s.status);
+            }
+            for (t, ok) in tenants {
+                if ok {
+                    self.last_success
+                        .insert((report.plan.clone(), t.to_string()), report.end);
+                }
+            }
+        }
+        let failed = report.problems().count() as u64;
+        if failed > 0 {
+            *self.retries.entry(report.plan.clone()).or_default() += failed;
+        }
+    }
+}
+
+/// Content type of the OpenMetrics text format.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The answer to one HTTP request: `GET /metrics` only (404 for any other
+/// path, 405 for another method on /metrics).
+fn metrics_response(request_line: &str, metrics: &Mutex<Metrics>) -> String {
+    let mut parts = request_line.split_whitespace();
+    let method = parts.next().unwrap_or_default();
+    let target = parts.next().unwrap_or_default();
+    let path = target.split('?').next().unwrap_or_default();
+    let (status, extra, content_type, body) = if path != "/metrics" {
+        (
+            "404 Not Found",
+            "",
+            "text/plain",
+            "not found; metrics are at /metrics\n".to_string(),
+        )
+    } else if method != "GET" {
+        (
+            "405 Method Not Allowed",
+            "Allow: GET\r\n",
+            "text/plain",
+            "only GET\n".to_string(),
+        )
+    } else {
+        let body = metrics.lock().unwrap_or_else(|p| p.into_inner()).render();
+        ("200 OK", "", OPENMETRICS, body)
+    };
+    format!(
+        "HTTP/1.1 {status}\r\n{extra}Content-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Serves `GET /metrics` on `addr` (loopback) until the agent exits; a
+/// failure to listen is logged, not fatal.
+pub(super) async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    metrics: Arc<Mutex<Metrics>>,
+    logs: Logs,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            logs.write(
+                LogFile::Cvd,
+                None,
+                "CvdAgent::Metrics",
+                &format!("Cannot listen on {addr}: {e}"),
+            );
+            return;
+        }
+    };
+    logs.write(
+        LogFile::Cvd,
+        None,
+        "CvdAgent::Metrics",
+        &format!("Serving Prometheus metrics on http://{addr}/metrics"),
+    );
+    loop {
+        let Ok((mut sock, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            // The request line, within 4 KiB and 10 s.
+            let mut buf = Vec::with_capacity(1024);
+            let read = tokio::time::timeout(Duration::from_secs(10), async {
+                let mut chunk = [0u8; 1024];
+                while !buf.contains(&b'\n') && buf.len() < 4096 {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            })
+            .await;
+            if read.is_err() {
+                return;
+            }
+            let text = String::from_utf8_lossy(&buf);
+            let line = text.lines().next().unwrap_or_default();
+            let resp = metrics_response(line, &metrics);
+            let _ = sock.write_all(resp.as_bytes()).await;
+        });
+    }
+}
