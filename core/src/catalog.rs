@@ -17,6 +17,7 @@ use crate::aws::error::{AwsError, Site};
 use crate::aws::pace::Pacer;
 use crate::aws::rds::Rds;
 use crate::aws::{ec2_tag_map, rds_tag_map, tag_filter, to_utc, At};
+use crate::store::ledger::ItemKind;
 use crate::tags;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -35,6 +36,18 @@ impl PointKind {
             PointKind::Ami => "ami",
             PointKind::DbSnapshot => "db-snapshot",
             PointKind::ClusterSnapshot => "cluster-snapshot",
+        }
+    }
+}
+
+/// The item a job records about a point of this kind.
+impl From<PointKind> for ItemKind {
+    fn from(k: PointKind) -> ItemKind {
+        match k {
+            PointKind::SnapshotSet => ItemKind::SnapshotSet,
+            PointKind::Ami => ItemKind::Ami,
+            PointKind::DbSnapshot => ItemKind::DbSnapshot,
+            PointKind::ClusterSnapshot => ItemKind::ClusterSnapshot,
         }
     }
 }

@@ -152,18 +152,6 @@ impl ItemKind {
     }
 }
 
-impl From<crate::catalog::PointKind> for ItemKind {
-    fn from(k: crate::catalog::PointKind) -> ItemKind {
-        use crate::catalog::PointKind;
-        match k {
-            PointKind::SnapshotSet => ItemKind::SnapshotSet,
-            PointKind::Ami => ItemKind::Ami,
-            PointKind::DbSnapshot => ItemKind::DbSnapshot,
-            PointKind::ClusterSnapshot => ItemKind::ClusterSnapshot,
-        }
-    }
-}
-
 impl std::fmt::Display for ItemKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
