@@ -30,10 +30,12 @@ pub struct Ec2<'a> {
 }
 
 /// A `Filter` on one field with several values.
-pub fn filter(name: &str, values: &[String]) -> Filter {
+pub fn filter(name: &str, values: &[impl AsRef<str>]) -> Filter {
     Filter::builder()
         .name(name)
-        .set_values(Some(values.to_vec()))
+        .set_values(Some(
+            values.iter().map(|v| v.as_ref().to_string()).collect(),
+        ))
         .build()
 }
 
@@ -42,7 +44,8 @@ pub fn tag_key(key: &str) -> Filter {
     Filter::builder().name("tag-key").values(key).build()
 }
 
-fn tag_spec(kind: ResourceType, t: &[(String, String)]) -> TagSpecification {
+/// Tags `t` for a resource of `kind`, set by the call that creates it.
+pub fn tag_spec(kind: ResourceType, t: &[(String, String)]) -> TagSpecification {
     TagSpecification::builder()
         .resource_type(kind)
         .set_tags(Some(ec2_tags(t)))
@@ -52,13 +55,6 @@ fn tag_spec(kind: ResourceType, t: &[(String, String)]) -> TagSpecification {
 impl<'a> Ec2<'a> {
     pub fn new(client: aws_sdk_ec2::Client, at: At<'a>) -> Ec2<'a> {
         Ec2 { ec2: client, at }
-    }
-
-    fn err<E>(&self, action: &str, resource: Option<&str>, e: E) -> AwsError
-    where
-        E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-    {
-        self.at.site.err(action, resource, e)
     }
 
     // ------------------------------------------------------------ describe
@@ -82,8 +78,10 @@ impl<'a> Ec2<'a> {
         // next ones when a page says there is more.
         self.at.take(Bucket::Describe).await;
         while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| self.err("DescribeSnapshots", None, e.into_service_error()))?;
+            let page = page.map_err(|e| {
+                self.at
+                    .err("DescribeSnapshots", None, e.into_service_error())
+            })?;
             if page.next_token().is_some_and(|t| !t.is_empty()) {
                 self.at.take(Bucket::Describe).await;
             }
@@ -108,7 +106,9 @@ impl<'a> Ec2<'a> {
         {
             Ok(out) => return Ok(out.snapshots.unwrap_or_default()),
             Err(e) => {
-                let e = self.err("DescribeSnapshots", None, e.into_service_error());
+                let e = self
+                    .at
+                    .err("DescribeSnapshots", None, e.into_service_error());
                 if e.code != "InvalidSnapshot.NotFound" {
                     return Err(e);
                 }
@@ -131,7 +131,7 @@ impl<'a> Ec2<'a> {
             .set_filters(Some(filters))
             .send()
             .await
-            .map_err(|e| self.err("DescribeImages", None, e.into_service_error()))?;
+            .map_err(|e| self.at.err("DescribeImages", None, e.into_service_error()))?;
         Ok(out.images.unwrap_or_default())
     }
 
@@ -149,7 +149,7 @@ impl<'a> Ec2<'a> {
         {
             Ok(out) => return Ok(out.images.unwrap_or_default()),
             Err(e) => {
-                let e = self.err("DescribeImages", None, e.into_service_error());
+                let e = self.at.err("DescribeImages", None, e.into_service_error());
                 if !e.code.starts_with("InvalidAMIID.") {
                     return Err(e);
                 }
@@ -167,7 +167,10 @@ impl<'a> Ec2<'a> {
             .image_ids(image)
             .send()
             .await
-            .map_err(|e| self.err("DescribeImages", Some(image), e.into_service_error()))?;
+            .map_err(|e| {
+                self.at
+                    .err("DescribeImages", Some(image), e.into_service_error())
+            })?;
         Ok(out
             .images()
             .iter()
@@ -196,7 +199,7 @@ impl<'a> Ec2<'a> {
             || {
                 let (spec, description) = (spec.clone(), description.clone());
                 async move {
-                    let _turn = self.turn(Bucket::CreateSnapshot).await;
+                    let _turn = self.at.turn(Bucket::CreateSnapshot).await;
                     let out = Box::pin(
                         self.ec2
                             .create_snapshots()
@@ -214,7 +217,8 @@ impl<'a> Ec2<'a> {
                     )
                     .await
                     .map_err(|e| {
-                        self.err("CreateSnapshots", Some(instance), e.into_service_error())
+                        self.at
+                            .err("CreateSnapshots", Some(instance), e.into_service_error())
                     })?;
                     Ok(out
                         .snapshots()
@@ -283,7 +287,7 @@ impl<'a> Ec2<'a> {
                 let (spec, snap_spec, description) =
                     (spec.clone(), snap_spec.clone(), description.clone());
                 async move {
-                    let _turn = self.turn(Bucket::CreateImage).await;
+                    let _turn = self.at.turn(Bucket::CreateImage).await;
                     let out = Box::pin(
                         self.ec2
                             .create_image()
@@ -298,7 +302,10 @@ impl<'a> Ec2<'a> {
                             .send(),
                     )
                     .await
-                    .map_err(|e| self.err("CreateImage", Some(instance), e.into_service_error()))?;
+                    .map_err(|e| {
+                        self.at
+                            .err("CreateImage", Some(instance), e.into_service_error())
+                    })?;
                     Ok(out.image_id().unwrap_or_default().to_string())
                 }
             },
@@ -346,7 +353,10 @@ impl<'a> Ec2<'a> {
                         .set_tags(Some(tag_list))
                         .send()
                         .await
-                        .map_err(|e| self.err("CreateTags", Some(image), e.into_service_error()))?;
+                        .map_err(|e| {
+                            self.at
+                                .err("CreateTags", Some(image), e.into_service_error())
+                        })?;
                     Ok(())
                 }
             },
@@ -391,7 +401,7 @@ impl<'a> Ec2<'a> {
             || {
                 let (spec, kms, description) = (spec.clone(), kms.clone(), description.clone());
                 async move {
-                    let _turn = self.turn(Bucket::CopySnapshot).await;
+                    let _turn = self.at.turn(Bucket::CopySnapshot).await;
                     let mut req = self
                         .ec2
                         .copy_snapshot()
@@ -407,7 +417,10 @@ impl<'a> Ec2<'a> {
                         .config_override(no_sdk_retries_ec2())
                         .send()
                         .await
-                        .map_err(|e| self.err("CopySnapshot", Some(sid), e.into_service_error()))?;
+                        .map_err(|e| {
+                            self.at
+                                .err("CopySnapshot", Some(sid), e.into_service_error())
+                        })?;
                     Ok(out.snapshot_id().unwrap_or_default().to_string())
                 }
             },
@@ -449,7 +462,7 @@ impl<'a> Ec2<'a> {
             || {
                 let (spec, snap_spec, kms) = (spec.clone(), snap_spec.clone(), kms.clone());
                 async move {
-                    let _turn = self.turn(Bucket::CopyImage).await;
+                    let _turn = self.at.turn(Bucket::CopyImage).await;
                     let mut req = self
                         .ec2
                         .copy_image()
@@ -467,7 +480,10 @@ impl<'a> Ec2<'a> {
                         .config_override(no_sdk_retries_ec2())
                         .send()
                         .await
-                        .map_err(|e| self.err("CopyImage", Some(image), e.into_service_error()))?;
+                        .map_err(|e| {
+                            self.at
+                                .err("CopyImage", Some(image), e.into_service_error())
+                        })?;
                     Ok(out.image_id().unwrap_or_default().to_string())
                 }
             },
@@ -491,7 +507,10 @@ impl<'a> Ec2<'a> {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| self.err("DeleteSnapshot", Some(id), e.into_service_error()))
+                .map_err(|e| {
+                    self.at
+                        .err("DeleteSnapshot", Some(id), e.into_service_error())
+                })
         })
         .await
     }
@@ -507,7 +526,10 @@ impl<'a> Ec2<'a> {
                 .send()
                 .await
                 .map(|_| ())
-                .map_err(|e| self.err("DeregisterImage", Some(id), e.into_service_error()))
+                .map_err(|e| {
+                    self.at
+                        .err("DeregisterImage", Some(id), e.into_service_error())
+                })
         })
         .await
     }
@@ -523,12 +545,5 @@ impl<'a> Ec2<'a> {
         Fut: std::future::Future<Output = Result<(), AwsError>>,
     {
         super::delete_with_retry(&self.at, bucket, deadline, call).await
-    }
-
-    async fn turn(&self, bucket: Bucket) -> crate::aws::pace::Turn {
-        self.at
-            .pacer
-            .turn(self.at.account, self.at.site.region, bucket)
-            .await
     }
 }

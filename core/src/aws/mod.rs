@@ -118,6 +118,13 @@ impl<'a> At<'a> {
             .await;
     }
 
+    /// A token of `bucket` and a turn on the wire (a create, copy or delete).
+    pub(crate) async fn turn(&self, bucket: Bucket) -> crate::aws::pace::Turn {
+        self.pacer
+            .turn(self.account, self.site.region, bucket)
+            .await
+    }
+
     /// Logs a retry the same way for every call.
     pub(crate) fn retried(&self, e: &AwsError, wait: Duration) {
         self.note(&format!(
@@ -130,6 +137,14 @@ impl<'a> At<'a> {
             e.message,
             wait.as_millis()
         ));
+    }
+
+    /// An SDK error of `action` here as an [`AwsError`].
+    pub(crate) fn err<E>(&self, action: &str, resource: Option<&str>, e: E) -> AwsError
+    where
+        E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        self.site.err(action, resource, e)
     }
 
     /// Writes `m` to the job's log, if there is one.
@@ -189,7 +204,7 @@ where
     let (r, _) = crate::aws::retry::create_with_retry(
         deadline,
         || async {
-            let _turn = at.pacer.turn(at.account, at.site.region, bucket).await;
+            let _turn = at.turn(bucket).await;
             // Boxed: the SDK's call state is allocated only once it has its
             // turn, not held by every delete that waits for one.
             match Box::pin(call()).await {

@@ -107,13 +107,6 @@ impl<'a> Rds<'a> {
         Rds { rds: client, at }
     }
 
-    fn err<E>(&self, action: &str, resource: Option<&str>, e: E) -> AwsError
-    where
-        E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-    {
-        self.at.site.err(action, resource, e)
-    }
-
     /// Every manual DB snapshot (`cluster`: DB cluster snapshot) that
     /// matches `filters`, page by page, each given to `each`.
     pub async fn each_snapshot(
@@ -134,7 +127,8 @@ impl<'a> Rds<'a> {
             self.at.take(Bucket::Rds).await;
             while let Some(page) = pages.next().await {
                 let page = page.map_err(|e| {
-                    self.err("DescribeDBClusterSnapshots", None, e.into_service_error())
+                    self.at
+                        .err("DescribeDBClusterSnapshots", None, e.into_service_error())
                 })?;
                 if page.marker().is_some_and(|m| !m.is_empty()) {
                     self.at.take(Bucket::Rds).await;
@@ -153,8 +147,10 @@ impl<'a> Rds<'a> {
                 .send();
             self.at.take(Bucket::Rds).await;
             while let Some(page) = pages.next().await {
-                let page = page
-                    .map_err(|e| self.err("DescribeDBSnapshots", None, e.into_service_error()))?;
+                let page = page.map_err(|e| {
+                    self.at
+                        .err("DescribeDBSnapshots", None, e.into_service_error())
+                })?;
                 if page.marker().is_some_and(|m| !m.is_empty()) {
                     self.at.take(Bucket::Rds).await;
                 }
@@ -183,7 +179,7 @@ impl<'a> Rds<'a> {
         self.adopting(id, deadline, || {
             let tags = tags.clone();
             async move {
-                let _turn = self.turn().await;
+                let _turn = self.at.turn(Bucket::Rds).await;
                 let sent = if cluster {
                     Box::pin(
                         self.rds
@@ -197,7 +193,7 @@ impl<'a> Rds<'a> {
                     )
                     .await
                     .map(|_| ())
-                    .map_err(|e| self.err(action, Some(source), e.into_service_error()))
+                    .map_err(|e| self.at.err(action, Some(source), e.into_service_error()))
                 } else {
                     Box::pin(
                         self.rds
@@ -211,7 +207,7 @@ impl<'a> Rds<'a> {
                     )
                     .await
                     .map(|_| ())
-                    .map_err(|e| self.err(action, Some(source), e.into_service_error()))
+                    .map_err(|e| self.at.err(action, Some(source), e.into_service_error()))
                 };
                 sent.map(|()| id.to_string())
             }
@@ -239,7 +235,7 @@ impl<'a> Rds<'a> {
         self.adopting(id, deadline, || {
             let (tags, kms) = (tags.clone(), kms.clone());
             async move {
-                let _turn = self.turn().await;
+                let _turn = self.at.turn(Bucket::Rds).await;
                 let sent = if cluster {
                     let mut req = self
                         .rds
@@ -255,7 +251,7 @@ impl<'a> Rds<'a> {
                         .send()
                         .await
                         .map(|_| ())
-                        .map_err(|e| self.err(action, Some(arn), e.into_service_error()))
+                        .map_err(|e| self.at.err(action, Some(arn), e.into_service_error()))
                 } else {
                     let mut req = self
                         .rds
@@ -271,7 +267,7 @@ impl<'a> Rds<'a> {
                         .send()
                         .await
                         .map(|_| ())
-                        .map_err(|e| self.err(action, Some(arn), e.into_service_error()))
+                        .map_err(|e| self.at.err(action, Some(arn), e.into_service_error()))
                 };
                 sent.map(|()| id.to_string())
             }
@@ -297,7 +293,8 @@ impl<'a> Rds<'a> {
                     .await
                     .map(|_| ())
                     .map_err(|e| {
-                        self.err("DeleteDBClusterSnapshot", Some(id), e.into_service_error())
+                        self.at
+                            .err("DeleteDBClusterSnapshot", Some(id), e.into_service_error())
                     })
             } else {
                 self.rds
@@ -308,7 +305,10 @@ impl<'a> Rds<'a> {
                     .send()
                     .await
                     .map(|_| ())
-                    .map_err(|e| self.err("DeleteDBSnapshot", Some(id), e.into_service_error()))
+                    .map_err(|e| {
+                        self.at
+                            .err("DeleteDBSnapshot", Some(id), e.into_service_error())
+                    })
             }
         })
         .await
@@ -343,12 +343,5 @@ impl<'a> Rds<'a> {
         )
         .await;
         r
-    }
-
-    async fn turn(&self) -> crate::aws::pace::Turn {
-        self.at
-            .pacer
-            .turn(self.at.account, self.at.site.region, Bucket::Rds)
-            .await
     }
 }

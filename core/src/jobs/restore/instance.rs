@@ -21,14 +21,15 @@ use crate::tags;
 use super::choose::truncate;
 use super::context::Poll;
 use super::lookup::{
-    default_subnet, describe_instance, filter, job_instances, key_exists, security_group_vpcs,
-    spec, subnet_info, tag_list, Described,
+    default_subnet, describe_instance, job_instances, key_exists, security_group_vpcs, subnet_info,
+    tag_list, Described,
 };
 use super::point::Mapped;
 use super::{
     architecture_for, carried_tags, provenance, recorded_region, same_device, InstanceSpec,
     RestoreError, Restorer,
 };
+use crate::aws::ec2::{filter, tag_spec};
 
 /// What RunInstances gets.
 #[derive(Debug, Clone, Default)]
@@ -191,8 +192,8 @@ impl Restorer<'_> {
         let job = me.cx.job_tag();
         let token = format!("rolesnap-restore-{}", me.cx.job);
         let (itags, vtags) = (
-            spec(ResourceType::Instance, instance_tags),
-            spec(ResourceType::Volume, volume_tags),
+            tag_spec(ResourceType::Instance, instance_tags),
+            tag_spec(ResourceType::Volume, volume_tags),
         );
         let id = me
             .cx
@@ -318,7 +319,7 @@ impl Restorer<'_> {
         let me: &Self = self;
         let site = me.cx.site(region);
         let ec2 = me.cx.session.ec2(region);
-        let itags = spec(ResourceType::Image, image_tags);
+        let itags = tag_spec(ResourceType::Image, image_tags);
         me.cx
             .create(
                 || {

@@ -4,39 +4,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aws_sdk_ec2::types::{Filter, ResourceType, TagSpecification};
-
-use crate::aws::ec2_tags;
+use crate::aws::ec2::filter;
+use crate::aws::ec2_tag_map;
 use crate::aws::error::AwsError;
 use crate::aws::pace::Bucket;
 
 use super::context::Context;
 use super::RestoreError;
-
-pub(super) fn ec2_tag_map(t: &[aws_sdk_ec2::types::Tag]) -> BTreeMap<String, String> {
-    t.iter()
-        .filter_map(|t| {
-            Some((
-                t.key()?.to_string(),
-                t.value().unwrap_or_default().to_string(),
-            ))
-        })
-        .collect()
-}
-
-pub(super) fn filter(name: &str, values: &[&str]) -> Filter {
-    Filter::builder()
-        .name(name)
-        .set_values(Some(values.iter().map(|v| v.to_string()).collect()))
-        .build()
-}
-
-pub(super) fn spec(kind: ResourceType, t: &[(String, String)]) -> TagSpecification {
-    TagSpecification::builder()
-        .resource_type(kind)
-        .set_tags(Some(ec2_tags(t)))
-        .build()
-}
 
 pub(super) fn tag_list(t: &[(String, String)]) -> String {
     t.iter()
@@ -93,7 +67,7 @@ pub(super) fn described(i: &aws_sdk_ec2::types::Instance) -> Described {
                 )
             })
             .collect(),
-        tags: ec2_tag_map(i.tags()),
+        tags: ec2_tag_map(i.tags(), |_| true),
     }
 }
 

@@ -15,11 +15,12 @@ use crate::tags;
 
 use super::context::Poll;
 use super::instance::Launch;
-use super::lookup::{default_subnet, describe_instance, spec, subnet_az, tag_list};
+use super::lookup::{default_subnet, describe_instance, subnet_az, tag_list};
 use super::{
     choose_device, provenance, recorded_region, same_device, AttachTo, RestoreError, Restorer,
     VolumeSpec, RESTORED_FROM,
 };
+use crate::aws::ec2::tag_spec;
 
 /// Where the restored volume goes: the instance, its AZ, the device, and
 /// whether the job launched the instance.
@@ -364,7 +365,7 @@ impl Restorer<'_> {
         };
         let me: &Self = self;
         let ec2 = me.cx.session.ec2(region);
-        let vtags = spec(ResourceType::Volume, t);
+        let vtags = tag_spec(ResourceType::Volume, t);
         let job = me.cx.job_tag();
         let token = format!("rolesnap-restore-{}-vol", me.cx.job);
         let volume = me
