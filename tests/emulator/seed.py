@@ -39,6 +39,20 @@ TENANT_ROLE = "vsa-role"
 STS_POLICY_NAME = "rolesnap-sts-assumerole"
 RESTRICTED_POLICY_NAME = "rolesnap-restricted-role-permissions"
 TENANT_MAX_SESSION = 43200
+# The backup ("vault") account: rolesnap shares recovery points with it, it copies
+# them with its own key; a restore shares the vault copy back (README, "vaults").
+VAULT_NAME = "vault"
+VAULT_ACCOUNT = "555555555555"
+VAULT_ROLE = "rolesnap-vault"
+VAULT_EXTERNAL_ID = "rolesnap-vault-ext"
+VAULT_REGIONS = ["us-east-1", "us-west-2"]
+VAULT_POLICY_NAME = "rolesnap-vault-permissions"
+VAULT_KEY_ALIAS = "alias/rolesnap-vault"
+VAULT_TRUSTED_TENANTS = ["222222222222", "333333333333"]  # alpha, beta
+# What a key policy grants another account so that it can copy (or restore from) a
+# snapshot encrypted with the key (KMS Developer Guide, "Allowing users in other
+# accounts to use a KMS key"); shares.py's model needs kms:Decrypt and kms:CreateGrant.
+KEY_USE_ACTIONS = ["kms:Decrypt", "kms:DescribeKey", "kms:CreateGrant", "kms:ReEncrypt*", "kms:GenerateDataKey*"]
 SMALL_TENANTS = [
     # name, account, external id, regions, trusts admin
     ("alpha", "222222222222", "rolesnap-alpha-ext", ["us-east-1", "us-west-2"], True),
@@ -440,6 +454,69 @@ def seed_tenant(
     }
 
 
+# ---------------------------------------------------------------------------
+# KMS keys and the vault account
+# ---------------------------------------------------------------------------
+
+
+def key_policy(owner: str, users: list[str]) -> dict[str, Any]:
+    stmts: list[dict[str, Any]] = [
+        {"Sid": "Enable IAM policies", "Effect": "Allow",
+         "Principal": {"AWS": f"arn:aws:iam::{owner}:root"}, "Action": "kms:*", "Resource": "*"},
+    ]
+    if users:
+        stmts.append({"Sid": "Allow use of the key by other accounts", "Effect": "Allow",
+                      "Principal": {"AWS": [f"arn:aws:iam::{a}:root" for a in users]},
+                      "Action": KEY_USE_ACTIONS, "Resource": "*"})
+    return {"Version": "2012-10-17", "Id": "rolesnap-test-key", "Statement": stmts}
+
+
+def create_key(c: Clients, region: str, alias: str, users: list[str], description: str) -> str:
+    kms = c("kms", region)
+    key = kms.create_key(Policy=json.dumps(key_policy(c.account, users)), Description=description)["KeyMetadata"]
+    kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
+    return key["Arn"]
+
+
+def seed_tenant_keys(endpoint: str, account: str, regions: list[str]) -> dict[str, dict[str, str]]:
+    """alias/rolesnap-shared (usable by the vault account) and alias/rolesnap-private
+    (nothing outside the tenant) per region."""
+    c = Clients(endpoint, account)
+    keys: dict[str, dict[str, str]] = {"shared": {}, "private": {}}
+    for region in regions:
+        keys["shared"][region] = create_key(c, region, "alias/rolesnap-shared", [VAULT_ACCOUNT], "rolesnap test: shared with the vault")
+        keys["private"][region] = create_key(c, region, "alias/rolesnap-private", [], "rolesnap test: tenant only")
+    return keys
+
+
+def seed_vault(endpoint: str) -> dict[str, Any]:
+    c = Clients(endpoint, VAULT_ACCOUNT)
+    iam = c("iam")
+    trust = tenant_trust_policy(ADMIN_ACCOUNT, VAULT_EXTERNAL_ID)
+    role = iam.create_role(
+        RoleName=VAULT_ROLE,
+        AssumeRolePolicyDocument=json.dumps(trust),
+        MaxSessionDuration=TENANT_MAX_SESSION,
+        Description="rolesnap vault role (test fixture)",
+    )["Role"]
+    doc = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["ec2:*", "rds:*", "kms:*"], "Resource": "*"}]}
+    policy = iam.create_policy(PolicyName=VAULT_POLICY_NAME, PolicyDocument=json.dumps(doc))["Policy"]
+    iam.attach_role_policy(RoleName=VAULT_ROLE, PolicyArn=policy["Arn"])
+    keys = {r: create_key(c, r, VAULT_KEY_ALIAS, VAULT_TRUSTED_TENANTS, "rolesnap test: vault copies") for r in VAULT_REGIONS}
+    return {
+        "name": VAULT_NAME,
+        "account": VAULT_ACCOUNT,
+        "role_arn": role["Arn"],
+        "external_id": VAULT_EXTERNAL_ID,
+        "regions": list(VAULT_REGIONS),
+        "role_max_session_seconds": TENANT_MAX_SESSION,
+        "policy_arn": policy["Arn"],
+        "trusted_tenants": list(VAULT_TRUSTED_TENANTS),
+        "keys": keys,
+    }
+
+
 def harness(endpoint: str, method: str, path: str) -> Any:
     req = urllib.request.Request(endpoint.rstrip("/") + path, method=method)
     with urllib.request.urlopen(req, timeout=30) as r:
@@ -487,6 +564,12 @@ def main(argv: list[str] | None = None) -> int:
         with cf.ThreadPoolExecutor(max_workers=workers) as pool:
             tenants = list(pool.map(lambda j: seed_tenant(endpoint, *j), jobs))
 
+    vaults = []
+    if args.profile == "small":
+        for t in tenants:
+            t["keys"] = seed_tenant_keys(endpoint, t["account"], t["regions"]) if t["account"] in VAULT_TRUSTED_TENANTS else {"shared": {}, "private": {}}
+        vaults.append(seed_vault(endpoint))
+
     if not args.keep_call_log:
         try:
             harness(endpoint, "DELETE", "/_harness/calls")
@@ -502,6 +585,7 @@ def main(argv: list[str] | None = None) -> int:
         "admin": admin,
         "untrusted_account": UNTRUSTED_ACCOUNT,
         "tenants": tenants,
+        "vaults": vaults,
         "totals": {
             "tenants": len(tenants),
             "instances": sum(len(r["instances"]) for t in tenants for r in t["resources"].values()),

@@ -1169,6 +1169,147 @@ def _() -> None:
     assert status == 400 and b"InvalidParameterValue" in body, body[:300]
 
 
+# --- cross-account sharing and KMS (shares.py) ---------------------------------
+
+
+def vault() -> dict[str, Any]:
+    return CTX.fx["vaults"][0]
+
+
+def vault_creds() -> dict[str, str]:
+    v = vault()
+    return assume(admin_creds(), v["role_arn"], v["external_id"])["Credentials"]
+
+
+def encrypted_volume(ec2: Any, kms_key: str | None = None, size: int = 5) -> str:
+    kw: dict[str, Any] = {"Encrypted": True}
+    if kms_key:
+        kw["KmsKeyId"] = kms_key
+    return ec2.create_volume(AvailabilityZone="us-east-1a", Size=size, **kw)["VolumeId"]
+
+
+@check("KMS: an encrypted volume without KmsKeyId uses aws/ebs (KeyManager AWS); customer keys answer CUSTOMER and their policy")
+def _() -> None:
+    a = tenant("alpha")
+    creds = alpha_creds()
+    ec2, kms = client("ec2", creds), client("kms", creds)
+    snap = ec2.create_snapshot(VolumeId=encrypted_volume(ec2))["SnapshotId"]
+    s = ec2.describe_snapshots(SnapshotIds=[snap])["Snapshots"][0]
+    assert s["Encrypted"] and s["KmsKeyId"].startswith(f"arn:aws:kms:us-east-1:{a['account']}:key/"), s
+    assert kms.describe_key(KeyId=s["KmsKeyId"])["KeyMetadata"]["KeyManager"] == "AWS"
+    assert kms.describe_key(KeyId="alias/aws/ebs")["KeyMetadata"]["Arn"] == s["KmsKeyId"]
+    shared = a["keys"]["shared"]["us-east-1"]
+    assert kms.describe_key(KeyId=shared)["KeyMetadata"]["KeyManager"] == "CUSTOMER"
+    assert kms.describe_key(KeyId="alias/rolesnap-shared")["KeyMetadata"]["Arn"] == shared
+    pol = json.loads(kms.get_key_policy(KeyId=shared, PolicyName="default")["Policy"])
+    assert any("arn:aws:iam::555555555555:root" in json.dumps(st.get("Principal")) for st in pol["Statement"]), pol
+    # a volume made with an alias reports the key ARN; its snapshot carries it
+    vol = encrypted_volume(ec2, "alias/rolesnap-shared")
+    assert ec2.describe_volumes(VolumeIds=[vol])["Volumes"][0]["KmsKeyId"] == shared
+    snap2 = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
+    assert ec2.describe_snapshots(SnapshotIds=[snap2])["Snapshots"][0]["KmsKeyId"] == shared
+    # RunInstances with an encrypted block device
+    inst = ec2.run_instances(ImageId="ami-760aaa0f", MinCount=1, MaxCount=1, BlockDeviceMappings=[
+        {"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8, "Encrypted": True, "KmsKeyId": shared}}])["Instances"][0]
+    vid = inst["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+    v = ec2.describe_volumes(VolumeIds=[vid])["Volumes"][0]
+    assert v["Encrypted"] and v["KmsKeyId"] == shared, v
+    ec2.terminate_instances(InstanceIds=[inst["InstanceId"]])
+
+
+@check("EBS share: aws/ebs refused (OperationNotPermitted); shared key -> visible in the vault, copied with the vault key and tags; unshare hides it; the copy outlives the original")
+def _() -> None:
+    a, v = tenant("alpha"), vault()
+    ec2 = client("ec2", alpha_creds())
+    vec2 = client("ec2", vault_creds())
+    vec2_west = client("ec2", vault_creds(), region="us-west-2")
+    managed = ec2.create_snapshot(VolumeId=encrypted_volume(ec2))["SnapshotId"]
+    e = expect_error(lambda: ec2.modify_snapshot_attribute(SnapshotId=managed, Attribute="createVolumePermission",
+                                                           OperationType="add", UserIds=[v["account"]]), "OperationNotPermitted", 400)
+    assert "EBS default key cannot be shared" in str(e), e
+    snap = ec2.create_snapshot(VolumeId=encrypted_volume(ec2, a["keys"]["shared"]["us-east-1"], size=7), Description="rp-1")["SnapshotId"]
+    # not shared: invisible
+    expect_error(lambda: vec2.describe_snapshots(SnapshotIds=[snap]), "InvalidSnapshot.NotFound")
+    expect_error(lambda: vec2.copy_snapshot(SourceSnapshotId=snap, SourceRegion="us-east-1"), "InvalidSnapshot.NotFound")
+    # the CreateVolumePermission.Add form (what boto3 sends for the structure)
+    ec2.modify_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission",
+                                  CreateVolumePermission={"Add": [{"UserId": v["account"]}]})
+    attr = ec2.describe_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission")
+    assert attr["CreateVolumePermissions"] == [{"UserId": v["account"]}], attr
+    got = vec2.describe_snapshots(SnapshotIds=[snap])["Snapshots"]
+    assert [s["OwnerId"] for s in got] == [a["account"]], got
+    assert snap in {s["SnapshotId"] for s in vec2.describe_snapshots(RestorableByUserIds=["self"])["Snapshots"]}
+    assert snap in {s["SnapshotId"] for s in vec2.describe_snapshots(RestorableByUserIds=[v["account"]])["Snapshots"]}
+    assert {s["SnapshotId"] for s in vec2.describe_snapshots(OwnerIds=[a["account"]])["Snapshots"]} == {snap}
+    assert snap not in {s["SnapshotId"] for s in vec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+    assert snap not in {s["SnapshotId"] for s in vec2.describe_snapshots()["Snapshots"]}
+    # copy in the vault, into us-west-2, with the vault's key there and tags
+    H("POST", "/_harness/hold", {"account": v["account"], "region": "us-west-2", "kinds": ["snapshot"]})
+    try:
+        bad = vec2_west.copy_snapshot
+        expect_error(lambda: bad(SourceSnapshotId=snap, SourceRegion="us-east-1", Encrypted=True, KmsKeyId=v["keys"]["us-east-1"]), "InvalidParameterValue")
+        cp = vec2_west.copy_snapshot(SourceSnapshotId=snap, SourceRegion="us-east-1", Encrypted=True, KmsKeyId=v["keys"]["us-west-2"],
+                                     Description="rp-1", TagSpecifications=[{"ResourceType": "snapshot", "Tags": [{"Key": "_GX_VAULT_", "Value": "1"}]}])["SnapshotId"]
+        c = vec2_west.describe_snapshots(SnapshotIds=[cp])["Snapshots"][0]
+        assert c["OwnerId"] == v["account"] and c["Encrypted"] and c["KmsKeyId"] == v["keys"]["us-west-2"], c
+        assert c["VolumeSize"] == 7 and c["Description"] == "rp-1" and c["State"] == "pending", c
+        assert {t["Key"]: t["Value"] for t in c["Tags"]} == {"_GX_VAULT_": "1"}, c
+        assert cp in {s["SnapshotId"] for s in vec2_west.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+    finally:
+        H("POST", "/_harness/release", {"all": True})
+    # unshare (UserId.N + OperationType=remove form): invisible again; the copy stays
+    ec2.modify_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission", OperationType="remove", UserIds=[v["account"]])
+    expect_error(lambda: vec2.describe_snapshots(SnapshotIds=[snap]), "InvalidSnapshot.NotFound")
+    assert snap not in {s["SnapshotId"] for s in vec2.describe_snapshots(RestorableByUserIds=["self"])["Snapshots"]}
+    ec2.delete_snapshot(SnapshotId=snap)
+    c = vec2_west.describe_snapshots(SnapshotIds=[cp])["Snapshots"][0]
+    assert c["State"] == "completed", c
+    assert call_count(v["account"], "us-west-2", "ec2", "CopySnapshot", "ok") >= 1
+
+
+@check("EBS copy: a key that does not grant the vault is refused; restore: the vault shares back with its key, the tenant copies with its own")
+def _() -> None:
+    a, v = tenant("alpha"), vault()
+    ec2, vec2 = client("ec2", alpha_creds()), client("ec2", vault_creds())
+    priv = ec2.create_snapshot(VolumeId=encrypted_volume(ec2, a["keys"]["private"]["us-east-1"]))["SnapshotId"]
+    ec2.modify_snapshot_attribute(SnapshotId=priv, Attribute="createVolumePermission", OperationType="add", UserIds=[v["account"]])
+    e = expect_error(lambda: vec2.copy_snapshot(SourceSnapshotId=priv, SourceRegion="us-east-1", KmsKeyId=v["keys"]["us-east-1"]), "InvalidParameter", 400)
+    assert "KMS key" in str(e), e
+    # restore direction: vault copy shared with alpha; alpha copies with its own key
+    snap = ec2.create_snapshot(VolumeId=encrypted_volume(ec2, a["keys"]["shared"]["us-east-1"]))["SnapshotId"]
+    ec2.modify_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission", OperationType="add", UserIds=[v["account"]])
+    vc = vec2.copy_snapshot(SourceSnapshotId=snap, SourceRegion="us-east-1", KmsKeyId=v["keys"]["us-east-1"], Encrypted=True)["SnapshotId"]
+    vec2.modify_snapshot_attribute(SnapshotId=vc, Attribute="createVolumePermission", OperationType="add", UserIds=[a["account"]])
+    back = ec2.copy_snapshot(SourceSnapshotId=vc, SourceRegion="us-east-1", Encrypted=True, KmsKeyId=a["keys"]["private"]["us-east-1"])["SnapshotId"]
+    b = ec2.describe_snapshots(SnapshotIds=[back])["Snapshots"][0]
+    assert b["OwnerId"] == a["account"] and b["KmsKeyId"] == a["keys"]["private"]["us-east-1"], b
+    # without KmsKeyId: the destination account's aws/ebs key
+    back2 = ec2.copy_snapshot(SourceSnapshotId=vc, SourceRegion="us-east-1", Encrypted=True)["SnapshotId"]
+    k = ec2.describe_snapshots(SnapshotIds=[back2])["Snapshots"][0]["KmsKeyId"]
+    assert client("kms", alpha_creds()).describe_key(KeyId=k)["KeyMetadata"]["KeyManager"] == "AWS", k
+
+
+@check("AMI share: CopyImage in the vault needs the image and its snapshot shared; the copy is the vault's")
+def _() -> None:
+    a, v = tenant("alpha"), vault()
+    ec2, vec2 = client("ec2", alpha_creds()), client("ec2", vault_creds())
+    inst = a["resources"]["us-east-1"]["instances"][0]["id"]
+    img = ec2.create_image(InstanceId=inst, Name="share-test")["ImageId"]
+    snap = ec2.describe_images(ImageIds=[img])["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    ec2.modify_image_attribute(ImageId=img, LaunchPermission={"Add": [{"UserId": v["account"]}]})
+    expect_error(lambda: vec2.copy_image(SourceImageId=img, SourceRegion="us-east-1", Name="x"), "InvalidRequest")
+    ec2.modify_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission", OperationType="add", UserIds=[v["account"]])
+    cp = vec2.copy_image(SourceImageId=img, SourceRegion="us-east-1", Name="vault-copy", KmsKeyId=v["keys"]["us-east-1"], Encrypted=True,
+                         TagSpecifications=[{"ResourceType": "image", "Tags": [{"Key": "k", "Value": "img"}]},
+                                            {"ResourceType": "snapshot", "Tags": [{"Key": "k", "Value": "snap"}]}])["ImageId"]
+    im = vec2.describe_images(ImageIds=[cp])["Images"][0]
+    assert im["OwnerId"] == v["account"] and {t["Key"]: t["Value"] for t in im["Tags"]} == {"k": "img"}, im
+    csnap = im["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    s = vec2.describe_snapshots(SnapshotIds=[csnap])["Snapshots"][0]
+    assert s["OwnerId"] == v["account"] and s["KmsKeyId"] == v["keys"]["us-east-1"], s
+    assert {t["Key"]: t["Value"] for t in s["Tags"]} == {"k": "snap"}, s
+
+
 # --- runner ------------------------------------------------------------------
 
 

@@ -58,6 +58,7 @@ from moto.sts.models import sts_backends  # noqa: E402
 
 import conditions  # noqa: E402  (tests/emulator/conditions.py: tag conditions, AWS-like IAM refusals)
 import locks  # noqa: E402  (tests/emulator/locks.py: EBS Snapshot Lock, which moto lacks)
+import shares  # noqa: E402  (tests/emulator/shares.py: cross-account sharing, KMS keys)
 
 PARTITION = "aws"
 DEFAULT_ACCOUNT = "123456789012"  # moto's DEFAULT_ACCOUNT_ID
@@ -1621,9 +1622,10 @@ def build_app() -> Layer:
     install_model_hooks()
     conditions.install(sys.modules[__name__])
     locks.install(sys.modules[__name__])
+    shares.install(sys.modules[__name__])
     moto_app = DomainDispatcherApplication(create_backend_app)
     # Build the Flask apps of the services we use now, not on the first request.
-    for service in ("ec2", "rds", "sts", "iam"):
+    for service in ("ec2", "rds", "sts", "iam", "kms"):
         moto_app.app_instances[service] = create_backend_app(service)
     return Layer(moto_app)
 
