@@ -1297,7 +1297,7 @@ def _() -> None:
     img = ec2.create_image(InstanceId=inst, Name="share-test")["ImageId"]
     snap = ec2.describe_images(ImageIds=[img])["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
     ec2.modify_image_attribute(ImageId=img, LaunchPermission={"Add": [{"UserId": v["account"]}]})
-    expect_error(lambda: vec2.copy_image(SourceImageId=img, SourceRegion="us-east-1", Name="x"), "InvalidRequest")
+    expect_error(lambda: vec2.copy_image(SourceImageId=img, SourceRegion="us-east-1", Name="xyz"), "InvalidRequest")
     ec2.modify_snapshot_attribute(SnapshotId=snap, Attribute="createVolumePermission", OperationType="add", UserIds=[v["account"]])
     cp = vec2.copy_image(SourceImageId=img, SourceRegion="us-east-1", Name="vault-copy", KmsKeyId=v["keys"]["us-east-1"], Encrypted=True,
                          TagSpecifications=[{"ResourceType": "image", "Tags": [{"Key": "k", "Value": "img"}]},
@@ -1308,6 +1308,82 @@ def _() -> None:
     s = vec2.describe_snapshots(SnapshotIds=[csnap])["Snapshots"][0]
     assert s["OwnerId"] == v["account"] and s["KmsKeyId"] == v["keys"]["us-east-1"], s
     assert {t["Key"]: t["Value"] for t in s["Tags"]} == {"k": "snap"}, s
+
+
+@check("RDS share: aws/rds refused; shared snapshots listed in the vault (shared, IncludeShared, by ARN); copy rules (key grant, KmsKeyId, same Region); unshare; cluster snapshots")
+def _() -> None:
+    a, v = tenant("alpha"), vault()
+    rds, kms = client("rds", alpha_creds()), client("kms", alpha_creds())
+    vrds, vrds_west = client("rds", vault_creds()), client("rds", vault_creds(), region="us-west-2")
+    arn = lambda n: f"arn:aws:rds:us-east-1:{a['account']}:snapshot:{n}"  # noqa: E731
+    common = {"MasterUsername": "rolesnap", "MasterUserPassword": "rolesnap-Test-Pw1", "AllocatedStorage": 20}
+    db = rds.create_db_instance(DBInstanceIdentifier="alpha-enc", Engine="postgres", DBInstanceClass="db.t3.micro",
+                                StorageEncrypted=True, **common)["DBInstance"]
+    assert db["KmsKeyId"].startswith(f"arn:aws:kms:us-east-1:{a['account']}:key/"), db["KmsKeyId"]
+    assert kms.describe_key(KeyId=db["KmsKeyId"])["KeyMetadata"]["KeyManager"] == "AWS"
+    assert kms.describe_key(KeyId="alias/aws/rds")["KeyMetadata"]["Arn"] == db["KmsKeyId"]
+    rds.create_db_snapshot(DBInstanceIdentifier="alpha-enc", DBSnapshotIdentifier="sp-managed")
+    add = lambda n, acct=v["account"]: rds.modify_db_snapshot_attribute(DBSnapshotIdentifier=n, AttributeName="restore", ValuesToAdd=[acct])  # noqa: E731
+    e = expect_error(lambda: add("sp-managed"), "InvalidParameterValue", 400)
+    assert "default" in str(e), e
+    rds.create_db_snapshot(DBInstanceIdentifier="alpha-pg", DBSnapshotIdentifier="sp-plain")
+    for name, key in (("sp-shared", "shared"), ("sp-private", "private")):
+        s = rds.copy_db_snapshot(SourceDBSnapshotIdentifier="sp-plain", TargetDBSnapshotIdentifier=name, KmsKeyId=a["keys"][key]["us-east-1"])["DBSnapshot"]
+        assert s["Encrypted"] and s["KmsKeyId"] == a["keys"][key]["us-east-1"], s
+    # not shared: not found
+    expect_error(lambda: vrds.describe_db_snapshots(DBSnapshotIdentifier=arn("sp-shared")), "DBSnapshotNotFound")
+    expect_error(lambda: vrds.copy_db_snapshot(SourceDBSnapshotIdentifier=arn("sp-shared"), TargetDBSnapshotIdentifier="v-1", KmsKeyId=v["keys"]["us-east-1"]), "DBSnapshotNotFound")
+    add("sp-shared")
+    add("sp-private")
+    attrs = rds.describe_db_snapshot_attributes(DBSnapshotIdentifier="sp-shared")["DBSnapshotAttributesResult"]["DBSnapshotAttributes"]
+    assert attrs == [{"AttributeName": "restore", "AttributeValues": [v["account"]]}], attrs
+    listed = {s["DBSnapshotArn"] for s in vrds.describe_db_snapshots(SnapshotType="shared", IncludeShared=True)["DBSnapshots"]}
+    assert listed == {arn("sp-shared"), arn("sp-private")}, listed
+    assert {s["DBSnapshotArn"] for s in vrds.describe_db_snapshots(IncludeShared=True)["DBSnapshots"]} == listed
+    assert vrds.describe_db_snapshots()["DBSnapshots"] == []
+    got = vrds.describe_db_snapshots(DBSnapshotIdentifier=arn("sp-shared"))["DBSnapshots"]
+    assert [s["DBSnapshotArn"] for s in got] == [arn("sp-shared")], got
+    # copy rules
+    e = expect_error(lambda: vrds.copy_db_snapshot(SourceDBSnapshotIdentifier=arn("sp-private"), TargetDBSnapshotIdentifier="v-1",
+                                                   KmsKeyId=v["keys"]["us-east-1"]), "KMSKeyNotAccessibleFault", 400)
+    expect_error(lambda: vrds.copy_db_snapshot(SourceDBSnapshotIdentifier=arn("sp-shared"), TargetDBSnapshotIdentifier="v-1"), "InvalidParameterValue")
+    expect_error(lambda: vrds_west.copy_db_snapshot(SourceDBSnapshotIdentifier=arn("sp-shared"), TargetDBSnapshotIdentifier="v-1",
+                                                    KmsKeyId=v["keys"]["us-west-2"], SourceRegion="us-east-1"), "InvalidParameterCombination")
+    H("POST", "/_harness/hold", {"account": v["account"], "kinds": ["db-snapshot"]})
+    try:
+        c = vrds.copy_db_snapshot(SourceDBSnapshotIdentifier=arn("sp-shared"), TargetDBSnapshotIdentifier="v-1",
+                                  KmsKeyId=v["keys"]["us-east-1"], Tags=[{"Key": "_GX_VAULT_", "Value": "1"}])["DBSnapshot"]
+        assert c["DBSnapshotArn"] == f"arn:aws:rds:us-east-1:{v['account']}:snapshot:v-1", c
+        assert c["KmsKeyId"] == v["keys"]["us-east-1"] and c["Encrypted"], c
+        d = vrds.describe_db_snapshots(DBSnapshotIdentifier="v-1")["DBSnapshots"][0]
+        assert d["Status"] == "creating", d
+        tags = vrds.list_tags_for_resource(ResourceName=c["DBSnapshotArn"])["TagList"]
+        assert tags == [{"Key": "_GX_VAULT_", "Value": "1"}], tags
+    finally:
+        H("POST", "/_harness/release", {"all": True})
+    # unshare: gone from the vault's view; the copy stays after the original goes
+    rds.modify_db_snapshot_attribute(DBSnapshotIdentifier="sp-shared", AttributeName="restore", ValuesToRemove=[v["account"]])
+    assert {s["DBSnapshotArn"] for s in vrds.describe_db_snapshots(SnapshotType="shared")["DBSnapshots"]} == {arn("sp-private")}
+    rds.delete_db_snapshot(DBSnapshotIdentifier="sp-shared")
+    assert vrds.describe_db_snapshots(DBSnapshotIdentifier="v-1")["DBSnapshots"][0]["Status"] == "available"
+    # restore direction: the vault shares its copy back, alpha copies it with its own key
+    vrds.modify_db_snapshot_attribute(DBSnapshotIdentifier="v-1", AttributeName="restore", ValuesToAdd=[a["account"]])
+    back = rds.copy_db_snapshot(SourceDBSnapshotIdentifier=f"arn:aws:rds:us-east-1:{v['account']}:snapshot:v-1",
+                                TargetDBSnapshotIdentifier="sp-restored", KmsKeyId="alias/rolesnap-private")["DBSnapshot"]
+    assert back["KmsKeyId"] == a["keys"]["private"]["us-east-1"], back
+    # cluster snapshots
+    rds.create_db_cluster_snapshot(DBClusterIdentifier="alpha-aurora", DBClusterSnapshotIdentifier="sp-cluster")
+    carn = f"arn:aws:rds:us-east-1:{a['account']}:cluster-snapshot:sp-cluster"
+    expect_error(lambda: vrds.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier=carn, TargetDBClusterSnapshotIdentifier="v-c1"), "DBClusterSnapshotNotFoundFault")
+    rds.modify_db_cluster_snapshot_attribute(DBClusterSnapshotIdentifier="sp-cluster", AttributeName="restore", ValuesToAdd=[v["account"]])
+    assert [s["DBClusterSnapshotArn"] for s in vrds.describe_db_cluster_snapshots(SnapshotType="shared", IncludeShared=True)["DBClusterSnapshots"]] == [carn]
+    cc = vrds.copy_db_cluster_snapshot(SourceDBClusterSnapshotIdentifier=carn, TargetDBClusterSnapshotIdentifier="v-c1",
+                                       KmsKeyId=v["keys"]["us-east-1"], Tags=[{"Key": "k", "Value": "v"}])["DBClusterSnapshot"]
+    assert cc["DBClusterSnapshotArn"].startswith(f"arn:aws:rds:us-east-1:{v['account']}:") and cc["KmsKeyId"] == v["keys"]["us-east-1"], cc
+    for n in ("sp-managed", "sp-plain", "sp-private", "sp-restored"):
+        rds.delete_db_snapshot(DBSnapshotIdentifier=n)
+    rds.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier="sp-cluster")
+    rds.delete_db_instance(DBInstanceIdentifier="alpha-enc", SkipFinalSnapshot=True)
 
 
 # --- runner ------------------------------------------------------------------
