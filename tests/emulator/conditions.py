@@ -95,6 +95,8 @@ RESOURCES: dict[str, tuple[str, Callable[[dict[str, str]], list[tuple[str, str]]
     "StopInstances": ("ec2", lambda p: [("instance", i) for i in _ec2_ids(p, "InstanceId")]),
     "ModifyInstanceAttribute": ("ec2", lambda p: [("instance", p.get("InstanceId", ""))]),
     "DeleteDBSnapshot": ("rds", lambda p: [("db-snapshot", p.get("DBSnapshotIdentifier", ""))]),
+    "ModifyDBSnapshotAttribute": ("rds", lambda p: [("db-snapshot", p.get("DBSnapshotIdentifier", ""))]),
+    "ModifyDBClusterSnapshotAttribute": ("rds", lambda p: [("db-cluster-snapshot", p.get("DBClusterSnapshotIdentifier", ""))]),
     "DeleteDBClusterSnapshot": ("rds", lambda p: [("db-cluster-snapshot", p.get("DBClusterSnapshotIdentifier", ""))]),
     "DeleteDBInstance": ("rds", lambda p: [("db", p.get("DBInstanceIdentifier", ""))]),
     "DeleteDBCluster": ("rds", lambda p: [("cluster", p.get("DBClusterIdentifier", ""))]),
@@ -230,8 +232,11 @@ class Ctx:
     `iam:PassedToService`. None = the key is absent from the request."""
 
     def __init__(self, request_tags: dict[str, str] | None = None, tag_keys: list[str] | None = None,
-                 create_action: str | None = None, passed_to_service: str | None = None) -> None:
+                 create_action: str | None = None, passed_to_service: str | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
         self.request_tags = request_tags
+        # other request keys, lower-cased name -> value (None: absent), e.g. ec2:add/userid
+        self.extra = extra or {}
         self.tag_keys = tag_keys if tag_keys is not None else (list(request_tags) if request_tags else None)
         self.create_action = create_action
         self.passed_to_service = passed_to_service
@@ -256,6 +261,8 @@ def _tag_value(key: str, kind: str, tags: dict[str, str], ctx: Ctx = NO_CTX) -> 
         return True, ctx.create_action
     if low == "iam:passedtoservice":
         return True, ctx.passed_to_service
+    if low in ctx.extra:
+        return True, ctx.extra[low]
     return False, None
 
 
@@ -419,6 +426,29 @@ def _instance_profile_roles(account: str, p: dict[str, str]) -> list[str]:
 Eval = tuple[str, str, str, dict[str, str], Ctx]  # action, ARN, kind, resource tags, context
 
 
+def _share_ctx(a: str, p: dict[str, str]) -> Ctx:
+    """ModifySnapshotAttribute / ModifyImageAttribute: `ec2:Add/userId`,
+    `ec2:Remove/userId`, `ec2:Add/group`, `ec2:Remove/group` (multi-valued, absent
+    when the request has none) and `ec2:Attribute` (Service Authorization Reference,
+    Amazon EC2). Both request forms: `UserId.N` + `OperationType`, and
+    `CreateVolumePermission.Add.N.UserId` / `LaunchPermission.Add.N.UserId`."""
+    perm = "CreateVolumePermission" if a == "ModifySnapshotAttribute" else "LaunchPermission"
+    op = p.get("OperationType")
+    vals: dict[str, list[str]] = {"add/userid": [], "remove/userid": [], "add/group": [], "remove/group": []}
+    for k, v in sorted(p.items()):
+        m = re.fullmatch(rf"{perm}\.(Add|Remove)\.\d+\.(UserId|Group)", k)
+        if m:
+            vals[f"{m.group(1).lower()}/{'userid' if m.group(2) == 'UserId' else 'group'}"].append(v)
+        elif op in ("add", "remove") and re.fullmatch(r"UserId\.\d+", k):
+            vals[f"{op}/userid"].append(v)
+        elif op in ("add", "remove") and re.fullmatch(r"(?:UserGroup|Group)\.\d+", k):
+            vals[f"{op}/group"].append(v)
+    attr = p.get("Attribute") or (perm[0].lower() + perm[1:] if any(k.startswith(perm + ".") for k in p) else None)
+    extra: dict[str, Any] = {f"ec2:{k}": (v or None) for k, v in vals.items()}
+    extra["ec2:attribute"] = attr
+    return Ctx(extra=extra)
+
+
 def evaluations(req: Any) -> tuple[list[Eval], str | None] | None:
     """What AWS authorises for this request, beyond the action on `*`: a list of
     (action, resource ARN, kind, its tags, request context), and the action the
@@ -475,7 +505,8 @@ def evaluations(req: Any) -> tuple[list[Eval], str | None] | None:
         found = resources_of(req, service, wanted)
         if not found:
             return None  # nothing there: moto answers NotFound
-        evs = [(f"{service}:{a}", arn, kind, tags, NO_CTX) for kind, arn, tags in found]
+        ctx = _share_ctx(a, p) if a in ("ModifySnapshotAttribute", "ModifyImageAttribute") else NO_CTX
+        evs = [(f"{service}:{a}", arn, kind, tags, ctx) for kind, arn, tags in found]
         return evs, (f"{service}:{a}" if len(found) == len(wanted) else None)
     return None
 

@@ -1386,6 +1386,81 @@ def _() -> None:
     rds.delete_db_instance(DBInstanceIdentifier="alpha-enc", SkipFinalSnapshot=True)
 
 
+SHARE_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": ["ec2:Describe*", "ec2:CreateSnapshot", "rds:Describe*", "rds:CreateDBSnapshot"], "Resource": "*"},
+        {"Effect": "Allow", "Action": "ec2:CreateTags", "Resource": "*", "Condition": {"StringEquals": {"ec2:CreateAction": "CreateSnapshot"}}},
+        {"Effect": "Allow", "Action": "ec2:ModifySnapshotAttribute", "Resource": "arn:aws:ec2:*::snapshot/*",
+         "Condition": {"StringLike": {"aws:ResourceTag/_GX_BACKUP_": "*"}, "StringEquals": {"ec2:Attribute": "createVolumePermission"},
+                       "ForAllValues:StringEquals": {"ec2:Add/userId": ["555555555555"], "ec2:Remove/userId": ["555555555555"]}}},
+        {"Effect": "Allow", "Action": "rds:ModifyDBSnapshotAttribute", "Resource": "arn:aws:rds:*:*:snapshot:sp-*",
+         "Condition": {"StringLike": {"rds:snapshot-tag/_GX_BACKUP_": "*"}}},
+        {"Effect": "Allow", "Action": "rds:AddTagsToResource", "Resource": "arn:aws:rds:*:*:snapshot:sp-*"},
+    ],
+}
+VAULT_COPY_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": ["ec2:Describe*", "ec2:CopySnapshot", "rds:Describe*", "rds:CopyDBSnapshot", "kms:*"], "Resource": "*"},
+        {"Effect": "Allow", "Action": "ec2:CreateTags", "Resource": "arn:aws:ec2:*::snapshot/*",
+         "Condition": {"StringEquals": {"ec2:CreateAction": "CopySnapshot", "aws:RequestTag/_GX_VAULT_": "1"}}},
+        {"Effect": "Allow", "Action": "rds:AddTagsToResource", "Resource": "arn:aws:rds:*:*:snapshot:v-*",
+         "Condition": {"StringEquals": {"aws:RequestTag/_GX_VAULT_": "1"}}},
+    ],
+}
+
+
+@check("conditions: ec2:Add/userId, ec2:Remove/userId, ec2:Attribute on ModifySnapshotAttribute; rds:snapshot-tag on ModifyDBSnapshotAttribute; the vault role's copy tags")
+def _() -> None:
+    sys.path.insert(0, HERE)
+    from attach_policy import replace_role_policy
+    from seed import Clients
+
+    a, v = tenant("alpha"), vault()
+    mark = [{"ResourceType": "snapshot", "Tags": [{"Key": "_GX_BACKUP_", "Value": "1"}]}]
+    setup = Clients(CTX.endpoint, a["account"])
+    vol = setup("ec2").create_volume(AvailabilityZone="us-east-1a", Size=3, Encrypted=True, KmsKeyId=a["keys"]["shared"]["us-east-1"])["VolumeId"]
+    setup("rds").create_db_snapshot(DBInstanceIdentifier="alpha-pg", DBSnapshotIdentifier="sp-cond-tagged", Tags=[{"Key": "_GX_BACKUP_", "Value": "1"}])
+    setup("rds").create_db_snapshot(DBInstanceIdentifier="alpha-pg", DBSnapshotIdentifier="sp-cond-plain")
+    replace_role_policy(CTX.endpoint, a["account"], "vsa-role", SHARE_POLICY, "share-selftest")
+    replace_role_policy(CTX.endpoint, v["account"], "rolesnap-vault", VAULT_COPY_POLICY, "vault-selftest")
+    H("POST", "/_harness/config", {"enforce_tag_conditions": True})
+    moto_reset_auth("0")
+    try:
+        creds = alpha_creds()
+        ec2, rds = client("ec2", creds), client("rds", creds)
+        tagged = ec2.create_snapshot(VolumeId=vol, TagSpecifications=mark)["SnapshotId"]
+        plain = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
+        share = lambda sid, op, acct: ec2.modify_snapshot_attribute(SnapshotId=sid, Attribute="createVolumePermission", OperationType=op, UserIds=[acct])  # noqa: E731
+        share(tagged, "add", v["account"])
+        e = expect_error(lambda: share(tagged, "add", "999999999999"), "UnauthorizedOperation", 403)
+        assert "ec2:ModifySnapshotAttribute" in str(e), e
+        expect_error(lambda: share(plain, "add", v["account"]), "UnauthorizedOperation", 403)
+        expect_error(lambda: ec2.modify_snapshot_attribute(SnapshotId=tagged, CreateVolumePermission={"Add": [{"UserId": "999999999999"}]}), "UnauthorizedOperation", 403)
+        rds.modify_db_snapshot_attribute(DBSnapshotIdentifier="sp-cond-tagged", AttributeName="restore", ValuesToAdd=[v["account"]])
+        expect_error(lambda: rds.modify_db_snapshot_attribute(DBSnapshotIdentifier="sp-cond-plain", AttributeName="restore", ValuesToAdd=[v["account"]]), "AccessDenied", 403)
+        # the vault role (an assumed role too): tags of a cross-account copy are checked
+        vcreds = vault_creds()
+        vec2, vrds = client("ec2", vcreds), client("rds", vcreds)
+        spec = lambda val: [{"ResourceType": "snapshot", "Tags": [{"Key": "_GX_VAULT_", "Value": val}]}]  # noqa: E731
+        vec2.copy_snapshot(SourceSnapshotId=tagged, SourceRegion="us-east-1", KmsKeyId=v["keys"]["us-east-1"], TagSpecifications=spec("1"))
+        expect_error(lambda: vec2.copy_snapshot(SourceSnapshotId=tagged, SourceRegion="us-east-1", KmsKeyId=v["keys"]["us-east-1"], TagSpecifications=spec("2")), "UnauthorizedOperation", 403)
+        src = f"arn:aws:rds:us-east-1:{a['account']}:snapshot:sp-cond-tagged"
+        vrds.copy_db_snapshot(SourceDBSnapshotIdentifier=src, TargetDBSnapshotIdentifier="v-cond", KmsKeyId=v["keys"]["us-east-1"], Tags=[{"Key": "_GX_VAULT_", "Value": "1"}])
+        expect_error(lambda: vrds.copy_db_snapshot(SourceDBSnapshotIdentifier=src, TargetDBSnapshotIdentifier="v-cond2", KmsKeyId=v["keys"]["us-east-1"], Tags=[{"Key": "_GX_VAULT_", "Value": "2"}]), "AccessDenied", 403)
+        assert call_count(v["account"], "us-east-1", "ec2", "CopySnapshot", "denied") == 1
+        share(tagged, "remove", v["account"])
+    finally:
+        moto_reset_auth("inf")
+        H("POST", "/_harness/config", {"enforce_tag_conditions": False})
+        for acct, role, arn in ((a["account"], "vsa-role", a["policy_arn"]), (v["account"], "rolesnap-vault", v["policy_arn"])):
+            iam = Clients(CTX.endpoint, acct)("iam")
+            for p in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
+                iam.detach_role_policy(RoleName=role, PolicyArn=p["PolicyArn"])
+            iam.attach_role_policy(RoleName=role, PolicyArn=arn)
+
+
 # --- runner ------------------------------------------------------------------
 
 
