@@ -241,6 +241,29 @@ def _install_kms() -> None:
 
     kms_models.KmsBackend.create_alias = create_alias  # type: ignore[method-assign]
 
+    # Speed only: moto makes a 2048-bit RSA private key for every key, symmetric ones
+    # too (~0.1 s each; the seed makes 10 keys, every encrypted resource may make a
+    # managed one). A symmetric key never signs (AWS refuses Sign/GetPublicKey for it),
+    # so it gets its RSA key only if something asks for it.
+    orig_gen = kms_models.generate_private_key
+
+    class LazyPrivateKey:
+        def __init__(self, spec: str) -> None:
+            self._spec = spec
+            self._real: Any = None
+
+        def __getattr__(self, name: str) -> Any:
+            if self._real is None:
+                self._real = orig_gen(self._spec)
+            return getattr(self._real, name)
+
+    def generate_private_key(key_spec: str) -> Any:
+        if key_spec in ("SYMMETRIC_DEFAULT", None, ""):
+            return LazyPrivateKey(key_spec)
+        return orig_gen(key_spec)
+
+    kms_models.generate_private_key = generate_private_key
+
 
 def _install_ebs() -> None:
     from moto.core.responses import ActionResult, EmptyResult
