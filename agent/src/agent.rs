@@ -264,12 +264,16 @@ async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> V
     // expired at once and looks again as each job ends (see
     // rolesnap_core::jobs::prune::prune_tenant): the outcome is that of a prune run
     // after them, in less time than the two one after the other.
-    let (done, pruned) =
-        jobs::run_night(!plan.copies.is_empty(), Some(Utc::now()), |kind, beside| {
+    let (done, pruned) = jobs::run_night(
+        !plan.copies.is_empty(),
+        !plan.vaults.is_empty(),
+        Some(Utc::now()),
+        |kind, beside| {
             jobs::run(Request {
                 kind,
                 plan,
                 tenants: &tenants,
+                vaults: &loaded.accounts.vaults,
                 admin: &admin,
                 filter: Filter::default(),
                 options: options.clone(),
@@ -280,8 +284,9 @@ async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> V
                 on_total: Arc::new(|_| {}),
                 on_done: Arc::new(|_| {}),
             })
-        })
-        .await;
+        },
+    )
+    .await;
     collect_reports(&cx, &plan.name, done.into_iter().chain(pruned))
 }
 

@@ -75,6 +75,7 @@ async fn run_job_with(
         kind,
         plan: &s.loaded.plan,
         tenants: &s.tenants,
+        vaults: &s.loaded.accounts.vaults,
         admin: &s.admin,
         filter,
         options,
@@ -186,7 +187,9 @@ pub async fn run(global: &Global, args: BackupArgs) -> anyhow::Result<u8> {
         region: args.region.clone(),
         ..Default::default()
     };
-    let (done, pruned) = jobs::run_night(copy, args.prune.then(Utc::now), |kind, beside| {
+    // And by its vault copies (a Vault Copy job), unless --no-copy.
+    let vault = !s.loaded.plan.vaults.is_empty() && !args.no_copy && !args.dry_run;
+    let (done, pruned) = jobs::run_night(copy, vault, args.prune.then(Utc::now), |kind, beside| {
         let (filter, with_bar) = match kind {
             Kind::Prune { .. } => (prune_filter.clone(), false),
             _ => (filter.clone(), true),
@@ -241,6 +244,28 @@ pub async fn copy(global: &Global, args: CopyArgs) -> anyhow::Result<u8> {
     };
     let o = options(&s, args.wait_timeout, args.poll_interval, false);
     let report = run_job(global, &s, Kind::Copy, filter, o).await?;
+    print(global, &[report])
+}
+
+pub async fn vault_copy(global: &Global, args: CopyArgs) -> anyhow::Result<u8> {
+    let s = setup(global, &args.plan, "vault-copy").await?;
+    if s.loaded.plan.vaults.is_empty() {
+        eprintln!(
+            "plan {} has no [[vault]] rule: nothing to copy into a vault",
+            s.loaded.plan.name
+        );
+        return Ok(exit::OK);
+    }
+    let _lock = match lock_plan(global, &s.loaded.plan.name, "vault-copy", args.wait).await? {
+        Ok(l) => l,
+        Err(code) => return Ok(code),
+    };
+    let filter = Filter {
+        region: args.region.clone(),
+        ..Default::default()
+    };
+    let o = options(&s, args.wait_timeout, args.poll_interval, false);
+    let report = run_job(global, &s, Kind::VaultCopy, filter, o).await?;
     print(global, &[report])
 }
 

@@ -90,6 +90,10 @@ pub enum Command {
     Backup(BackupArgs),
     /// Copy the plan's recovery points to its copy regions (a Snap Copy job).
     Copy(CopyArgs),
+    /// Copy the plan's recovery points into its vault accounts (a Vault Copy job):
+    /// share each point with the vault, copy it there with the vault's KMS key, stop the share.
+    #[command(name = "vault-copy")]
+    VaultCopy(CopyArgs),
     /// Delete recovery points whose retention has run out (a Data Aging job).
     Prune(PruneArgs),
     /// List recovery points found live in AWS by their tags, across tenants and regions.

@@ -127,6 +127,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         cli.command,
         Command::Backup(_)
             | Command::Copy(_)
+            | Command::VaultCopy(_)
             | Command::Prune(_)
             | Command::Restore(_)
             | Command::Agent(_)
@@ -150,6 +151,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Policy(args) => policy::run(&global, args),
         Command::Backup(args) => backup::run(&global, args).await,
         Command::Copy(args) => backup::copy(&global, args).await,
+        Command::VaultCopy(args) => backup::vault_copy(&global, args).await,
         Command::Prune(args) => backup::prune(&global, args).await,
         Command::Jobs(args) => jobs::run(&global, args),
         Command::List(args) => list::run(&global, args).await,

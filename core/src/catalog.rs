@@ -201,6 +201,8 @@ pub const CONTROL_TAGS: &[&str] = &[
     tags::PLAN,
     tags::SOURCE,
     tags::COPY_OF,
+    tags::VAULT_OF,
+    tags::VAULT,
     tags::RESTORED_FROM,
     tags::RETAIN,
     tags::INTEGRITY,
@@ -408,11 +410,17 @@ impl Lister<'_> {
             let key = (
                 format!("{}@{}", tag(tags::BACKUP), tag(tags::AGENT)),
                 format!(
-                    "{}|{}",
+                    "{}|{}|{}",
                     tag(tags::SOURCE),
                     s.tags
                         .get(tags::COPY_OF)
                         .map(|c| c.split('/').next().unwrap_or(""))
+                        .unwrap_or(""),
+                    // A vault keeps several tenants' copies: their account and
+                    // source region part them.
+                    s.tags
+                        .get(tags::VAULT_OF)
+                        .and_then(|c| c.rsplit_once('/').map(|(a, _)| a))
                         .unwrap_or("")
                 ),
             );

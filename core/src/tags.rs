@@ -18,6 +18,10 @@ pub const AGENT: &str = "_GX_AGENT_";
 pub const JOB_START: &str = "_GX_JOB_START_";
 pub const SOURCE: &str = "_GX_SOURCE_";
 pub const COPY_OF: &str = "_GX_COPY_OF_";
+/// On a vault copy: `<tenant account>/<region>/<source id>` of what it copies.
+pub const VAULT_OF: &str = "_GX_VAULT_OF_";
+/// On a vault copy: the vault's name (accounts file).
+pub const VAULT: &str = "_GX_VAULT_";
 /// On resources a restore made: the recovery point they came from.
 pub const RESTORED_FROM: &str = "_GX_RESTORED_FROM_";
 /// Set by a person: never prune this recovery point.

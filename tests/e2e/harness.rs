@@ -233,6 +233,43 @@ impl Emulator {
         p
     }
 
+    /// Writes an accounts file for the given tenants and the seeded vault
+    /// (`[[vault]]` "vault", its role, ExternalId and a key per region).
+    pub fn write_accounts_with_vault(&self, tenants: &[&str]) -> PathBuf {
+        let p = self.write_accounts(tenants, &[]);
+        let mut text = std::fs::read_to_string(&p).unwrap();
+        let v = self.vault();
+        text.push_str(&format!(
+            "\n[[vault]]\nname = \"{}\"\nrole-arn = \"{}\"\nexternal-id = \"{}\"\n[vault.keys]\n",
+            s(&v["name"]),
+            s(&v["role_arn"]),
+            s(&v["external_id"])
+        ));
+        for (region, key) in v["keys"].as_object().unwrap() {
+            text.push_str(&format!("{region} = \"{}\"\n", key.as_str().unwrap()));
+        }
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// The seeded vault account (fixture `vaults[0]`).
+    pub fn vault(&self) -> &Value {
+        &self.fixture["vaults"][0]
+    }
+
+    pub fn vault_account(&self) -> String {
+        s(&self.vault()["account"]).to_string()
+    }
+
+    /// SDK clients acting in the vault account (its role, assumed by the admin).
+    pub async fn vault_ec2(&self, region: &str) -> aws_sdk_ec2::Client {
+        aws_sdk_ec2::Client::new(&self.account_config(&self.vault_account(), region).await)
+    }
+
+    pub async fn vault_rds(&self, region: &str) -> aws_sdk_rds::Client {
+        aws_sdk_rds::Client::new(&self.account_config(&self.vault_account(), region).await)
+    }
+
     /// Writes a plan file beside the accounts file (`body`: its text, or a [`PlanText`]).
     pub fn write_plan(&self, name: &str, body: impl std::fmt::Display) -> PathBuf {
         let p = self.path(&format!("{name}.toml"));
@@ -443,8 +480,9 @@ impl Emulator {
             .as_array()
             .unwrap()
             .iter()
+            .chain(self.fixture["vaults"].as_array().into_iter().flatten())
             .find(|t| t["account"] == account)
-            .expect("tenant account in fixture");
+            .expect("tenant or vault account in fixture");
         let sts = aws_sdk_sts::Client::new(&admin);
         let mut req = sts
             .assume_role()
@@ -755,6 +793,8 @@ pub struct PlanText {
     lock: Option<String>,
     /// Region, then the other lines of the `[[copy]]` table.
     copy: Option<(String, String)>,
+    /// The lines of one `[[vault]]` table (after `name = ...`).
+    vault: Option<(String, String)>,
     group: String,
     tenants: Vec<String>,
     /// None: no `regions` line (every region of the tenants).
@@ -774,6 +814,7 @@ impl PlanText {
             retention: None,
             lock: None,
             copy: None,
+            vault: None,
             group: "east".into(),
             tenants: vec!["alpha".into()],
             regions: Some(vec!["us-east-1".into()]),
@@ -817,6 +858,13 @@ impl PlanText {
     /// A `[[copy]]` to `region`, with `lines` after its region (may be empty).
     pub fn copy(mut self, region: &str, lines: &str) -> Self {
         self.copy = Some((region.into(), lines.into()));
+        self
+    }
+
+    /// A `[[vault]]` rule for vault `name`, with `lines` after its name
+    /// (e.g. `regions = ["same"]`, `retention = { days = 30 }`).
+    pub fn vault(mut self, name: &str, lines: &str) -> Self {
+        self.vault = Some((name.into(), lines.into()));
         self
     }
 
@@ -883,6 +931,12 @@ impl std::fmt::Display for PlanText {
         }
         if let Some((region, lines)) = &self.copy {
             write!(f, "\n[[copy]]\nregion = \"{region}\"\n")?;
+            if !lines.is_empty() {
+                writeln!(f, "{lines}")?;
+            }
+        }
+        if let Some((name, lines)) = &self.vault {
+            write!(f, "\n[[vault]]\nname = \"{name}\"\n")?;
             if !lines.is_empty() {
                 writeln!(f, "{lines}")?;
             }

@@ -9,3 +9,4 @@ mod iam;
 mod integrity;
 mod night;
 mod restore;
+mod vault;

@@ -391,11 +391,13 @@ impl<'a> Ec2<'a> {
         deadline: Instant,
     ) -> Result<String, AwsError> {
         let spec = tag_spec(ResourceType::Snapshot, t);
-        let copy_of = t
+        // A region copy is found by `_GX_COPY_OF_`, a vault copy by `_GX_VAULT_OF_`.
+        let (key, copy_of) = t
             .iter()
-            .find(|(k, _)| k == tags::COPY_OF)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
+            .find(|(k, _)| k == tags::VAULT_OF)
+            .or_else(|| t.iter().find(|(k, _)| k == tags::COPY_OF))
+            .cloned()
+            .unwrap_or_else(|| (tags::COPY_OF.to_string(), String::new()));
         let (r, _) = create_with_retry(
             deadline,
             || {
@@ -426,7 +428,7 @@ impl<'a> Ec2<'a> {
             },
             || async {
                 let mut found = None;
-                self.each_snapshot(vec![tag_filter(tags::COPY_OF, &copy_of)], |s| {
+                self.each_snapshot(vec![tag_filter(&key, &copy_of)], |s| {
                     if found.is_none() {
                         found = s.snapshot_id().map(str::to_string);
                     }
@@ -492,6 +494,129 @@ impl<'a> Ec2<'a> {
         )
         .await;
         r
+    }
+
+    // ------------------------------------------------------------ share (vault copies)
+
+    /// Shares snapshot `id` with `account` (`add`), or stops sharing it:
+    /// ModifySnapshotAttribute `createVolumePermission`. Stopping a share of
+    /// a snapshot already gone counts as done.
+    pub async fn share_snapshot(
+        &self,
+        id: &str,
+        account: &str,
+        add: bool,
+        deadline: Instant,
+    ) -> Result<(), AwsError> {
+        use aws_sdk_ec2::types::{
+            CreateVolumePermission, CreateVolumePermissionModifications, OperationType,
+        };
+        let perm = CreateVolumePermission::builder().user_id(account).build();
+        let change = if add {
+            CreateVolumePermissionModifications::builder().add(perm)
+        } else {
+            CreateVolumePermissionModifications::builder().remove(perm)
+        }
+        .build();
+        super::idempotent_with_retry(&self.at, Bucket::Mutate, deadline, || async {
+            let sent = self
+                .ec2
+                .modify_snapshot_attribute()
+                .snapshot_id(id)
+                .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+                .operation_type(if add {
+                    OperationType::Add
+                } else {
+                    OperationType::Remove
+                })
+                .user_ids(account)
+                .create_volume_permission(change.clone())
+                .customize()
+                .config_override(no_sdk_retries_ec2())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    self.at
+                        .err("ModifySnapshotAttribute", Some(id), e.into_service_error())
+                });
+            match sent {
+                Err(e) if !add && super::gone(&e.code) => Ok(()),
+                r => r,
+            }
+        })
+        .await
+    }
+
+    /// Shares image `id` with `account` (`add`: launch permission), or stops
+    /// sharing it. AWS copies a shared AMI only when its snapshots are
+    /// shared too ([`Ec2::share_snapshot`]).
+    pub async fn share_image(
+        &self,
+        id: &str,
+        account: &str,
+        add: bool,
+        deadline: Instant,
+    ) -> Result<(), AwsError> {
+        use aws_sdk_ec2::types::{LaunchPermission, LaunchPermissionModifications};
+        let perm = LaunchPermission::builder().user_id(account).build();
+        let change = if add {
+            LaunchPermissionModifications::builder().add(perm)
+        } else {
+            LaunchPermissionModifications::builder().remove(perm)
+        }
+        .build();
+        super::idempotent_with_retry(&self.at, Bucket::Mutate, deadline, || async {
+            let sent = self
+                .ec2
+                .modify_image_attribute()
+                .image_id(id)
+                .launch_permission(change.clone())
+                .customize()
+                .config_override(no_sdk_retries_ec2())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    self.at
+                        .err("ModifyImageAttribute", Some(id), e.into_service_error())
+                });
+            match sent {
+                Err(e) if !add && super::gone(&e.code) => Ok(()),
+                r => r,
+            }
+        })
+        .await
+    }
+
+    /// The snapshots of account `owner` that are shared with this account
+    /// (`RestorableByUserIds=self`), page by page: what a vault finds still
+    /// shared with it after a run that ended before it could stop a share.
+    pub async fn each_shared_snapshot(
+        &self,
+        owner: &str,
+        mut each: impl FnMut(&Snapshot),
+    ) -> Result<(), AwsError> {
+        let mut pages = self
+            .ec2
+            .describe_snapshots()
+            .owner_ids(owner)
+            .restorable_by_user_ids("self")
+            .max_results(SNAPSHOTS_PER_PAGE)
+            .into_paginator()
+            .send();
+        self.at.take(Bucket::Describe).await;
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| {
+                self.at
+                    .err("DescribeSnapshots", None, e.into_service_error())
+            })?;
+            if page.next_token().is_some_and(|t| !t.is_empty()) {
+                self.at.take(Bucket::Describe).await;
+            }
+            page.snapshots().iter().for_each(&mut each);
+        }
+        Ok(())
     }
 
     // ------------------------------------------------------------ delete

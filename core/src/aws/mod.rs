@@ -186,6 +186,32 @@ pub(crate) fn gone(code: &str) -> bool {
     )
 }
 
+/// Sends one idempotent call (a share or unshare): each attempt takes a
+/// turn of `bucket`, throttling and 5xx answers are retried with backoff
+/// until `deadline`.
+pub(crate) async fn idempotent_with_retry<F, Fut>(
+    at: &At<'_>,
+    bucket: Bucket,
+    deadline: tokio::time::Instant,
+    call: F,
+) -> Result<(), AwsError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), AwsError>>,
+{
+    let (r, _) = crate::aws::retry::create_with_retry(
+        deadline,
+        || async {
+            let _turn = at.turn(bucket).await;
+            Box::pin(call()).await
+        },
+        || async { Ok(None) },
+        |e, wait| at.retried(e, wait),
+    )
+    .await;
+    r
+}
+
 /// Sends one delete call: each attempt takes a turn of `bucket` first and
 /// has the SDK's own retries off, so that no attempt goes around the pacer.
 /// Throttling and 5xx answers are retried with backoff (a delete is

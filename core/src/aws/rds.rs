@@ -275,6 +275,117 @@ impl<'a> Rds<'a> {
         .await
     }
 
+    /// Shares snapshot `id` with `account` (`add`), or stops sharing it:
+    /// ModifyDB(Cluster)SnapshotAttribute `restore`. Stopping a share of a
+    /// snapshot already gone counts as done.
+    pub async fn share_snapshot(
+        &self,
+        cluster: bool,
+        id: &str,
+        account: &str,
+        add: bool,
+        deadline: Instant,
+    ) -> Result<(), AwsError> {
+        let values = Some(vec![account.to_string()]);
+        let (to_add, to_remove) = if add { (values, None) } else { (None, values) };
+        super::idempotent_with_retry(&self.at, Bucket::Rds, deadline, || async {
+            let sent = if cluster {
+                self.rds
+                    .modify_db_cluster_snapshot_attribute()
+                    .db_cluster_snapshot_identifier(id)
+                    .attribute_name("restore")
+                    .set_values_to_add(to_add.clone())
+                    .set_values_to_remove(to_remove.clone())
+                    .customize()
+                    .config_override(no_sdk_retries_rds())
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        self.at.err(
+                            "ModifyDBClusterSnapshotAttribute",
+                            Some(id),
+                            e.into_service_error(),
+                        )
+                    })
+            } else {
+                self.rds
+                    .modify_db_snapshot_attribute()
+                    .db_snapshot_identifier(id)
+                    .attribute_name("restore")
+                    .set_values_to_add(to_add.clone())
+                    .set_values_to_remove(to_remove.clone())
+                    .customize()
+                    .config_override(no_sdk_retries_rds())
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| {
+                        self.at.err(
+                            "ModifyDBSnapshotAttribute",
+                            Some(id),
+                            e.into_service_error(),
+                        )
+                    })
+            };
+            match sent {
+                Err(e) if !add && super::gone(&e.code) => Ok(()),
+                r => r,
+            }
+        })
+        .await
+    }
+
+    /// The snapshots (`cluster`: cluster snapshots) other accounts share
+    /// with this one, each given to `each` with its ARN as identifier.
+    pub async fn each_shared_snapshot(
+        &self,
+        cluster: bool,
+        mut each: impl FnMut(RdsSnapshot<'_>),
+    ) -> Result<(), AwsError> {
+        self.at.take(Bucket::Rds).await;
+        if cluster {
+            let mut pages = self
+                .rds
+                .describe_db_cluster_snapshots()
+                .snapshot_type("shared")
+                .include_shared(true)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| {
+                    self.at
+                        .err("DescribeDBClusterSnapshots", None, e.into_service_error())
+                })?;
+                if page.marker().is_some_and(|m| !m.is_empty()) {
+                    self.at.take(Bucket::Rds).await;
+                }
+                page.db_cluster_snapshots()
+                    .iter()
+                    .for_each(|s| each(s.into()));
+            }
+        } else {
+            let mut pages = self
+                .rds
+                .describe_db_snapshots()
+                .snapshot_type("shared")
+                .include_shared(true)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| {
+                    self.at
+                        .err("DescribeDBSnapshots", None, e.into_service_error())
+                })?;
+                if page.marker().is_some_and(|m| !m.is_empty()) {
+                    self.at.take(Bucket::Rds).await;
+                }
+                page.db_snapshots().iter().for_each(|s| each(s.into()));
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes snapshot `id`; one already gone counts as deleted.
     pub async fn delete_snapshot(
         &self,

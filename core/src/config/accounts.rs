@@ -8,9 +8,9 @@ use toml::Spanned;
 
 use super::checks::{control_problem, external_id_problem, unique};
 use super::errors::{file_error, ConfigError, Ctx};
-use super::raw::{RawAccounts, RawAdmin, RawTenant};
+use super::raw::{RawAccounts, RawAdmin, RawTenant, RawVault};
 use super::read::{is_blank, read_config_file};
-use super::{Accounts, Admin, RoleArn, Tenant};
+use super::{Accounts, Admin, RoleArn, Tenant, Vault};
 
 /// Session length bounds of STS AssumeRole (DurationSeconds 900–43200).
 pub const MIN_SESSION_SECONDS: u32 = 900;
@@ -56,7 +56,106 @@ pub fn parse_accounts(path: &Path, src: &str) -> Result<Accounts, ConfigError> {
         let tenant = parse_tenant(&ctx, t.get_ref(), &tenants, tenant_max)?;
         tenants.push(tenant);
     }
-    Ok(Accounts { admin, tenants })
+    unique(
+        &ctx,
+        raw.tenant
+            .iter()
+            .map(|t| &t.get_ref().name)
+            .chain(raw.vault.iter().map(|v| &v.get_ref().name)),
+        "vault.name",
+    )?;
+    let mut vaults: Vec<Vault> = Vec::new();
+    for v in &raw.vault {
+        let vault = parse_vault(&ctx, v.get_ref(), &tenants, &vaults, tenant_max)?;
+        vaults.push(vault);
+    }
+    Ok(Accounts {
+        admin,
+        tenants,
+        vaults,
+    })
+}
+
+/// One `[[vault]]`: a role as a tenant's (not a tenant's account: a vault
+/// in a tenant's account would not survive that account), and a KMS key ARN
+/// of the vault account per region.
+fn parse_vault(
+    ctx: &Ctx<'_>,
+    v: &RawVault,
+    tenants: &[Tenant],
+    before: &[Vault],
+    max: u32,
+) -> Result<Vault, ConfigError> {
+    let as_tenant = RawTenant {
+        name: v.name.clone(),
+        role_arn: v.role_arn.clone(),
+        external_id: v.external_id.clone(),
+        regions: Vec::new(),
+        session_duration: v.session_duration.clone(),
+    };
+    let mut role =
+        parse_tenant(ctx, &as_tenant, &[], max).map_err(|e| e.rekey("tenant.", "vault."))?;
+    let account = role.role_arn.account.clone();
+    if let Some(t) = tenants.iter().find(|t| t.role_arn.account == account) {
+        return Err(ctx.err(
+            &v.role_arn.span(),
+            "vault.role-arn",
+            format!(
+                "account {account} is tenant `{}`'s; a vault must be a separate account (its copies must survive the tenant account)",
+                t.name
+            ),
+        ));
+    }
+    if let Some(o) = before.iter().find(|o| o.account() == account) {
+        return Err(ctx.err(
+            &v.role_arn.span(),
+            "vault.role-arn",
+            format!("account {account} is already vault `{}`", o.name),
+        ));
+    }
+    if v.keys.is_empty() {
+        return Err(ctx.err(
+            &v.name.span(),
+            "vault.keys",
+            "a vault needs a KMS key ARN per region it keeps copies in: [vault.keys] us-east-1 = \"arn:aws:kms:us-east-1:ACCOUNT:key/…\"",
+        ));
+    }
+    let mut keys = std::collections::BTreeMap::new();
+    for (region, key) in &v.keys {
+        if !crate::config::is_region(region) {
+            return Err(ctx.err(
+                &key.span(),
+                "vault.keys",
+                format!("`{region}` is not an AWS region name (e.g. us-east-1)"),
+            ));
+        }
+        ctx.check(
+            &key.span(),
+            "vault.keys",
+            key_arn_problem(key.get_ref(), region, &account),
+        )?;
+        keys.insert(region.clone(), key.get_ref().clone());
+    }
+    role.regions = keys.keys().cloned().collect();
+    Ok(Vault {
+        name: role.name.clone(),
+        role,
+        keys,
+    })
+}
+
+/// A vault key must be a key ARN of the vault account in its region: a copy
+/// made in the vault names it, and cross-account use needs the full ARN.
+fn key_arn_problem(key: &str, region: &str, account: &str) -> Option<String> {
+    if let Some(p) = crate::config::kms_key_problem(key, region) {
+        return Some(p);
+    }
+    let want = format!("arn:aws:kms:{region}:{account}:key/");
+    let ok = key.starts_with(&want)
+        || key.split_once(":kms:").is_some_and(|(p, rest)| {
+            p.starts_with("arn:aws") && rest.starts_with(&format!("{region}:{account}:key/"))
+        });
+    (!ok).then(|| format!("`{key}` is not a key ARN of the vault account {account} in {region} (expected {want}…)"))
 }
 
 /// The `[admin]` table.

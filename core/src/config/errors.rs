@@ -17,6 +17,16 @@ pub struct ConfigError {
     pub message: String,
 }
 
+impl ConfigError {
+    /// The same error under another key prefix (a `[[vault]]` checked as a tenant).
+    pub(super) fn rekey(mut self, from: &str, to: &str) -> ConfigError {
+        if let Some(rest) = self.key.strip_prefix(from) {
+            self.key = format!("{to}{rest}");
+        }
+        self
+    }
+}
+
 /// `file:line`, or just the file when the line is unknown (0).
 fn location(file: &Path, line: usize) -> String {
     if line == 0 {

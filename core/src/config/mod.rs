@@ -72,11 +72,72 @@ pub struct Tenant {
 pub struct Accounts {
     pub admin: Admin,
     pub tenants: Vec<Tenant>,
+    /// Backup accounts that keep vault copies (`[[vault]]`).
+    pub vaults: Vec<Vault>,
 }
 
 impl Accounts {
     pub fn tenant(&self, name: &str) -> Option<&Tenant> {
         self.tenants.iter().find(|t| t.name == name)
+    }
+    pub fn vault(&self, name: &str) -> Option<&Vault> {
+        self.vaults.iter().find(|v| v.name == name)
+    }
+}
+
+/// A backup ("vault") account: rolesnap assumes its role as it assumes a
+/// tenant's, and copies the tenants' recovery points there, re-encrypted with
+/// the vault's own KMS key in each region, so that nobody holding a tenant
+/// role can delete them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Vault {
+    pub name: String,
+    /// The vault's role as a session is made: name, role, ExternalId,
+    /// session length; its regions are those it has a key for.
+    pub role: Tenant,
+    /// region → KMS key ARN in the vault account.
+    pub keys: BTreeMap<String, String>,
+}
+
+impl Vault {
+    pub fn account(&self) -> &str {
+        &self.role.role_arn.account
+    }
+}
+
+/// Where a `[[vault]]` rule of a plan puts its copies, per source region.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VaultRegion {
+    /// The source point's own region.
+    Same,
+    Region(String),
+}
+
+/// A plan's `[[vault]]` rule: which vault, into which regions, kept how long.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct VaultRule {
+    pub vault: String,
+    pub regions: Vec<VaultRegion>,
+    pub retention: Retention,
+    /// EBS Snapshot Lock of the vault copies.
+    pub lock: Option<LockRule>,
+}
+
+impl VaultRule {
+    /// The vault regions a point made in `source` is copied into.
+    pub fn dests(&self, source: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for r in &self.regions {
+            let d = match r {
+                VaultRegion::Same => source.to_string(),
+                VaultRegion::Region(x) => x.clone(),
+            };
+            if !out.contains(&d) {
+                out.push(d);
+            }
+        }
+        out
     }
 }
 
@@ -316,6 +377,8 @@ pub struct Plan {
     pub groups: Vec<Group>,
     /// `[lock]`: EBS Snapshot Lock in the source regions.
     pub lock: Option<LockRule>,
+    /// `[[vault]]`: vault copies into backup accounts.
+    pub vaults: Vec<VaultRule>,
     /// The file the plan was read from.
     pub source: PathBuf,
 }
@@ -361,6 +424,7 @@ pub fn load_plan(path: &Path, accounts_override: Option<&Path>) -> Result<Loaded
     };
     let accounts = load_accounts(&accounts_path)?;
     plan::check_tenants(path, &src, &plan, &accounts)?;
+    plan::check_vaults(path, &src, &plan, &accounts)?;
     Ok(Loaded {
         plan,
         accounts,

@@ -11,11 +11,11 @@ use super::checks::{control_problem, kms_key_problem, tag_value_problem, unique}
 use super::crontab::parse_schedule;
 use super::errors::{file_error, ConfigError, Ctx};
 use super::group::parse_group;
-use super::raw::{RawCopy, RawLock, RawPlan, RawPlanFile, RawRetention};
+use super::raw::{RawCopy, RawLock, RawPlan, RawPlanFile, RawRetention, RawVaultRule};
 use super::read::is_blank;
 use super::{
-    Accounts, CopyRule, Group, LockMode, LockRule, Method, Plan, Regions, Retention,
-    MAX_DESCRIPTION_CHARS,
+    Accounts, CopyRule, Group, LockMode, LockRule, Method, Plan, Regions, Retention, VaultRegion,
+    VaultRule, MAX_DESCRIPTION_CHARS,
 };
 
 /// Default time a job waits for snapshots to complete.
@@ -65,6 +65,7 @@ pub fn parse_plan_only(path: &Path, src: &str) -> Result<(Plan, Option<String>),
         None => None,
     };
     let groups = parse_groups(&ctx, &raw)?;
+    let vaults = parse_vault_rules(&ctx, &raw.vault, &retention)?;
     Ok((
         Plan {
             name,
@@ -77,6 +78,7 @@ pub fn parse_plan_only(path: &Path, src: &str) -> Result<(Plan, Option<String>),
             copies,
             groups,
             lock,
+            vaults,
             source: path.to_path_buf(),
         },
         raw.accounts,
@@ -171,6 +173,141 @@ fn parse_copies(
         });
     }
     Ok(copies)
+}
+
+/// The `[[vault]]` rules: a vault name (checked against the accounts file
+/// by [`check_vaults`]), regions (`"same"` by default), a retention (the
+/// plan's by default) and an optional lock.
+fn parse_vault_rules(
+    ctx: &Ctx<'_>,
+    raw: &[Spanned<RawVaultRule>],
+    retention: &Retention,
+) -> Result<Vec<VaultRule>, ConfigError> {
+    let mut rules: Vec<VaultRule> = Vec::new();
+    for r in raw {
+        let r = r.get_ref();
+        ctx.check(
+            &r.name.span(),
+            "vault.name",
+            control_problem(r.name.get_ref()),
+        )?;
+        if rules.iter().any(|o| &o.vault == r.name.get_ref()) {
+            return Err(ctx.err(
+                &r.name.span(),
+                "vault.name",
+                format!(
+                    "a second rule for vault `{}`; list its regions in one rule",
+                    r.name.get_ref()
+                ),
+            ));
+        }
+        let mut regions = Vec::new();
+        for reg in r.regions.iter().flatten() {
+            let v = if reg.get_ref() == "same" {
+                VaultRegion::Same
+            } else {
+                VaultRegion::Region(ctx.region(reg, "vault.regions")?)
+            };
+            if regions.contains(&v) {
+                return Err(ctx.err(
+                    &reg.span(),
+                    "vault.regions",
+                    format!("`{}` twice", reg.get_ref()),
+                ));
+            }
+            regions.push(v);
+        }
+        if r.regions.is_some() && regions.is_empty() {
+            return Err(ctx.err(
+                &r.name.span(),
+                "vault.regions",
+                "empty; name regions, or \"same\" (the source's region), or leave the key out",
+            ));
+        }
+        if regions.is_empty() {
+            regions.push(VaultRegion::Same);
+        }
+        if let Some(rt) = &r.retention {
+            check_retention(ctx, rt, "vault.retention")?;
+        }
+        rules.push(VaultRule {
+            vault: r.name.get_ref().clone(),
+            regions,
+            retention: r
+                .retention
+                .as_ref()
+                .map(|x| Retention::from_raw(x.get_ref()))
+                .unwrap_or_else(|| retention.clone()),
+            lock: match &r.lock {
+                Some(l) => Some(parse_lock(ctx, l, "vault.lock")?),
+                None => None,
+            },
+        });
+    }
+    Ok(rules)
+}
+
+/// Every `[[vault]]` rule names a vault of the accounts file, which has a
+/// key in each region the rule can copy into (fixed regions here; `"same"`
+/// for each region a group names).
+pub(super) fn check_vaults(
+    path: &Path,
+    src: &str,
+    plan: &Plan,
+    accounts: &Accounts,
+) -> Result<(), ConfigError> {
+    let ctx = Ctx { file: path, src };
+    let raw: RawPlanFile = toml::from_str(src).map_err(|e| ctx.parse_error(e))?;
+    for (rule, r) in plan.vaults.iter().zip(&raw.vault) {
+        let span = r.get_ref().name.span();
+        let Some(vault) = accounts.vault(&rule.vault) else {
+            let known: Vec<&str> = accounts.vaults.iter().map(|v| v.name.as_str()).collect();
+            return Err(ctx.err(
+                &span,
+                "vault.name",
+                format!(
+                    "unknown vault `{}` (accounts file declares: {})",
+                    rule.vault,
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ));
+        };
+        let mut needed: Vec<String> = Vec::new();
+        for reg in &rule.regions {
+            match reg {
+                VaultRegion::Region(x) => needed.push(x.clone()),
+                VaultRegion::Same => {
+                    for g in &plan.groups {
+                        match &g.regions {
+                            Regions::List(list) => needed.extend(list.iter().cloned()),
+                            Regions::TenantDefault => {
+                                for t in g.tenants.iter().filter_map(|t| accounts.tenant(t)) {
+                                    needed.extend(t.regions.iter().cloned());
+                                }
+                            }
+                            Regions::AllEnabled => {}
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(missing) = needed.iter().find(|r| !vault.keys.contains_key(*r)) {
+            return Err(ctx.err(
+                &span,
+                "vault.regions",
+                format!(
+                    "vault `{}` has no KMS key for {missing} in the accounts file ([vault.keys] {missing} = \"arn:aws:kms:{missing}:{}:key/…\")",
+                    vault.name,
+                    vault.account()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The `[[group]]`s: at least one, unique names, and no group whose source

@@ -11,6 +11,21 @@ pub(super) struct RawAccounts {
     pub(super) admin: Spanned<RawAdmin>,
     #[serde(default)]
     pub(super) tenant: Vec<Spanned<RawTenant>>,
+    /// Backup accounts that keep vault copies (see jobs/vault.rs).
+    #[serde(default)]
+    pub(super) vault: Vec<Spanned<RawVault>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawVault {
+    pub(super) name: Spanned<String>,
+    pub(super) role_arn: Spanned<String>,
+    pub(super) external_id: Option<Spanned<String>>,
+    pub(super) session_duration: Option<Spanned<u32>>,
+    /// region → the ARN of the KMS key the vault encrypts its copies with there.
+    #[serde(default)]
+    pub(super) keys: std::collections::BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -48,6 +63,23 @@ pub(super) struct RawPlanFile {
     #[serde(default)]
     pub(super) group: Vec<Spanned<RawGroup>>,
     /// EBS Snapshot Lock of the source regions' snapshots (see lock.rs).
+    #[serde(default)]
+    pub(super) lock: Option<Spanned<RawLock>>,
+    /// Vault copies into a backup account declared in the accounts file.
+    #[serde(default)]
+    pub(super) vault: Vec<Spanned<RawVaultRule>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawVaultRule {
+    /// The `[[vault]]` name in the accounts file.
+    pub(super) name: Spanned<String>,
+    /// Region names, or `"same"`: the source's own region (the default).
+    #[serde(default)]
+    pub(super) regions: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub(super) retention: Option<Spanned<RawRetention>>,
     #[serde(default)]
     pub(super) lock: Option<Spanned<RawLock>>,
 }

@@ -26,12 +26,12 @@ use crate::jobs::work::Job;
 use crate::store::ledger::{Item, ItemKind, ItemStatus};
 use crate::tags;
 
-mod start;
-mod window;
+pub(crate) mod start;
+pub(crate) mod window;
 
 #[cfg(test)]
 use window::copies_in;
-use window::copy_into;
+pub(crate) use window::copy_into;
 
 /// AWS's limit of concurrent snapshot copies into one destination region. It
 /// counts copy operations: each snapshot of a set is one (see `copies_in`).
@@ -42,21 +42,65 @@ pub const COPIES_IN_FLIGHT: usize = 20;
 pub struct Task {
     pub point: RecoveryPoint,
     pub dest: String,
+    /// The region copy rule; for a vault copy, the vault rule as one (its
+    /// region, retention, lock, and the vault's key there).
     pub rule: CopyRule,
     /// Source snapshot ids (sets) or the point id, not yet copied.
     pub missing: Vec<String>,
+    /// A vault copy: made in the vault account, from a share of the point.
+    pub vault: Option<VaultTo>,
 }
 
-/// Copy tags: the source's own tags (the contract and the recorded
-/// configuration) plus `_GX_COPY_OF_`. `aws:` tags cannot be set.
-fn copy_tags(src: &BTreeMap<String, String>, copy_of: &str) -> Vec<(String, String)> {
-    let mut t: Vec<(String, String)> = src
-        .iter()
-        .filter(|(k, _)| !k.starts_with("aws:") && k.as_str() != tags::COPY_OF)
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    t.push((tags::COPY_OF.into(), copy_of.into()));
-    t
+/// Where a vault copy goes, and whose point it copies.
+#[derive(Debug, Clone)]
+pub struct VaultTo {
+    /// The vault's name (accounts file).
+    pub name: String,
+    pub account: String,
+    /// The KMS key ARN the vault encrypts its copies with in the destination.
+    pub key: String,
+    /// The tenant whose point it is, and its account.
+    pub tenant: String,
+    pub tenant_account: String,
+}
+
+impl Task {
+    /// The key the copy of part `id` carries: `_GX_COPY_OF_` = `region/id`,
+    /// or `_GX_VAULT_OF_` = `account/region/id` for a vault copy.
+    pub fn key(&self, id: &str) -> String {
+        match &self.vault {
+            Some(v) => vault_key(&v.tenant_account, &self.point.region, id),
+            None => copy_key(&self.point.region, id),
+        }
+    }
+
+    /// Copy tags: the source's own tags (the contract and the recorded
+    /// configuration) plus `_GX_COPY_OF_`, or for a vault copy
+    /// `_GX_VAULT_OF_` and `_GX_VAULT_`. `aws:` tags cannot be set.
+    fn tags_for(&self, src: &BTreeMap<String, String>, id: &str) -> Vec<(String, String)> {
+        let mut t: Vec<(String, String)> = src
+            .iter()
+            .filter(|(k, _)| {
+                !k.starts_with("aws:")
+                    && ![tags::COPY_OF, tags::VAULT_OF, tags::VAULT].contains(&k.as_str())
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        match &self.vault {
+            Some(v) => {
+                t.push((tags::VAULT_OF.into(), self.key(id)));
+                t.push((tags::VAULT.into(), v.name.clone()));
+            }
+            None => t.push((tags::COPY_OF.into(), self.key(id))),
+        }
+        t
+    }
+}
+
+/// The `_GX_VAULT_OF_` key of a vault copy of part `id` of a point of
+/// account `account` in `region`.
+pub(crate) fn vault_key(account: &str, region: &str, id: &str) -> String {
+    format!("{account}/{region}/{id}")
 }
 
 /// Which parts of `points` (in their source region) lack a copy among `existing`
@@ -92,6 +136,7 @@ pub fn missing_copies(
                 dest: dest.to_string(),
                 rule: rule.clone(),
                 missing,
+                vault: None,
             })
         })
         .collect()
@@ -119,13 +164,26 @@ pub(crate) fn copy_keys_of(p: &RecoveryPoint) -> Vec<String> {
 /// Every `_GX_COPY_OF_` key among the points of a destination region, with
 /// the state of the copy (point or snapshot) that carries it.
 fn copy_keys(points: &[RecoveryPoint]) -> impl Iterator<Item = (&str, PointState)> {
-    points.iter().flat_map(|p| {
-        let snaps = p.snapshots.iter().filter_map(|s| {
+    keys_tagged(points, tags::COPY_OF)
+}
+
+/// Every value of tag `key` (`_GX_COPY_OF_`, `_GX_VAULT_OF_`) among `points`
+/// and their snapshots, with the state of what carries it.
+pub(crate) fn keys_tagged<'p>(
+    points: &'p [RecoveryPoint],
+    key: &'static str,
+) -> impl Iterator<Item = (&'p str, PointState)> {
+    points.iter().flat_map(move |p| {
+        let snaps = p.snapshots.iter().filter_map(move |s| {
             s.tags
-                .get(tags::COPY_OF)
+                .get(key)
                 .map(|c| (c.as_str(), PointState::ebs(&s.state)))
         });
-        p.copy_of().map(|c| (c, p.state)).into_iter().chain(snaps)
+        p.tags
+            .get(key)
+            .map(|c| (c.as_str(), p.state))
+            .into_iter()
+            .chain(snaps)
     })
 }
 
@@ -137,8 +195,16 @@ pub(crate) fn copy_keys_present(points: &[RecoveryPoint]) -> BTreeSet<String> {
 /// The copies in a destination region by key: (completed, still being made).
 /// Failed ones are in neither.
 pub(crate) fn copy_keys_by_state(points: &[RecoveryPoint]) -> (BTreeSet<String>, BTreeSet<String>) {
+    keys_by_state(points, tags::COPY_OF)
+}
+
+/// [`copy_keys_by_state`] for the values of tag `key`.
+pub(crate) fn keys_by_state(
+    points: &[RecoveryPoint],
+    key: &'static str,
+) -> (BTreeSet<String>, BTreeSet<String>) {
     let (mut done, mut making) = (BTreeSet::new(), BTreeSet::new());
-    for (key, state) in copy_keys(points) {
+    for (key, state) in keys_tagged(points, key) {
         match state {
             PointState::Completed => done.insert(key.to_string()),
             PointState::Pending => making.insert(key.to_string()),
@@ -275,11 +341,13 @@ pub async fn copy_tenant(
     futures::future::join_all(
         by_dest
             .into_iter()
-            .map(|(dest, tasks)| copy_into(job, session, account, dest, tasks)),
+            .map(|(dest, tasks)| copy_into(job, session, account, dest, tasks, None)),
     )
     .await;
 }
 
+/// The item of a copy: the tenant's, in the destination region; a vault
+/// copy's detail names the vault and its account.
 fn task_item(
     session: &TenantSession,
     account: &str,
@@ -288,9 +356,18 @@ fn task_item(
     created: Vec<String>,
     error: Option<String>,
 ) -> Item {
+    let (tenant, account) = match &t.vault {
+        Some(v) => (v.tenant.clone(), v.tenant_account.clone()),
+        None => (session.tenant.name.clone(), account.to_string()),
+    };
+    let mut detail = json!({"source": t.point.source, "job": t.point.job, "from": t.point.region});
+    if let Some(v) = &t.vault {
+        detail["vault"] = json!(v.name);
+        detail["vault_account"] = json!(v.account);
+    }
     Item {
-        tenant: session.tenant.name.clone(),
-        account: account.to_string(),
+        tenant,
+        account,
         region: t.dest.clone(),
         kind: t.point.kind.into(),
         source_id: format!("{}/{}", t.point.region, t.point.id()),
@@ -298,7 +375,7 @@ fn task_item(
         created,
         size_gib: t.point.size_gib,
         error,
-        detail: json!({"source": t.point.source, "job": t.point.job, "from": t.point.region}),
+        detail,
     }
 }
 

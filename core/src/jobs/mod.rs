@@ -9,6 +9,7 @@ pub mod copy;
 pub mod duplicates;
 pub mod prune;
 pub mod restore;
+pub mod vault;
 pub mod work;
 
 use std::sync::{Arc, Mutex};
@@ -20,7 +21,7 @@ use chrono::{DateTime, Utc};
 
 use crate::aws::credentials::{connect_tenants, AdminSession, Connected};
 use crate::aws::pace::Pacer;
-use crate::config::{Plan, Tenant};
+use crate::config::{Plan, Tenant, Vault};
 use crate::discovery::{discover_tenant, groups_for, regions_for, Resource};
 use crate::jobs::backup::{backup_region, RegionWork};
 use crate::jobs::copy::copy_tenant;
@@ -57,6 +58,8 @@ pub enum Kind {
     Backup,
     /// Snap Copy: copy the plan's points to its copy regions.
     Copy,
+    /// Vault Copy: copy the plan's points into its vault accounts.
+    VaultCopy,
     /// Data Aging: delete expired points as of `now`.
     Prune { now: DateTime<Utc> },
 }
@@ -66,6 +69,7 @@ impl Kind {
         match self {
             Kind::Backup => JobType::SnapBackup,
             Kind::Copy => JobType::SnapCopy,
+            Kind::VaultCopy => JobType::VaultCopy,
             Kind::Prune { .. } => JobType::DataAging,
         }
     }
@@ -73,6 +77,7 @@ impl Kind {
         match self {
             Kind::Backup => "CVSnapBackup::Run",
             Kind::Copy => "CVSnapCopy::Run",
+            Kind::VaultCopy => "CVVaultCopy::Run",
             Kind::Prune { .. } => "CVDataAging::Run",
         }
     }
@@ -87,6 +92,8 @@ pub struct Request<'a> {
     pub kind: Kind,
     pub plan: &'a Plan,
     pub tenants: &'a [Tenant],
+    /// The accounts file's vaults (a plan's `[[vault]]` rules name them).
+    pub vaults: &'a [Vault],
     pub admin: &'a AdminSession,
     pub filter: Filter,
     pub options: JobOptions,
@@ -305,13 +312,17 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
         outcomes: Mutex::new(Outcomes::new(req.ledger.is_none(), true)),
     };
     let reached = reach_tenants(&req, &job).await;
+    let vaults = match req.kind {
+        Kind::VaultCopy | Kind::Prune { .. } => reach_vaults(&req, &job).await,
+        _ => Vec::new(),
+    };
     match req.kind {
         Kind::Backup => backup_tenants(&req, &job, &reached).await,
-        Kind::Copy | Kind::Prune { .. } => {
+        Kind::Copy | Kind::VaultCopy | Kind::Prune { .. } => {
             join_all(
                 reached
                     .iter()
-                    .map(|(tenant, conn)| copy_or_prune(&req, &job, tenant, conn)),
+                    .map(|(tenant, conn)| copy_or_prune(&req, &job, tenant, conn, &vaults)),
             )
             .await;
         }
@@ -372,8 +383,58 @@ async fn reach_tenants<'r>(req: &Request<'r>, job: &Job<'_>) -> Vec<(&'r Tenant,
     reached
 }
 
+/// Assumes the role of every vault the plan's `[[vault]]` rules name; a
+/// vault that cannot be reached is an item (its rule copies nothing).
+async fn reach_vaults(req: &Request<'_>, job: &Job<'_>) -> Vec<crate::jobs::vault::VaultConn> {
+    let mut wanted: Vec<(crate::config::VaultRule, Vault)> = Vec::new();
+    for rule in &req.plan.vaults {
+        match req.vaults.iter().find(|v| v.name == rule.vault) {
+            Some(v) => wanted.push((rule.clone(), v.clone())),
+            None => job.record(&Item::failed(
+                &rule.vault,
+                "-",
+                "-",
+                ItemKind::Tenant,
+                &rule.vault,
+                format!("vault `{}` is not in the accounts file", rule.vault),
+            )),
+        }
+    }
+    let roles: Vec<Tenant> = wanted.iter().map(|(_, v)| v.role.clone()).collect();
+    let connected = connect_tenants(req.admin, &roles, log_job(job.number), job.logs).await;
+    let mut out = Vec::new();
+    for ((rule, vault), c) in wanted.into_iter().zip(connected) {
+        match c {
+            Ok(conn) => {
+                job.log(&format!(
+                    "Assumed role [{}] for vault [{}] (account {})",
+                    vault.role.role_arn, vault.name, conn.account
+                ));
+                out.push(crate::jobs::vault::VaultConn { rule, vault, conn });
+            }
+            Err(f) => {
+                job.log(&format!("Vault [{}] skipped: {f}", vault.name));
+                job.record(&setup_item(
+                    &vault.role,
+                    &vault.role.role_arn.account,
+                    "-",
+                    ItemKind::Tenant,
+                    f.to_string(),
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// A copy or prune job's work in one tenant: its plan's regions.
-async fn copy_or_prune(req: &Request<'_>, job: &Job<'_>, tenant: &Tenant, conn: &Connected) {
+async fn copy_or_prune(
+    req: &Request<'_>,
+    job: &Job<'_>,
+    tenant: &Tenant,
+    conn: &Connected,
+    vaults: &[crate::jobs::vault::VaultConn],
+) {
     let mut regions: Vec<String> = Vec::new();
     for g in groups_for(req.plan, tenant) {
         match regions_for(&conn.session, &req.admin.admin.region, &g.regions).await {
@@ -396,6 +457,10 @@ async fn copy_or_prune(req: &Request<'_>, job: &Job<'_>, tenant: &Tenant, conn: 
     }
     match req.kind {
         Kind::Copy => copy_tenant(job, &conn.session, &conn.account, &regions).await,
+        Kind::VaultCopy => {
+            crate::jobs::vault::vault_tenant(job, &conn.session, &conn.account, &regions, vaults)
+                .await;
+        }
         Kind::Prune { now } => {
             prune_tenant(
                 job,
@@ -405,6 +470,7 @@ async fn copy_or_prune(req: &Request<'_>, job: &Job<'_>, tenant: &Tenant, conn: 
                 now,
                 req.options.dry_run,
                 req.beside.clone(),
+                vaults,
             )
             .await;
         }
@@ -426,13 +492,14 @@ pub fn stopping() -> bool {
 }
 
 /// The nightly sequence of a plan: a backup, then a copy job when `copy`,
-/// and, when `prune` is given (its `now`), the prune beside them. `run` runs
+/// then a vault copy job when `vault`, and, when `prune` is given (its `now`), the prune beside them. `run` runs
 /// one job kind; the prune's call gets the channel on which it is told when
 /// the backup and the copy job have ended (see [`prune_tenant`]). A job that
 /// errs ends the sequence (no copy after a failed backup). Returns the backup
 /// and copy results in order, and the prune's.
 pub async fn run_night<T, E, F, Fut>(
     copy: bool,
+    vault: bool,
     prune: Option<DateTime<Utc>>,
     run: F,
 ) -> (Vec<Result<T, E>>, Option<Result<T, E>>)
@@ -443,12 +510,22 @@ where
     let (stage, beside) = tokio::sync::watch::channel(Beside::Backup);
     let backup_and_copy = async {
         let backup = run(Kind::Backup, None).await;
-        stage.send_replace(if copy { Beside::Copy } else { Beside::Ended });
+        stage.send_replace(if copy || vault {
+            Beside::Copy
+        } else {
+            Beside::Ended
+        });
         // No new job after a stop was asked for (SIGTERM to the agent).
         let copy = copy && backup.is_ok() && !stopping();
+        let ok = backup.is_ok();
         let mut out = vec![backup];
         if copy {
             out.push(run(Kind::Copy, None).await);
+        }
+        // The vault copy comes after the region copies (both read the same
+        // points; the region copies matter for a region outage first).
+        if vault && ok && !stopping() {
+            out.push(run(Kind::VaultCopy, None).await);
         }
         stage.send_replace(Beside::Ended);
         out

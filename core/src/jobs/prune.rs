@@ -165,6 +165,7 @@ pub enum Beside {
 /// live source is deleted as soon as the backup has made a newer one, and an
 /// expired original still missing a copy is left until the copy job has
 /// ended: the outcome is that of a prune run after backup and copy.
+#[allow(clippy::too_many_arguments)]
 pub async fn prune_tenant(
     job: &Job<'_>,
     session: &TenantSession,
@@ -173,7 +174,41 @@ pub async fn prune_tenant(
     now: DateTime<Utc>,
     dry_run: bool,
     beside: Option<watch::Receiver<Beside>>,
+    vaults: &[crate::jobs::vault::VaultConn],
 ) {
+    let sources =
+        prune_tenant_regions(job, session, account, source_regions, now, dry_run, beside).await;
+    // The vault copies of this tenant's points, by their vault rules; only
+    // when the tenant's live sources are known (the newest copy of a live
+    // source is kept).
+    if let Some(sources) = sources {
+        for v in vaults {
+            prune_vault(
+                job,
+                session,
+                account,
+                source_regions,
+                &sources,
+                now,
+                dry_run,
+                v,
+            )
+            .await;
+        }
+    }
+}
+
+/// [`prune_tenant`] in the tenant's own account: returns the live sources
+/// (`None` when they could not be told, and nothing was pruned).
+async fn prune_tenant_regions(
+    job: &Job<'_>,
+    session: &TenantSession,
+    account: &str,
+    source_regions: &[String],
+    now: DateTime<Utc>,
+    dry_run: bool,
+    beside: Option<watch::Receiver<Beside>>,
+) -> Option<BTreeSet<String>> {
     let plan = job.plan;
     let tenant = &session.tenant.name;
     // Which sources still exist: a point of a live source keeps its newest.
@@ -207,7 +242,7 @@ pub async fn prune_tenant(
     if !sources_known {
         // Without knowing which sources are alive, the newest-point protection
         // cannot be applied: prune nothing rather than risk the last copy.
-        return;
+        return None;
     }
     let mut regions: Vec<String> = source_regions.to_vec();
     for c in &plan.copies {
@@ -243,7 +278,7 @@ pub async fn prune_tenant(
     };
     let Some(mut beside) = beside else {
         last(pass(false).await);
-        return;
+        return Some(sources.clone());
     };
     loop {
         let stage = *beside.borrow_and_update();
@@ -251,7 +286,7 @@ pub async fn prune_tenant(
         let kept = pass(copying).await;
         if stage == Beside::Ended {
             last(kept);
-            return;
+            return Some(sources.clone());
         }
         job.log(&format!(
             "Prune of [{tenant}] waits for the {} job to end, then looks again",
@@ -264,8 +299,95 @@ pub async fn prune_tenant(
         // An error means the sender is gone: the jobs beside have ended.
         if beside.wait_for(|s| *s > stage).await.is_err() {
             last(pass(false).await);
-            return;
+            return Some(sources.clone());
         }
+    }
+}
+
+/// Prunes the vault copies of one tenant's points in one vault rule's
+/// regions by the rule's own retention. The newest completed copy of a live
+/// source is kept, as in the source region; the copies of a source that is
+/// gone (or of an account no longer in the plan, which is never pruned here)
+/// keep only their rule.
+#[allow(clippy::too_many_arguments)]
+async fn prune_vault(
+    job: &Job<'_>,
+    session: &TenantSession,
+    account: &str,
+    source_regions: &[String],
+    sources: &BTreeSet<String>,
+    now: DateTime<Utc>,
+    dry_run: bool,
+    v: &crate::jobs::vault::VaultConn,
+) {
+    let plan = job.plan;
+    let (vs, va) = (&v.conn.session, v.conn.account.as_str());
+    let tz = plan
+        .schedule
+        .as_ref()
+        .map_or(chrono_tz::UTC, |s| s.timezone);
+    let mut dests: Vec<String> = Vec::new();
+    for src in source_regions {
+        for d in v.rule.dests(src) {
+            if !dests.contains(&d) {
+                dests.push(d);
+            }
+        }
+    }
+    let deleted = Mutex::new(HashSet::new());
+    let listed = list_plan(job, vs, va, &dests).await;
+    for (region, points) in listed {
+        // This tenant's copies of points of the regions pruned.
+        let points: Vec<RecoveryPoint> = points
+            .into_iter()
+            .filter(|p| {
+                crate::jobs::vault::vault_of(p).is_some_and(|k| {
+                    let mut parts = k.splitn(3, '/');
+                    parts.next() == Some(account)
+                        && parts
+                            .next()
+                            .is_some_and(|r| source_regions.iter().any(|s| s == r))
+                })
+            })
+            .collect();
+        let input: Vec<Point> = points.iter().map(|p| to_point(p, sources)).collect();
+        let decisions = decide(&input, &plan.name, &v.rule.retention, now, tz);
+        drop(input);
+        let mut deletes = Vec::new();
+        let mut kept = (0usize, 0i64);
+        for (p, d) in points.into_iter().zip(decisions) {
+            let p = Decided::new(p, &plan.name);
+            match d.verdict {
+                Verdict::Delete => deletes.push((p, d.rule)),
+                Verdict::Keep if dry_run => job.record(&point_item(
+                    vs,
+                    va,
+                    &p,
+                    ItemStatus::Kept,
+                    vec![],
+                    None,
+                    &d.rule,
+                )),
+                Verdict::Keep => {
+                    kept.0 += 1;
+                    kept.1 += p.size_gib;
+                }
+            }
+        }
+        if kept.0 > 0 {
+            job.count(&v.vault.name, region, ItemStatus::Kept, kept.0, kept.1);
+        }
+        job.log(&format!(
+            "Vault [{}/{region}]: {} copy(ies) of [{}] expired by the vault rule",
+            v.vault.name,
+            deletes.len(),
+            session.tenant.name
+        ));
+        stream::iter(deletes)
+            .map(|(p, rule)| settle(job, vs, va, p, rule, dry_run, &deleted))
+            .buffer_unordered(DELETES_IN_FLIGHT)
+            .collect::<()>()
+            .await;
     }
 }
 

@@ -3,7 +3,7 @@
 
 use tokio::time::Instant;
 
-use super::{copy_key, copy_tags, Task};
+use super::Task;
 use crate::aws::credentials::TenantSession;
 use crate::aws::error::AwsError;
 use crate::catalog::PointKind;
@@ -63,6 +63,10 @@ impl Dest<'_, '_> {
     // Same error type as every other step of a copy; built once per copy.
     #[allow(clippy::result_large_err)]
     fn key_for(&self, encrypted: bool) -> Result<Option<String>, AwsError> {
+        // A vault copy is always encrypted with the vault's own key.
+        if let Some(v) = &self.task.vault {
+            return Ok(Some(v.key.clone()));
+        }
         if !encrypted {
             return Ok(None);
         }
@@ -102,8 +106,8 @@ impl Dest<'_, '_> {
         let started = futures::future::join_all(parts.into_iter().map(|(sid, snap, kms)| {
             let ec2 = &ec2;
             async move {
-                let copy_of = copy_key(src, sid);
-                let t = copy_tags(&snap.tags, &copy_of);
+                let copy_of = self.task.key(sid);
+                let t = self.task.tags_for(&snap.tags, sid);
                 self.job.log(&format!(
                     "CopySnapshot [{copy_of}] -> [{}/{dest}]",
                     self.session.tenant.name
@@ -140,11 +144,12 @@ impl Dest<'_, '_> {
             self.task.point.region.as_str(),
         );
         let image = p.id();
-        let copy_of = copy_key(src, &image);
-        let t = copy_tags(&p.tags, &copy_of);
+        let copy_of = self.task.key(&image);
+        let t = self.task.tags_for(&p.tags, &image);
         let kms = self.key_for(p.encrypted)?;
-        // Idempotent on AWS's side for the same token.
-        let token: String = format!("rolesnap-{image}-{dest}")
+        // Idempotent on AWS's side for the same token (per account: a vault's
+        // copy of the same image is another copy).
+        let token: String = format!("rolesnap-{image}-{dest}-{}", self.account)
             .chars()
             .take(64)
             .collect();
@@ -181,15 +186,16 @@ impl Dest<'_, '_> {
 
     /// CopyDBSnapshot / CopyDBClusterSnapshot under the source's identifier.
     async fn copy_rds(&self) -> Result<(String, String), AwsError> {
-        let (p, dest, src) = (
-            &self.task.point,
-            self.task.dest.as_str(),
-            self.task.point.region.as_str(),
-        );
-        let id = p.id();
+        let (p, dest) = (&self.task.point, self.task.dest.as_str());
+        let source_id = p.id();
+        // A vault keeps the copies of every tenant: its identifiers carry the
+        // tenant's account (and keep the `sp-` the vault policy deletes by).
+        let id = match &self.task.vault {
+            Some(v) => format!("{source_id}-{}", v.tenant_account),
+            None => source_id.clone(),
+        };
         let arn = p.arn.clone().unwrap_or_default();
-        let copy_of = copy_key(src, &id);
-        let t = copy_tags(&p.tags, &copy_of);
+        let t = self.task.tags_for(&p.tags, &source_id);
         let kms = self.key_for(p.encrypted)?;
         let cluster = p.kind == PointKind::ClusterSnapshot;
         let action = if cluster {
@@ -206,6 +212,6 @@ impl Dest<'_, '_> {
             .rds(self.session, self.account, dest)
             .copy_snapshot(cluster, &arn, &id, &t, kms, self.deadline)
             .await?;
-        Ok((id, copy))
+        Ok((source_id, copy))
     }
 }

@@ -168,8 +168,36 @@ fn copies_keep_the_contract_and_say_what_they_copy() {
     src.insert(tags::BACKUP.to_string(), "1000".to_string());
     src.insert(tags::PLAN.to_string(), "p".to_string());
     src.insert("aws:backup:source".to_string(), "x".to_string());
-    let t: BTreeMap<String, String> = copy_tags(&src, "us-east-1/snap-a").into_iter().collect();
+    let p = point(
+        PointKind::SnapshotSet,
+        "",
+        &["snap-a"],
+        PointState::Completed,
+        None,
+    );
+    let mut task = Task {
+        point: p.clone(),
+        dest: "us-west-2".into(),
+        rule: rule(),
+        missing: vec!["snap-a".into()],
+        vault: None,
+    };
+    let t: BTreeMap<String, String> = task.tags_for(&src, "snap-a").into_iter().collect();
     assert_eq!(t[tags::BACKUP], "1000");
     assert_eq!(t[tags::COPY_OF], "us-east-1/snap-a");
     assert!(!t.contains_key("aws:backup:source"));
+    assert!(!t.contains_key(tags::VAULT_OF));
+    // A vault copy says whose point of which region it copies, and which vault.
+    task.vault = Some(VaultTo {
+        name: "vault".into(),
+        account: "555555555555".into(),
+        key: "arn:aws:kms:us-west-2:555555555555:key/k".into(),
+        tenant: "alpha".into(),
+        tenant_account: "222222222222".into(),
+    });
+    let t: BTreeMap<String, String> = task.tags_for(&src, "snap-a").into_iter().collect();
+    assert_eq!(t[tags::VAULT_OF], "222222222222/us-east-1/snap-a");
+    assert_eq!(t[tags::VAULT], "vault");
+    assert!(!t.contains_key(tags::COPY_OF));
+    assert_eq!(t[tags::BACKUP], "1000");
 }

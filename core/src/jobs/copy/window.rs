@@ -54,12 +54,19 @@ pub(super) fn copies_in(task: &Task) -> usize {
 /// finished doubles the interval up to `poll_max`; one that frees slots keeps
 /// it, so a window that completes at once (small or incremental copies) is
 /// refilled at the pace of the first poll.
-pub(super) async fn copy_into(
+///
+/// A vault copy (`source`: the tenant's session and account; `session` is
+/// then the vault's) first shares the point with the vault, and stops the
+/// share once its copy has ended, completed or failed; a copy still pending
+/// at the wait timeout keeps its share (the copy reads from it), and a later
+/// run stops it (`jobs::vault`).
+pub(crate) async fn copy_into(
     job: &Job<'_>,
     session: &TenantSession,
     account: &str,
     dest: String,
     tasks: Vec<Task>,
+    source: Option<(&TenantSession, &str)>,
 ) {
     enum Event {
         Started(Box<Task>, Result<Vec<(String, String)>, NotStarted>),
@@ -71,6 +78,7 @@ pub(super) async fn copy_into(
         account,
         dest: &dest,
         deadline: Instant::now() + job.options.wait_timeout,
+        source,
     };
     let mut queue: VecDeque<Task> = tasks.into();
     let mut starting = FuturesUnordered::new();
@@ -95,7 +103,10 @@ pub(super) async fn copy_into(
             starting_copies += n;
             let w = &w;
             starting.push(async move {
-                let r = start_copy(job, session, account, &task, w.deadline).await;
+                let r = match w.share(&task, true).await {
+                    Ok(()) => start_copy(job, session, account, &task, w.deadline).await,
+                    Err(e) => Err(e.into()),
+                };
                 (Box::new(task), r)
             });
         }
@@ -131,7 +142,7 @@ pub(super) async fn copy_into(
                         started: Instant::now(),
                         unseen: 0,
                     }),
-                    Err(e) => w.not_started(&task, e),
+                    Err(e) => w.not_started(&task, e).await,
                 }
             }
             Event::Poll => {
@@ -170,9 +181,47 @@ struct Window<'a, 'j> {
     account: &'a str,
     dest: &'a str,
     deadline: Instant,
+    /// A vault copy's tenant side: where the point is shared from.
+    source: Option<(&'a TenantSession, &'a str)>,
 }
 
 impl Window<'_, '_> {
+    /// Shares a vault copy's point with the vault (`add`), or stops the
+    /// share; a region copy has nothing to share. A failure to stop a share
+    /// is logged (the next run stops it), never the copy's outcome.
+    async fn share(&self, t: &Task, add: bool) -> Result<(), AwsError> {
+        let (Some(v), Some((session, account))) = (&t.vault, self.source) else {
+            return Ok(());
+        };
+        let r = crate::jobs::vault::share(
+            self.job,
+            session,
+            account,
+            t,
+            &v.account,
+            add,
+            self.deadline,
+        )
+        .await;
+        if let Err(e) = &r {
+            self.job.log(&format!(
+                "{} [{}] of [{}/{}] {} vault [{}] ({}) failed: {e}",
+                if add {
+                    "Sharing"
+                } else {
+                    "Stopping the share of"
+                },
+                t.point.id(),
+                v.tenant,
+                t.point.region,
+                if add { "with" } else { "with" },
+                v.name,
+                v.account
+            ));
+        }
+        r
+    }
+
     fn item(
         &self,
         t: &Task,
@@ -209,7 +258,8 @@ impl Window<'_, '_> {
 
     /// A copy that could not be started whole. Parts of a set started before
     /// another part failed are listed, so that the report shows all AWS has.
-    fn not_started(&self, task: &Task, NotStarted { error, made }: NotStarted) {
+    async fn not_started(&self, task: &Task, NotStarted { error, made }: NotStarted) {
+        let _ = self.share(task, false).await;
         let parts = if made.is_empty() {
             String::new()
         } else {
@@ -254,6 +304,7 @@ impl Window<'_, '_> {
                     f.task.point.id()
                 );
                 self.record(self.item(&f.task, ItemStatus::Failed, made_ids, Some(why)));
+                let _ = self.share(&f.task, false).await;
                 continue;
             }
             if st.iter().all(|s| *s == Some(PointState::Completed)) {
@@ -267,6 +318,7 @@ impl Window<'_, '_> {
                     self.deadline,
                 )
                 .await;
+                let _ = self.share(&f.task, false).await;
                 continue;
             }
             if made_ids
@@ -293,6 +345,7 @@ impl Window<'_, '_> {
                 f.task.point.id()
             );
             self.record(self.item(&f.task, ItemStatus::Failed, made_ids.clone(), Some(why)));
+            let _ = self.share(&f.task, false).await;
         }
         still
     }
@@ -369,7 +422,10 @@ async fn complete(
         None,
     );
     if let Some(l) = lock {
-        job.log(&format!("Locked copies in [{dest}]: {l}"));
+        job.log(&format!(
+            "Locked copies in [{}/{dest}]: {l}",
+            session.tenant.name
+        ));
         item.detail["lock"] = l;
     }
     job.log(&format!(

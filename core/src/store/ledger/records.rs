@@ -10,6 +10,8 @@ pub enum JobType {
     SnapBackup,
     #[serde(rename = "Snap Copy")]
     SnapCopy,
+    #[serde(rename = "Vault Copy")]
+    VaultCopy,
     #[serde(rename = "Data Aging")]
     DataAging,
     #[serde(rename = "Restore")]
@@ -21,6 +23,7 @@ impl JobType {
         match self {
             JobType::SnapBackup => "Snap Backup",
             JobType::SnapCopy => "Snap Copy",
+            JobType::VaultCopy => "Vault Copy",
             JobType::DataAging => "Data Aging",
             JobType::Restore => "Restore",
         }
@@ -28,6 +31,7 @@ impl JobType {
     pub(crate) fn parse(s: &str) -> JobType {
         match s {
             "Snap Copy" => JobType::SnapCopy,
+            "Vault Copy" => JobType::VaultCopy,
             "Data Aging" => JobType::DataAging,
             "Restore" => JobType::Restore,
             _ => JobType::SnapBackup,

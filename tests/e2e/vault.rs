@@ -1,0 +1,380 @@
+//! Vault copies: every recovery point copied into a separate backup account,
+//! re-encrypted with the vault's key, with no share left behind; checked
+//! through the emulator's API as the tenant and as the vault.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::harness::{rds_tags_of, s, tags_of, Emulator, PlanText, Tags};
+
+const ALPHA: &str = "222222222222";
+
+/// Plan `nightly` of alpha's us-east-1 with a `[[vault]]` rule into the
+/// seeded vault, in the source's region.
+fn vault_plan(lines: &str) -> PlanText {
+    PlanText::new().retention("days = 7").vault("vault", lines)
+}
+
+/// The vault's snapshots in `region`: id → (tags, kms key, encrypted).
+async fn vault_snapshots(emu: &Emulator, region: &str) -> BTreeMap<String, (Tags, String, bool)> {
+    let out = emu
+        .vault_ec2(region)
+        .await
+        .describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await
+        .unwrap();
+    out.snapshots()
+        .iter()
+        .map(|x| {
+            (
+                x.snapshot_id().unwrap().to_string(),
+                (
+                    tags_of(x.tags()),
+                    x.kms_key_id().unwrap_or_default().to_string(),
+                    x.encrypted().unwrap_or(false),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// What the vault can still see of alpha's snapshots (shares not removed).
+async fn shared_with_vault(emu: &Emulator, region: &str) -> Vec<String> {
+    emu.vault_ec2(region)
+        .await
+        .describe_snapshots()
+        .owner_ids(ALPHA)
+        .restorable_by_user_ids("self")
+        .send()
+        .await
+        .unwrap()
+        .snapshots()
+        .iter()
+        .map(|x| x.snapshot_id().unwrap().to_string())
+        .collect()
+}
+
+fn vault_key(emu: &Emulator, region: &str) -> String {
+    s(&emu.vault()["keys"][region]).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_night_with_a_vault_rule_leaves_a_vault_owned_encrypted_copy_of_every_point() {
+    let emu = Emulator::start();
+    emu.write_accounts_with_vault(&["alpha"]);
+    let p = emu.write_plan(
+        "nightly",
+        vault_plan("regions = [\"same\"]").databases(true),
+    );
+    let reports = emu.backup_completed(&p);
+    let types: Vec<&str> = reports.iter().map(|r| s(&r["job_type"])).collect();
+    assert_eq!(types, ["Snap Backup", "Vault Copy"], "{reports:?}");
+    let job = reports[0]["job"].as_u64().unwrap().to_string();
+
+    // Every snapshot the backup made has exactly one vault copy, owned by
+    // the vault, encrypted with the vault's key, tagged with its origin.
+    let east = emu.snapshots("alpha", "us-east-1").await;
+    let sources: Vec<(&String, &Tags)> = east
+        .iter()
+        .filter(|(_, t)| t.get("_GX_BACKUP_") == Some(&job))
+        .collect();
+    assert_eq!(sources.len(), 4, "two nightly instances × two volumes");
+    let vault = vault_snapshots(&emu, "us-east-1").await;
+    for (sid, st) in &sources {
+        let key = format!("{ALPHA}/us-east-1/{sid}");
+        let copies: Vec<&(Tags, String, bool)> = vault
+            .values()
+            .filter(|(t, _, _)| t.get("_GX_VAULT_OF_") == Some(&key))
+            .collect();
+        assert_eq!(copies.len(), 1, "one vault copy of {sid}: {vault:?}");
+        let (t, kms, encrypted) = copies[0];
+        assert!(*encrypted, "the vault copy of {sid} is encrypted");
+        assert_eq!(kms, &vault_key(&emu, "us-east-1"), "with the vault's key");
+        assert_eq!(t.get("_GX_VAULT_").map(String::as_str), Some("vault"));
+        for k in [
+            "_GX_BACKUP_",
+            "_GX_PLAN_",
+            "_GX_SOURCE_",
+            "_GX_AGENT_",
+            "_GX_DEVICES_",
+        ] {
+            assert_eq!(t.get(k), st.get(k), "{k} carried to the vault copy");
+        }
+    }
+    // RDS and Aurora too, under identifiers that carry the tenant's account.
+    let rds = emu.vault_rds("us-east-1").await;
+    let dbs = rds
+        .describe_db_snapshots()
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap();
+    let db_copies: Vec<_> = dbs
+        .db_snapshots()
+        .iter()
+        .filter(|d| rds_tags_of(d.tag_list()).contains_key("_GX_VAULT_OF_"))
+        .collect();
+    assert_eq!(db_copies.len(), 1, "{dbs:?}");
+    assert!(db_copies[0]
+        .db_snapshot_identifier()
+        .unwrap()
+        .ends_with(&format!("-{ALPHA}")));
+    assert_eq!(
+        db_copies[0].kms_key_id(),
+        Some(vault_key(&emu, "us-east-1").as_str())
+    );
+    let clusters = rds
+        .describe_db_cluster_snapshots()
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        clusters
+            .db_cluster_snapshots()
+            .iter()
+            .filter(|d| rds_tags_of(d.tag_list()).contains_key("_GX_VAULT_OF_"))
+            .count(),
+        1,
+        "{clusters:?}"
+    );
+
+    // No share is left in the tenant account.
+    assert_eq!(
+        shared_with_vault(&emu, "us-east-1").await,
+        Vec::<String>::new()
+    );
+    let trds = emu.rds("alpha", "us-east-1").await;
+    let mine = trds
+        .describe_db_snapshots()
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap();
+    for d in mine.db_snapshots() {
+        let attrs = trds
+            .describe_db_snapshot_attributes()
+            .db_snapshot_identifier(d.db_snapshot_identifier().unwrap())
+            .send()
+            .await
+            .unwrap();
+        for a in attrs
+            .db_snapshot_attributes_result()
+            .map(|r| r.db_snapshot_attributes())
+            .unwrap_or_default()
+        {
+            assert!(
+                !a.attribute_values()
+                    .iter()
+                    .any(|v| v == &emu.vault_account()),
+                "{} is still shared with the vault",
+                d.db_snapshot_identifier().unwrap()
+            );
+        }
+    }
+
+    // The tenant deletes its originals: the vault copies stay.
+    let ec2 = emu.ec2("alpha", "us-east-1").await;
+    for (sid, _) in &sources {
+        ec2.delete_snapshot()
+            .snapshot_id(*sid)
+            .send()
+            .await
+            .unwrap();
+    }
+    let after = vault_snapshots(&emu, "us-east-1").await;
+    for (sid, _) in &sources {
+        let key = format!("{ALPHA}/us-east-1/{sid}");
+        assert!(after
+            .values()
+            .any(|(t, _, _)| t.get("_GX_VAULT_OF_") == Some(&key)));
+    }
+
+    // `jobs` shows the Vault Copy job.
+    let jobs = emu.run(&["jobs", "-o", "json"]);
+    assert!(jobs.stdout.contains("Vault Copy"), "{jobs}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vault_copy_into_another_region_and_a_rerun_copies_nothing_twice() {
+    let emu = Emulator::start();
+    emu.write_accounts_with_vault(&["alpha"]);
+    let p = emu.write_plan("nightly", vault_plan("regions = [\"us-west-2\"]"));
+    emu.backup_completed(&p);
+    let west = vault_snapshots(&emu, "us-west-2").await;
+    assert_eq!(
+        west.values()
+            .filter(|(t, _, _)| t.contains_key("_GX_VAULT_OF_"))
+            .count(),
+        4,
+        "{west:?}"
+    );
+    for (t, kms, _) in west.values() {
+        assert!(t
+            .get("_GX_VAULT_OF_")
+            .unwrap()
+            .starts_with(&format!("{ALPHA}/us-east-1/")));
+        assert_eq!(kms, &vault_key(&emu, "us-west-2"));
+    }
+    // A second vault copy finds every copy in place.
+    let run = emu.run(&[
+        "vault-copy",
+        "--plan",
+        p.to_str().unwrap(),
+        "-o",
+        "json",
+        "--poll-interval",
+        "0.2",
+    ]);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(
+        emu.count_calls(&emu.vault_account(), "CopySnapshot", "ok"),
+        4
+    );
+    assert_eq!(vault_snapshots(&emu, "us-west-2").await.len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vault_copy_cut_short_resumes_without_duplicates_and_stops_its_shares() {
+    let emu = Emulator::start();
+    emu.write_accounts_with_vault(&["alpha"]);
+    let vault = emu.vault_account();
+    let p = emu.write_plan("nightly", vault_plan(""));
+    // The vault's copies stay pending: the job times out with its copies
+    // in flight (a crash mid-copy leaves the same), and their shares stay.
+    emu.control(
+        "POST",
+        "/_harness/hold",
+        Some(json!({"account": vault, "kinds": ["snapshot"]})),
+    );
+    let run = emu.backup(&p, &["--wait-timeout", "3"]);
+    let reports = run.reports();
+    assert_eq!(reports.len(), 2, "{run}");
+    assert_eq!(reports[1]["job_type"], "Vault Copy");
+    assert_ne!(reports[1]["status"], "Completed", "{}", reports[1]);
+    assert_eq!(
+        shared_with_vault(&emu, "us-east-1").await.len(),
+        4,
+        "shared while the copies run"
+    );
+    emu.control("POST", "/_harness/release", Some(json!({"all": true})));
+    // The next run copies nothing again and removes the shares.
+    let run = emu.run(&[
+        "vault-copy",
+        "--plan",
+        p.to_str().unwrap(),
+        "-o",
+        "json",
+        "--poll-interval",
+        "0.2",
+    ]);
+    assert_eq!(run.code, 0, "{run}");
+    let copies = vault_snapshots(&emu, "us-east-1").await;
+    let mut by_key: BTreeMap<String, usize> = BTreeMap::new();
+    for (t, _, _) in copies.values() {
+        *by_key.entry(t["_GX_VAULT_OF_"].clone()).or_default() += 1;
+    }
+    assert_eq!(by_key.len(), 4, "{copies:?}");
+    assert!(by_key.values().all(|n| *n == 1), "no duplicate: {by_key:?}");
+    assert_eq!(
+        shared_with_vault(&emu, "us-east-1").await,
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_on_the_aws_managed_key_is_reported_and_the_others_are_copied() {
+    let emu = Emulator::start();
+    emu.write_accounts_with_vault(&["alpha"]);
+    // An instance whose data volume is encrypted with aws/ebs.
+    let ec2 = emu.ec2("alpha", "us-east-1").await;
+    let subnet = s(&emu.tenant("alpha")["resources"]["us-east-1"]["subnets"][0]["id"]).to_string();
+    let run = ec2
+        .run_instances()
+        .image_id("ami-760aaa0f")
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(subnet)
+        .block_device_mappings(
+            aws_sdk_ec2::types::BlockDeviceMapping::builder()
+                .device_name("/dev/sdf")
+                .ebs(
+                    aws_sdk_ec2::types::EbsBlockDevice::builder()
+                        .volume_size(5)
+                        .encrypted(true)
+                        .build(),
+                )
+                .build(),
+        )
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("Backup")
+                        .value("nightly")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let managed = run.instances()[0].instance_id().unwrap().to_string();
+    let p = emu.write_plan("nightly", vault_plan(""));
+    let run = emu.backup(&p, &[]);
+    assert_eq!(run.code, 1, "completed with errors: {run}");
+    let reports = run.reports();
+    let vault_job: &Value = &reports[1];
+    assert_eq!(
+        vault_job["status"], "Completed w/ one or more errors",
+        "{vault_job}"
+    );
+    let failed: Vec<&Value> = vault_job["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["status"] == "Failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{vault_job}");
+    assert_eq!(failed[0]["detail"]["source"], managed.as_str());
+    assert!(
+        s(&failed[0]["error"]).contains("default key")
+            || s(&failed[0]["error"]).contains("aws/ebs"),
+        "the reason names the AWS managed key: {}",
+        failed[0]
+    );
+    // The two other instances' points are in the vault.
+    let copies = vault_snapshots(&emu, "us-east-1").await;
+    assert_eq!(copies.len(), 4, "{copies:?}");
+    assert_eq!(
+        shared_with_vault(&emu, "us-east-1").await,
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_vault_prune_keeps_the_newest_copy_of_a_live_source() {
+    let emu = Emulator::start();
+    emu.write_accounts_with_vault(&["alpha"]);
+    let vault = emu.vault_account();
+    let p = emu.write_plan("nightly", vault_plan("retention = { days = 3 }"));
+    emu.backup_completed(&p);
+    emu.backup_completed(&p);
+    assert_eq!(vault_snapshots(&emu, "us-east-1").await.len(), 8);
+    // Every vault copy is 10 days old: past the vault rule's 3 days.
+    emu.age_all(&vault, 10);
+    let run = emu.run(&["prune", "--plan", p.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(run.code, 0, "{run}");
+    let left = vault_snapshots(&emu, "us-east-1").await;
+    // The newest copy (two volumes) of each of the two live instances stays.
+    assert_eq!(left.len(), 4, "{left:?}");
+    let jobs: std::collections::BTreeSet<&String> =
+        left.values().map(|(t, _, _)| &t["_GX_BACKUP_"]).collect();
+    assert_eq!(jobs.len(), 1, "the newest job's copies: {left:?}");
+    // The tenant's own points (not aged) are all there.
+    assert_eq!(emu.snapshots("alpha", "us-east-1").await.len(), 8);
+}
