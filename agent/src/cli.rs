@@ -388,6 +388,15 @@ pub struct RestorePointArgs {
     /// Restore in this region: the source's region (default) or a copy region, from the cross-region copy there.
     #[arg(long, short = 'r')]
     pub region: Option<String>,
+    /// Restore from this vault's copy (a [[vault]] of the accounts file): the vault shares it
+    /// back, the tenant copies it into its own account (deleted when the restore ends), and the
+    /// restore goes on from that copy. With --region, the vault region to restore from.
+    #[arg(long, value_name = "VAULT")]
+    pub from_vault: Option<String>,
+    /// With --from-vault: the tenant's KMS key for its copy of the vault copy (default: the
+    /// account's EBS default key; RDS needs one).
+    #[arg(long, value_name = "KEY", requires = "from_vault")]
+    pub kms_key_id: Option<String>,
     /// Print the calls the restore would make; create nothing, record no job.
     #[arg(long)]
     pub dry_run: bool,

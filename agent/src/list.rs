@@ -22,7 +22,7 @@ struct Row {
     #[serde(flatten)]
     point: RecoveryPoint,
     id: String,
-    /// "source" or "copy".
+    /// "source", "copy" or "vault" (a vault copy, in the vault's account).
     role: &'static str,
     /// When the plan's days rule expires it (count and GFS rules depend on
     /// later points; `prune --dry-run` shows those).
@@ -59,6 +59,8 @@ pub async fn run(global: &Global, args: ListArgs) -> anyhow::Result<u8> {
         errors: 0,
     };
     let connected = connect_tenants(&s.admin, &s.tenants, None, &s.logs).await;
+    // account → tenant name, for the vault copies.
+    let mut accounts: BTreeMap<String, String> = BTreeMap::new();
     for (tenant, c) in s.tenants.iter().zip(connected) {
         let conn = match c {
             Ok(c) => c,
@@ -68,10 +70,12 @@ pub async fn run(global: &Global, args: ListArgs) -> anyhow::Result<u8> {
                 continue;
             }
         };
+        accounts.insert(conn.account.clone(), tenant.name.clone());
         for region in l.regions(tenant, &conn).await {
             l.list_region(&conn, &region).await;
         }
     }
+    l.list_vaults(&accounts).await;
     let (mut rows, errors) = (l.rows, l.errors);
     rows.sort_by_key(|r| std::cmp::Reverse(r.point.created));
     match global.output {
@@ -146,6 +150,74 @@ impl Lister<'_> {
         }
     }
 
+    /// The vault copies of the listed tenants' points, in every region of
+    /// each vault the plan copies into (narrowed by `--region`).
+    async fn list_vaults(&mut self, accounts: &BTreeMap<String, String>) {
+        let plan = &self.s.loaded.plan;
+        for rule in &plan.vaults {
+            let Some(vault) = self.s.loaded.accounts.vault(&rule.vault) else {
+                continue;
+            };
+            let conn = match connect_tenants(
+                &self.s.admin,
+                std::slice::from_ref(&vault.role),
+                None,
+                &self.s.logs,
+            )
+            .await
+            .pop()
+            {
+                Some(Ok(c)) => c,
+                Some(Err(e)) => {
+                    eprintln!("error: vault {}: {e}", vault.name);
+                    self.errors += 1;
+                    continue;
+                }
+                None => continue,
+            };
+            for region in vault.keys.keys() {
+                if self.args.region.as_ref().is_some_and(|r| r != region) {
+                    continue;
+                }
+                let kinds = Kinds {
+                    ec2: self.args.db.is_none(),
+                    rds: self.args.instance.is_none() && self.args.volume.is_none(),
+                    all_tags: true,
+                };
+                let points = match list_region(
+                    &conn.session,
+                    &conn.account,
+                    region,
+                    Some(&plan.name),
+                    kinds,
+                    &self.pacer,
+                )
+                .await
+                {
+                    Ok(p) => p,
+                    Err(e) => {
+                        eprintln!("error: vault {}: {e}", vault.name);
+                        self.errors += 1;
+                        continue;
+                    }
+                };
+                for mut p in points {
+                    let Some(tenant) = rolesnap_core::jobs::vault::vault_of(&p)
+                        .and_then(|k| k.split('/').next())
+                        .and_then(|a| accounts.get(a))
+                    else {
+                        continue;
+                    };
+                    p.tenant = tenant.clone();
+                    if self.keeps(&p) {
+                        let row = self.row(p, None);
+                        self.rows.push(row);
+                    }
+                }
+            }
+        }
+    }
+
     /// One DescribeLockedSnapshots per region, for plans that lock (none
     /// otherwise, or on an error, said on stderr).
     async fn locks(
@@ -185,12 +257,20 @@ impl Lister<'_> {
     /// expires it, and its job's status when this agent ran the job.
     fn row(&self, p: RecoveryPoint, lock: Option<Lock>) -> Row {
         let plan = &self.s.loaded.plan;
-        let role = if p.copy_of().is_some() {
+        let vault = rolesnap_core::jobs::vault::vault_of(&p).is_some();
+        let role = if vault {
+            "vault"
+        } else if p.copy_of().is_some() {
             "copy"
         } else {
             "source"
         };
-        let days = if role == "copy" {
+        let days = if vault {
+            plan.vaults
+                .iter()
+                .find(|v| p.tags.get(rolesnap_core::tags::VAULT) == Some(&v.vault))
+                .and_then(|v| v.retention.days)
+        } else if role == "copy" {
             plan.copies
                 .iter()
                 .find(|c| c.region == p.region)

@@ -88,6 +88,7 @@ pub async fn run(global: &Global, args: RestoreArgs) -> anyhow::Result<u8> {
     let report = restore::run(Request {
         plan: &s.loaded.plan,
         tenant: &tenant,
+        vaults: &s.loaded.accounts.vaults,
         admin: &s.admin,
         logs: &s.logs,
         ledger: ledger.as_ref(),
@@ -143,6 +144,8 @@ fn which(p: &RestorePointArgs) -> anyhow::Result<Which> {
         agent,
         at,
         region: p.region.clone(),
+        vault: p.from_vault.clone(),
+        kms_key_id: p.kms_key_id.clone(),
     })
 }
 

@@ -22,6 +22,9 @@ pub const COPY_OF: &str = "_GX_COPY_OF_";
 pub const VAULT_OF: &str = "_GX_VAULT_OF_";
 /// On a vault copy: the vault's name (accounts file).
 pub const VAULT: &str = "_GX_VAULT_";
+/// On a vault copy of an EBS snapshot: the volume it was taken of (the
+/// tenant's original, which restore would ask, may be gone).
+pub const VOLUME: &str = "_GX_VOLUME_";
 /// On resources a restore made: the recovery point they came from.
 pub const RESTORED_FROM: &str = "_GX_RESTORED_FROM_";
 /// Set by a person: never prune this recovery point.

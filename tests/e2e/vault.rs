@@ -193,6 +193,20 @@ async fn a_night_with_a_vault_rule_leaves_a_vault_owned_encrypted_copy_of_every_
             .any(|(t, _, _)| t.get("_GX_VAULT_OF_") == Some(&key)));
     }
 
+    // `list` shows the vault copies beside the tenant's points.
+    let list = emu.run(&["list", "--plan", p.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(list.code, 0, "{list}");
+    let rows: Vec<Value> = serde_json::from_str(&list.stdout).unwrap();
+    let vault_rows: Vec<&Value> = rows.iter().filter(|r| r["role"] == "vault").collect();
+    assert_eq!(
+        vault_rows.len(),
+        4,
+        "two sets, a DB and a cluster snapshot: {rows:?}"
+    );
+    assert!(vault_rows
+        .iter()
+        .all(|r| r["tenant"] == "alpha" && r["account"] == emu.vault_account().as_str()));
+
     // `jobs` shows the Vault Copy job.
     let jobs = emu.run(&["jobs", "-o", "json"]);
     assert!(jobs.stdout.contains("Vault Copy"), "{jobs}");
@@ -362,19 +376,156 @@ async fn the_vault_prune_keeps_the_newest_copy_of_a_live_source() {
     emu.write_accounts_with_vault(&["alpha"]);
     let vault = emu.vault_account();
     let p = emu.write_plan("nightly", vault_plan("retention = { days = 3 }"));
+    let first = emu.backup_completed(&p)[0]["job"]
+        .as_u64()
+        .unwrap()
+        .to_string();
     emu.backup_completed(&p);
-    emu.backup_completed(&p);
-    assert_eq!(vault_snapshots(&emu, "us-east-1").await.len(), 8);
-    // Every vault copy is 10 days old: past the vault rule's 3 days.
+    let copies = vault_snapshots(&emu, "us-east-1").await;
+    assert_eq!(copies.len(), 8);
+    // Every vault copy is past the vault rule's 3 days: the first job's 12
+    // days old, the second's 10.
     emu.age_all(&vault, 10);
+    let older: Vec<String> = copies
+        .iter()
+        .filter(|(_, (t, _, _))| t["_GX_BACKUP_"] == first)
+        .map(|(id, _)| id.clone())
+        .collect();
+    emu.age(&vault, "us-east-1", &older, 12);
+    let dry = emu.run(&[
+        "prune",
+        "--plan",
+        p.to_str().unwrap(),
+        "-o",
+        "json",
+        "--dry-run",
+    ]);
     let run = emu.run(&["prune", "--plan", p.to_str().unwrap(), "-o", "json"]);
     assert_eq!(run.code, 0, "{run}");
     let left = vault_snapshots(&emu, "us-east-1").await;
     // The newest copy (two volumes) of each of the two live instances stays.
-    assert_eq!(left.len(), 4, "{left:?}");
+    assert_eq!(left.len(), 4, "{dry}\n{run}");
     let jobs: std::collections::BTreeSet<&String> =
         left.values().map(|(t, _, _)| &t["_GX_BACKUP_"]).collect();
     assert_eq!(jobs.len(), 1, "the newest job's copies: {left:?}");
+    assert!(!jobs.contains(&first), "{left:?}");
     // The tenant's own points (not aged) are all there.
     assert_eq!(emu.snapshots("alpha", "us-east-1").await.len(), 8);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_and_a_database_restore_from_the_vault_after_the_tenant_lost_its_points() {
+    let emu = Emulator::start();
+    emu.write_accounts_with_vault(&["alpha"]);
+    let p = emu.write_plan("nightly", vault_plan("").databases(true));
+    emu.backup_completed(&p);
+    let inst = emu.nightly_instances("alpha", "us-east-1")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The tenant's own points are gone (deleted in the tenant account).
+    let ec2 = emu.ec2("alpha", "us-east-1").await;
+    for sid in emu.snapshots("alpha", "us-east-1").await.keys() {
+        ec2.delete_snapshot().snapshot_id(sid).send().await.unwrap();
+    }
+    let trds = emu.rds("alpha", "us-east-1").await;
+    for d in trds
+        .describe_db_snapshots()
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap()
+        .db_snapshots()
+    {
+        trds.delete_db_snapshot()
+            .db_snapshot_identifier(d.db_snapshot_identifier().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    let vault_before = vault_snapshots(&emu, "us-east-1").await.len();
+
+    let run = emu.restore(
+        &p,
+        "alpha",
+        &["instance", "--instance", &inst, "--from-vault", "vault"],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let report = run.json();
+    assert_eq!(report["status"], "Completed", "{report}");
+    let new_id = s(&report["restored"]["instance_id"]).to_string();
+    let out = ec2
+        .describe_instances()
+        .instance_ids(&new_id)
+        .send()
+        .await
+        .unwrap();
+    let i = &out.reservations()[0].instances()[0];
+    assert_eq!(i.state().unwrap().name().unwrap().as_str(), "running");
+    assert_eq!(i.block_device_mappings().len(), 2, "both volumes came back");
+    // The restore's copies in the tenant are gone again, the vault shares
+    // nothing with the tenant, and the vault still holds every copy.
+    // (moto leaves an untagged placeholder snapshot of the registered image.)
+    let rjob = report["job"].as_u64().unwrap().to_string();
+    let tenant_snaps = emu.snapshots("alpha", "us-east-1").await;
+    assert!(
+        !tenant_snaps
+            .values()
+            .any(|t| t.get("_GX_BACKUP_") == Some(&rjob)),
+        "the restore's own copies were deleted: {tenant_snaps:?}"
+    );
+    assert_eq!(
+        report["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| s(c).starts_with("CopySnapshot"))
+            .count(),
+        2
+    );
+    let shared = ec2
+        .describe_snapshots()
+        .owner_ids(emu.vault_account())
+        .restorable_by_user_ids("self")
+        .send()
+        .await
+        .unwrap();
+    assert!(shared.snapshots().is_empty(), "{shared:?}");
+    assert_eq!(vault_snapshots(&emu, "us-east-1").await.len(), vault_before);
+
+    // RDS: copied into the tenant with the tenant's key, then restored.
+    let key = s(&emu.tenant("alpha")["keys"]["shared"]["us-east-1"]).to_string();
+    let run = emu.restore(
+        &p,
+        "alpha",
+        &[
+            "rds",
+            "--db",
+            "alpha-pg",
+            "--target-id",
+            "alpha-pg-from-vault",
+            "--from-vault",
+            "vault",
+            "--kms-key-id",
+            &key,
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let d = trds
+        .describe_db_instances()
+        .db_instance_identifier("alpha-pg-from-vault")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.db_instances()[0].db_instance_status(), Some("available"));
+    let left = trds
+        .describe_db_snapshots()
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        left.db_snapshots().is_empty(),
+        "the restore's copy was deleted: {left:?}"
+    );
 }

@@ -107,7 +107,10 @@ impl Dest<'_, '_> {
             let ec2 = &ec2;
             async move {
                 let copy_of = self.task.key(sid);
-                let t = self.task.tags_for(&snap.tags, sid);
+                let mut t = self.task.tags_for(&snap.tags, sid);
+                if self.task.vault.is_some() {
+                    t.push((tags::VOLUME.into(), snap.volume_id.clone()));
+                }
                 self.job.log(&format!(
                     "CopySnapshot [{copy_of}] -> [{}/{dest}]",
                     self.session.tenant.name

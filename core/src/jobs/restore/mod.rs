@@ -40,6 +40,7 @@ mod instance;
 mod lookup;
 mod point;
 mod rds;
+mod vault;
 mod volume;
 
 use std::time::Duration;
@@ -84,6 +85,11 @@ pub struct Which {
     pub at: Option<DateTime<Utc>>,
     /// A region to restore in (the source region or a copy region).
     pub region: Option<String>,
+    /// Restore from this vault's copy (`--from-vault`): shared back to the
+    /// tenant and copied into its account first.
+    pub vault: Option<String>,
+    /// The tenant's KMS key for that copy (`--kms-key-id`; RDS needs one).
+    pub kms_key_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -182,6 +188,8 @@ impl Default for Options {
 pub struct Request<'a> {
     pub plan: &'a Plan,
     pub tenant: &'a Tenant,
+    /// The accounts file's vaults (`Which::vault` names one).
+    pub vaults: &'a [crate::config::Vault],
     pub admin: &'a AdminSession,
     pub logs: &'a Logs,
     /// Where the job is recorded; `None` (or a dry run) records nothing.
@@ -275,6 +283,11 @@ struct Restorer<'a> {
     summary: Vec<String>,
     /// Problems that did not stop the restore.
     warnings: Vec<String>,
+    /// `--from-vault`: the vault, reached.
+    vault: Option<vault::VaultSide>,
+    /// Copies made in the tenant from the vault, deleted at the end.
+    temporaries: Vec<vault::Temporary>,
+    kms_key: Option<String>,
 }
 
 /// Runs one restore job.
@@ -317,6 +330,9 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
         cleanup: Cleanup::default(),
         summary: vec![],
         warnings: vec![],
+        vault: None,
+        temporaries: vec![],
+        kms_key: req.which.kms_key_id.clone(),
     };
     let outcome = r.connect_and_restore(&req).await;
     let (status, restored, error) = r.conclude(&req.target, outcome).await;
@@ -371,6 +387,29 @@ impl Restorer<'_> {
             "Assumed role [{}] for tenant [{}] (account {})",
             req.tenant.role_arn, req.tenant.name, self.cx.account
         ));
+        if let Some(name) = &req.which.vault {
+            let Some(v) = req.vaults.iter().find(|v| &v.name == name) else {
+                return Err(RestoreError::Point(format!(
+                    "vault `{name}` is not in the accounts file (declared: {})",
+                    req.vaults
+                        .iter()
+                        .map(|v| v.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            };
+            let session = TenantSession::new(req.admin, &v.role, self.cx.log_job).await;
+            let account = session.connect(req.admin, req.logs).await?;
+            self.cx.log(&format!(
+                "Assumed role [{}] for vault [{}] (account {account})",
+                v.role.role_arn, v.name
+            ));
+            self.vault = Some(vault::VaultSide {
+                vault: v.clone(),
+                session,
+                account,
+            });
+        }
         match &req.target {
             Target::Instance(s) => self.restore_instance(s).await,
             Target::Volume(s) => self.restore_volume(s).await,
@@ -386,6 +425,8 @@ impl Restorer<'_> {
         outcome: Result<Value, RestoreError>,
     ) -> (JobStatus, Value, Option<String>) {
         let (kind, source) = (target.kind(), target.source());
+        // The restore's own copies of a vault copy: made ready, used, gone.
+        self.remove_temporaries().await;
         let (status, restored, error) = match outcome {
             Ok(v) => {
                 let status = if self.warnings.is_empty() {

@@ -44,6 +44,9 @@ impl Restorer<'_> {
         matches: &dyn Fn(&RecoveryPoint) -> bool,
         kinds: Kinds,
     ) -> Result<RecoveryPoint, RestoreError> {
+        if self.vault.is_some() {
+            return self.find_vault_point(what, matches, kinds).await;
+        }
         let regions = match &self.which.region {
             Some(r) => vec![r.clone()],
             None => self.candidate_regions().await,
@@ -124,6 +127,9 @@ impl Restorer<'_> {
         for s in &p.snapshots {
             let vol = if devices.iter().any(|(v, _)| v == &s.volume_id) {
                 s.volume_id.clone()
+            } else if let Some(v) = s.tags.get(tags::VOLUME) {
+                // A vault copy records its volume: its origin may be gone.
+                v.clone()
             } else if let Some(c) = s.tags.get(tags::COPY_OF) {
                 self.source_volume_of(c).await?
             } else {

@@ -1,0 +1,373 @@
+//! Restoring from a vault copy (`--from-vault NAME`): the vault shares its
+//! copy back with the tenant, the tenant copies it into its own account (with
+//! `--kms-key-id`, else its default EBS key; RDS needs a key), the vault
+//! stops the share, and the restore goes on from that copy as from any point.
+//! The copies made in the tenant are the restore job's (tagged `_GX_BACKUP_` =
+//! the restore job, no plan tag: never a plan's recovery point) and are
+//! deleted when the restore ends, completed or failed.
+
+use std::collections::BTreeMap;
+
+use crate::aws::credentials::TenantSession;
+use crate::catalog::{list_region, Kinds, PointKind, PointState, RecoveryPoint};
+use crate::config::Vault;
+use crate::tags;
+
+use super::context::Poll;
+use super::{choose_point, PointSummary, RestoreError, Restorer};
+
+/// The vault a restore reads from: its configuration and session.
+pub(super) struct VaultSide {
+    pub(super) vault: Vault,
+    pub(super) session: TenantSession,
+    pub(super) account: String,
+}
+
+/// A copy the restore made in the tenant account from a vault copy, deleted
+/// when the restore ends.
+#[derive(Debug, Clone)]
+pub(super) struct Temporary {
+    pub(super) kind: PointKind,
+    pub(super) id: String,
+    pub(super) region: String,
+}
+
+impl Restorer<'_> {
+    /// The newest (or chosen) vault copy of this tenant that `matches`, in
+    /// the vault's regions (or `--region`), brought into the tenant account.
+    pub(super) async fn find_vault_point(
+        &mut self,
+        what: &str,
+        matches: &dyn Fn(&RecoveryPoint) -> bool,
+        kinds: Kinds,
+    ) -> Result<RecoveryPoint, RestoreError> {
+        let Some(v) = self.vault.as_ref() else {
+            return Err(RestoreError::Point("no vault session".into()));
+        };
+        let regions: Vec<String> = match &self.which.region {
+            Some(r) => vec![r.clone()],
+            None => v.vault.keys.keys().cloned().collect(),
+        };
+        let mine = format!("{}/", self.cx.account);
+        let mut points = Vec::new();
+        for region in &regions {
+            match list_region(
+                &v.session,
+                &v.account,
+                region,
+                Some(&self.cx.plan.name),
+                kinds,
+                &self.cx.pacer,
+            )
+            .await
+            {
+                Ok(p) => points.extend(p.into_iter().filter(|p| {
+                    crate::jobs::vault::vault_of(p).is_some_and(|k| k.starts_with(&mine))
+                })),
+                Err(e) if self.which.region.is_some() => return Err(e.into()),
+                Err(e) => self.cx.log(&format!(
+                    "Cannot list vault [{}/{region}]: {e}",
+                    v.vault.name
+                )),
+            }
+        }
+        // The vault's copies carry the source's tags, so the same choice
+        // applies; they are not "copies" of the tenant's catalog.
+        let p = choose_point(&points, matches, &self.which, what)?.clone();
+        self.cx.log(&format!(
+            "Restoring {what} from vault [{}] copy {} [{}] of job [{}] made {} in [{}]",
+            v.vault.name,
+            p.kind.as_str(),
+            p.id(),
+            p.job.map_or("?".into(), |j| j.to_string()),
+            p.created.to_rfc3339(),
+            p.region
+        ));
+        self.region = Some(p.region.clone());
+        self.point = Some(PointSummary::from(&p));
+        self.bring_back(p).await
+    }
+
+    /// Shares vault copy `p` with the tenant, copies it into the tenant
+    /// account, waits for the copy, and stops the share. Returns the point
+    /// as the tenant's copy.
+    async fn bring_back(&mut self, p: RecoveryPoint) -> Result<RecoveryPoint, RestoreError> {
+        let v = self.vault.take().expect("vault side");
+        let r = self.copy_from_vault(&v, &p).await;
+        // The share is stopped whatever happened.
+        let unshared = share(self, &v, &p, false).await;
+        self.vault = Some(v);
+        let q = r?;
+        if let Err(e) = unshared {
+            self.warnings.push(format!(
+                "the vault copy {} is still shared with account {}: {e}",
+                p.id(),
+                self.cx.account
+            ));
+        }
+        Ok(q)
+    }
+
+    async fn copy_from_vault(
+        &mut self,
+        v: &VaultSide,
+        p: &RecoveryPoint,
+    ) -> Result<RecoveryPoint, RestoreError> {
+        let region = p.region.clone();
+        if self.cx.dry_run {
+            self.cx.call(format!(
+                "share {} of vault [{}] with {}, then copy it into the tenant account in {region}",
+                p.id(),
+                v.vault.name,
+                self.cx.account
+            ));
+            return Ok(p.clone());
+        }
+        share(self, v, p, true).await?;
+        let job = self.cx.job_tag();
+        let agent = self.cx.agent.clone();
+        // The restore's own tags: its job, not the plan's (never a recovery point).
+        let own = |t: &BTreeMap<String, String>, copy_of: String| -> Vec<(String, String)> {
+            let mut out: Vec<(String, String)> = t
+                .iter()
+                .filter(|(k, _)| {
+                    !k.starts_with("aws:")
+                        && ![
+                            tags::PLAN,
+                            tags::BACKUP,
+                            tags::AGENT,
+                            tags::JOB_START,
+                            tags::VAULT_OF,
+                            tags::VAULT,
+                            tags::COPY_OF,
+                            tags::AMI,
+                        ]
+                        .contains(&k.as_str())
+                })
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            out.push((tags::BACKUP.into(), job.clone()));
+            if !agent.is_empty() {
+                out.push((tags::AGENT.into(), agent.clone()));
+            }
+            out.push((tags::COPY_OF.into(), copy_of));
+            out.push((
+                tags::RESTORED_FROM.into(),
+                format!("vault:{}/{}", v.vault.name, p.id()),
+            ));
+            out
+        };
+        let mut q = p.clone();
+        q.account = self.cx.account.clone();
+        q.tags.remove(tags::PLAN);
+        match p.kind {
+            PointKind::SnapshotSet => {
+                let mut snaps = Vec::new();
+                for s in &p.snapshots {
+                    let t = own(&s.tags, format!("{region}/{}", s.id));
+                    let ec2 = self.cx.ec2(&region);
+                    let id = ec2
+                        .copy_snapshot(
+                            &region,
+                            &s.id,
+                            format!("rolesnap restore {job}: copy of vault {}", v.vault.name),
+                            &t,
+                            self.kms_key.clone(),
+                            self.cx.deadline,
+                        )
+                        .await
+                        .map_err(|e| RestoreError::AwsFor {
+                            context: format!(
+                                "cannot copy vault [{}] snapshot {} into the tenant account",
+                                v.vault.name, s.id
+                            ),
+                            source: Box::new(e),
+                        })?;
+                    self.cx.call(format!("CopySnapshot {} -> {id}", s.id));
+                    self.temporaries.push(Temporary {
+                        kind: PointKind::SnapshotSet,
+                        id: id.clone(),
+                        region: region.clone(),
+                    });
+                    let mut n = s.clone();
+                    n.id = id;
+                    n.tags = t.into_iter().collect();
+                    snaps.push(n);
+                }
+                let ids: Vec<String> = snaps.iter().map(|s| s.id.clone()).collect();
+                let what = format!("copies [{}] from vault [{}]", ids.join(", "), v.vault.name);
+                self.cx
+                    .wait_for(&what, || async {
+                        let found = self.cx.ec2(&region).snapshots_by_id(&ids).await?;
+                        let states: Vec<PointState> = found
+                            .iter()
+                            .map(|s| PointState::ebs(s.state().map_or("", |x| x.as_str())))
+                            .collect();
+                        Ok(if states.iter().any(|s| *s == PointState::Failed) {
+                            Poll::Failed("a copy failed in AWS".into())
+                        } else if states.len() == ids.len()
+                            && states.iter().all(|s| *s == PointState::Completed)
+                        {
+                            Poll::Done(())
+                        } else {
+                            Poll::Pending(format!("{} of {} completed", states.iter().filter(|s| **s == PointState::Completed).count(), ids.len()))
+                        })
+                    })
+                    .await?;
+                q.snapshots = snaps;
+            }
+            PointKind::DbSnapshot | PointKind::ClusterSnapshot => {
+                let cluster = p.kind == PointKind::ClusterSnapshot;
+                let Some(kms) = self.kms_key.clone() else {
+                    return Err(RestoreError::Point(format!(
+                        "vault copy {} is encrypted with the vault's key: a restore from the vault copies it into the tenant account, which RDS allows only with a key of that account (--kms-key-id)",
+                        p.id()
+                    )));
+                };
+                let new_id = format!("sp-vault-restore-{job}-{agent}")
+                    .trim_end_matches('-')
+                    .to_string();
+                let arn = p.arn.clone().unwrap_or_default();
+                let t = own(&p.tags, format!("{region}/{}", p.id()));
+                let id = self
+                    .cx
+                    .rds(&region)
+                    .copy_snapshot(cluster, &arn, &new_id, &t, Some(kms), self.cx.deadline)
+                    .await
+                    .map_err(|e| RestoreError::AwsFor {
+                        context: format!(
+                            "cannot copy vault [{}] snapshot {} into the tenant account",
+                            v.vault.name,
+                            p.id()
+                        ),
+                        source: Box::new(e),
+                    })?;
+                self.cx.call(format!("Copy{}Snapshot {arn} -> {id}", if cluster { "DBCluster" } else { "DB" }));
+                self.temporaries.push(Temporary {
+                    kind: p.kind,
+                    id: id.clone(),
+                    region: region.clone(),
+                });
+                let what = format!("copy {id} from vault [{}]", v.vault.name);
+                self.cx
+                    .wait_for(&what, || async {
+                        let mut state = None;
+                        self.cx
+                            .rds(&region)
+                            .each_snapshot(cluster, vec![crate::aws::rds::id_filter(cluster, &[id.clone()])], |s| {
+                                state = Some(PointState::rds(s.status));
+                            })
+                            .await?;
+                        Ok(match state {
+                            Some(PointState::Completed) => Poll::Done(()),
+                            Some(PointState::Failed) => Poll::Failed("the copy failed in AWS".into()),
+                            s => Poll::Pending(format!("{s:?}")),
+                        })
+                    })
+                    .await?;
+                q.resource_id = Some(id);
+                q.arn = None;
+                q.tags = t.into_iter().collect();
+            }
+            PointKind::Ami => {
+                return Err(RestoreError::Point(format!(
+                    "vault copy {} is an AMI: restoring an AMI from a vault is not supported yet; restore a snapshot-set plan's point, or copy the AMI back by hand",
+                    p.id()
+                )))
+            }
+        }
+        Ok(q)
+    }
+
+    /// Deletes the copies this restore made from the vault (they are its
+    /// own: tagged with its job). A failure is a warning, not the outcome.
+    pub(super) async fn remove_temporaries(&mut self) {
+        let deadline = self
+            .cx
+            .deadline
+            .max(tokio::time::Instant::now() + std::time::Duration::from_secs(120));
+        for t in std::mem::take(&mut self.temporaries) {
+            let r = match t.kind {
+                PointKind::DbSnapshot | PointKind::ClusterSnapshot => {
+                    self.cx
+                        .rds(&t.region)
+                        .delete_snapshot(t.kind == PointKind::ClusterSnapshot, &t.id, deadline)
+                        .await
+                }
+                _ => {
+                    self.cx
+                        .ec2(&t.region)
+                        .delete_snapshot(&t.id, deadline)
+                        .await
+                }
+            };
+            match r {
+                Ok(()) => self.cx.note(format!(
+                    "deleted {} {}, the restore's copy of the vault copy",
+                    t.kind.as_str(),
+                    t.id
+                )),
+                Err(e) => self.warnings.push(format!(
+                    "the restore's copy {} of the vault copy could not be deleted: {e}",
+                    t.id
+                )),
+            }
+        }
+    }
+}
+
+/// Shares vault copy `p` with the tenant (`add`), or stops sharing it, in the
+/// vault account.
+async fn share(
+    r: &Restorer<'_>,
+    v: &VaultSide,
+    p: &RecoveryPoint,
+    add: bool,
+) -> Result<(), RestoreError> {
+    let at = crate::aws::At {
+        site: crate::aws::error::Site {
+            tenant: &v.vault.name,
+            region: &p.region,
+        },
+        account: &v.account,
+        pacer: &r.cx.pacer,
+        log: None,
+    };
+    let deadline = r.cx.deadline;
+    let tenant = r.cx.account.as_str();
+    let result = match p.kind {
+        PointKind::DbSnapshot | PointKind::ClusterSnapshot => {
+            crate::aws::rds::Rds::new(v.session.rds(&p.region), at)
+                .share_snapshot(
+                    p.kind == PointKind::ClusterSnapshot,
+                    &p.id(),
+                    tenant,
+                    add,
+                    deadline,
+                )
+                .await
+        }
+        _ => {
+            let ec2 = crate::aws::ec2::Ec2::new(v.session.ec2(&p.region), at);
+            let mut out = Ok(());
+            for s in &p.snapshots {
+                if let Err(e) = ec2.share_snapshot(&s.id, tenant, add, deadline).await {
+                    out = Err(e);
+                    if add {
+                        break;
+                    }
+                }
+            }
+            out
+        }
+    };
+    result.map_err(|e| RestoreError::AwsFor {
+        context: format!(
+            "cannot {} vault [{}] copy {} with account {tenant}",
+            if add { "share" } else { "stop sharing" },
+            v.vault.name,
+            p.id(),
+        ),
+        source: Box::new(e),
+    })
+}
