@@ -547,3 +547,79 @@ fn files_that_are_not_config_text_are_refused_by_name() {
     let e = plan_err("accounts = \"a.toml\"\n[[group]]\nname = \"g\"\ntenants = [\"a\"]\n");
     assert_eq!((e.key.as_str(), e.line), ("plan", 0), "{e}");
 }
+
+const VAULT: &str = r#"
+[[vault]]
+name = "vault"
+role-arn = "arn:aws:iam::555555555555:role/rolesnap-vault"
+external-id = "vault-ext"
+[vault.keys]
+us-east-1 = "arn:aws:kms:us-east-1:555555555555:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+"#;
+
+#[test]
+fn vaults_parse_and_plans_name_them() {
+    let a = parse_accounts(Path::new("a.toml"), &format!("{ACCOUNTS}{VAULT}")).unwrap();
+    let v = a.vault("vault").unwrap();
+    assert_eq!(v.account(), "555555555555");
+    assert_eq!(v.role.regions, ["us-east-1"]);
+    let src = PLAN.replace(
+        "[[group]]",
+        "[[vault]]\nname = \"vault\"\nregions = [\"same\", \"us-east-1\"]\nretention = { days = 90 }\n\n[[group]]",
+    );
+    let (p, _) = parse_plan_only(Path::new("p.toml"), &src).unwrap();
+    let r = &p.vaults[0];
+    assert_eq!(r.retention.days, Some(90));
+    assert_eq!(r.dests("us-west-2"), ["us-west-2", "us-east-1"]);
+    assert_eq!(r.dests("us-east-1"), ["us-east-1"], "one copy per region");
+    // A plan's vault must exist in the accounts file, with a key where it copies.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("accounts.toml"),
+        format!("{ACCOUNTS}{VAULT}"),
+    )
+    .unwrap();
+    let plan = dir.path().join("p.toml");
+    std::fs::write(&plan, &src).unwrap();
+    assert!(load_plan(&plan, None).is_ok());
+    std::fs::write(&plan, src.replace("name = \"vault\"", "name = \"other\"")).unwrap();
+    let e = load_plan(&plan, None).unwrap_err();
+    assert!(e.message.contains("unknown vault `other`"), "{e}");
+    std::fs::write(
+        &plan,
+        src.replace("\"same\", \"us-east-1\"", "\"eu-west-1\""),
+    )
+    .unwrap();
+    let e = load_plan(&plan, None).unwrap_err();
+    assert!(e.message.contains("no KMS key for eu-west-1"), "{e}");
+}
+
+#[test]
+fn a_vault_is_its_own_account_with_its_own_keys() {
+    for (bad, key, says) in [
+        (
+            VAULT.replace("555555555555:role", "222222222222:role"),
+            "vault.role-arn",
+            "tenant `alpha`",
+        ),
+        (
+            VAULT.replace("kms:us-east-1:555555555555", "kms:us-east-1:999999999999"),
+            "vault.keys",
+            "not a key ARN of the vault account",
+        ),
+        (
+            VAULT.replace("name = \"vault\"", "name = \"alpha\""),
+            "vault.name",
+            "duplicate",
+        ),
+        (
+            VAULT.replace("[vault.keys]\nus-east-1", "[vault.keys]\nmars-1"),
+            "vault.keys",
+            "not an AWS region",
+        ),
+    ] {
+        let e = accounts_err(&format!("{ACCOUNTS}{bad}"));
+        assert_eq!(e.key, key, "{e}");
+        assert!(e.message.contains(says), "{e}");
+    }
+}
