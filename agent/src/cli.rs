@@ -146,7 +146,13 @@ pub enum PolicySide {
     /// The admin account: sts-only policy, admin role trust, permissions.
     Admin,
     /// A tenant account: sts-only policy, tenant role trust (with ExternalId), permissions.
+    /// With --accounts, the permissions let the role share its own snapshots with the
+    /// accounts file's [[vault]] accounts (and no other); without, no sharing at all.
     Tenant,
+    /// A [[vault]] backup account (needs --accounts): vault role trust (the admin account,
+    /// with the vault's ExternalId) and permissions: copy in what tenants share, with the
+    /// vault's KMS keys; tags only at creation; delete and share back only its own copies.
+    Vault,
 }
 
 #[derive(Debug, Args)]
@@ -171,9 +177,19 @@ pub struct PolicyArgs {
     /// from the admin account).
     #[arg(long)]
     pub trust_ec2_service: bool,
-    /// Print only this document (e.g. tenant-trust, permissions), ready for `aws iam ... file://`.
+    /// Print only this document (e.g. tenant-trust, vault-trust, permissions), ready for
+    /// `aws iam ... file://`.
     #[arg(long)]
     pub document: Option<String>,
+    /// The accounts file. `tenant`: its [[vault]] account ids are the only accounts the
+    /// tenant role may share its snapshots with (without it, or without a [[vault]], the
+    /// policy grants no sharing). `vault` (required): the vault's KMS keys, its ExternalId
+    /// (unless --external-id) and the tenant accounts it may share copies back with.
+    #[arg(long)]
+    pub accounts: Option<PathBuf>,
+    /// `vault`: which [[vault]] of the accounts file (needed when it declares several).
+    #[arg(long)]
+    pub vault: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -6,9 +6,11 @@ use serde::Serialize;
 use rolesnap_core::aws::credentials::{connect_tenants, AssumeRoleFailure, Connected};
 use rolesnap_core::config::Regions;
 use rolesnap_core::discovery::discover_tenant;
+use rolesnap_core::discovery::{RegionResult, Resource};
 use rolesnap_core::jobs::copy::encryption_gaps;
 use rolesnap_core::validate::{
-    broader_than_printed, probe, Probe, ProbeOutcome, SIMULATE_NOT_USED,
+    broader_than_printed, describe_key, key_policy, key_policy_grants, probe, vault_key_statement,
+    KeyInfo, Probe, ProbeOutcome, SIMULATE_NOT_USED,
 };
 use rolesnap_core::{LogFile, Tenant};
 
@@ -31,6 +33,31 @@ struct Row {
     broader: Vec<String>,
     /// How `broader` was found, and what could not be checked.
     broader_check: Option<String>,
+    /// What keeps the plan's `[[vault]]` rules from copying this tenant's
+    /// selected resources (keys that cannot be shared with the vault).
+    vault: Vec<VaultFinding>,
+}
+
+/// One thing a vault copy of a tenant cannot get past.
+#[derive(Serialize, Clone)]
+struct VaultFinding {
+    region: String,
+    /// The resource (per resource for the AWS managed key), or none (per key).
+    resource: Option<String>,
+    key: String,
+    problem: String,
+    /// The key policy statement to add, when that is the fix.
+    statement: Option<serde_json::Value>,
+}
+
+/// A vault's role and its key in one region, checked.
+#[derive(Serialize)]
+struct VaultRow {
+    vault: String,
+    account: String,
+    region: Option<String>,
+    ok: bool,
+    error: Option<String>,
 }
 
 /// `rolesnap validate`: one row per tenant, printed as a table or JSON.
@@ -39,10 +66,13 @@ pub async fn run(global: &Global, args: ValidateArgs) -> anyhow::Result<u8> {
     let plan = &s.loaded.plan;
     let connected = connect_tenants(&s.admin, &s.tenants, None, &s.logs).await;
     let mut rows = Vec::new();
+    let mut regions: Vec<String> = Vec::new();
     for (tenant, c) in s.tenants.iter().zip(connected) {
-        rows.push(validate_tenant(&s, tenant, c).await);
+        rows.push(validate_tenant(&s, tenant, c, &mut regions).await);
     }
-    let failed = rows.iter().filter(|r| !r.ok).count();
+    let vaults = check_vaults(&s, &regions).await;
+    let failed = rows.iter().filter(|r| !r.ok).count() + vaults.iter().filter(|v| !v.ok).count();
+    let total = rows.len() + vaults.len();
     // What the plan's settings cannot do (e.g. lock RDS snapshots).
     let notes: Vec<String> = rolesnap_core::aws::lock::rds_note(plan)
         .into_iter()
@@ -51,14 +81,17 @@ pub async fn run(global: &Global, args: ValidateArgs) -> anyhow::Result<u8> {
         Output::Json => println!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({"plan": plan.name, "tenants": rows, "notes": notes})
+                &serde_json::json!({"plan": plan.name, "tenants": rows, "vaults": vaults, "notes": notes})
             )?
         ),
-        Output::Human => print_human(global, &s, &notes, &rows, failed),
+        Output::Human => {
+            print_human(global, &s, &notes, &rows, failed);
+            print_vault_human(&vaults, &rows);
+        }
     }
     Ok(if failed == 0 {
         exit::OK
-    } else if failed == rows.len() {
+    } else if failed == total {
         exit::FAILED
     } else {
         exit::PARTIAL
@@ -71,6 +104,7 @@ async fn validate_tenant(
     s: &Setup,
     tenant: &Tenant,
     connected: Result<Connected, AssumeRoleFailure>,
+    regions: &mut Vec<String>,
 ) -> Row {
     let mut row = Row {
         tenant: tenant.name.clone(),
@@ -83,6 +117,7 @@ async fn validate_tenant(
         probes: vec![],
         broader: vec![],
         broader_check: None,
+        vault: vec![],
     };
     match connected {
         Err(f) => {
@@ -90,7 +125,7 @@ async fn validate_tenant(
             row.error = Some(f.to_string());
         }
         Ok(conn) => {
-            if let Checked::KmsGap = check_tenant(s, tenant, &conn, &mut row).await {
+            if let Checked::KmsGap = check_tenant(s, tenant, &conn, &mut row, regions).await {
                 // Already logged, with the gaps.
                 return row;
             }
@@ -136,7 +171,13 @@ fn probe_region(s: &Setup, tenant: &Tenant) -> String {
 
 /// Probes a connected tenant's permissions, looks for grants broader than
 /// the printed policy, and checks the copy keys; fills `row`.
-async fn check_tenant(s: &Setup, tenant: &Tenant, conn: &Connected, row: &mut Row) -> Checked {
+async fn check_tenant(
+    s: &Setup,
+    tenant: &Tenant,
+    conn: &Connected,
+    row: &mut Row,
+    regions: &mut Vec<String>,
+) -> Checked {
     let plan = &s.loaded.plan;
     row.account = Some(conn.account.clone());
     // Probe in the first region the plan names for this tenant.
@@ -144,9 +185,42 @@ async fn check_tenant(s: &Setup, tenant: &Tenant, conn: &Connected, row: &mut Ro
     row.probes = probe(&conn.session, &region, None).await;
     check_broader(s, tenant, conn, &region, row).await;
     row.ok = row.probes.iter().all(|p| p.outcome != ProbeOutcome::Denied);
+    let found = if plan.copies.is_empty() && plan.vaults.is_empty() {
+        vec![]
+    } else {
+        discover(s, conn).await
+    };
+    for r in &found {
+        if !regions.contains(&r.region) {
+            regions.push(r.region.clone());
+        }
+    }
+    // Encrypted sources the vaults cannot copy (keys they cannot use).
+    if !plan.vaults.is_empty() {
+        row.vault = vault_findings(s, conn, &found).await;
+        if !row.vault.is_empty() {
+            row.ok = false;
+            row.error_code = Some("VaultCopyBlocked".into());
+            let what: Vec<String> = row
+                .vault
+                .iter()
+                .map(|f| match &f.resource {
+                    Some(r) => format!("{r}: {}", f.problem),
+                    None => format!("key {}: {}", f.key, f.problem),
+                })
+                .collect();
+            row.error = Some(format!("tenant {}: {}", tenant.name, what.join("; ")));
+            s.logs.write(
+                LogFile::Cvd,
+                None,
+                "CvdValidate::Tenant",
+                row.error.as_deref().unwrap_or_default(),
+            );
+        }
+    }
     // Encrypted sources need a destination key for every copy region.
     if !plan.copies.is_empty() {
-        let gaps = kms_gaps(s, conn).await;
+        let gaps = kms_gaps(s, &found);
         if !gaps.is_empty() {
             row.ok = false;
             row.error_code = Some("MissingKmsKey".into());
@@ -161,7 +235,7 @@ async fn check_tenant(s: &Setup, tenant: &Tenant, conn: &Connected, row: &mut Ro
             return Checked::KmsGap;
         }
     }
-    if !row.ok {
+    if !row.ok && row.error.is_none() {
         let denied: Vec<&str> = row
             .probes
             .iter()
@@ -210,12 +284,10 @@ async fn check_broader(s: &Setup, tenant: &Tenant, conn: &Connected, region: &st
     }
 }
 
-/// Copy regions without a key for an encrypted source the plan selects in
-/// this tenant.
-async fn kms_gaps(s: &Setup, conn: &Connected) -> Vec<String> {
-    let plan = &s.loaded.plan;
-    let found = discover_tenant(
-        plan,
+/// Discovers what the plan selects in this tenant (every region).
+async fn discover(s: &Setup, conn: &Connected) -> Vec<RegionResult> {
+    discover_tenant(
+        &s.loaded.plan,
         &conn.session,
         &conn.account,
         &s.admin.admin.region,
@@ -223,12 +295,200 @@ async fn kms_gaps(s: &Setup, conn: &Connected) -> Vec<String> {
         &s.logs,
         false,
     )
-    .await;
+    .await
+}
+
+/// Copy regions without a key for an encrypted source the plan selects in
+/// this tenant.
+fn kms_gaps(s: &Setup, found: &[RegionResult]) -> Vec<String> {
     let selected: Vec<_> = found
-        .into_iter()
-        .flat_map(|r| r.selection.selected)
+        .iter()
+        .flat_map(|r| r.selection.selected.iter().cloned())
         .collect();
-    encryption_gaps(&plan.copies, &selected)
+    encryption_gaps(&s.loaded.plan.copies, &selected)
+}
+
+/// The vaults the plan's `[[vault]]` rules name.
+fn plan_vaults(s: &Setup) -> Vec<&rolesnap_core::config::Vault> {
+    let mut out: Vec<&rolesnap_core::config::Vault> = Vec::new();
+    for rule in &s.loaded.plan.vaults {
+        if let Some(v) = s.loaded.accounts.vault(&rule.vault) {
+            if !out.iter().any(|o| o.name == v.name) {
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+/// The encrypted EBS volumes of the selected instances whose keys a vault
+/// cannot use: the AWS managed key (per resource), or a customer key whose
+/// policy does not grant the vault account (per key, with the statement to
+/// add). RDS is not checked here: discovery does not read RDS keys yet.
+async fn vault_findings(s: &Setup, conn: &Connected, found: &[RegionResult]) -> Vec<VaultFinding> {
+    let vaults = plan_vaults(s);
+    let mut out: Vec<VaultFinding> = Vec::new();
+    let mut keys: std::collections::BTreeMap<(String, String), Result<KeyInfo, String>> =
+        std::collections::BTreeMap::new();
+    let mut reported_keys: Vec<(String, String)> = Vec::new();
+    for r in found {
+        for sel in &r.selection.selected {
+            let Resource::Instance(i) = &sel.resource else {
+                continue;
+            };
+            for v in i.volumes.iter().filter(|v| v.encrypted) {
+                let Some(key) = v.kms_key_id.clone() else {
+                    continue;
+                };
+                let k = (r.region.clone(), key.clone());
+                if !keys.contains_key(&k) {
+                    let info = describe_key(&conn.session, &r.region, &key).await;
+                    keys.insert(k.clone(), info);
+                }
+                match &keys[&k] {
+                    Err(e) => {
+                        if !reported_keys.contains(&k) {
+                            reported_keys.push(k.clone());
+                            out.push(VaultFinding {
+                                region: r.region.clone(),
+                                resource: None,
+                                key: key.clone(),
+                                problem: format!("could not read the key: {e}"),
+                                statement: None,
+                            });
+                        }
+                    }
+                    Ok(info) if info.aws_managed => out.push(VaultFinding {
+                        region: r.region.clone(),
+                        resource: Some(format!("instance {} volume {}", i.id, v.volume_id)),
+                        key: info.arn.clone(),
+                        problem: "cannot be vault-copied: encrypted with the AWS managed key \
+                                  aws/ebs; re-encrypt with a customer managed key"
+                            .into(),
+                        statement: None,
+                    }),
+                    Ok(info) => {
+                        if reported_keys.contains(&k) {
+                            continue;
+                        }
+                        reported_keys.push(k.clone());
+                        let policy = key_policy(&conn.session, &r.region, &info.arn).await;
+                        for vault in &vaults {
+                            let problem = match &policy {
+                                Err(e) => format!("could not read its key policy: {e}"),
+                                Ok(p) if key_policy_grants(p, vault.account()) => continue,
+                                Ok(_) => format!(
+                                    "its key policy does not grant vault `{}` (account {}) \
+                                     kms:Decrypt and kms:CreateGrant; add this statement to the \
+                                     key policy",
+                                    vault.name,
+                                    vault.account()
+                                ),
+                            };
+                            out.push(VaultFinding {
+                                region: r.region.clone(),
+                                resource: None,
+                                key: info.arn.clone(),
+                                problem,
+                                statement: policy
+                                    .is_ok()
+                                    .then(|| vault_key_statement(vault.account())),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Each vault's role assumed, and its key in every region a tenant's points
+/// go to (`kms:DescribeKey` in the vault account).
+async fn check_vaults(s: &Setup, regions: &[String]) -> Vec<VaultRow> {
+    let mut rows = Vec::new();
+    for v in plan_vaults(s) {
+        let mut dests: Vec<String> = Vec::new();
+        for rule in s.loaded.plan.vaults.iter().filter(|r| r.vault == v.name) {
+            for src in regions {
+                for d in rule.dests(src) {
+                    if v.keys.contains_key(&d) && !dests.contains(&d) {
+                        dests.push(d);
+                    }
+                }
+            }
+        }
+        let connected = connect_tenants(&s.admin, std::slice::from_ref(&v.role), None, &s.logs)
+            .await
+            .into_iter()
+            .next();
+        let conn = match connected {
+            Some(Ok(c)) => c,
+            Some(Err(f)) => {
+                rows.push(VaultRow {
+                    vault: v.name.clone(),
+                    account: v.account().to_string(),
+                    region: None,
+                    ok: false,
+                    error: Some(format!("the vault role cannot be assumed: {f}")),
+                });
+                continue;
+            }
+            None => continue,
+        };
+        for d in dests {
+            let key = &v.keys[&d];
+            let error = match describe_key(&conn.session, &d, key).await {
+                Ok(_) => None,
+                Err(e) => Some(format!("the vault key {key} in {d}: {e}")),
+            };
+            rows.push(VaultRow {
+                vault: v.name.clone(),
+                account: v.account().to_string(),
+                region: Some(d),
+                ok: error.is_none(),
+                error,
+            });
+        }
+    }
+    for r in rows.iter().filter(|r| !r.ok) {
+        s.logs.write(
+            LogFile::Cvd,
+            None,
+            "CvdValidate::Vault",
+            &format!("Vault [{}]: {}", r.vault, r.error.as_deref().unwrap_or("")),
+        );
+    }
+    rows
+}
+
+/// The vault checks and the key policy statements to add (human output).
+fn print_vault_human(vaults: &[VaultRow], rows: &[Row]) {
+    for v in vaults {
+        match &v.error {
+            None => println!(
+                "vault {} ({}): key in {} OK",
+                v.vault,
+                v.account,
+                v.region.as_deref().unwrap_or("-")
+            ),
+            Some(e) => println!("vault {} ({}): FAILED {e}", v.vault, v.account),
+        }
+    }
+    for r in rows {
+        for f in &r.vault {
+            match &f.resource {
+                Some(res) => println!("tenant {} {}: {res}: {}", r.tenant, f.region, f.problem),
+                None => println!(
+                    "tenant {} {}: key {}: {}",
+                    r.tenant, f.region, f.key, f.problem
+                ),
+            }
+            if let Some(st) = &f.statement {
+                println!("{}", serde_json::to_string_pretty(st).unwrap_or_default());
+            }
+        }
+    }
 }
 
 /// The human output: the plan, its notes and the tenant table (the table

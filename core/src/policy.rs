@@ -53,6 +53,46 @@ const TENANT_TRUST: &str = include_str!("policy/tenant-trust.json");
 pub enum Side {
     Admin,
     Tenant,
+    /// A backup account declared `[[vault]]` in the accounts file.
+    Vault,
+}
+
+/// What the accounts file tells the policies about the other accounts:
+/// a tenant may share only with the vault accounts; a vault may share back
+/// only with the tenant accounts and uses its own keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Account ids of every `[[vault]]` (the tenant policy's share targets;
+    /// empty: the tenant policy grants no sharing at all).
+    pub vault_accounts: Vec<String>,
+    /// Account ids of every `[[tenant]]` (the vault policy's share-back
+    /// targets, and the accounts whose keys a vault copy decrypts).
+    pub tenant_accounts: Vec<String>,
+    /// The vault's KMS key ARNs (`[vault.keys]`), for `policy vault`.
+    pub vault_keys: Vec<String>,
+}
+
+impl Scope {
+    /// The scope of the tenant policy, and (with `vault`) of that vault's.
+    pub fn from_accounts(accounts: &crate::config::Accounts, vault: Option<&str>) -> Scope {
+        let mut scope = Scope::default();
+        for v in &accounts.vaults {
+            push_unique(&mut scope.vault_accounts, v.account());
+        }
+        for t in &accounts.tenants {
+            push_unique(&mut scope.tenant_accounts, &t.role_arn.account);
+        }
+        if let Some(v) = vault.and_then(|n| accounts.vault(n)) {
+            scope.vault_keys = v.keys.values().cloned().collect();
+        }
+        scope
+    }
+}
+
+fn push_unique(v: &mut Vec<String>, s: &str) {
+    if !v.iter().any(|x| x == s) {
+        v.push(s.to_string());
+    }
 }
 
 fn parse(s: &str) -> Value {
@@ -115,6 +155,10 @@ pub const AUTHORITY_TAGS: &[&str] = &[
     tags::AGENT,
     tags::JOB_START,
     tags::RESTORED_FROM,
+    // A vault copy's source and vault (set by CopySnapshot/CopyImage/
+    // CopyDB(Cluster)Snapshot in the vault account; prune there trusts them).
+    tags::VAULT_OF,
+    tags::VAULT,
 ];
 
 /// `_GX_AMI_` holds the AMI's id, which does not exist yet when CreateImage or
@@ -217,16 +261,20 @@ fn rds_snapshot_arns() -> Value {
 }
 
 /// The restricted backup and recovery permissions of the tenant role: the
-/// statement groups below, in this order.
-pub fn permissions() -> Value {
+/// statement groups below, in this order. `vault_accounts` (the accounts
+/// file's `[[vault]]` accounts) are the only accounts the role may share its
+/// own snapshots with; none: no sharing statement at all.
+pub fn permissions(vault_accounts: &[String]) -> Value {
     let mut statements = Vec::new();
     for group in [
         ec2_read_and_create_statements(),
-        ec2_tagging_statements(),
+        ec2_tagging_statements(&ec2_create_actions()),
         ec2_own_resources_statements(),
         pass_role_statements(),
         rds_statements(),
         kms_statements(),
+        share_statements("Vault", vault_accounts),
+        kms_key_check_statements(vault_accounts),
     ] {
         if let Value::Array(s) = group {
             statements.extend(s);
@@ -261,7 +309,7 @@ fn ec2_read_and_create_statements() -> Value {
 
 /// EC2 tagging: tags only at creation, `_GX_AMI_` later on own snapshots,
 /// and the Denies that keep the authority tags and holds in place.
-fn ec2_tagging_statements() -> Value {
+fn ec2_tagging_statements(create_actions: &[String]) -> Value {
     let not_ami: Vec<&str> = AUTHORITY_TAGS
         .iter()
         .copied()
@@ -276,7 +324,7 @@ fn ec2_tagging_statements() -> Value {
             "Effect": "Allow",
             "Action": "ec2:CreateTags",
             "Resource": "*",
-            "Condition": {"StringEquals": {"ec2:CreateAction": ec2_create_actions()}}
+            "Condition": {"StringEquals": {"ec2:CreateAction": create_actions}}
         },
         // The one tag added later: _GX_AMI_ (the AMI id, unknown while
         // CreateImage/CopyImage runs) on snapshots that already carry
@@ -486,18 +534,253 @@ fn kms_statements() -> Value {
     ])
 }
 
+/// Sharing of rolesnap's own snapshots and AMIs with `accounts` only (the
+/// tenant role towards the vaults; the vault role back towards the tenants,
+/// for a restore from the vault). No account: no statement.
+///
+/// EC2 (SAR): ModifySnapshotAttribute and ModifyImageAttribute take
+/// `ec2:Add/userId`, `ec2:Remove/userId`, `ec2:Add/group`, `ec2:Remove/group`
+/// and `ec2:Attribute`, besides the resource's tags. `ForAllValues` holds for
+/// an absent set, so a call that adds nobody passes the account test; the
+/// attribute test and the group test keep it to account shares.
+/// ModifyImageAttribute can also share with an organization or OU
+/// (`OrganizationArn`), for which SAR lists no condition key: the `_GX_BACKUP_`
+/// condition is what limits that to rolesnap's own AMIs.
+///
+/// RDS (SAR): ModifyDBSnapshotAttribute and ModifyDBClusterSnapshotAttribute
+/// take only the snapshot's tags (`rds:snapshot-tag/…`,
+/// `rds:cluster-snapshot-tag/…`, `aws:ResourceTag/…`); there is no condition
+/// key for the accounts in `ValuesToAdd`. The statement limits the call to
+/// rolesnap's own snapshots (`sp-…`, tagged `_GX_BACKUP_`); which account they
+/// are shared with is not limited by IAM (README, "Permission model").
+fn share_statements(towards: &str, accounts: &[String]) -> Value {
+    if accounts.is_empty() {
+        return json!([]);
+    }
+    let ec2 = |sid: String, action: &str, resource: &str, attribute: &str| {
+        json!({
+            "Sid": sid,
+            "Effect": "Allow",
+            "Action": action,
+            "Resource": resource,
+            "Condition": {
+                "StringLike": {"ec2:ResourceTag/_GX_BACKUP_": "*"},
+                "StringEquals": {"ec2:Attribute": attribute},
+                "ForAllValues:StringEquals": {
+                    "ec2:Add/userId": accounts,
+                    "ec2:Remove/userId": accounts
+                },
+                "Null": {"ec2:Add/group": "true"}
+            }
+        })
+    };
+    json!([
+        ec2(
+            format!("Ec2ShareOwnSnapshotsWith{towards}Accounts"),
+            "ec2:ModifySnapshotAttribute",
+            "arn:aws:ec2:*::snapshot/*",
+            "createVolumePermission"
+        ),
+        ec2(
+            format!("Ec2ShareOwnImagesWith{towards}Accounts"),
+            "ec2:ModifyImageAttribute",
+            "arn:aws:ec2:*::image/*",
+            "launchPermission"
+        ),
+        // No condition key names the accounts of an RDS share (see above):
+        // own snapshots only.
+        {
+            "Sid": format!("RdsShareOwnSnapshotsWith{towards}Accounts"),
+            "Effect": "Allow",
+            "Action": "rds:ModifyDBSnapshotAttribute",
+            "Resource": format!("arn:aws:rds:*:*:snapshot:{RDS_SNAPSHOT_PREFIX}*"),
+            "Condition": {"StringLike": {"rds:snapshot-tag/_GX_BACKUP_": "*"}}
+        },
+        {
+            "Sid": format!("RdsShareOwnClusterSnapshotsWith{towards}Accounts"),
+            "Effect": "Allow",
+            "Action": "rds:ModifyDBClusterSnapshotAttribute",
+            "Resource": format!("arn:aws:rds:*:*:cluster-snapshot:{RDS_SNAPSHOT_PREFIX}*"),
+            "Condition": {"StringLike": {"rds:cluster-snapshot-tag/_GX_BACKUP_": "*"}}
+        },
+        // Never public, whatever else is attached to the role (group `all`).
+        {
+            "Sid": "DenyEc2PublicShares",
+            "Effect": "Deny",
+            "Action": ["ec2:ModifySnapshotAttribute", "ec2:ModifyImageAttribute"],
+            "Resource": "*",
+            "Condition": {"Null": {"ec2:Add/group": "false"}}
+        }
+    ])
+}
+
+/// The tenant role reads its keys for `validate` (a vault copy needs the
+/// source's key to be a customer key that grants the vault account): only
+/// with a vault declared. Key policies of other accounts still decide
+/// whether their keys can be read.
+fn kms_key_check_statements(vault_accounts: &[String]) -> Value {
+    if vault_accounts.is_empty() {
+        return json!([]);
+    }
+    json!([
+        {
+            "Sid": "KmsReadKeysForVaultCheck",
+            "Effect": "Allow",
+            "Action": KMS_KEY_CHECK,
+            "Resource": "arn:aws:kms:*:*:key/*"
+        }
+    ])
+}
+
+/// KMS reads `validate` makes itself (the only KMS calls of the engine).
+pub const KMS_KEY_CHECK: &[&str] = &["kms:DescribeKey", "kms:GetKeyPolicy"];
+
+/// What the vault role lists: its copies, their locks, and what tenants
+/// still share with it.
+const VAULT_READ: &[&str] = &[
+    "ec2:DescribeImages",
+    "ec2:DescribeLockedSnapshots",
+    "ec2:DescribeSnapshots",
+    "rds:DescribeDBClusterSnapshots",
+    "rds:DescribeDBSnapshots",
+];
+
+/// The only creates of the vault role: copies of the tenants' shared points.
+pub const VAULT_COPY: &[&str] = &[
+    "ec2:CopyImage",
+    "ec2:CopySnapshot",
+    "rds:CopyDBClusterSnapshot",
+    "rds:CopyDBSnapshot",
+];
+
+/// Deletes of the vault role (prune of expired vault copies).
+const VAULT_DELETE_OWN: &[&str] = &["ec2:DeleteSnapshot", "ec2:DeregisterImage"];
+
+/// KMS use of the vault's own keys: the copies are encrypted with them.
+pub const KMS_VAULT_KEY_USE: &[&str] = &[
+    "kms:CreateGrant",
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:Encrypt",
+    "kms:GenerateDataKey*",
+    "kms:ReEncrypt*",
+];
+
+/// KMS use of a tenant's key while EC2 or RDS reads the shared source of a
+/// copy: AWS needs both the key policy (the tenant's, see `validate`) and
+/// the caller's IAM policy to allow it.
+pub const KMS_TENANT_SOURCE_KEY_USE: &[&str] = &[
+    "kms:CreateGrant",
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:ReEncryptFrom",
+];
+
+/// Statements picked by Sid from a group (shared between tenant and vault).
+fn pick(group: Value, sids: &[&str]) -> Vec<Value> {
+    match group {
+        Value::Array(s) => s
+            .into_iter()
+            .filter(|s| s["Sid"].as_str().is_some_and(|x| sids.contains(&x)))
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// The permissions of a vault role: read, copy in (re-encrypted with the
+/// vault's keys, tagged at creation), lock, delete only its own copies,
+/// share back only with the tenant accounts.
+pub fn vault_permissions(scope: &Scope) -> Value {
+    let copy_actions: Vec<String> = VAULT_COPY
+        .iter()
+        .filter_map(|a| a.strip_prefix("ec2:"))
+        .map(str::to_string)
+        .collect();
+    let mut statements = vec![
+        json!({
+            "Sid": "VaultRead",
+            "Effect": "Allow",
+            "Action": VAULT_READ,
+            "Resource": "*"
+        }),
+        // Copies of what a tenant shares with the vault; each call tags its
+        // copy in the same request.
+        json!({
+            "Sid": "VaultCopy",
+            "Effect": "Allow",
+            "Action": VAULT_COPY,
+            "Resource": "*"
+        }),
+    ];
+    if let Value::Array(s) = ec2_tagging_statements(&copy_actions) {
+        statements.extend(s);
+    }
+    statements.push(json!({
+        "Sid": "VaultDeleteOnlyOwn",
+        "Effect": "Allow",
+        "Action": VAULT_DELETE_OWN,
+        "Resource": "*",
+        "Condition": {"StringLike": {"aws:ResourceTag/_GX_BACKUP_": "*"}}
+    }));
+    statements.extend(pick(
+        ec2_own_resources_statements(),
+        &["Ec2LockOwnSnapshots"],
+    ));
+    statements.extend(pick(
+        rds_statements(),
+        &[
+            "RdsTagOwnSnapshots",
+            "DenyRdsRemoveProtectedTags",
+            "RdsDeleteOwnSnapshots",
+            "RdsDeleteOwnClusterSnapshots",
+        ],
+    ));
+    if let Value::Array(s) = share_statements("Tenant", &scope.tenant_accounts) {
+        statements.extend(s);
+    }
+    if !scope.vault_keys.is_empty() {
+        statements.push(json!({
+            "Sid": "KmsVaultKeys",
+            "Effect": "Allow",
+            "Action": KMS_VAULT_KEY_USE,
+            "Resource": scope.vault_keys
+        }));
+    }
+    if !scope.tenant_accounts.is_empty() {
+        let keys: Vec<String> = scope
+            .tenant_accounts
+            .iter()
+            .map(|a| format!("arn:aws:kms:*:{a}:key/*"))
+            .collect();
+        statements.push(json!({
+            "Sid": "KmsTenantSourceKeysThroughEc2AndRdsOnly",
+            "Effect": "Allow",
+            "Action": KMS_TENANT_SOURCE_KEY_USE,
+            "Resource": keys,
+            "Condition": {"StringLike": {"kms:ViaService": ["ec2.*.amazonaws.com", "rds.*.amazonaws.com"]}}
+        }));
+    }
+    json!({
+        "Version": "2012-10-17",
+        "Statement": statements
+    })
+}
+
 /// All documents for one side, by name.
+/// The vault role's trust policy is a tenant role's: the admin account, with
+/// the vault's ExternalId.
 pub fn documents(
     side: Side,
     admin_account: &str,
     external_id: Option<&str>,
     trust: TrustOptions,
+    scope: &Scope,
 ) -> Vec<(&'static str, Value)> {
     match side {
         Side::Admin => vec![
             ("sts-only", sts_only()),
             ("admin-role-trust", admin_role_trust(admin_account)),
-            ("permissions", permissions()),
+            ("permissions", permissions(&scope.vault_accounts)),
         ],
         Side::Tenant => vec![
             ("sts-only", sts_only()),
@@ -505,7 +788,14 @@ pub fn documents(
                 "tenant-trust",
                 tenant_trust(admin_account, external_id, trust),
             ),
-            ("permissions", permissions()),
+            ("permissions", permissions(&scope.vault_accounts)),
+        ],
+        Side::Vault => vec![
+            (
+                "vault-trust",
+                tenant_trust(admin_account, external_id, trust),
+            ),
+            ("permissions", vault_permissions(scope)),
         ],
     }
 }

@@ -318,3 +318,138 @@ pub async fn broader_than_printed(session: &TenantSession, region: &str) -> Vec<
         ),
     ]
 }
+
+// ------------------------------------------------------------ vault copies
+
+/// A KMS key as `validate` sees it for a vault copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyInfo {
+    /// The key's ARN (DescribeKey), or the id asked for when unknown.
+    pub arn: String,
+    /// `KeyManager: AWS` (`aws/ebs`, `aws/rds`): never shareable.
+    pub aws_managed: bool,
+}
+
+fn kms_error<E: ProvideErrorMetadata>(call: &str, e: &E) -> String {
+    format!(
+        "kms:{call}: {}: {}",
+        e.code().unwrap_or("Unknown"),
+        e.message().unwrap_or_default()
+    )
+}
+
+/// `kms:DescribeKey` of `key` (an ARN, id or alias) in `region`.
+///
+/// # Errors
+/// The KMS error, as `kms:DescribeKey: Code: message`.
+pub async fn describe_key(
+    session: &TenantSession,
+    region: &str,
+    key: &str,
+) -> Result<KeyInfo, String> {
+    let kms = session.kms(region);
+    let out = kms
+        .describe_key()
+        .key_id(key)
+        .send()
+        .await
+        .map_err(|e| kms_error("DescribeKey", &e))?;
+    let meta = out.key_metadata();
+    Ok(KeyInfo {
+        arn: meta
+            .and_then(|m| m.arn())
+            .map_or_else(|| key.to_string(), str::to_string),
+        aws_managed: meta
+            .and_then(|m| m.key_manager())
+            .is_some_and(|m| *m == aws_sdk_kms::types::KeyManagerType::Aws),
+    })
+}
+
+/// The `default` key policy of `key`, parsed.
+///
+/// # Errors
+/// The KMS error, or a policy that is not JSON.
+pub async fn key_policy(
+    session: &TenantSession,
+    region: &str,
+    key: &str,
+) -> Result<serde_json::Value, String> {
+    let kms = session.kms(region);
+    let out = kms
+        .get_key_policy()
+        .key_id(key)
+        .policy_name("default")
+        .send()
+        .await
+        .map_err(|e| kms_error("GetKeyPolicy", &e))?;
+    serde_json::from_str(out.policy().unwrap_or("{}"))
+        .map_err(|e| format!("kms:GetKeyPolicy: the policy is not JSON: {e}"))
+}
+
+/// Whether `policy` lets `account` use the key for a copy: an `Allow`
+/// statement whose principal is the account (`*`, the id, its root or any of
+/// its roles/users) and whose actions cover `kms:Decrypt` and
+/// `kms:CreateGrant` (wildcards count). Conditions are not evaluated.
+pub fn key_policy_grants(policy: &serde_json::Value, account: &str) -> bool {
+    let statements = match &policy["Statement"] {
+        serde_json::Value::Array(a) => a.clone(),
+        other => vec![other.clone()],
+    };
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        match v {
+            serde_json::Value::String(s) => vec![s.clone()],
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
+            _ => vec![],
+        }
+    };
+    let principal_ok = |p: &str| {
+        p == "*"
+            || p == account
+            || p.starts_with(&format!("arn:aws:iam::{account}:"))
+            || p.starts_with(&format!("arn:aws-us-gov:iam::{account}:"))
+            || p.starts_with(&format!("arn:aws-cn:iam::{account}:"))
+    };
+    let covers = |actions: &[String], wanted: &str| {
+        actions.iter().any(|a| {
+            let a = a.to_ascii_lowercase();
+            let w = wanted.to_ascii_lowercase();
+            a == "*" || a == w || a.strip_suffix('*').is_some_and(|pre| w.starts_with(pre))
+        })
+    };
+    statements.iter().any(|s| {
+        if s["Effect"] != "Allow" {
+            return false;
+        }
+        let p = &s["Principal"];
+        let principals = if p.is_string() {
+            strings(p)
+        } else {
+            strings(&p["AWS"])
+        };
+        let actions = strings(&s["Action"]);
+        principals.iter().any(|x| principal_ok(x))
+            && covers(&actions, "kms:Decrypt")
+            && covers(&actions, "kms:CreateGrant")
+    })
+}
+
+/// The key policy statement to add to a tenant's key so that `vault_account`
+/// can copy what it encrypts.
+pub fn vault_key_statement(vault_account: &str) -> serde_json::Value {
+    serde_json::json!({
+        "Sid": format!("AllowRolesnapVault{vault_account}"),
+        "Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{vault_account}:root")},
+        "Action": [
+            "kms:Decrypt",
+            "kms:DescribeKey",
+            "kms:CreateGrant",
+            "kms:ReEncrypt*",
+            "kms:GenerateDataKey*"
+        ],
+        "Resource": "*"
+    })
+}

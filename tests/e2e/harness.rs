@@ -594,7 +594,17 @@ impl Emulator {
     /// Replaces every permissions policy of a tenant's role with `document`
     /// (tests/emulator/attach_policy.py); returns the helper's JSON report.
     pub fn replace_tenant_policy(&self, tenant: &str, document: &Value) -> Value {
-        let t = self.tenant(tenant);
+        let t = self.tenant(tenant).clone();
+        self.replace_role_policy(tenant, &t, document)
+    }
+
+    /// The same for the seeded vault's role (fixture `vaults[0]`).
+    pub fn replace_vault_policy(&self, document: &Value) -> Value {
+        let v = self.vault().clone();
+        self.replace_role_policy("vault", &v, document)
+    }
+
+    fn replace_role_policy(&self, tenant: &str, t: &Value, document: &Value) -> Value {
         let role = t["role_arn"].as_str().unwrap().rsplit('/').next().unwrap();
         let file = self.path(&format!("{tenant}-policy.json"));
         std::fs::write(&file, serde_json::to_string_pretty(document).unwrap()).unwrap();

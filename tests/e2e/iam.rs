@@ -1220,3 +1220,165 @@ async fn an_ami_plan_locks_the_snapshots_behind_its_images_and_their_copies() {
         );
     }
 }
+
+// ------------------------------------------------------------ vault policies
+
+/// `rolesnap policy <side> --accounts … --document permissions`, parsed.
+fn printed(emu: &Emulator, side: &str, accounts: &std::path::Path) -> Value {
+    let admin = s(&emu.fixture["admin"]["account"]).to_string();
+    let r = emu.run(&[
+        "policy",
+        side,
+        "--admin-account",
+        &admin,
+        "--accounts",
+        accounts.to_str().unwrap(),
+        "--document",
+        "permissions",
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {r}"))
+}
+
+/// A volume and a snapshot of it in the client's account, the snapshot
+/// tagged `_GX_BACKUP_` or not (set-up, before enforcement).
+async fn snapshot(ec2: &aws_sdk_ec2::Client, marked: bool) -> String {
+    let vol = ec2
+        .create_volume()
+        .availability_zone("us-east-1a")
+        .size(1)
+        .send()
+        .await
+        .unwrap();
+    let mut req = ec2.create_snapshot().volume_id(vol.volume_id().unwrap());
+    if marked {
+        req = req.tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Snapshot)
+                .tags(tag("_GX_BACKUP_", "1"))
+                .build(),
+        );
+    }
+    req.send().await.unwrap().snapshot_id().unwrap().to_string()
+}
+
+/// Under the printed tenant and vault policies: the tenant role shares its
+/// own (`_GX_BACKUP_`) snapshot with the vault account and no other, and no
+/// snapshot it did not make; the vault role deletes no snapshot it did not
+/// make.
+#[tokio::test(flavor = "multi_thread")]
+async fn vault_shares_go_only_to_the_vault_and_only_of_own_snapshots() {
+    let emu = Emulator::start();
+    let accounts = emu.write_accounts_with_vault(&["alpha"]);
+    let vault = emu.vault_account();
+    let tenant_policy = printed(&emu, "tenant", &accounts);
+    let text = tenant_policy.to_string();
+    assert!(text.contains("ec2:ModifySnapshotAttribute"), "{text}");
+    assert!(text.contains(&vault), "the vault account is named: {text}");
+    let vault_policy = printed(&emu, "vault", &accounts);
+    assert!(
+        vault_policy.to_string().contains(ALPHA),
+        "shares back only to the tenant: {vault_policy}"
+    );
+
+    // The vault's trust: the admin account, with the vault's ExternalId.
+    let admin = s(&emu.fixture["admin"]["account"]).to_string();
+    let all = emu.run(&[
+        "policy",
+        "vault",
+        "--admin-account",
+        &admin,
+        "--accounts",
+        accounts.to_str().unwrap(),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(all.code, 0, "{all}");
+    let trust = &all.json()["vault-trust"];
+    assert_eq!(
+        trust["Statement"]["Principal"]["AWS"],
+        format!("arn:aws:iam::{admin}:root")
+    );
+    assert_eq!(
+        trust["Statement"]["Condition"]["StringEquals"]["sts:ExternalId"],
+        s(&emu.vault()["external_id"])
+    );
+    let bare = emu.run(&["policy", "vault", "--admin-account", &admin]);
+    assert_eq!(bare.code, 2, "needs --accounts: {bare}");
+    let help = emu.run(&["policy", "--help"]);
+    assert!(
+        help.stdout.contains("--accounts") && help.stdout.contains("vault"),
+        "{help}"
+    );
+
+    let ec2 = emu.ec2("alpha", EAST).await;
+    let vec2 = emu.vault_ec2(EAST).await;
+    let own = snapshot(&ec2, true).await;
+    let foreign = snapshot(&ec2, false).await;
+    let in_vault = snapshot(&vec2, false).await;
+
+    emu.replace_tenant_policy("alpha", &tenant_policy);
+    let report = emu.replace_vault_policy(&vault_policy);
+    assert_eq!(
+        report["detached"],
+        json!([s(&emu.vault()["policy_arn"])]),
+        "the seeded vault policy is gone"
+    );
+    emu.config(json!({"enforce_tag_conditions": true}));
+    emu.enforce_iam();
+
+    let share = |id: &str, account: &str| {
+        ec2.modify_snapshot_attribute()
+            .snapshot_id(id)
+            .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+            .operation_type(aws_sdk_ec2::types::OperationType::Add)
+            .user_ids(account)
+            .send()
+    };
+    share(&own, &vault)
+        .await
+        .expect("own snapshot to the vault");
+    assert_eq!(
+        refused(share(&own, "444444444444").await),
+        "UnauthorizedOperation",
+        "another account"
+    );
+    assert_eq!(
+        refused(share(&foreign, &vault).await),
+        "UnauthorizedOperation",
+        "a snapshot without _GX_BACKUP_"
+    );
+    let public = ec2
+        .modify_snapshot_attribute()
+        .snapshot_id(&own)
+        .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+        .operation_type(aws_sdk_ec2::types::OperationType::Add)
+        .group_names("all")
+        .send()
+        .await;
+    assert_eq!(refused(public), "UnauthorizedOperation", "public");
+    // Stopping the share is allowed too.
+    ec2.modify_snapshot_attribute()
+        .snapshot_id(&own)
+        .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+        .operation_type(aws_sdk_ec2::types::OperationType::Remove)
+        .user_ids(&vault)
+        .send()
+        .await
+        .expect("the share removed");
+
+    // The vault role cannot delete what it did not make.
+    assert_eq!(
+        refused(vec2.delete_snapshot().snapshot_id(&in_vault).send().await),
+        "UnauthorizedOperation",
+        "an untagged snapshot in the vault"
+    );
+    lift(&emu);
+    let left = vec2
+        .describe_snapshots()
+        .snapshot_ids(&in_vault)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.snapshots().len(), 1, "it survives");
+}

@@ -529,3 +529,120 @@ async fn an_instance_and_a_database_restore_from_the_vault_after_the_tenant_lost
         "the restore's copy was deleted: {left:?}"
     );
 }
+
+/// An instance tagged for the nightly plan with one encrypted data volume
+/// (`key`: a KMS key ARN; none: the account's aws/ebs key).
+async fn encrypted_instance(emu: &Emulator, key: Option<&str>) -> String {
+    let ec2 = emu.ec2("alpha", "us-east-1").await;
+    let subnet = s(&emu.tenant("alpha")["resources"]["us-east-1"]["subnets"][0]["id"]).to_string();
+    let mut ebs = aws_sdk_ec2::types::EbsBlockDevice::builder()
+        .volume_size(5)
+        .encrypted(true);
+    if let Some(k) = key {
+        ebs = ebs.kms_key_id(k);
+    }
+    let run = ec2
+        .run_instances()
+        .image_id("ami-760aaa0f")
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(subnet)
+        .block_device_mappings(
+            aws_sdk_ec2::types::BlockDeviceMapping::builder()
+                .device_name("/dev/sdf")
+                .ebs(ebs.build())
+                .build(),
+        )
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("Backup")
+                        .value("nightly")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    run.instances()[0].instance_id().unwrap().to_string()
+}
+
+/// `validate` of a plan with a vault rule names, before any job, what the
+/// vault could not copy: a volume on the AWS managed key (per resource) and
+/// a customer key whose policy does not grant the vault (per key, with the
+/// statement to add); a key shared with the vault is not named.
+#[tokio::test(flavor = "multi_thread")]
+async fn validate_names_the_keys_a_vault_cannot_use() {
+    let emu = Emulator::start();
+    emu.write_accounts_with_vault(&["alpha"]);
+    let keys = &emu.tenant("alpha")["keys"];
+    let private = s(&keys["private"]["us-east-1"]).to_string();
+    let shared = s(&keys["shared"]["us-east-1"]).to_string();
+    let managed = encrypted_instance(&emu, None).await;
+    let on_private = encrypted_instance(&emu, Some(&private)).await;
+    let on_shared = encrypted_instance(&emu, Some(&shared)).await;
+    let p = emu.write_plan("nightly", vault_plan("regions = [\"same\"]"));
+
+    let v = emu.run(&["validate", "--plan", p.to_str().unwrap(), "-o", "json"]);
+    assert_ne!(v.code, 0, "{v}");
+    let out = v.json();
+    let row = &out["tenants"][0];
+    assert_eq!(row["error_code"], "VaultCopyBlocked", "{v}");
+    let findings = row["vault"].as_array().unwrap_or_else(|| panic!("{v}"));
+    let text = serde_json::to_string(findings).unwrap();
+    let aws_managed: Vec<&Value> = findings
+        .iter()
+        .filter(|f| s(&f["problem"]).contains("AWS managed key aws/ebs"))
+        .collect();
+    assert_eq!(aws_managed.len(), 1, "{text}");
+    assert!(s(&aws_managed[0]["resource"]).contains(&managed), "{text}");
+    assert!(
+        s(&aws_managed[0]["problem"])
+            .contains("cannot be vault-copied: encrypted with the AWS managed key aws/ebs; re-encrypt with a customer managed key"),
+        "{text}"
+    );
+    let not_granted: Vec<&Value> = findings
+        .iter()
+        .filter(|f| s(&f["problem"]).contains("does not grant vault"))
+        .collect();
+    assert_eq!(not_granted.len(), 1, "{text}");
+    assert_eq!(not_granted[0]["key"], private.as_str(), "{text}");
+    let st = &not_granted[0]["statement"];
+    assert_eq!(
+        st["Principal"]["AWS"],
+        format!("arn:aws:iam::{}:root", emu.vault_account()),
+        "{text}"
+    );
+    for a in [
+        "kms:Decrypt",
+        "kms:DescribeKey",
+        "kms:CreateGrant",
+        "kms:ReEncrypt*",
+        "kms:GenerateDataKey*",
+    ] {
+        assert!(
+            st["Action"].as_array().unwrap().iter().any(|x| x == a),
+            "{a}: {text}"
+        );
+    }
+    assert!(!text.contains(&shared), "the shared key is fine: {text}");
+    assert!(!text.contains(&on_shared), "{text}");
+    let _ = on_private;
+    // The vault's own key in us-east-1 was found.
+    let vaults = out["vaults"].as_array().unwrap();
+    assert!(
+        vaults
+            .iter()
+            .any(|r| r["region"] == "us-east-1" && r["ok"] == true),
+        "{v}"
+    );
+
+    let human = emu.run(&["validate", "--plan", p.to_str().unwrap()]);
+    assert!(
+        human.stdout.contains("arn:aws:iam::") && human.stdout.contains("kms:CreateGrant"),
+        "the statement to add is printed: {human}"
+    );
+}

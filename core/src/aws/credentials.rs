@@ -636,6 +636,11 @@ impl TenantSession {
     pub fn rds(&self, region: &str) -> aws_sdk_rds::Client {
         self.clients(region).rds
     }
+
+    /// A KMS client in `region` (only `validate` reads keys; not kept).
+    pub fn kms(&self, region: &str) -> aws_sdk_kms::Client {
+        aws_sdk_kms::Client::new(&self.config(region))
+    }
 }
 
 /// Finds the AWS error code inside a credentials error (the STS error is a few

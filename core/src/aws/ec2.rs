@@ -571,6 +571,9 @@ impl<'a> Ec2<'a> {
                 .ec2
                 .modify_image_attribute()
                 .image_id(id)
+                // Named, so that the tenant policy's `ec2:Attribute` condition
+                // (launchPermission) is met whatever AWS infers.
+                .attribute("launchPermission")
                 .launch_permission(change.clone())
                 .customize()
                 .config_override(no_sdk_retries_ec2())

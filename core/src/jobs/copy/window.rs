@@ -205,7 +205,7 @@ impl Window<'_, '_> {
         .await;
         if let Err(e) = &r {
             self.job.log(&format!(
-                "{} [{}] of [{}/{}] {} vault [{}] ({}) failed: {e}",
+                "{} [{}] of [{}/{}] with vault [{}] ({}) failed: {e}",
                 if add {
                     "Sharing"
                 } else {
@@ -214,7 +214,6 @@ impl Window<'_, '_> {
                 t.point.id(),
                 v.tenant,
                 t.point.region,
-                if add { "with" } else { "with" },
                 v.name,
                 v.account
             ));
