@@ -80,6 +80,8 @@ pub struct Global {
     pub quiet: bool,
 }
 
+// Parsed once per process: the size of its largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show what a plan would protect, by tenant, region and availability zone.

@@ -203,7 +203,7 @@ impl Restorer<'_> {
                             .iter()
                             .map(|s| PointState::ebs(s.state().map_or("", |x| x.as_str())))
                             .collect();
-                        Ok(if states.iter().any(|s| *s == PointState::Failed) {
+                        Ok(if states.contains(&PointState::Failed) {
                             Poll::Failed("a copy failed in AWS".into())
                         } else if states.len() == ids.len()
                             && states.iter().all(|s| *s == PointState::Completed)
@@ -254,7 +254,7 @@ impl Restorer<'_> {
                         let mut state = None;
                         self.cx
                             .rds(&region)
-                            .each_snapshot(cluster, vec![crate::aws::rds::id_filter(cluster, &[id.clone()])], |s| {
+                            .each_snapshot(cluster, vec![crate::aws::rds::id_filter(cluster, std::slice::from_ref(&id))], |s| {
                                 state = Some(PointState::rds(s.status));
                             })
                             .await?;
