@@ -297,6 +297,23 @@ async fn a_vault_copy_cut_short_resumes_without_duplicates_and_stops_its_shares(
         shared_with_vault(&emu, "us-east-1").await,
         Vec::<String>::new()
     );
+
+    // The next night, the vault's first CopySnapshot is made but answered
+    // with a 500: the copy is adopted by its _GX_VAULT_OF_, not made twice.
+    emu.fault(json!({"action": "CopySnapshot", "code": "InternalError", "after": true, "count": 1, "account": vault}));
+    emu.backup_completed(&p);
+    assert_eq!(emu.count_calls(&vault, "CopySnapshot", "injected"), 1);
+    let copies = vault_snapshots(&emu, "us-east-1").await;
+    let mut by_key: BTreeMap<String, usize> = BTreeMap::new();
+    for (t, _, _) in copies.values() {
+        *by_key.entry(t["_GX_VAULT_OF_"].clone()).or_default() += 1;
+    }
+    assert_eq!(by_key.len(), 8, "{copies:?}");
+    assert!(by_key.values().all(|n| *n == 1), "no duplicate: {by_key:?}");
+    assert_eq!(
+        shared_with_vault(&emu, "us-east-1").await,
+        Vec::<String>::new()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -463,6 +480,11 @@ async fn an_instance_and_a_database_restore_from_the_vault_after_the_tenant_lost
     let i = &out.reservations()[0].instances()[0];
     assert_eq!(i.state().unwrap().name().unwrap().as_str(), "running");
     assert_eq!(i.block_device_mappings().len(), 2, "both volumes came back");
+    let from = tags_of(i.tags())["_GX_RESTORED_FROM_"].clone();
+    assert!(
+        from.starts_with("vault:vault/"),
+        "the instance names the vault copy it came from: {from}"
+    );
     // The restore's copies in the tenant are gone again, the vault shares
     // nothing with the tenant, and the vault still holds every copy.
     // (moto leaves an untagged placeholder snapshot of the registered image.)

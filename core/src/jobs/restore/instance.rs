@@ -438,7 +438,13 @@ impl Restorer<'_> {
             src_name.as_deref().unwrap_or(&id),
             self.cx.job_label()
         );
-        let prov = provenance(&self.cx.job_label(), &self.cx.agent, &id, &p.id(), &name);
+        let prov = provenance(
+            &self.cx.job_label(),
+            &self.cx.agent,
+            &id,
+            &self.origin(&p.id()),
+            &name,
+        );
         let mut instance_tags = carried;
         instance_tags.extend(prov.iter().cloned());
         let (image, bdms, mapped) = match p.kind {

@@ -63,7 +63,7 @@ impl Restorer<'_> {
             &self.cx.job_label(),
             &self.cx.agent,
             &source,
-            &snapshot,
+            &self.origin(&snapshot),
             &s.target_id,
         );
         let from = FromSnapshot {
@@ -213,7 +213,7 @@ impl Restorer<'_> {
             &self.cx.job_label(),
             &self.cx.agent,
             source,
-            snapshot,
+            &self.origin(snapshot),
             writer,
         );
         self.cx.call(format!(

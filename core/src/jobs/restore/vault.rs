@@ -33,6 +33,16 @@ pub(super) struct Temporary {
 }
 
 impl Restorer<'_> {
+    /// What `_GX_RESTORED_FROM_` names: `id` (a point or snapshot of the
+    /// tenant's), or for a restore from a vault the vault copy
+    /// (`vault:<name>/<id>`): the restore's own copy of it is deleted.
+    pub(super) fn origin(&self, id: &str) -> String {
+        match (&self.vault, &self.point) {
+            (Some(v), Some(p)) => format!("vault:{}/{}", v.vault.name, p.id),
+            _ => id.to_string(),
+        }
+    }
+
     /// The newest (or chosen) vault copy of this tenant that `matches`, in
     /// the vault's regions (or `--region`), brought into the tenant account.
     pub(super) async fn find_vault_point(

@@ -53,7 +53,7 @@ impl Restorer<'_> {
             &self.cx.job_label(),
             &self.cx.agent,
             &vol,
-            &from.snapshot,
+            &self.origin(&from.snapshot),
             &name,
         );
         // The target, and the device, before anything is created.
@@ -239,7 +239,7 @@ impl Restorer<'_> {
             &self.cx.job_label(),
             &self.cx.agent,
             vol,
-            &from.snapshot,
+            &self.origin(&from.snapshot),
             &iname,
         );
         let launch = Launch {
