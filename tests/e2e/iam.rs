@@ -1382,3 +1382,105 @@ async fn vault_shares_go_only_to_the_vault_and_only_of_own_snapshots() {
         .unwrap();
     assert_eq!(left.snapshots().len(), 1, "it survives");
 }
+
+/// The whole vault cycle under the printed tenant and vault policies, with
+/// IAM and tag-condition enforcement on: two nights with vault copies, the
+/// vault prune, and a restore from the vault.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vault_cycle_runs_under_the_printed_tenant_and_vault_policies() {
+    let emu = Emulator::start();
+    let accounts = emu.write_accounts_with_vault(&["alpha"]);
+    let vault = emu.vault_account();
+    let tenant_policy = printed(&emu, "tenant", &accounts);
+    let vault_policy = printed(&emu, "vault", &accounts);
+    emu.replace_tenant_policy("alpha", &tenant_policy);
+    emu.replace_vault_policy(&vault_policy);
+    emu.config(json!({"enforce_tag_conditions": true}));
+    emu.enforce_iam();
+    let p = emu.write_plan(
+        "nightly",
+        PlanText::new()
+            .retention("days = 7")
+            .vault("vault", "retention = { days = 3 }")
+            .databases(true),
+    );
+    let first = emu.backup_completed(&p);
+    assert_eq!(first[1]["job_type"], "Vault Copy");
+    let first_job = first[0]["job"].as_u64().unwrap().to_string();
+    emu.backup_completed(&p);
+    let vec2 = emu.vault_ec2(EAST).await;
+    let listed = |out: aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput| {
+        out.snapshots()
+            .iter()
+            .map(|x| (x.snapshot_id().unwrap().to_string(), tags_of(x.tags())))
+            .collect::<BTreeMap<String, Tags>>()
+    };
+    let copies = listed(
+        vec2.describe_snapshots()
+            .owner_ids("self")
+            .send()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        copies.len(),
+        8,
+        "two nights × two instances × two volumes: {copies:?}"
+    );
+    assert_eq!(emu.count_calls(&vault, "CopySnapshot", "denied"), 0);
+    assert_eq!(
+        emu.count_calls(ALPHA, "ModifySnapshotAttribute", "denied"),
+        0
+    );
+
+    // The vault prune deletes the first night's copies (past the vault's
+    // 3 days; the second night's are the newest of live sources).
+    emu.age_all(&vault, 10);
+    let older: Vec<String> = copies
+        .iter()
+        .filter(|(_, t)| t["_GX_BACKUP_"] == first_job)
+        .map(|(id, _)| id.clone())
+        .collect();
+    emu.age(&vault, EAST, &older, 12);
+    let run = emu.run(&["prune", "--plan", p.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(run.code, 0, "{run}");
+    let left = listed(
+        vec2.describe_snapshots()
+            .owner_ids("self")
+            .send()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(left.len(), 4, "{run}");
+    assert!(left.values().all(|t| t["_GX_BACKUP_"] != first_job));
+    assert_eq!(emu.count_calls(&vault, "DeleteSnapshot", "denied"), 0);
+
+    // A restore from the vault, as the tenant and the vault roles may.
+    let inst = emu.nightly_instances("alpha", EAST)[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = emu.restore(
+        &p,
+        "alpha",
+        &["instance", "--instance", &inst, "--from-vault", "vault"],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.json()["status"], "Completed", "{run}");
+    for (account, action) in [
+        (vault.as_str(), "ModifySnapshotAttribute"),
+        (ALPHA, "CopySnapshot"),
+        (ALPHA, "DeleteSnapshot"),
+        (ALPHA, "RunInstances"),
+    ] {
+        assert_eq!(
+            emu.count_calls(account, action, "denied"),
+            0,
+            "{action} in {account}"
+        );
+        assert!(
+            emu.count_calls(account, action, "ok") > 0,
+            "{action} in {account} was made"
+        );
+    }
+}
