@@ -321,10 +321,10 @@ fn plan_vaults(s: &Setup) -> Vec<&rolesnap_core::config::Vault> {
     out
 }
 
-/// The encrypted EBS volumes of the selected instances whose keys a vault
-/// cannot use: the AWS managed key (per resource), or a customer key whose
-/// policy does not grant the vault account (per key, with the statement to
-/// add). RDS is not checked here: discovery does not read RDS keys yet.
+/// The encrypted EBS volumes of the selected instances, and the encrypted
+/// RDS instances and Aurora clusters, whose keys a vault cannot use: the AWS
+/// managed key (per resource), or a customer key whose policy does not grant
+/// the vault account (per key, with the statement to add).
 async fn vault_findings(s: &Setup, conn: &Connected, found: &[RegionResult]) -> Vec<VaultFinding> {
     let vaults = plan_vaults(s);
     let mut out: Vec<VaultFinding> = Vec::new();
@@ -332,14 +332,36 @@ async fn vault_findings(s: &Setup, conn: &Connected, found: &[RegionResult]) -> 
         std::collections::BTreeMap::new();
     let mut reported_keys: Vec<(String, String)> = Vec::new();
     for r in found {
+        // (what, its key, the AWS managed key's name) of every encrypted resource.
+        let mut encrypted: Vec<(String, String, &str)> = Vec::new();
         for sel in &r.selection.selected {
-            let Resource::Instance(i) = &sel.resource else {
-                continue;
-            };
-            for v in i.volumes.iter().filter(|v| v.encrypted) {
-                let Some(key) = v.kms_key_id.clone() else {
-                    continue;
-                };
+            match &sel.resource {
+                Resource::Instance(i) => {
+                    for v in i.volumes.iter().filter(|v| v.encrypted) {
+                        if let Some(k) = &v.kms_key_id {
+                            encrypted.push((
+                                format!("instance {} volume {}", i.id, v.volume_id),
+                                k.clone(),
+                                "aws/ebs",
+                            ));
+                        }
+                    }
+                }
+                Resource::DbInstance(d) if d.encrypted => {
+                    if let Some(k) = &d.kms_key_id {
+                        encrypted.push((format!("db-instance {}", d.id), k.clone(), "aws/rds"));
+                    }
+                }
+                Resource::DbCluster(c) if c.encrypted => {
+                    if let Some(k) = &c.kms_key_id {
+                        encrypted.push((format!("db-cluster {}", c.id), k.clone(), "aws/rds"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        {
+            for (what, key, managed) in encrypted {
                 let k = (r.region.clone(), key.clone());
                 if !keys.contains_key(&k) {
                     let info = describe_key(&conn.session, &r.region, &key).await;
@@ -360,11 +382,12 @@ async fn vault_findings(s: &Setup, conn: &Connected, found: &[RegionResult]) -> 
                     }
                     Ok(info) if info.aws_managed => out.push(VaultFinding {
                         region: r.region.clone(),
-                        resource: Some(format!("instance {} volume {}", i.id, v.volume_id)),
+                        resource: Some(what),
                         key: info.arn.clone(),
-                        problem: "cannot be vault-copied: encrypted with the AWS managed key \
-                                  aws/ebs; re-encrypt with a customer managed key"
-                            .into(),
+                        problem: format!(
+                            "cannot be vault-copied: encrypted with the AWS managed key \
+                             {managed}; re-encrypt with a customer managed key"
+                        ),
                         statement: None,
                     }),
                     Ok(info) => {

@@ -70,6 +70,8 @@ pub struct DbInstance {
     pub status: Option<String>,
     pub storage_gib: i64,
     pub encrypted: bool,
+    /// The KMS key of an encrypted database (a vault copy cannot share `aws/rds`).
+    pub kms_key_id: Option<String>,
     pub subnet_group: Option<String>,
     pub tags: BTreeMap<String, String>,
 }
@@ -82,6 +84,7 @@ pub struct DbCluster {
     pub status: Option<String>,
     pub members: Vec<String>,
     pub encrypted: bool,
+    pub kms_key_id: Option<String>,
     pub subnet_group: Option<String>,
     pub tags: BTreeMap<String, String>,
 }
@@ -215,6 +218,7 @@ pub async fn discover_region(
                     status: d.db_instance_status().map(str::to_string),
                     storage_gib: i64::from(d.allocated_storage().unwrap_or(0)),
                     encrypted: d.storage_encrypted().unwrap_or(false),
+                    kms_key_id: d.kms_key_id().map(str::to_string),
                     subnet_group: d
                         .db_subnet_group()
                         .and_then(|g| g.db_subnet_group_name())
@@ -240,6 +244,7 @@ pub async fn discover_region(
                             .filter_map(|m| m.db_instance_identifier().map(str::to_string))
                             .collect(),
                         encrypted: c.storage_encrypted().unwrap_or(false),
+                        kms_key_id: c.kms_key_id().map(str::to_string),
                         subnet_group: c.db_subnet_group().map(str::to_string),
                         tags: tag_map(c.tag_list().iter().map(|t| (t.key(), t.value()))),
                     });

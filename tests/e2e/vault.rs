@@ -606,7 +606,30 @@ async fn validate_names_the_keys_a_vault_cannot_use() {
     let managed = encrypted_instance(&emu, None).await;
     let on_private = encrypted_instance(&emu, Some(&private)).await;
     let on_shared = encrypted_instance(&emu, Some(&shared)).await;
-    let p = emu.write_plan("nightly", vault_plan("regions = [\"same\"]"));
+    // An RDS instance on aws/rds (no KmsKeyId): its snapshots cannot be shared.
+    emu.rds("alpha", "us-east-1")
+        .await
+        .create_db_instance()
+        .db_instance_identifier("alpha-enc")
+        .engine("postgres")
+        .db_instance_class("db.t3.micro")
+        .allocated_storage(20)
+        .master_username("admin")
+        .master_user_password("secret-password-1")
+        .storage_encrypted(true)
+        .tags(
+            aws_sdk_rds::types::Tag::builder()
+                .key("Backup")
+                .value("nightly")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let p = emu.write_plan(
+        "nightly",
+        vault_plan("regions = [\"same\"]").databases(true),
+    );
 
     let v = emu.run(&["validate", "--plan", p.to_str().unwrap(), "-o", "json"]);
     assert_ne!(v.code, 0, "{v}");
@@ -621,6 +644,15 @@ async fn validate_names_the_keys_a_vault_cannot_use() {
         .collect();
     assert_eq!(aws_managed.len(), 1, "{text}");
     assert!(s(&aws_managed[0]["resource"]).contains(&managed), "{text}");
+    let rds_managed: Vec<&Value> = findings
+        .iter()
+        .filter(|f| s(&f["problem"]).contains("AWS managed key aws/rds"))
+        .collect();
+    assert_eq!(rds_managed.len(), 1, "{text}");
+    assert_eq!(
+        rds_managed[0]["resource"], "db-instance alpha-enc",
+        "{text}"
+    );
     assert!(
         s(&aws_managed[0]["problem"])
             .contains("cannot be vault-copied: encrypted with the AWS managed key aws/ebs; re-encrypt with a customer managed key"),

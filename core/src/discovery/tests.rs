@@ -33,6 +33,7 @@ fn db(id: &str, cluster: Option<&str>) -> DbInstance {
         status: None,
         storage_gib: 20,
         encrypted: false,
+        kms_key_id: None,
         subnet_group: None,
         tags: BTreeMap::new(),
     }
@@ -97,6 +98,7 @@ fn inventory() -> RegionInventory {
             status: None,
             members: vec!["aurora-1".into()],
             encrypted: false,
+            kms_key_id: None,
             subnet_group: None,
             tags: BTreeMap::new(),
         }],
