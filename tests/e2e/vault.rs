@@ -700,3 +700,96 @@ async fn validate_names_the_keys_a_vault_cannot_use() {
         "the statement to add is printed: {human}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ami_plan_gets_vault_owned_images() {
+    let emu = Emulator::start();
+    emu.write_accounts_with_vault(&["alpha"]);
+    let p = emu.write_plan("nightly", vault_plan("").method("ami"));
+    let reports = emu.backup_completed(&p);
+    assert_eq!(reports[1]["job_type"], "Vault Copy");
+    let images = emu
+        .vault_ec2("us-east-1")
+        .await
+        .describe_images()
+        .owners("self")
+        .send()
+        .await
+        .unwrap();
+    let copies: Vec<_> = images
+        .images()
+        .iter()
+        .filter(|i| tags_of(i.tags()).contains_key("_GX_VAULT_OF_"))
+        .collect();
+    assert_eq!(copies.len(), 2, "one vault image per instance: {images:?}");
+    for i in &copies {
+        assert_eq!(i.owner_id(), Some(emu.vault_account().as_str()));
+        let t = tags_of(i.tags());
+        assert!(t["_GX_VAULT_OF_"].starts_with(&format!("{ALPHA}/us-east-1/ami-")));
+    }
+    // The images' snapshots are the vault's, tagged for the vault prune.
+    let snaps = vault_snapshots(&emu, "us-east-1").await;
+    assert!(!snaps.is_empty());
+    for (id, (t, kms, _)) in &snaps {
+        assert!(t.contains_key("_GX_BACKUP_"), "{id}: {t:?}");
+        assert_eq!(kms, &vault_key(&emu, "us-east-1"));
+    }
+    // No share left: neither the images nor their snapshots.
+    assert_eq!(
+        shared_with_vault(&emu, "us-east-1").await,
+        Vec::<String>::new()
+    );
+
+    // A restore from the vault copies the vault's image into the tenant,
+    // launches from it, and removes that image and its snapshots again.
+    let inst = emu.nightly_instances("alpha", "us-east-1")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let run = emu.restore(
+        &p,
+        "alpha",
+        &["instance", "--instance", &inst, "--from-vault", "vault"],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let report = run.json();
+    let rjob = report["job"].as_u64().unwrap().to_string();
+    let ec2 = emu.ec2("alpha", "us-east-1").await;
+    let new_id = s(&report["restored"]["instance_id"]).to_string();
+    let out = ec2
+        .describe_instances()
+        .instance_ids(&new_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.reservations()[0].instances()[0]
+            .state()
+            .unwrap()
+            .name()
+            .unwrap()
+            .as_str(),
+        "running"
+    );
+    let mine = ec2.describe_images().owners("self").send().await.unwrap();
+    assert!(
+        !mine
+            .images()
+            .iter()
+            .any(|i| tags_of(i.tags()).get("_GX_BACKUP_") == Some(&rjob)),
+        "the restore's image copy was deregistered: {mine:?}"
+    );
+    let snaps = emu.snapshots("alpha", "us-east-1").await;
+    assert!(
+        !snaps.values().any(|t| t.get("_GX_BACKUP_") == Some(&rjob)),
+        "and its snapshots deleted: {snaps:?}"
+    );
+    let shared = ec2
+        .describe_snapshots()
+        .owner_ids(emu.vault_account())
+        .restorable_by_user_ids("self")
+        .send()
+        .await
+        .unwrap();
+    assert!(shared.snapshots().is_empty(), "{shared:?}");
+}

@@ -220,7 +220,14 @@ impl Restorer<'_> {
                         {
                             Poll::Done(())
                         } else {
-                            Poll::Pending(format!("{} of {} completed", states.iter().filter(|s| **s == PointState::Completed).count(), ids.len()))
+                            Poll::Pending(format!(
+                                "{} of {} completed",
+                                states
+                                    .iter()
+                                    .filter(|s| **s == PointState::Completed)
+                                    .count(),
+                                ids.len()
+                            ))
                         })
                     })
                     .await?;
@@ -252,7 +259,10 @@ impl Restorer<'_> {
                         ),
                         source: Box::new(e),
                     })?;
-                self.cx.call(format!("Copy{}Snapshot {arn} -> {id}", if cluster { "DBCluster" } else { "DB" }));
+                self.cx.call(format!(
+                    "Copy{}Snapshot {arn} -> {id}",
+                    if cluster { "DBCluster" } else { "DB" }
+                ));
                 self.temporaries.push(Temporary {
                     kind: p.kind,
                     id: id.clone(),
@@ -264,13 +274,22 @@ impl Restorer<'_> {
                         let mut state = None;
                         self.cx
                             .rds(&region)
-                            .each_snapshot(cluster, vec![crate::aws::rds::id_filter(cluster, std::slice::from_ref(&id))], |s| {
-                                state = Some(PointState::rds(s.status));
-                            })
+                            .each_snapshot(
+                                cluster,
+                                vec![crate::aws::rds::id_filter(
+                                    cluster,
+                                    std::slice::from_ref(&id),
+                                )],
+                                |s| {
+                                    state = Some(PointState::rds(s.status));
+                                },
+                            )
                             .await?;
                         Ok(match state {
                             Some(PointState::Completed) => Poll::Done(()),
-                            Some(PointState::Failed) => Poll::Failed("the copy failed in AWS".into()),
+                            Some(PointState::Failed) => {
+                                Poll::Failed("the copy failed in AWS".into())
+                            }
                             s => Poll::Pending(format!("{s:?}")),
                         })
                     })
@@ -280,10 +299,77 @@ impl Restorer<'_> {
                 q.tags = t.into_iter().collect();
             }
             PointKind::Ami => {
-                return Err(RestoreError::Point(format!(
-                    "vault copy {} is an AMI: restoring an AMI from a vault is not supported yet; restore a snapshot-set plan's point, or copy the AMI back by hand",
-                    p.id()
-                )))
+                let image = p.id();
+                let t = own(&p.tags, format!("{region}/{image}"));
+                let name = format!("rolesnap-restore-{job}-{image}");
+                let token: String = name.chars().take(64).collect();
+                let new = self
+                    .cx
+                    .ec2(&region)
+                    .copy_image(
+                        &region,
+                        &image,
+                        &name,
+                        &token,
+                        &t,
+                        &t,
+                        self.kms_key.clone(),
+                        self.cx.deadline,
+                    )
+                    .await
+                    .map_err(|e| RestoreError::AwsFor {
+                        context: format!(
+                            "cannot copy vault [{}] image {image} into the tenant account",
+                            v.vault.name
+                        ),
+                        source: Box::new(e),
+                    })?;
+                self.cx.call(format!("CopyImage {image} -> {new}"));
+                self.temporaries.push(Temporary {
+                    kind: PointKind::Ami,
+                    id: new.clone(),
+                    region: region.clone(),
+                });
+                let what = format!("image {new} copied from vault [{}]", v.vault.name);
+                self.cx
+                    .wait_for(&what, || async {
+                        let found = self
+                            .cx
+                            .ec2(&region)
+                            .images_by_id(std::slice::from_ref(&new))
+                            .await?;
+                        let state = found.first().map(|i| {
+                            PointState::image(i.state().map_or("pending", |x| x.as_str()))
+                        });
+                        Ok(match state {
+                            Some(PointState::Completed) => Poll::Done(()),
+                            Some(PointState::Failed | PointState::Unusable) => {
+                                Poll::Failed("the image copy failed in AWS".into())
+                            }
+                            s => Poll::Pending(format!("{s:?}")),
+                        })
+                    })
+                    .await?;
+                // Its snapshots go once the image is deregistered (in order).
+                let snaps = self
+                    .cx
+                    .ec2(&region)
+                    .image_snapshots(&new)
+                    .await
+                    .map_err(|e| RestoreError::AwsFor {
+                        context: format!("cannot read the snapshots of image {new}"),
+                        source: Box::new(e),
+                    })?;
+                for sid in snaps {
+                    self.temporaries.push(Temporary {
+                        kind: PointKind::SnapshotSet,
+                        id: sid,
+                        region: region.clone(),
+                    });
+                }
+                q.resource_id = Some(new);
+                q.tags = t.into_iter().collect();
+                q.snapshots = vec![];
             }
         }
         Ok(q)
@@ -304,7 +390,13 @@ impl Restorer<'_> {
                         .delete_snapshot(t.kind == PointKind::ClusterSnapshot, &t.id, deadline)
                         .await
                 }
-                _ => {
+                PointKind::Ami => {
+                    self.cx
+                        .ec2(&t.region)
+                        .deregister_image(&t.id, deadline)
+                        .await
+                }
+                PointKind::SnapshotSet => {
                     self.cx
                         .ec2(&t.region)
                         .delete_snapshot(&t.id, deadline)
@@ -360,7 +452,17 @@ async fn share(
         _ => {
             let ec2 = crate::aws::ec2::Ec2::new(v.session.ec2(&p.region), at);
             let mut out = Ok(());
+            // An AMI: the image too (AWS copies a shared AMI when the image
+            // and the snapshots behind it are shared).
+            if p.kind == PointKind::Ami {
+                if let Err(e) = ec2.share_image(&p.id(), tenant, add, deadline).await {
+                    out = Err(e);
+                }
+            }
             for s in &p.snapshots {
+                if add && out.is_err() {
+                    break;
+                }
                 if let Err(e) = ec2.share_snapshot(&s.id, tenant, add, deadline).await {
                     out = Err(e);
                     if add {
