@@ -102,6 +102,20 @@ pub enum Command {
     List(ListArgs),
     /// Restore an instance, a volume or an RDS/Aurora database from a recovery point (a Restore job).
     Restore(RestoreArgs),
+    /// Prove a recovery point restores: restore it into a throw-away target, wait until it is
+    /// healthy, record the RTO, and remove everything it made (a Drill job).
+    #[command(
+        long_about = "Prove a recovery point restores (a Drill job). The newest completed point of \
+the instance (--instance) or database (--db / --cluster) is restored into a throw-away target: an \
+instance into --subnet with --security-groups (give a subnet and a security group without ingress), \
+without the source's own tags; a database under a new identifier (rolesnap-drill-<time>) in \
+--db-subnet-group (default: the recorded one). Healthy means: an instance running with both EC2 \
+status checks ok (DescribeInstanceStatus); a database available. Everything the drill makes is \
+tagged CV_Integrity_Snap and _GX_BACKUP_ (the drill job) and is removed at the end, whether the \
+drill passed or not; instances an earlier, killed drill left (older than --wait-timeout) are \
+terminated first. The source is never touched. Exit 0 healthy and removed, 3 failed."
+    )]
+    Drill(DrillArgs),
     /// Run the scheduler: every plan's backup, copy and prune at its scheduled times.
     Agent(AgentArgs),
     /// Show each plan's next run times.
@@ -404,7 +418,7 @@ pub struct RestorePointArgs {
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
     /// Restore in this region: the source's region (default) or a copy region, from the cross-region copy there.
-    #[arg(long, short = 'r')]
+    #[arg(long, short = 'r', visible_alias = "from-copy")]
     pub region: Option<String>,
     /// Restore from this vault's copy (a [[vault]] of the accounts file): the vault shares it
     /// back, the tenant copies it into its own account (deleted when the restore ends), and the
@@ -424,6 +438,31 @@ pub struct RestorePointArgs {
     /// Seconds before the first poll; doubles up to 30 s.
     #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
     pub poll_interval: f64,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["instance", "db", "cluster"])))]
+pub struct DrillArgs {
+    #[command(flatten)]
+    pub point: RestorePointArgs,
+    /// The source instance whose recovery point to drill.
+    #[arg(long, value_name = "INSTANCE_ID")]
+    pub instance: Option<String>,
+    /// The source RDS DB instance whose recovery point to drill.
+    #[arg(long, value_name = "DB_ID")]
+    pub db: Option<String>,
+    /// The source Aurora cluster whose recovery point to drill.
+    #[arg(long, value_name = "CLUSTER_ID")]
+    pub cluster: Option<String>,
+    /// Instance drills: the throw-away subnet to launch in (required for --instance).
+    #[arg(long)]
+    pub subnet: Option<String>,
+    /// Instance drills: security group ids, comma-separated (a group without ingress).
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub security_groups: Vec<String>,
+    /// Database drills: the DB subnet group (default: the recorded one).
+    #[arg(long)]
+    pub db_subnet_group: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -130,6 +130,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             | Command::VaultCopy(_)
             | Command::Prune(_)
             | Command::Restore(_)
+            | Command::Drill(_)
             | Command::Agent(_)
             | Command::Jobs(_)
             | Command::List(_)
@@ -156,6 +157,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Jobs(args) => jobs::run(&global, args),
         Command::List(args) => list::run(&global, args).await,
         Command::Restore(args) => restore::run(&global, args).await,
+        Command::Drill(args) => restore::drill(&global, args).await,
         Command::Agent(args) => agent::run(&global, args).await,
         Command::Schedule(args) => agent::schedule(&global, args),
     }

@@ -9,7 +9,7 @@ use rolesnap_core::jobs::restore::{
 use rolesnap_core::store::ledger::{JobStatus, Ledger};
 
 use crate::backup::{exit_code, parse_time};
-use crate::cli::{Global, Output, RestoreArgs, RestorePointArgs, RestoreWhat};
+use crate::cli::{DrillArgs, Global, Output, RestoreArgs, RestorePointArgs, RestoreWhat};
 use crate::exit;
 use crate::output::setup;
 
@@ -58,6 +58,52 @@ pub async fn run(global: &Global, args: RestoreArgs) -> anyhow::Result<u8> {
             )
         }
     };
+    run_job(global, point, target, false).await
+}
+
+/// `rolesnap drill`: a restore of the newest point into a throw-away target,
+/// checked healthy and removed again (a Drill job).
+pub async fn drill(global: &Global, a: DrillArgs) -> anyhow::Result<u8> {
+    let target = if let Some(instance_id) = a.instance {
+        let (Some(subnet), false) = (a.subnet, a.security_groups.is_empty()) else {
+            eprintln!(
+                "error: an instance drill launches into a throw-away target: pass --subnet and \
+                 --security-groups (a subnet and a security group without ingress)"
+            );
+            return Ok(exit::USAGE);
+        };
+        Target::Instance(InstanceSpec {
+            instance_id,
+            subnet: Some(subnet),
+            security_groups: a.security_groups,
+            // Not the source's own tags: a drill is never production.
+            no_tags: true,
+            ..Default::default()
+        })
+    } else {
+        let cluster = a.cluster.is_some();
+        Target::Db(DbSpec {
+            source_id: a.cluster.or(a.db).unwrap_or_default(),
+            cluster,
+            // Never the source's identifier.
+            target_id: format!(
+                "{}{}",
+                restore::DRILL_DB_PREFIX,
+                chrono::Utc::now().timestamp()
+            ),
+            subnet_group: a.db_subnet_group,
+            ..Default::default()
+        })
+    };
+    run_job(global, a.point, target, true).await
+}
+
+async fn run_job(
+    global: &Global,
+    point: RestorePointArgs,
+    target: Target,
+    drill: bool,
+) -> anyhow::Result<u8> {
     let which = match which(&point) {
         Ok(w) => w,
         Err(e) => {
@@ -65,12 +111,13 @@ pub async fn run(global: &Global, args: RestoreArgs) -> anyhow::Result<u8> {
             return Ok(exit::USAGE);
         }
     };
-    let s = setup(global, &point.plan, "restore").await?;
+    let what = if drill { "drill" } else { "restore" };
+    let s = setup(global, &point.plan, what).await?;
     let tenant = match s.tenants.as_slice() {
         [t] => t.clone(),
         many => {
             eprintln!(
-                "error: restore acts in one tenant: pass --tenant (plan {} names: {})",
+                "error: {what} acts in one tenant: pass --tenant (plan {} names: {})",
                 s.loaded.plan.name,
                 many.iter()
                     .map(|t| t.name.as_str())
@@ -101,6 +148,7 @@ pub async fn run(global: &Global, args: RestoreArgs) -> anyhow::Result<u8> {
             poll_initial: Duration::from_secs_f64(point.poll_interval.max(0.05)),
             poll_max: Duration::from_secs(30),
         },
+        drill,
     })
     .await?;
     match global.output {
@@ -155,7 +203,7 @@ fn print_human(r: &Report, quiet: bool) {
             println!("Dry run: nothing was created and no job was recorded.");
         } else {
             println!("Job ID:     {}", r.job);
-            println!("Operation:  Restore");
+            println!("Operation:  {}", r.job_type.as_str());
             println!("Status:     {}", r.status);
         }
         println!(
@@ -184,6 +232,22 @@ fn print_human(r: &Report, quiet: bool) {
         }
         for line in &r.summary {
             println!("  {line}");
+        }
+        if let Some(d) = &r.drill {
+            println!(
+                "Drill:      {}{}{}",
+                if d.healthy { "healthy" } else { "NOT healthy" },
+                d.rto_seconds
+                    .map(|s| format!(", RTO {s} s"))
+                    .unwrap_or_default(),
+                d.reason
+                    .as_ref()
+                    .map(|x| format!(": {x}"))
+                    .unwrap_or_default()
+            );
+            for c in &d.checks {
+                println!("  checked: {c}");
+            }
         }
         if !r.calls.is_empty() {
             println!(

@@ -177,6 +177,7 @@ fn protected_tags() -> Vec<&'static str> {
 const EC2_READ: &[&str] = &[
     "ec2:DescribeAvailabilityZones",
     "ec2:DescribeImages",
+    "ec2:DescribeInstanceStatus",
     "ec2:DescribeInstances",
     "ec2:DescribeKeyPairs",
     // The lock state of the agent's snapshots (prune, list). Like every
@@ -502,6 +503,32 @@ fn rds_statements() -> Value {
             "Action": "rds:RemoveTagsFromResource",
             "Resource": "*",
             "Condition": {"ForAnyValue:StringEquals": {"aws:TagKeys": protected_tags()}}
+        },
+        // Restore drills delete the database they made. A tag on a database
+        // proves nothing (RDS cannot tell tags at creation from tags added
+        // later), so the grant is by name: the drills' identifiers start with
+        // `rolesnap-drill-`, and the role cannot rename a database
+        // (ModifyDBInstance is not granted). A database of that name made by
+        // someone else must not exist in a tenant account.
+        {
+            "Sid": "RdsDeleteDrillDatabases",
+            "Effect": "Allow",
+            "Action": "rds:DeleteDBInstance",
+            "Resource": format!("arn:aws:rds:*:*:db:{}*", crate::jobs::restore::DRILL_DB_PREFIX),
+            "Condition": {"StringLike": {
+                "rds:db-tag/CV_Integrity_Snap": "*",
+                "rds:db-tag/_GX_BACKUP_": "*"
+            }}
+        },
+        {
+            "Sid": "RdsDeleteDrillClusters",
+            "Effect": "Allow",
+            "Action": "rds:DeleteDBCluster",
+            "Resource": format!("arn:aws:rds:*:*:cluster:{}*", crate::jobs::restore::DRILL_DB_PREFIX),
+            "Condition": {"StringLike": {
+                "rds:cluster-tag/CV_Integrity_Snap": "*",
+                "rds:cluster-tag/_GX_BACKUP_": "*"
+            }}
         },
         {
             "Sid": "RdsDeleteOwnSnapshots",

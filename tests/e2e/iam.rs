@@ -693,7 +693,8 @@ async fn tag_then_delete_of_customer_resources_is_denied_and_they_survive() {
         );
         // With the restore's provenance tag the marker goes on (RDS has no
         // create-action key: README, residual risks), but it buys no delete:
-        // the policy grants no DeleteDBInstance / DeleteDBCluster at all.
+        // the policy grants DeleteDBInstance / DeleteDBCluster only on the
+        // drills' `rolesnap-drill-*` databases.
         rds.add_tags_to_resource()
             .resource_name(arn)
             .tags(rds_tag("_GX_BACKUP_", "1"))
@@ -1483,4 +1484,65 @@ async fn a_vault_cycle_runs_under_the_printed_tenant_and_vault_policies() {
             "{action} in {account} was made"
         );
     }
+}
+
+/// Restore drills of an instance and of a database under the printed tenant
+/// policy with enforcement on: each proves healthy and removes what it made.
+#[tokio::test(flavor = "multi_thread")]
+async fn drills_run_and_clean_up_under_the_printed_policy() {
+    let emu = Emulator::start();
+    let accounts = emu.write_accounts(&["alpha"], &[]);
+    let p = emu.write_plan(
+        "nightly",
+        PlanText::new().retention("days = 7").databases(true),
+    );
+    emu.backup_completed(&p);
+    emu.replace_tenant_policy("alpha", &printed(&emu, "tenant", &accounts));
+    emu.config(json!({"enforce_tag_conditions": true}));
+    emu.enforce_iam();
+    let res = &emu.tenant("alpha")["resources"][EAST];
+    let subnet = s(&res["subnets"][0]["id"]).to_string();
+    let sg = s(&res["security_group_id"]).to_string();
+    let src = s(&emu.nightly_instances("alpha", EAST)[0]["id"]).to_string();
+    for args in [
+        vec![
+            "--instance",
+            src.as_str(),
+            "--subnet",
+            &subnet,
+            "--security-groups",
+            &sg,
+        ],
+        vec!["--db", "alpha-pg"],
+    ] {
+        let mut all = vec!["drill", "--plan", p.to_str().unwrap(), "--tenant", "alpha"];
+        all.extend(args);
+        all.extend(["-o", "json", "--poll-interval", "0.2"]);
+        let run = emu.run(&all);
+        assert_eq!(run.code, 0, "{run}");
+        let r = run.json();
+        assert_eq!(r["drill"]["healthy"], true, "{run}");
+        assert_eq!(r["left_behind"], json!([]), "{run}");
+    }
+    for (action, what) in [
+        ("TerminateInstances", "the drill's instance"),
+        ("DeleteDBInstance", "the drill's database"),
+        ("DescribeInstanceStatus", "the health check"),
+    ] {
+        assert_eq!(emu.count_calls(ALPHA, action, "denied"), 0, "{what}");
+        assert!(emu.count_calls(ALPHA, action, "ok") > 0, "{what}");
+    }
+    // The name is what the delete is granted on: the source cannot be deleted.
+    let rds = emu.rds("alpha", EAST).await;
+    let e = rds
+        .delete_db_instance()
+        .db_instance_identifier("alpha-pg")
+        .skip_final_snapshot(true)
+        .send()
+        .await
+        .expect_err("the source database cannot be deleted");
+    assert_eq!(
+        aws_sdk_rds::error::ProvideErrorMetadata::code(&e),
+        Some("AccessDenied")
+    );
 }

@@ -1,6 +1,7 @@
 mod agent;
 mod backup;
 mod copy_prune;
+mod drill;
 mod drills;
 mod foundation;
 mod guard;

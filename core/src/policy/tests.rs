@@ -63,7 +63,7 @@ const IMPLIED: &[&str] = &[
 /// RDS / Aurora restore. RDS cannot limit tagging to creation, so a delete
 /// conditioned on `_GX_BACKUP_` would reopen tag-then-delete for production
 /// databases; the restore reports what it could not remove instead.
-const NOT_GRANTED: &[&str] = &["rds:DeleteDBInstance", "rds:DeleteDBCluster"];
+const NOT_GRANTED: &[&str] = &[];
 
 /// A vault account, as `rolesnap policy tenant --accounts` reads it.
 const VAULT_ACCOUNT: &str = "999999999999";
@@ -287,12 +287,19 @@ fn rds_tags_and_deletes_are_scoped_to_rolesnap_snapshot_arns() {
                 "{s}"
             );
         }
-        assert!(
-            !acts
-                .iter()
-                .any(|a| a == "rds:DeleteDBInstance" || a == "rds:DeleteDBCluster"),
-            "no database delete: {s}"
-        );
+        // Database deletes only of drills' databases, by name.
+        if acts
+            .iter()
+            .any(|a| a == "rds:DeleteDBInstance" || a == "rds:DeleteDBCluster")
+        {
+            assert!(
+                s["Resource"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains(":rolesnap-drill-*"),
+                "database deletes only by the drills' names: {s}"
+            );
+        }
     }
     let pass = statements()
         .into_iter()

@@ -26,8 +26,8 @@ use super::lookup::{
 };
 use super::point::Mapped;
 use super::{
-    architecture_for, carried_tags, provenance, recorded_region, same_device, InstanceSpec,
-    RestoreError, Restorer,
+    architecture_for, carried_tags, recorded_region, same_device, InstanceSpec, RestoreError,
+    Restorer,
 };
 use crate::aws::ec2::{filter, tag_spec};
 
@@ -438,13 +438,7 @@ impl Restorer<'_> {
             src_name.as_deref().unwrap_or(&id),
             self.cx.job_label()
         );
-        let prov = provenance(
-            &self.cx.job_label(),
-            &self.cx.agent,
-            &id,
-            &self.origin(&p.id()),
-            &name,
-        );
+        let prov = self.prov(&id, &p.id(), &name);
         let mut instance_tags = carried;
         instance_tags.extend(prov.iter().cloned());
         let (image, bdms, mapped) = match p.kind {

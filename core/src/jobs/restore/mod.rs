@@ -35,6 +35,7 @@
 mod choose;
 mod cleanup;
 mod context;
+mod drill;
 mod error;
 mod instance;
 mod lookup;
@@ -69,6 +70,9 @@ use context::Context;
 
 /// On everything a restore makes: the recovery point it came from.
 pub use crate::tags::RESTORED_FROM;
+/// The identifiers of the databases restore drills make (the tenant policy
+/// lets the role delete only databases so named).
+pub const DRILL_DB_PREFIX: &str = "rolesnap-drill-";
 /// vsrst.log component of restore jobs.
 pub const COMPONENT: &str = "CVRestore::Run";
 
@@ -198,6 +202,10 @@ pub struct Request<'a> {
     pub which: Which,
     pub target: Target,
     pub options: Options,
+    /// A restore drill: everything it makes carries `CV_Integrity_Snap`, it
+    /// waits until the restored resource is healthy, and removes all it made
+    /// whatever the outcome (a Drill job in the ledger).
+    pub drill: bool,
 }
 
 // ---------------------------------------------------------------- report
@@ -269,6 +277,21 @@ pub struct Report {
     pub error: Option<String>,
     pub start: i64,
     pub end: i64,
+    /// A drill's result: healthy or not, the RTO (seconds from the start to
+    /// healthy), and why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillResult>,
+}
+
+/// What a restore drill proved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DrillResult {
+    pub healthy: bool,
+    /// Seconds from the job's start until the restored resource was healthy.
+    pub rto_seconds: Option<i64>,
+    /// How health was decided (e.g. `running; system and instance status checks ok`).
+    pub checks: Vec<String>,
+    pub reason: Option<String>,
 }
 
 // ---------------------------------------------------------------- the job
@@ -285,6 +308,11 @@ struct Restorer<'a> {
     warnings: Vec<String>,
     /// `--from-vault`: the vault, reached.
     vault: Option<vault::VaultSide>,
+    /// A restore drill (see [`Request::drill`]) and what it found.
+    drill: bool,
+    drilled: Option<DrillResult>,
+    /// Unix time the job started (a drill's RTO counts from it).
+    started: i64,
     /// Copies made in the tenant from the vault, deleted at the end.
     temporaries: Vec<vault::Temporary>,
     kms_key: Option<String>,
@@ -298,7 +326,11 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
     let dry_run = req.options.dry_run;
     let life = Lifecycle::start(
         req.ledger.filter(|_| !dry_run),
-        JobType::Restore,
+        if req.drill {
+            JobType::Drill
+        } else {
+            JobType::Restore
+        },
         &req.plan.name,
         std::slice::from_ref(&req.tenant.name),
     )?;
@@ -333,6 +365,9 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
         vault: None,
         temporaries: vec![],
         kms_key: req.which.kms_key_id.clone(),
+        drill: req.drill,
+        drilled: None,
+        started: start,
     };
     let outcome = r.connect_and_restore(&req).await;
     let (status, restored, error) = r.conclude(&req.target, outcome).await;
@@ -410,11 +445,18 @@ impl Restorer<'_> {
                 account,
             });
         }
-        match &req.target {
+        if self.drill && !self.cx.dry_run {
+            self.remove_drill_leftovers().await;
+        }
+        let restored = match &req.target {
             Target::Instance(s) => self.restore_instance(s).await,
             Target::Volume(s) => self.restore_volume(s).await,
             Target::Db(s) => self.restore_db(s).await,
+        }?;
+        if self.drill && !self.cx.dry_run {
+            self.check_health(&req.target, &restored).await?;
         }
+        Ok(restored)
     }
 
     /// The job's status, result and error; on failure, removes what it made
@@ -429,6 +471,14 @@ impl Restorer<'_> {
         self.remove_temporaries().await;
         let (status, restored, error) = match outcome {
             Ok(v) => {
+                // A drill removes what it made once it has proved it healthy.
+                if self.drill && !self.cx.dry_run {
+                    self.cleanup.run(&mut self.cx, self.region.as_deref()).await;
+                    for l in self.cleanup.left_behind() {
+                        self.warnings
+                            .push(format!("the drill could not remove {l}"));
+                    }
+                }
                 let status = if self.warnings.is_empty() {
                     JobStatus::Completed
                 } else {
@@ -437,6 +487,15 @@ impl Restorer<'_> {
                 (status, v, self.warnings.first().cloned())
             }
             Err(e) => {
+                if self.drill {
+                    let d = self.drilled.get_or_insert(DrillResult {
+                        healthy: false,
+                        rto_seconds: None,
+                        checks: vec![],
+                        reason: None,
+                    });
+                    d.reason = Some(e.to_string());
+                }
                 self.cx
                     .log(&format!("Restore of {kind} [{source}] failed: {e}"));
                 if !self.cx.dry_run {
@@ -491,6 +550,7 @@ impl Restorer<'_> {
             error: error.map(str::to_string),
             detail: json!({
                 "recovery_point": self.point,
+                "drill": self.drilled,
                 "restored": restored,
                 "removed": self.cleanup.removed(),
                 "left_behind": self.cleanup.left_behind(),
@@ -505,7 +565,10 @@ impl Restorer<'_> {
             } else {
                 "Warning"
             },
-            &format!("Restore job ({number}) {status}: {kind} {source}"),
+            &format!(
+                "{} job ({number}) {status}: {kind} {source}",
+                if self.drill { "Drill" } else { "Restore" }
+            ),
         )?;
         if let Some(e) = error {
             l.event(number, "Error", e)?;
@@ -528,7 +591,11 @@ impl Restorer<'_> {
     ) -> Report {
         Report {
             job: self.cx.job,
-            job_type: JobType::Restore,
+            job_type: if self.drill {
+                JobType::Drill
+            } else {
+                JobType::Restore
+            },
             plan: req.plan.name.clone(),
             tenant: req.tenant.name.clone(),
             account: self.cx.account.clone(),
@@ -548,6 +615,7 @@ impl Restorer<'_> {
             error,
             start,
             end,
+            drill: self.drilled.clone(),
         }
     }
 }

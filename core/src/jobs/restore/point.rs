@@ -21,7 +21,7 @@ pub(super) struct Mapped {
 impl Restorer<'_> {
     /// Regions to look in when `--region` is not given: the plan's regions for
     /// this tenant and its copy regions.
-    async fn candidate_regions(&self) -> Vec<String> {
+    pub(super) async fn candidate_regions(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for g in groups_for(self.cx.plan, &self.cx.session.tenant) {
             match regions_for(&self.cx.session, &self.cx.admin_region, &g.regions).await {

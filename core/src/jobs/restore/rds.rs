@@ -16,7 +16,7 @@ use crate::tags;
 
 use super::context::Poll;
 use super::lookup::{db_tags, tag_list};
-use super::{provenance, recorded_region, DbSpec, RestoreError, Restorer};
+use super::{recorded_region, DbSpec, RestoreError, Restorer};
 
 /// What a DB restore takes from its recovery point and request.
 struct FromSnapshot {
@@ -59,13 +59,7 @@ impl Restorer<'_> {
             .unwrap_or_else(|| format!("{}-1", s.target_id));
         self.refuse_existing(&region, s, &writer).await?;
         let subnet_group = self.db_subnet_group(&p, s);
-        let prov = provenance(
-            &self.cx.job_label(),
-            &self.cx.agent,
-            &source,
-            &self.origin(&snapshot),
-            &s.target_id,
-        );
+        let prov = self.prov(&source, &snapshot, &s.target_id);
         let from = FromSnapshot {
             region,
             snapshot,
@@ -209,13 +203,7 @@ impl Restorer<'_> {
             subnet_group.as_deref().unwrap_or("(default)"),
             tag_list(prov)
         ));
-        let wprov = provenance(
-            &self.cx.job_label(),
-            &self.cx.agent,
-            source,
-            &self.origin(snapshot),
-            writer,
-        );
+        let wprov = self.prov(source, snapshot, writer);
         self.cx.call(format!(
             "CreateDBInstance DBInstanceIdentifier={writer} DBClusterIdentifier={} Engine={engine} DBInstanceClass={class} Tags={}",
             s.target_id,

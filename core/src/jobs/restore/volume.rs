@@ -17,8 +17,8 @@ use super::context::Poll;
 use super::instance::Launch;
 use super::lookup::{default_subnet, describe_instance, subnet_az, tag_list};
 use super::{
-    choose_device, provenance, recorded_region, same_device, AttachTo, RestoreError, Restorer,
-    VolumeSpec, RESTORED_FROM,
+    choose_device, recorded_region, same_device, AttachTo, RestoreError, Restorer, VolumeSpec,
+    RESTORED_FROM,
 };
 use crate::aws::ec2::tag_spec;
 
@@ -49,13 +49,7 @@ impl Restorer<'_> {
         let vol = s.volume_id.clone();
         let from = self.volume_point(&vol).await?;
         let name = format!("{vol}-restored-{}", self.cx.job_label());
-        let prov = provenance(
-            &self.cx.job_label(),
-            &self.cx.agent,
-            &vol,
-            &self.origin(&from.snapshot),
-            &name,
-        );
+        let prov = self.prov(&vol, &from.snapshot, &name);
         // The target, and the device, before anything is created.
         let at = match &s.attach {
             AttachTo::Instance(target) => self.existing_host(s, &from, target).await?,
@@ -235,13 +229,7 @@ impl Restorer<'_> {
         let (subnet, az) = self.host_subnet(from, subnet).await?;
         let image = self.host_image(from, image_id).await?;
         let iname = format!("{vol}-restore-host-{}", self.cx.job_label());
-        let iprov = provenance(
-            &self.cx.job_label(),
-            &self.cx.agent,
-            vol,
-            &self.origin(&from.snapshot),
-            &iname,
-        );
+        let iprov = self.prov(vol, &from.snapshot, &iname);
         let launch = Launch {
             instance_type: instance_type.to_string(),
             subnet: Some(subnet.clone()),

@@ -16,6 +16,9 @@ pub enum JobType {
     DataAging,
     #[serde(rename = "Restore")]
     Restore,
+    /// A restore drill: a restore into a throw-away target, checked healthy, removed.
+    #[serde(rename = "Drill")]
+    Drill,
 }
 
 impl JobType {
@@ -26,6 +29,7 @@ impl JobType {
             JobType::VaultCopy => "Vault Copy",
             JobType::DataAging => "Data Aging",
             JobType::Restore => "Restore",
+            JobType::Drill => "Drill",
         }
     }
     pub(crate) fn parse(s: &str) -> JobType {
@@ -34,6 +38,7 @@ impl JobType {
             "Vault Copy" => JobType::VaultCopy,
             "Data Aging" => JobType::DataAging,
             "Restore" => JobType::Restore,
+            "Drill" => JobType::Drill,
             _ => JobType::SnapBackup,
         }
     }
