@@ -8,5 +8,6 @@ mod harness;
 mod iam;
 mod integrity;
 mod night;
+mod report;
 mod restore;
 mod vault;
