@@ -293,12 +293,22 @@ impl Gather<'_> {
                 self.errors.push(format!("plan {}: {e}", plan.name));
                 continue;
             }
+            // Not candidates for protection: terminated instances, and
+            // Aurora members (protected, or not, through their cluster, which
+            // is listed itself).
             let gone: BTreeSet<&str> = rr
                 .inventory
                 .iter()
                 .flat_map(|i| &i.instances)
                 .filter(|i| matches!(i.state.as_str(), "terminated" | "shutting-down"))
                 .map(|i| i.id.as_str())
+                .chain(
+                    rr.inventory
+                        .iter()
+                        .flat_map(|i| &i.db_instances)
+                        .filter(|d| d.cluster_id.is_some())
+                        .map(|d| d.id.as_str()),
+                )
                 .collect();
             for sk in &rr.selection.skipped {
                 if gone.contains(sk.id.as_str()) {

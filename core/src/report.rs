@@ -791,10 +791,10 @@ pub fn timeline_svg(
         }
     }
     let bottom = 4.0 + LANE * lanes as f64;
-    let _ = write!(
+    let _ = writeln!(
         s,
         "<line x1=\"{:.1}\" y1=\"2\" x2=\"{:.1}\" y2=\"{bottom:.1}\" stroke=\"#1565c0\"/>\
-<text x=\"{LEFT}\" y=\"{:.1}\" font-size=\"10\">{}</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\">{}</text></svg>\n",
+<text x=\"{LEFT}\" y=\"{:.1}\" font-size=\"10\">{}</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"end\">{}</text></svg>",
         xpos(as_of),
         xpos(as_of),
         bottom + 14.0,

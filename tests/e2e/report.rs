@@ -138,6 +138,16 @@ async fn after_a_backup_the_report_is_compliant_then_breached_three_days_on_and_
         })
         .collect();
     assert_eq!(unprotected, unselected);
+    // Aurora members are protected through their cluster, not listed.
+    assert!(
+        r["unprotected"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["kind"] != "db-instance"),
+        "{:#}",
+        r["unprotected"]
+    );
     assert_eq!(
         r["summary"]["unprotected"],
         r["unprotected"].as_array().unwrap().len()
