@@ -116,6 +116,10 @@ drill passed or not; instances an earlier, killed drill left (older than --wait-
 terminated first. The source is never touched. Exit 0 healthy and removed, 3 failed."
     )]
     Drill(DrillArgs),
+    /// RPO report: per resource, the newest recovery point in its source region, copy regions
+    /// and vaults, its age against the plan's RPO; and what no plan protects.
+    #[command(long_about = REPORT_ABOUT)]
+    Report(ReportArgs),
     /// Run the scheduler: every plan's backup, copy and prune at its scheduled times.
     Agent(AgentArgs),
     /// Show each plan's next run times.
@@ -327,6 +331,71 @@ pub struct ListArgs {
     /// Only recovery points of this RDS instance or Aurora cluster.
     #[arg(long)]
     pub db: Option<String>,
+}
+
+const REPORT_ABOUT: &str = "RPO report, from AWS state (discovery and the recovery points found \
+by tag) plus the job ledgers; it changes nothing and works on any access node.\n\n\
+For every resource the plans select (tenant, region, kind, id): the newest completed recovery \
+point in its source region, in each [[copy]] region and in each [[vault]] region (the vault \
+account's copies), and its age. The plan's RPO is the longest gap between two runs of its \
+[schedule] cron line over the next 14 days, plus [schedule] rpo-grace-minutes (default 60). \
+A resource is compliant when the newest completed point of every one of those places is \
+within the RPO; breached when one is older, or a copy region or vault has none; never \
+protected when the source region has no completed point; no-rpo when the plan has no \
+schedule. The last restore drill and its RTO are reported as null: drills do not exist yet.\n\n\
+Also lists, per tenant and region, the resources discovery sees that no plan of the report \
+selects (unprotected), with each plan's reason. Discovery only looks where a plan's groups \
+look: a plan without rds/aurora does not list databases.\n\n\
+Formats: a table (default), JSON (-o json or --format json), CSV (one line per resource, \
+then the unprotected ones) and HTML: one self-contained file (no external asset, no URL; a \
+few lines of inline script sort the tables) with a summary, a sortable table and one inline \
+SVG timeline per resource of its recovery points over the plan's retention window.\n\n\
+Exit codes: 0 the report is complete (whatever it says: breaches do not change the code); \
+1 a tenant, region, vault or ledger could not be read (the report says which); 2 usage or \
+configuration error.";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Tables for people (the default, or -o human).
+    Table,
+    /// One JSON document (the same as -o json).
+    Json,
+    /// Comma-separated values, one line per resource.
+    Csv,
+    /// One self-contained HTML file with inline SVG timelines.
+    Html,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The plan files (TOML); repeatable. A resource counts as unprotected only when none of
+    /// them selects it.
+    #[arg(long = "plan", short = 'p', required = true, value_name = "PLAN")]
+    pub plans: Vec<PathBuf>,
+    /// The accounts file for every plan; default: each plan's `accounts` key, else
+    /// accounts.toml beside it.
+    #[arg(long)]
+    pub accounts: Option<PathBuf>,
+    /// Only this tenant (by name).
+    #[arg(long, short = 't')]
+    pub tenant: Option<String>,
+    /// Only this source region.
+    #[arg(long, short = 'r')]
+    pub region: Option<String>,
+    /// Compute ages and compliance as of this time (RFC 3339, e.g. 2026-12-31T00:00:00Z, or a
+    /// date): to preview, or test. Points made after it are ignored.
+    #[arg(long, value_name = "TIME")]
+    pub as_of: Option<String>,
+    /// Output format (default: from -o, a table).
+    #[arg(long, value_enum)]
+    pub format: Option<ReportFormat>,
+    /// Write the report to this file instead of stdout (replaced whole, never half-written).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Also read the job ledgers of these state directories (other agents'), read-only, for
+    /// each plan's last backup and last failed job.
+    #[arg(long = "from", value_name = "STATE_DIR")]
+    pub from: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

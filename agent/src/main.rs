@@ -9,6 +9,7 @@ mod jobs;
 mod list;
 mod output;
 mod policy;
+mod report;
 mod restore;
 mod validate;
 
@@ -158,6 +159,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::List(args) => list::run(&global, args).await,
         Command::Restore(args) => restore::run(&global, args).await,
         Command::Drill(args) => restore::drill(&global, args).await,
+        Command::Report(args) => report::run(&global, args).await,
         Command::Agent(args) => agent::run(&global, args).await,
         Command::Schedule(args) => agent::schedule(&global, args),
     }

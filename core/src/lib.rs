@@ -10,6 +10,8 @@
 //!   probes).
 //! - [`decide`]: pure decisions, no AWS: retention (what prune keeps),
 //!   schedules (when a plan is due).
+//! - [`report`]: the RPO report's decisions (age against the plan's RPO,
+//!   compliance) and its CSV and HTML/SVG rendering, no AWS.
 //! - [`jobs`]: the jobs as orchestration over the adapters: a job across
 //!   tenants and regions ([`jobs::run`]), its shared context
 //!   ([`jobs::work`]), backup, copy, prune, the duplicate check and restore.
@@ -26,6 +28,7 @@ pub mod decide;
 pub mod discovery;
 pub mod jobs;
 pub mod policy;
+pub mod report;
 pub mod store;
 pub mod tags;
 pub mod validate;

@@ -9,5 +9,6 @@ mod harness;
 mod iam;
 mod integrity;
 mod night;
+mod report;
 mod restore;
 mod vault;

@@ -76,6 +76,10 @@ pub(super) fn parse_schedule(ctx: &Ctx<'_>, s: &RawSchedule) -> Result<Schedule,
         cron,
         cron_source: source,
         timezone,
+        rpo_grace_minutes: s
+            .rpo_grace_minutes
+            .as_ref()
+            .map_or(super::DEFAULT_RPO_GRACE_MINUTES, |g| *g.get_ref()),
     };
     // A line that matches no date (30 February, 31 April, a past year) is
     // valid cron and never runs: refuse it rather than start silently.

@@ -225,7 +225,13 @@ pub struct Schedule {
     /// As the operator wrote it.
     pub cron_source: String,
     pub timezone: chrono_tz::Tz,
+    /// `rpo-grace-minutes`: the plan's RPO is the longest gap between two
+    /// slots of the schedule plus this (`rolesnap report`).
+    pub rpo_grace_minutes: u32,
 }
+
+/// `[schedule] rpo-grace-minutes` when the plan does not set it.
+pub const DEFAULT_RPO_GRACE_MINUTES: u32 = 60;
 
 /// Keep rules. A recovery point is kept when any rule keeps it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]

@@ -113,6 +113,9 @@ pub(super) struct RawSchedule {
     pub(super) cron: Spanned<String>,
     #[serde(default)]
     pub(super) timezone: Option<Spanned<String>>,
+    /// Minutes added to the schedule's interval to make the plan's RPO.
+    #[serde(default)]
+    pub(super) rpo_grace_minutes: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

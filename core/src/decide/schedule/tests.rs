@@ -22,6 +22,7 @@ fn sched(cron: &str, tz: &str) -> Schedule {
         cron,
         cron_source,
         timezone: tz.parse().unwrap(),
+        rpo_grace_minutes: 60,
     }
 }
 
@@ -665,6 +666,7 @@ fn due_without_future_or_valid_expression() {
         cron: "nonsense".into(),
         cron_source: "nonsense".into(),
         timezone: chrono_tz::UTC,
+        rpo_grace_minutes: 60,
     };
     assert!(next_runs(&broken, utc("2026-01-01T00:00:00Z"), 3).is_empty());
     assert_eq!(

@@ -1,0 +1,614 @@
+//! `rolesnap report`: the RPO report. For every resource the plans select:
+//! the newest completed recovery point in its source region, in each copy
+//! region and in each vault, its age against the plan's RPO; and what
+//! discovery sees that no plan selects. Built from AWS state (discovery and
+//! the catalog, by tag) plus the ledgers, so it works on any access node.
+//! The decisions and the CSV/HTML rendering are in `rolesnap_core::report`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+use rolesnap_core::aws::credentials::{connect_tenants, Connected};
+use rolesnap_core::catalog::{list_region, Kinds, PointKind, RecoveryPoint};
+use rolesnap_core::discovery::{discover_tenant, Resource};
+use rolesnap_core::jobs::vault::vault_of;
+use rolesnap_core::report::{
+    assess, human_duration, plan_rpo, render_csv, render_html, schedule_interval, LedgerJob,
+    Observed, Place, PlanSummary, Report, ResourceKey, Role, Unprotected,
+};
+use rolesnap_core::store::ledger::{JobStatus, JobType, Ledger};
+use rolesnap_core::Plan;
+
+use crate::backup::parse_time;
+use crate::cli::{Global, Output, PlanArgs, ReportArgs, ReportFormat};
+use crate::exit;
+use crate::output::{setup, table, Setup};
+
+/// (tenant, resource kind, source region, source id): the points of one resource.
+type PointKey = (String, &'static str, String, String);
+
+/// (tenant, account, region, kind, id) of a resource discovery saw.
+type SeenKey = (String, String, String, String, String);
+
+pub async fn run(global: &Global, args: ReportArgs) -> anyhow::Result<u8> {
+    let as_of = match &args.as_of {
+        None => Utc::now(),
+        Some(t) => match parse_time(t) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: --as-of: {e:#}");
+                return Ok(exit::USAGE);
+            }
+        },
+    };
+    let format = match (args.format, global.output) {
+        (Some(f), _) => f,
+        (None, Output::Json) => ReportFormat::Json,
+        (None, Output::Human) => ReportFormat::Table,
+    };
+    let mut errors: Vec<String> = Vec::new();
+    let ledgers = open_ledgers(global, &args.from, &mut errors);
+    let mut plans = Vec::new();
+    let mut resources = Vec::new();
+    // What each plan left, and what any plan selected, per tenant × region.
+    let mut seen: BTreeMap<SeenKey, Vec<String>> = BTreeMap::new();
+    let mut selected: BTreeSet<SeenKey> = BTreeSet::new();
+    let mut any_tenant = false;
+    for path in &args.plans {
+        let plan_args = PlanArgs {
+            plan: path.clone(),
+            accounts: args.accounts.clone(),
+            tenant: None,
+        };
+        let mut s = setup(global, &plan_args, "report").await?;
+        if let Some(only) = &args.tenant {
+            s.tenants.retain(|t| &t.name == only);
+        }
+        any_tenant |= !s.tenants.is_empty();
+        let plan = &s.loaded.plan;
+        plans.push(plan_summary(plan, as_of, &ledgers));
+        let rpo = plan_rpo(plan.schedule.as_ref(), as_of);
+        let mut g = Gather {
+            s: &s,
+            region: args.region.as_deref(),
+            errors: &mut errors,
+            keys: Vec::new(),
+            points: BTreeMap::new(),
+            seen: &mut seen,
+            selected: &mut selected,
+        };
+        let connected = connect_tenants(&s.admin, &s.tenants, None, &s.logs).await;
+        let mut accounts: BTreeMap<String, String> = BTreeMap::new();
+        for (tenant, c) in s.tenants.iter().zip(connected) {
+            match c {
+                Ok(conn) => {
+                    accounts.insert(conn.account.clone(), tenant.name.clone());
+                    g.tenant(&conn).await;
+                }
+                Err(e) => g.errors.push(format!("plan {}: {e}", plan.name)),
+            }
+        }
+        g.vaults(&accounts).await;
+        let Gather {
+            keys, mut points, ..
+        } = g;
+        for (key, places) in keys {
+            let pk = (
+                key.tenant.clone(),
+                family_of_resource(&key.kind),
+                key.region.clone(),
+                key.id.clone(),
+            );
+            let pts = points.remove(&pk).unwrap_or_default();
+            resources.push(assess(key, rpo, &places, pts, as_of));
+        }
+    }
+    if args.tenant.is_some() && !any_tenant {
+        eprintln!(
+            "error: --tenant {}: no plan of the report protects it",
+            args.tenant.as_deref().unwrap_or_default()
+        );
+        return Ok(exit::USAGE);
+    }
+    let unprotected: Vec<Unprotected> = seen
+        .into_iter()
+        .filter(|(k, _)| !selected.contains(k))
+        .map(
+            |((tenant, account, region, kind, id), reasons)| Unprotected {
+                tenant,
+                account,
+                region,
+                kind,
+                id,
+                reasons,
+            },
+        )
+        .collect();
+    for e in &errors {
+        eprintln!("error: {e}");
+    }
+    let failed = !errors.is_empty();
+    let report = Report::new(as_of, Utc::now(), plans, resources, unprotected, errors);
+    let text = match format {
+        ReportFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
+        ReportFormat::Csv => render_csv(&report),
+        ReportFormat::Html => render_html(&report),
+        ReportFormat::Table => human(&report),
+    };
+    match &args.out {
+        Some(path) => {
+            write_file(path, &text)?;
+            if !global.quiet && format != ReportFormat::Json {
+                eprintln!(
+                    "report written to {} ({} resource(s), {} breached, {} never protected, {} unprotected)",
+                    path.display(),
+                    report.summary.resources,
+                    report.summary.breached,
+                    report.summary.never_protected,
+                    report.summary.unprotected
+                );
+            }
+        }
+        None if global.quiet && format == ReportFormat::Table => {}
+        None => print!("{text}"),
+    }
+    Ok(if failed { exit::PARTIAL } else { exit::OK })
+}
+
+/// Written aside, then renamed: a reader never sees half a report.
+fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp-rolesnap");
+    std::fs::write(&tmp, text)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    Ok(())
+}
+
+/// This state directory's ledger (when there is one) and those of `--from`,
+/// all read-only: a report changes nothing.
+fn open_ledgers(
+    global: &Global,
+    from: &[std::path::PathBuf],
+    errors: &mut Vec<String>,
+) -> Vec<Ledger> {
+    let mut out = Vec::new();
+    if global.state_dir.join("ledger.db").exists() {
+        match Ledger::open_read_only(&global.state_dir) {
+            Ok(l) => out.push(l),
+            Err(e) => errors.push(format!("ledger {}: {e}", global.state_dir.display())),
+        }
+    }
+    for dir in from {
+        match Ledger::open_read_only(dir) {
+            Ok(l) => out.push(l),
+            Err(e) => errors.push(format!("ledger {}: {e}", dir.display())),
+        }
+    }
+    out
+}
+
+/// The plan's schedule, RPO and, from the ledgers, its newest backup job and
+/// its newest job that did not complete cleanly.
+fn plan_summary(plan: &Plan, as_of: DateTime<Utc>, ledgers: &[Ledger]) -> PlanSummary {
+    let mut last_backup: Option<LedgerJob> = None;
+    let mut last_failure: Option<LedgerJob> = None;
+    for l in ledgers {
+        let Ok(jobs) = l.jobs(Some(&plan.name), 500) else {
+            continue;
+        };
+        for j in jobs {
+            let start = DateTime::from_timestamp(j.start, 0).unwrap_or_default();
+            if start > as_of {
+                continue;
+            }
+            let lj = LedgerJob {
+                job: rolesnap_core::tags::job_label(j.id, l.agent_id()),
+                job_type: j.job_type.as_str().to_string(),
+                status: j.status.as_str().to_string(),
+                start,
+                end: j.end.and_then(|e| DateTime::from_timestamp(e, 0)),
+                error: j.error.clone(),
+            };
+            if j.job_type == JobType::SnapBackup
+                && last_backup.as_ref().is_none_or(|b| b.start < start)
+            {
+                last_backup = Some(lj.clone());
+            }
+            let bad = matches!(
+                j.status,
+                JobStatus::Failed | JobStatus::CompletedWithErrors | JobStatus::Killed
+            );
+            if bad && last_failure.as_ref().is_none_or(|b| b.start < start) {
+                last_failure = Some(lj);
+            }
+        }
+    }
+    let s = plan.schedule.as_ref();
+    PlanSummary {
+        plan: plan.name.clone(),
+        schedule: s.map(|s| s.cron_source.clone()),
+        timezone: s.map(|s| s.timezone.to_string()),
+        interval_seconds: s
+            .and_then(|s| schedule_interval(s, as_of))
+            .map(|d| d.num_seconds()),
+        rpo_grace_minutes: s.map(|s| s.rpo_grace_minutes),
+        rpo_seconds: plan_rpo(s, as_of).map(|d| d.num_seconds()),
+        retention_days: plan.retention.days,
+        last_backup,
+        last_failure,
+    }
+}
+
+/// The resource kind a point kind protects.
+fn family_of_point(k: PointKind) -> &'static str {
+    match k {
+        PointKind::SnapshotSet | PointKind::Ami => "instance",
+        PointKind::DbSnapshot => "db-instance",
+        PointKind::ClusterSnapshot => "db-cluster",
+    }
+}
+
+fn family_of_resource(kind: &str) -> &'static str {
+    match kind {
+        "db-instance" => "db-instance",
+        "db-cluster" => "db-cluster",
+        _ => "instance",
+    }
+}
+
+/// What one plan's part of the report gathers.
+struct Gather<'a> {
+    s: &'a Setup,
+    region: Option<&'a str>,
+    errors: &'a mut Vec<String>,
+    /// The selected resources and where the plan keeps their points.
+    keys: Vec<(ResourceKey, Vec<Place>)>,
+    points: BTreeMap<PointKey, Vec<Observed>>,
+    seen: &'a mut BTreeMap<SeenKey, Vec<String>>,
+    selected: &'a mut BTreeSet<SeenKey>,
+}
+
+impl Gather<'_> {
+    /// Discovery (selected and left) and the points in the tenant's source
+    /// and copy regions.
+    async fn tenant(&mut self, conn: &Connected) {
+        let plan = &self.s.loaded.plan;
+        let tenant = conn.session.tenant.name.clone();
+        let results = discover_tenant(
+            plan,
+            &conn.session,
+            &conn.account,
+            &self.s.admin.admin.region,
+            self.region,
+            &self.s.logs,
+            false,
+        )
+        .await;
+        let mut regions: BTreeSet<String> = BTreeSet::new();
+        for rr in results {
+            if let Some(e) = &rr.error {
+                self.errors.push(format!("plan {}: {e}", plan.name));
+                continue;
+            }
+            // Not candidates for protection: terminated instances, and
+            // Aurora members (protected, or not, through their cluster, which
+            // is listed itself).
+            let gone: BTreeSet<&str> = rr
+                .inventory
+                .iter()
+                .flat_map(|i| &i.instances)
+                .filter(|i| matches!(i.state.as_str(), "terminated" | "shutting-down"))
+                .map(|i| i.id.as_str())
+                .chain(
+                    rr.inventory
+                        .iter()
+                        .flat_map(|i| &i.db_instances)
+                        .filter(|d| d.cluster_id.is_some())
+                        .map(|d| d.id.as_str()),
+                )
+                .collect();
+            for sk in &rr.selection.skipped {
+                if gone.contains(sk.id.as_str()) {
+                    continue;
+                }
+                self.seen
+                    .entry((
+                        tenant.clone(),
+                        conn.account.clone(),
+                        rr.region.clone(),
+                        sk.kind.to_string(),
+                        sk.id.clone(),
+                    ))
+                    .or_default()
+                    .push(format!("{}: {}", plan.name, sk.reason));
+            }
+            for sel in &rr.selection.selected {
+                let kind = sel.resource.kind().to_string();
+                let id = sel.resource.id().to_string();
+                let sk = (
+                    tenant.clone(),
+                    conn.account.clone(),
+                    rr.region.clone(),
+                    kind.clone(),
+                    id.clone(),
+                );
+                self.seen.entry(sk.clone()).or_default();
+                self.selected.insert(sk);
+                let name = match &sel.resource {
+                    Resource::Instance(i) => i.name().map(str::to_string),
+                    _ => None,
+                };
+                let places = places(plan, &rr.region);
+                regions.extend(
+                    places
+                        .iter()
+                        .filter(|p| p.role != Role::Vault)
+                        .map(|p| p.region.clone()),
+                );
+                self.keys.push((
+                    ResourceKey {
+                        plan: plan.name.clone(),
+                        tenant: tenant.clone(),
+                        account: conn.account.clone(),
+                        region: rr.region.clone(),
+                        kind,
+                        id,
+                        name,
+                    },
+                    places,
+                ));
+            }
+        }
+        for region in regions {
+            match list_region(
+                &conn.session,
+                &conn.account,
+                &region,
+                Some(&plan.name),
+                kinds(),
+                &self.s.admin.pacer(),
+            )
+            .await
+            {
+                Ok(points) => {
+                    for p in points {
+                        self.add(&tenant, p, None);
+                    }
+                }
+                Err(e) => self
+                    .errors
+                    .push(format!("plan {}: tenant {tenant} {region}: {e}", plan.name)),
+            }
+        }
+    }
+
+    /// The vault copies of the plan's points, in every region of each vault
+    /// its `[[vault]]` rules copy into (as `list` finds them).
+    async fn vaults(&mut self, accounts: &BTreeMap<String, String>) {
+        let plan = &self.s.loaded.plan;
+        for rule in &plan.vaults {
+            let Some(vault) = self.s.loaded.accounts.vault(&rule.vault) else {
+                continue;
+            };
+            let conn = match connect_tenants(
+                &self.s.admin,
+                std::slice::from_ref(&vault.role),
+                None,
+                &self.s.logs,
+            )
+            .await
+            .pop()
+            {
+                Some(Ok(c)) => c,
+                Some(Err(e)) => {
+                    self.errors.push(format!("vault {}: {e}", vault.name));
+                    continue;
+                }
+                None => continue,
+            };
+            for region in vault.keys.keys() {
+                let points = match list_region(
+                    &conn.session,
+                    &conn.account,
+                    region,
+                    Some(&plan.name),
+                    kinds(),
+                    &self.s.admin.pacer(),
+                )
+                .await
+                {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.errors
+                            .push(format!("vault {} {region}: {e}", vault.name));
+                        continue;
+                    }
+                };
+                for p in points {
+                    let Some(tenant) = vault_of(&p)
+                        .and_then(|k| k.split('/').next())
+                        .and_then(|a| accounts.get(a))
+                    else {
+                        continue;
+                    };
+                    self.add(&tenant.clone(), p, Some(&vault.name));
+                }
+            }
+        }
+    }
+
+    /// Files a point under its resource: by source id, and the region its
+    /// original was made in (a copy's `_GX_COPY_OF_`, a vault copy's
+    /// `_GX_VAULT_OF_`).
+    fn add(&mut self, tenant: &str, p: RecoveryPoint, vault: Option<&str>) {
+        if p.source.is_empty() {
+            return;
+        }
+        let copy_region = p
+            .copy_of()
+            .and_then(|c| c.split('/').next())
+            .map(str::to_string);
+        let (role, source_region) = match vault {
+            Some(_) => {
+                let of_region = vault_of(&p)
+                    .and_then(|k| k.split('/').nth(1))
+                    .map(str::to_string);
+                match copy_region.or(of_region) {
+                    Some(r) => (Role::Vault, r),
+                    None => return,
+                }
+            }
+            None => match copy_region {
+                Some(r) => (Role::Copy, r),
+                None => (Role::Source, p.region.clone()),
+            },
+        };
+        let observed = Observed {
+            place: Place {
+                role,
+                region: p.region.clone(),
+                vault: vault.map(str::to_string),
+            },
+            id: p.id(),
+            job: p.job_label(),
+            created: p.created,
+            state: p.state,
+        };
+        self.points
+            .entry((
+                tenant.to_string(),
+                family_of_point(p.kind),
+                source_region,
+                p.source.clone(),
+            ))
+            .or_default()
+            .push(observed);
+    }
+}
+
+/// Where `plan` keeps the points of a resource in `region`: there, each copy
+/// region, each vault region of its `[[vault]]` rules.
+fn places(plan: &Plan, region: &str) -> Vec<Place> {
+    let mut out = vec![Place {
+        role: Role::Source,
+        region: region.to_string(),
+        vault: None,
+    }];
+    for c in &plan.copies {
+        if c.region != region {
+            out.push(Place {
+                role: Role::Copy,
+                region: c.region.clone(),
+                vault: None,
+            });
+        }
+    }
+    for v in &plan.vaults {
+        for d in v.dests(region) {
+            out.push(Place {
+                role: Role::Vault,
+                region: d,
+                vault: Some(v.vault.clone()),
+            });
+        }
+    }
+    out
+}
+
+fn kinds() -> Kinds {
+    Kinds {
+        ec2: true,
+        rds: true,
+        all_tags: false,
+    }
+}
+
+/// The report for people: plans, resources (worst first), unprotected.
+fn human(r: &Report) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let age = |s: Option<i64>| {
+        s.map(|s| human_duration(chrono::Duration::seconds(s)))
+            .unwrap_or_else(|| "-".into())
+    };
+    let _ = writeln!(
+        out,
+        "RPO report as of {}",
+        r.as_of.format("%Y-%m-%d %H:%M UTC")
+    );
+    for p in &r.plans {
+        let _ = writeln!(
+            out,
+            "plan {}: schedule {}, RPO {}; last backup {}; last failure {}",
+            p.plan,
+            p.schedule.as_deref().unwrap_or("none (on demand)"),
+            age(p.rpo_seconds),
+            p.last_backup
+                .as_ref()
+                .map_or("-".into(), |j| format!("{} {}", j.job, j.status)),
+            p.last_failure
+                .as_ref()
+                .map_or("-".into(), |j| format!("{} {}", j.job, j.status)),
+        );
+    }
+    let mut t = table(&[
+        "status", "plan", "tenant", "region", "kind", "id", "newest", "age", "RPO", "places",
+    ]);
+    for x in &r.resources {
+        t.add_row(vec![
+            x.status.as_str().to_string(),
+            x.key.plan.clone(),
+            x.key.tenant.clone(),
+            x.key.region.clone(),
+            x.key.kind.clone(),
+            x.key.id.clone(),
+            x.newest
+                .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                .unwrap_or_else(|| "-".into()),
+            age(x.age_seconds),
+            age(x.rpo_seconds),
+            x.places
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} {} {}",
+                        p.place.label(),
+                        p.status.as_str(),
+                        age(p.age_seconds)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ]);
+    }
+    let _ = writeln!(out, "{t}");
+    if !r.unprotected.is_empty() {
+        let mut u = table(&["tenant", "region", "kind", "id", "why not selected"]);
+        for x in &r.unprotected {
+            u.add_row(vec![
+                x.tenant.clone(),
+                x.region.clone(),
+                x.kind.clone(),
+                x.id.clone(),
+                x.reasons.join("\n"),
+            ]);
+        }
+        let _ = writeln!(
+            out,
+            "unprotected (seen by discovery, selected by no plan)\n{u}"
+        );
+    }
+    let s = &r.summary;
+    let _ = writeln!(
+        out,
+        "{} resource(s): {} compliant, {} breached, {} never protected, {} without RPO; {} unprotected",
+        s.resources, s.compliant, s.breached, s.never_protected, s.no_rpo, s.unprotected
+    );
+    for n in &r.notes {
+        let _ = writeln!(out, "note: {n}");
+    }
+    out
+}
