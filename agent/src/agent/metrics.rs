@@ -19,6 +19,9 @@ pub(super) struct Metrics {
     pub(super) jobs: BTreeMap<(String, String, String), u64>,
     pub(super) protected: BTreeMap<String, u64>,
     pub(super) last_success: BTreeMap<(String, String), i64>,
+    /// End of the last Snap Backup job that protected every resource of a
+    /// tenant in a region: (plan, tenant, region) → unix time.
+    pub(super) last_backup: BTreeMap<(String, String, String), i64>,
     pub(super) retries: BTreeMap<String, u64>,
     /// Plan files of `--plans` that do not load (the last load or reload).
     pub(super) config_errors: usize,
@@ -75,6 +78,56 @@ impl Metrics {
             "End of the last backup that protected every resource of a tenant.",
             last,
         );
+        let by_region = Family::<Labels, Gauge>::default();
+        for ((p, t, region), ts) in &self.last_backup {
+            by_region
+                .get_or_create(&vec![
+                    ("plan", p.clone()),
+                    ("tenant", t.clone()),
+                    ("region", region.clone()),
+                ])
+                .set(*ts);
+        }
+        r.register(
+            "rolesnap_last_backup_success_timestamp_seconds",
+            "End of the last Snap Backup job that protected every resource of a tenant in a region.",
+            by_region,
+        );
+        let alerts = rolesnap_core::alerts::counts();
+        counters(
+            &mut r,
+            "rolesnap_alerts_sent",
+            "Alerts a destination took, by destination (sns, webhook, command).",
+            alerts
+                .iter()
+                .filter(|(_, o, _)| o == "sent")
+                .map(|(d, _, n)| (d, *n)),
+            |d| vec![("destination", d.clone())],
+        );
+        counters(
+            &mut r,
+            "rolesnap_alerts_failed",
+            "Alerts a destination did not take after every try (see cvd.log), by destination.",
+            alerts
+                .iter()
+                .filter(|(_, o, _)| o == "failed")
+                .map(|(d, _, n)| (d, *n)),
+            |d| vec![("destination", d.clone())],
+        );
+        counters(
+            &mut r,
+            "rolesnap_alerts_deduplicated",
+            "Alerts not sent again: their event was already sent.",
+            std::iter::once((
+                (),
+                alerts
+                    .iter()
+                    .filter(|(_, o, _)| o == "deduplicated")
+                    .map(|(_, _, n)| n)
+                    .sum::<u64>(),
+            )),
+            |()| Vec::new(),
+        );
         counters(
             &mut r,
             "rolesnap_failed_items",
@@ -124,8 +177,18 @@ impl Metrics {
             let done = report.completed() as u64;
             *self.protected.entry(report.plan.clone()).or_default() += done;
             let mut tenants: BTreeMap<&str, bool> = BTreeMap::new();
+            let mut regions: BTreeMap<(&str, &str), bool> = BTreeMap::new();
             for s in &report.summary {
                 *tenants.entry(&s.tenant).or_insert(true) &= jobs::item_ok(s.status);
+                *regions.entry((&s.tenant, &s.region)).or_insert(true) &= jobs::item_ok(s.status);
+            }
+            for ((t, region), ok) in regions {
+                if ok {
+                    self.last_backup.insert(
+                        (report.plan.clone(), t.to_string(), region.to_string()),
+                        report.end,
+                    );
+                }
             }
             for (t, ok) in tenants {
                 if ok {
