@@ -292,3 +292,55 @@ pub(super) async fn serve_metrics(
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rolesnap_core::jobs::{Items, Report, Summary};
+    use rolesnap_core::store::ledger::{ItemStatus, JobStatus, JobType};
+
+    fn summary(tenant: &str, region: &str, status: ItemStatus) -> Summary {
+        Summary {
+            tenant: tenant.into(),
+            region: region.into(),
+            status,
+            count: 1,
+            size_gib: 0,
+        }
+    }
+
+    #[test]
+    fn last_backup_success_is_per_plan_tenant_and_region() {
+        let mut m = Metrics::default();
+        m.record(&Report {
+            job: 1000,
+            agent: "0f3c9a1e2b4d6f80".into(),
+            job_type: JobType::SnapBackup,
+            plan: "nightly".into(),
+            status: JobStatus::CompletedWithErrors,
+            dry_run: false,
+            start: 1_700_000_000,
+            end: 1_700_000_100,
+            size_gib: 0,
+            summary: vec![
+                summary("alpha", "us-east-1", ItemStatus::Completed),
+                summary("alpha", "us-west-2", ItemStatus::Failed),
+            ],
+            lost_log_lines: 0,
+            items: Items::Held(Vec::new()),
+        });
+        let text = m.render();
+        assert!(
+            text.contains(
+                "rolesnap_last_backup_success_timestamp_seconds{plan=\"nightly\",tenant=\"alpha\",region=\"us-east-1\"} 1700000100"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("region=\"us-west-2\"} 1700000100"), "{text}");
+        // Sent and failed alerts appear by destination once there is one.
+        assert!(
+            text.contains("rolesnap_alerts_deduplicated_total 0"),
+            "{text}"
+        );
+    }
+}
