@@ -23,6 +23,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::json;
 use tokio::signal::unix::{signal, SignalKind};
 
+use rolesnap_core::alerts::{Event, Notifier};
 use rolesnap_core::decide::schedule::{decide, in_shard, next_runs, parse_shard, Due};
 use rolesnap_core::jobs::work::JobOptions;
 use rolesnap_core::jobs::{self, Filter, Request};
@@ -287,8 +288,34 @@ async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> V
         },
     )
     .await;
-    collect_reports(&cx, &plan.name, done.into_iter().chain(pruned))
+    let reports = collect_reports(&cx, &plan.name, done.into_iter().chain(pruned));
+    // Alerts for the jobs that failed; a sending failure is only logged.
+    rolesnap_core::alerts::job_alerts(&loaded, &admin, &cx.state_dir, logs, &reports).await;
+    reports
 }
+
+/// Tells the plan's `[notify]` that slots did not run (sent once per gap,
+/// see [`Event::missed_run`]); in the background, so scheduling goes on.
+fn alert_missed(
+    loaded: &Arc<Loaded>,
+    cx: &RunContext,
+    event: Event,
+) -> Option<tokio::task::JoinHandle<()>> {
+    loaded.notify()?;
+    let (loaded, cx) = (loaded.clone(), cx.clone());
+    Some(tokio::spawn(async move {
+        let Some(notify) = loaded.notify() else {
+            return;
+        };
+        let admin = admin_session(&loaded.accounts, &Endpoint(cx.endpoint.clone()), &cx.logs).await;
+        Notifier::new(notify, Some(admin.config), &cx.state_dir, &cx.logs)
+            .send(&event)
+            .await;
+    }))
+}
+
+/// Longest wait at exit for alerts still being sent.
+const ALERT_DRAIN: Duration = Duration::from_secs(90);
 
 /// The plan's tenants that belong to this agent's shard.
 fn shard_tenants(loaded: &Loaded, shard: Option<(u32, u32)>) -> Vec<Tenant> {
@@ -527,6 +554,11 @@ struct Scheduler {
     running: FuturesUnordered<PlanRun>,
     busy: Vec<String>,
     worst: u8,
+    /// Missed-run alerts this process has handed over (the state
+    /// directory's de-duplication file is the record across restarts).
+    told: std::collections::BTreeSet<String>,
+    /// Those alerts still being sent (waited for at exit).
+    sending: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Scheduler {
@@ -539,12 +571,25 @@ impl Scheduler {
             if self.busy.contains(&l.plan.name) {
                 continue;
             }
-            let d = decide(
-                s,
-                self.slots.map.get(&l.plan.name).copied(),
-                now,
-                self.catch_up,
-            );
+            let last = self.slots.map.get(&l.plan.name).copied();
+            let d = decide(s, last, now, self.catch_up);
+            if let (Some(last), true) = (last, d.skipped > 0) {
+                let e = Event::missed_run(&l.plan.name, last, None, d.skipped, now, &d.reason);
+                if self.told.insert(e.key.clone()) {
+                    self.cx.logs.write(
+                        LogFile::Cvd,
+                        None,
+                        "CvdAgent::Schedule",
+                        &format!(
+                            "Plan [{}]: {} scheduled run(s) missed since {}",
+                            l.plan.name,
+                            d.skipped,
+                            last.to_rfc3339()
+                        ),
+                    );
+                    self.sending.extend(alert_missed(&l, &self.cx, e));
+                }
+            }
             match d.due {
                 Due::Now { slot, missed } => {
                     self.cx.logs.write(
@@ -564,6 +609,13 @@ impl Scheduler {
             }
         }
         next_wake
+    }
+
+    /// Waits (at most `limit`) for the alerts still being sent.
+    async fn drain_alerts(&mut self, limit: Duration) {
+        self.sending.retain(|h| !h.is_finished());
+        let all = futures::future::join_all(self.sending.drain(..));
+        let _ = tokio::time::timeout(limit, all).await;
     }
 
     /// Records `slot` as the plan's last and starts its run.
@@ -738,6 +790,8 @@ pub async fn run(global: &Global, args: AgentArgs) -> anyhow::Result<u8> {
         running: FuturesUnordered::new(),
         busy: Vec::new(),
         worst: exit::OK,
+        told: Default::default(),
+        sending: Vec::new(),
     };
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -751,6 +805,7 @@ pub async fn run(global: &Global, args: AgentArgs) -> anyhow::Result<u8> {
                 "CvdAgent::Stop",
                 "agent --once: nothing (more) due; exiting",
             );
+            sched.drain_alerts(ALERT_DRAIN).await;
             return Ok(sched.worst);
         }
         let sleep = (next_wake - Utc::now())
@@ -767,7 +822,11 @@ pub async fn run(global: &Global, args: AgentArgs) -> anyhow::Result<u8> {
             _ = sigint.recv() => break,
         }
     }
-    shut_down(global, &args, &logs, sched.running).await?;
+    shut_down(global, &args, &logs, std::mem::take(&mut sched.running)).await?;
+    // Alerts still being sent get the grace period too.
+    sched
+        .drain_alerts(ALERT_DRAIN.min(Duration::from_secs(args.grace)))
+        .await;
     logs.write(
         LogFile::Cvd,
         None,

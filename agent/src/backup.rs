@@ -218,6 +218,7 @@ pub async fn run(global: &Global, args: BackupArgs) -> anyhow::Result<u8> {
             }
         }
     }
+    job_alerts(global, &s, &reports).await;
     let code = print(global, &reports)?;
     match failed {
         Some(e) => Err(e),
@@ -244,6 +245,7 @@ pub async fn copy(global: &Global, args: CopyArgs) -> anyhow::Result<u8> {
     };
     let o = options(&s, args.wait_timeout, args.poll_interval, false);
     let report = run_job(global, &s, Kind::Copy, filter, o).await?;
+    job_alerts(global, &s, std::slice::from_ref(&report)).await;
     print(global, &[report])
 }
 
@@ -266,7 +268,15 @@ pub async fn vault_copy(global: &Global, args: CopyArgs) -> anyhow::Result<u8> {
     };
     let o = options(&s, args.wait_timeout, args.poll_interval, false);
     let report = run_job(global, &s, Kind::VaultCopy, filter, o).await?;
+    job_alerts(global, &s, std::slice::from_ref(&report)).await;
     print(global, &[report])
+}
+
+/// Alerts for the jobs that failed (the plan's `[notify]`); a sending
+/// failure is logged in cvd.log and changes nothing else.
+async fn job_alerts(global: &Global, s: &Setup, reports: &[Report]) {
+    rolesnap_core::alerts::job_alerts(&s.loaded, &s.admin, &global.state_dir, &s.logs, reports)
+        .await;
 }
 
 /// `--as-of`: RFC 3339, or a date (midnight UTC).
@@ -306,5 +316,6 @@ pub async fn prune(global: &Global, args: PruneArgs) -> anyhow::Result<u8> {
     };
     let o = options(&s, None, 2.0, args.dry_run);
     let report = run_job(global, &s, Kind::Prune { now }, filter, o).await?;
+    job_alerts(global, &s, std::slice::from_ref(&report)).await;
     print(global, &[report])
 }

@@ -18,9 +18,11 @@
 //! - [`aws`]: the edge: sessions and credentials, the shared HTTPS client,
 //!   pacing, retries, one adapter per service ([`aws::ec2`], [`aws::rds`]),
 //!   EBS Snapshot Lock, call metrics.
+//! - [`alerts`]: alerts to `[notify]` (SNS, webhook, command), de-duplicated.
 //! - [`store`]: what stays on the access node: the ledger (job history) and
 //!   the GxTail log files.
 
+pub mod alerts;
 pub mod aws;
 pub mod catalog;
 pub mod config;

@@ -127,6 +127,12 @@ fn the_agent_runs_a_due_plan_and_a_second_agent_refuses_to_start() {
         ),
         "{body}"
     );
+    assert!(
+        body.contains(
+            "rolesnap_last_backup_success_timestamp_seconds{plan=\"frequent\",tenant=\"alpha\",region=\"us-east-1\"}"
+        ),
+        "{body}"
+    );
     let throttled = regex::Regex::new(
         r#"rolesnap_api_throttled_total\{service="[^"]+",operation="CreateSnapshots"\} (\d+)"#,
     )

@@ -1,4 +1,5 @@
 mod agent;
+mod alerts;
 mod backup;
 mod copy_prune;
 mod drill;

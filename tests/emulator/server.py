@@ -55,6 +55,7 @@ from moto.iam.models import iam_backends  # noqa: E402
 from moto.rds import models as rds_models  # noqa: E402
 from moto.rds.models import rds_backends  # noqa: E402
 from moto.sts.models import sts_backends  # noqa: E402
+from moto.sns.models import sns_backends  # noqa: E402
 
 import conditions  # noqa: E402  (tests/emulator/conditions.py: tag conditions, AWS-like IAM refusals)
 import locks  # noqa: E402  (tests/emulator/locks.py: EBS Snapshot Lock, which moto lacks)
@@ -1546,6 +1547,27 @@ def dispatch(method: str, route: str, environ: dict[str, Any]) -> tuple[int, Any
         totals = {k: sum(x[k] for x in out) for k in ("snapshots", "snapshots_completed", "images", "db_snapshots_manual", "db_cluster_snapshots_manual")}
         return 200, {"inventory": out, "totals": totals}
 
+    if route == "/sns":
+        # Alerts: POST makes a topic ({account, region, name} -> {arn}); GET lists
+        # every message published to any topic (moto keeps them per topic).
+        if method == "POST":
+            body = _json_body(environ)
+            for k in ("account", "region", "name"):
+                if not body.get(k):
+                    raise BadRequest(f"sns topic needs '{k}'")
+            topic = sns_backends[body["account"]][body["region"]].create_topic(body["name"])
+            return 200, {"arn": topic.arn}
+        if method == "GET":
+            messages = []
+            for account_id, per_account in list(sns_backends.items()):
+                for region, backend in list(dict.items(per_account)):
+                    for arn, topic in list(backend.topics.items()):
+                        for (mid, message, subject, _attrs, _group) in topic.sent_notifications:
+                            messages.append({"account": account_id, "region": region, "topic": arn,
+                                             "id": mid, "message": message, "subject": subject})
+            return 200, {"messages": messages}
+        return 405, {"error": "GET or POST"}
+
     if route == "/credentials" and method == "GET":
         # ?secrets=1 also returns the secrets, for tests that prove no log shows them.
         environ_query = environ.get("QUERY_STRING", "")
@@ -1625,7 +1647,7 @@ def build_app() -> Layer:
     shares.install(sys.modules[__name__])
     moto_app = DomainDispatcherApplication(create_backend_app)
     # Build the Flask apps of the services we use now, not on the first request.
-    for service in ("ec2", "rds", "sts", "iam", "kms"):
+    for service in ("ec2", "rds", "sts", "iam", "kms", "sns"):
         moto_app.app_instances[service] = create_backend_app(service)
     return Layer(moto_app)
 

@@ -19,6 +19,9 @@ pub(super) struct Metrics {
     pub(super) jobs: BTreeMap<(String, String, String), u64>,
     pub(super) protected: BTreeMap<String, u64>,
     pub(super) last_success: BTreeMap<(String, String), i64>,
+    /// End of the last Snap Backup job that protected every resource of a
+    /// tenant in a region: (plan, tenant, region) → unix time.
+    pub(super) last_backup: BTreeMap<(String, String, String), i64>,
     pub(super) retries: BTreeMap<String, u64>,
     /// Plan files of `--plans` that do not load (the last load or reload).
     pub(super) config_errors: usize,
@@ -75,6 +78,56 @@ impl Metrics {
             "End of the last backup that protected every resource of a tenant.",
             last,
         );
+        let by_region = Family::<Labels, Gauge>::default();
+        for ((p, t, region), ts) in &self.last_backup {
+            by_region
+                .get_or_create(&vec![
+                    ("plan", p.clone()),
+                    ("tenant", t.clone()),
+                    ("region", region.clone()),
+                ])
+                .set(*ts);
+        }
+        r.register(
+            "rolesnap_last_backup_success_timestamp_seconds",
+            "End of the last Snap Backup job that protected every resource of a tenant in a region.",
+            by_region,
+        );
+        let alerts = rolesnap_core::alerts::counts();
+        counters(
+            &mut r,
+            "rolesnap_alerts_sent",
+            "Alerts a destination took, by destination (sns, webhook, command).",
+            alerts
+                .iter()
+                .filter(|(_, o, _)| o == "sent")
+                .map(|(d, _, n)| (d, *n)),
+            |d| vec![("destination", d.clone())],
+        );
+        counters(
+            &mut r,
+            "rolesnap_alerts_failed",
+            "Alerts a destination did not take after every try (see cvd.log), by destination.",
+            alerts
+                .iter()
+                .filter(|(_, o, _)| o == "failed")
+                .map(|(d, _, n)| (d, *n)),
+            |d| vec![("destination", d.clone())],
+        );
+        counters(
+            &mut r,
+            "rolesnap_alerts_deduplicated",
+            "Alerts not sent again: their event was already sent.",
+            std::iter::once((
+                (),
+                alerts
+                    .iter()
+                    .filter(|(_, o, _)| o == "deduplicated")
+                    .map(|(_, _, n)| n)
+                    .sum::<u64>(),
+            )),
+            |()| Vec::new(),
+        );
         counters(
             &mut r,
             "rolesnap_failed_items",
@@ -124,8 +177,18 @@ impl Metrics {
             let done = report.completed() as u64;
             *self.protected.entry(report.plan.clone()).or_default() += done;
             let mut tenants: BTreeMap<&str, bool> = BTreeMap::new();
+            let mut regions: BTreeMap<(&str, &str), bool> = BTreeMap::new();
             for s in &report.summary {
                 *tenants.entry(&s.tenant).or_insert(true) &= jobs::item_ok(s.status);
+                *regions.entry((&s.tenant, &s.region)).or_insert(true) &= jobs::item_ok(s.status);
+            }
+            for ((t, region), ok) in regions {
+                if ok {
+                    self.last_backup.insert(
+                        (report.plan.clone(), t.to_string(), region.to_string()),
+                        report.end,
+                    );
+                }
             }
             for (t, ok) in tenants {
                 if ok {
@@ -227,5 +290,57 @@ pub(super) async fn serve_metrics(
             let resp = metrics_response(line, &metrics);
             let _ = sock.write_all(resp.as_bytes()).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rolesnap_core::jobs::{Items, Report, Summary};
+    use rolesnap_core::store::ledger::{ItemStatus, JobStatus, JobType};
+
+    fn summary(tenant: &str, region: &str, status: ItemStatus) -> Summary {
+        Summary {
+            tenant: tenant.into(),
+            region: region.into(),
+            status,
+            count: 1,
+            size_gib: 0,
+        }
+    }
+
+    #[test]
+    fn last_backup_success_is_per_plan_tenant_and_region() {
+        let mut m = Metrics::default();
+        m.record(&Report {
+            job: 1000,
+            agent: "0f3c9a1e2b4d6f80".into(),
+            job_type: JobType::SnapBackup,
+            plan: "nightly".into(),
+            status: JobStatus::CompletedWithErrors,
+            dry_run: false,
+            start: 1_700_000_000,
+            end: 1_700_000_100,
+            size_gib: 0,
+            summary: vec![
+                summary("alpha", "us-east-1", ItemStatus::Completed),
+                summary("alpha", "us-west-2", ItemStatus::Failed),
+            ],
+            lost_log_lines: 0,
+            items: Items::Held(Vec::new()),
+        });
+        let text = m.render();
+        assert!(
+            text.contains(
+                "rolesnap_last_backup_success_timestamp_seconds{plan=\"nightly\",tenant=\"alpha\",region=\"us-east-1\"} 1700000100"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("region=\"us-west-2\"} 1700000100"), "{text}");
+        // Sent and failed alerts appear by destination once there is one.
+        assert!(
+            text.contains("rolesnap_alerts_deduplicated_total 0"),
+            "{text}"
+        );
     }
 }

@@ -69,10 +69,15 @@ pub fn parse_accounts(path: &Path, src: &str) -> Result<Accounts, ConfigError> {
         let vault = parse_vault(&ctx, v.get_ref(), &tenants, &vaults, tenant_max)?;
         vaults.push(vault);
     }
+    let notify = match &raw.notify {
+        Some(n) => Some(super::notify::parse_notify(&ctx, n, false)?),
+        None => None,
+    };
     Ok(Accounts {
         admin,
         tenants,
         vaults,
+        notify,
     })
 }
 

@@ -17,6 +17,7 @@ mod checks;
 mod crontab;
 mod errors;
 mod group;
+mod notify;
 mod plan;
 mod raw;
 mod read;
@@ -38,6 +39,7 @@ pub use checks::{
 };
 pub use crontab::{crontab_weekdays, MAX_YEARS_TO_NEXT_RUN};
 pub use errors::ConfigError;
+pub use notify::{sns_topic_arn_problem, webhook_url_problem, HttpUrl};
 pub use plan::{parse_plan_only, ALLOW_EMPTY, DEFAULT_WAIT_TIMEOUT_MINUTES};
 pub use read::{is_accounts_file, read_config_file, MAX_CONFIG_BYTES};
 
@@ -74,6 +76,27 @@ pub struct Accounts {
     pub tenants: Vec<Tenant>,
     /// Backup accounts that keep vault copies (`[[vault]]`).
     pub vaults: Vec<Vault>,
+    /// `[notify]`: where every plan's alerts go (a plan may replace it).
+    pub notify: Option<Notify>,
+}
+
+/// `[notify]`: the destinations of alerts ([`crate::alerts`]); each one set
+/// gets every alert.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Notify {
+    /// An SNS topic (in the admin account), published to with the admin credentials.
+    pub sns_topic_arn: Option<String>,
+    /// An `http://` URL POSTed the event JSON (with a Slack-compatible `text`).
+    pub webhook_url: Option<String>,
+    /// A program and its arguments, run with the event JSON on stdin.
+    pub command: Option<Vec<String>>,
+}
+
+impl Notify {
+    /// No destination at all (a plan's empty `[notify]`: alerts off).
+    pub fn is_empty(&self) -> bool {
+        self.sns_topic_arn.is_none() && self.webhook_url.is_none() && self.command.is_none()
+    }
 }
 
 impl Accounts {
@@ -385,6 +408,9 @@ pub struct Plan {
     pub lock: Option<LockRule>,
     /// `[[vault]]`: vault copies into backup accounts.
     pub vaults: Vec<VaultRule>,
+    /// `[notify]` of the plan file: replaces the accounts file's (an empty
+    /// one: no alerts for this plan).
+    pub notify: Option<Notify>,
     /// The file the plan was read from.
     pub source: PathBuf,
 }
@@ -411,6 +437,18 @@ pub struct Loaded {
     pub plan: Plan,
     pub accounts: Accounts,
     pub accounts_path: PathBuf,
+}
+
+impl Loaded {
+    /// Where this plan's alerts go: the plan's `[notify]`, else the accounts
+    /// file's; `None` when there is nowhere to send them.
+    pub fn notify(&self) -> Option<&Notify> {
+        self.plan
+            .notify
+            .as_ref()
+            .or(self.accounts.notify.as_ref())
+            .filter(|n| !n.is_empty())
+    }
 }
 
 /// Reads a plan, then its accounts file (`accounts_override`, else the plan's

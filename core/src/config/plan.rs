@@ -66,6 +66,10 @@ pub fn parse_plan_only(path: &Path, src: &str) -> Result<(Plan, Option<String>),
     };
     let groups = parse_groups(&ctx, &raw)?;
     let vaults = parse_vault_rules(&ctx, &raw.vault, &retention)?;
+    let notify = match &raw.notify {
+        Some(n) => Some(super::notify::parse_notify(&ctx, n, true)?),
+        None => None,
+    };
     Ok((
         Plan {
             name,
@@ -79,6 +83,7 @@ pub fn parse_plan_only(path: &Path, src: &str) -> Result<(Plan, Option<String>),
             groups,
             lock,
             vaults,
+            notify,
             source: path.to_path_buf(),
         },
         raw.accounts,

@@ -14,6 +14,18 @@ pub(super) struct RawAccounts {
     /// Backup accounts that keep vault copies (see jobs/vault.rs).
     #[serde(default)]
     pub(super) vault: Vec<Spanned<RawVault>>,
+    /// Where alerts go (see config/notify.rs).
+    #[serde(default)]
+    pub(super) notify: Option<Spanned<RawNotify>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawNotify {
+    pub(super) sns_topic_arn: Option<Spanned<String>>,
+    pub(super) webhook_url: Option<Spanned<String>>,
+    /// argv; the event JSON on stdin.
+    pub(super) command: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,6 +80,9 @@ pub(super) struct RawPlanFile {
     /// Vault copies into a backup account declared in the accounts file.
     #[serde(default)]
     pub(super) vault: Vec<Spanned<RawVaultRule>>,
+    /// Replaces the accounts file's `[notify]` for this plan.
+    #[serde(default)]
+    pub(super) notify: Option<Spanned<RawNotify>>,
 }
 
 #[derive(Debug, Deserialize)]

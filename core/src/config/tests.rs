@@ -623,3 +623,122 @@ fn a_vault_is_its_own_account_with_its_own_keys() {
         assert!(e.message.contains(says), "{e}");
     }
 }
+
+#[test]
+fn notify_parses_in_accounts_and_a_plan_replaces_it() {
+    let src = format!(
+        "{ACCOUNTS}\n[notify]\nsns-topic-arn = \"arn:aws:sns:us-east-1:111111111111:backup-alerts\"\nwebhook-url = \"http://127.0.0.1:9000/hook?x=1\"\ncommand = [\"/usr/local/bin/page\", \"--team\", \"backup\"]\n"
+    );
+    let a = parse_accounts(Path::new("a.toml"), &src).unwrap();
+    let n = a.notify.clone().unwrap();
+    assert_eq!(
+        n.sns_topic_arn.as_deref(),
+        Some("arn:aws:sns:us-east-1:111111111111:backup-alerts")
+    );
+    assert_eq!(
+        n.webhook_url.as_deref(),
+        Some("http://127.0.0.1:9000/hook?x=1")
+    );
+    assert_eq!(n.command.as_ref().unwrap().len(), 3);
+    assert!(parse_accounts(Path::new("a.toml"), ACCOUNTS)
+        .unwrap()
+        .notify
+        .is_none());
+    // A plan's [notify] replaces the accounts file's; an empty one: no alerts.
+    let (p, _) = parse_plan_only(
+        Path::new("p.toml"),
+        &format!("{PLAN}\n[notify]\nwebhook-url = \"http://alerts.internal/x\"\n"),
+    )
+    .unwrap();
+    let mut loaded = Loaded {
+        plan: p,
+        accounts: a.clone(),
+        accounts_path: "a.toml".into(),
+    };
+    assert_eq!(
+        loaded.notify().unwrap().webhook_url.as_deref(),
+        Some("http://alerts.internal/x")
+    );
+    assert!(loaded.notify().unwrap().sns_topic_arn.is_none());
+    let (p, _) = parse_plan_only(Path::new("p.toml"), &format!("{PLAN}\n[notify]\n")).unwrap();
+    loaded.plan = p;
+    assert!(loaded.notify().is_none());
+    let (p, _) = parse_plan_only(Path::new("p.toml"), PLAN).unwrap();
+    loaded.plan = p;
+    assert_eq!(loaded.notify(), a.notify.as_ref());
+}
+
+#[test]
+fn bad_notify_values_name_file_line_and_key() {
+    for (lines, key, says) in [
+        (
+            "sns-topic-arn = \"arn:aws:sqs:us-east-1:111111111111:q\"",
+            "notify.sns-topic-arn",
+            "not an SNS topic ARN",
+        ),
+        (
+            "sns-topic-arn = \"arn:aws:sns:us-east1:111111111111:t\"",
+            "notify.sns-topic-arn",
+            "not an AWS region name",
+        ),
+        (
+            "sns-topic-arn = \"arn:aws:sns:us-east-1:1111:t\"",
+            "notify.sns-topic-arn",
+            "not 12 digits",
+        ),
+        (
+            "sns-topic-arn = \"arn:aws:sns:us-east-1:111111111111:a b\"",
+            "notify.sns-topic-arn",
+            "topic name",
+        ),
+        (
+            "webhook-url = \"ftp://x/y\"",
+            "notify.webhook-url",
+            "not an http:// URL",
+        ),
+        ("webhook-url = \"http://\"", "notify.webhook-url", "no host"),
+        (
+            "webhook-url = \"http://h:99999/\"",
+            "notify.webhook-url",
+            "not a port",
+        ),
+        (
+            "webhook-url = \"https://hooks.slack.com/services/T/B/X\"",
+            "notify.webhook-url",
+            "https webhooks are not supported yet",
+        ),
+        ("command = []", "notify.command", "as a list"),
+        ("webhook-url = 3", "webhook-url", ""),
+        ("sms = \"x\"", "sms", "unknown field"),
+    ] {
+        let src = format!("{ACCOUNTS}\n[notify]\n{lines}\n");
+        let e = parse_accounts(Path::new("a.toml"), &src).unwrap_err();
+        assert_eq!(e.key, key, "{lines}: {e}");
+        assert_eq!(e.line, 12, "{lines}: {e}");
+        assert!(e.message.contains(says), "{lines}: {e}");
+    }
+    // An empty [notify] in the accounts file names no destination.
+    let e = parse_accounts(Path::new("a.toml"), &format!("{ACCOUNTS}\n[notify]\n")).unwrap_err();
+    assert_eq!(e.key, "notify");
+    assert!(e.message.contains("names no destination"), "{e}");
+    // In a plan, the same checks.
+    let e = plan_err(&format!("{PLAN}\n[notify]\nwebhook-url = \"http:/x\"\n"));
+    assert_eq!((e.key.as_str(), e.line), ("notify.webhook-url", 23), "{e}");
+}
+
+#[test]
+fn http_urls_split_into_host_port_and_path() {
+    let u = HttpUrl::parse("http://127.0.0.1:9000/a/b?c=d#frag").unwrap();
+    assert_eq!(
+        (u.host.as_str(), u.port, u.path.as_str()),
+        ("127.0.0.1", 9000, "/a/b?c=d")
+    );
+    let u = HttpUrl::parse("http://relay.internal").unwrap();
+    assert_eq!(
+        (u.host.as_str(), u.port, u.path.as_str()),
+        ("relay.internal", 80, "/")
+    );
+    let u = HttpUrl::parse("http://[::1]:8080/x").unwrap();
+    assert_eq!((u.host.as_str(), u.port), ("[::1]", 8080));
+    assert!(HttpUrl::parse("http://user:pw@h/").is_err());
+}

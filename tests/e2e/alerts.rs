@@ -1,0 +1,215 @@
+//! Alerts (issue 17): a failed job sends exactly one message to each
+//! `[notify]` destination (a webhook on a local HTTP server, an SNS topic in
+//! the emulator's admin account); a new failed job is a new event; a missed
+//! scheduled slot is sent once, however often the agent looks.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::harness::{s, wait_for, Emulator, PlanText};
+
+/// A webhook receiver on 127.0.0.1: every POSTed body, as JSON.
+struct Hook {
+    port: u16,
+    got: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Hook {
+    fn start() -> Hook {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let into = got.clone();
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(mut c) = conn else { continue };
+                c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                let body = loop {
+                    let Ok(n) = c.read(&mut chunk) else {
+                        break None;
+                    };
+                    if n == 0 {
+                        break None;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("Content-Length: "))
+                            .and_then(|n| n.trim().parse().ok())
+                            .unwrap_or(0);
+                        if body.len() >= len {
+                            break Some(body.to_string());
+                        }
+                    }
+                };
+                if let Some(b) = body {
+                    into.lock()
+                        .unwrap()
+                        .push(serde_json::from_str(&b).unwrap_or(Value::String(b)));
+                }
+                let _ = c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            }
+        });
+        Hook { port, got }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    fn messages(&self) -> Vec<Value> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+/// An SNS topic in the admin account (made through the emulator's control API).
+fn topic(emu: &Emulator) -> String {
+    let account = s(&emu.fixture["admin"]["account"]).to_string();
+    let r = emu.control(
+        "POST",
+        "/_harness/sns",
+        Some(json!({"account": account, "region": "us-east-1", "name": "backup-alerts"})),
+    );
+    s(&r["arn"]).to_string()
+}
+
+/// The messages published to `arn`, as JSON.
+fn sns_messages(emu: &Emulator, arn: &str) -> Vec<Value> {
+    emu.control("GET", "/_harness/sns", None)["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["topic"] == arn)
+        .map(|m| serde_json::from_str(s(&m["message"])).unwrap())
+        .collect()
+}
+
+/// The accounts file of alpha with `[notify]` lines.
+fn accounts_with_notify(emu: &Emulator, lines: &str) {
+    let p = emu.write_accounts(&["alpha"], &[]);
+    let mut text = std::fs::read_to_string(&p).unwrap();
+    text.push_str(&format!("\n[notify]\n{lines}\n"));
+    std::fs::write(&p, text).unwrap();
+}
+
+#[test]
+fn a_failed_backup_sends_one_webhook_post_and_one_sns_message() {
+    let emu = Emulator::start();
+    let hook = Hook::start();
+    let arn = topic(&emu);
+    accounts_with_notify(
+        &emu,
+        &format!(
+            "sns-topic-arn = \"{arn}\"\nwebhook-url = \"{}\"",
+            hook.url()
+        ),
+    );
+    let p = emu.write_plan("nightly", PlanText::new().databases(false));
+    emu.fault(json!({"action": "CreateSnapshots", "code": "InvalidParameterValue", "status": 400}));
+
+    let run = emu.backup(&p, &[]);
+    assert_ne!(run.code, 0, "{run}");
+    let report = run.json();
+    assert!(
+        report["status"] == "Failed" || report["status"] == "Completed w/ one or more errors",
+        "{report}"
+    );
+    let job = report["job"].as_u64().unwrap();
+
+    // The backup command sent before it exited: nothing to wait for.
+    let posts = hook.messages();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    let m = &posts[0];
+    assert_eq!(m["job"], job, "{m}");
+    assert_eq!(m["plan"], "nightly");
+    assert!(
+        m["event"] == "job-failed" || m["event"] == "job-completed-with-errors",
+        "{m}"
+    );
+    assert!(
+        m["text"].as_str().unwrap().contains(&format!("job {job}")),
+        "{m}"
+    );
+    let problem = &m["problems"][0];
+    assert_eq!(problem["tenant"], "alpha", "{m}");
+    assert_eq!(problem["region"], "us-east-1", "{m}");
+    assert!(s(&problem["resource"]).starts_with("i-"), "{m}");
+    assert!(
+        s(&problem["reason"]).contains("InvalidParameterValue"),
+        "{m}"
+    );
+
+    let published = sns_messages(&emu, &arn);
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(published[0]["key"], m["key"]);
+    let cvd = emu.log_file("cvd.log");
+    assert!(cvd.contains("sent to sns"), "{cvd}");
+    assert!(cvd.contains("sent to webhook"), "{cvd}");
+
+    // The same failure again is a new job, so a new event: one more of each.
+    let again = emu.backup(&p, &[]);
+    assert_ne!(again.code, 0, "{again}");
+    let posts = hook.messages();
+    assert_eq!(posts.len(), 2, "{posts:?}");
+    assert_ne!(posts[0]["key"], posts[1]["key"]);
+    assert_eq!(sns_messages(&emu, &arn).len(), 2);
+}
+
+#[test]
+fn a_missed_slot_is_sent_once() {
+    let emu = Emulator::start();
+    let hook = Hook::start();
+    accounts_with_notify(&emu, &format!("webhook-url = \"{}\"", hook.url()));
+    let p = emu.write_plan(
+        "nightly",
+        PlanText::new().cron("0 3 * * *").databases(false),
+    );
+    // The plan last ran three days ago: the agent was down since.
+    let last = (chrono::Utc::now() - chrono::Duration::days(3))
+        .date_naive()
+        .and_hms_opt(3, 0, 0)
+        .unwrap()
+        .and_utc();
+    std::fs::create_dir_all(emu.state_dir()).unwrap();
+    std::fs::write(
+        emu.state_dir().join("agent-schedule.json"),
+        json!({"nightly": last}).to_string(),
+    )
+    .unwrap();
+    // With no catch-up the latest slot is not run now; it is reported missed.
+    let args = [
+        "agent",
+        "--once",
+        "--catch-up",
+        "0",
+        "--plans",
+        p.to_str().unwrap(),
+    ];
+    for _ in 0..2 {
+        let run = emu.run(&args);
+        assert_eq!(run.code, 0, "{run}");
+    }
+    wait_for("the webhook post", 10, || !hook.messages().is_empty());
+    std::thread::sleep(Duration::from_millis(300));
+    let posts = hook.messages();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(posts[0]["event"], "missed-run");
+    assert_eq!(posts[0]["plan"], "nightly");
+    assert!(posts[0]["missed"].as_u64().unwrap() >= 2, "{}", posts[0]);
+    // Nothing ran: the missed slot is not a backup.
+    let cvd = emu.log_file("cvd.log");
+    assert!(!cvd.contains("Running plan [nightly]"), "{cvd}");
+    assert_eq!(
+        cvd.matches("scheduled run(s) missed since").count(),
+        2,
+        "{cvd}"
+    );
+}
