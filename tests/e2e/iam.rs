@@ -1546,3 +1546,170 @@ async fn drills_run_and_clean_up_under_the_printed_policy() {
         Some("AccessDenied")
     );
 }
+
+/// Customer keys are used only through EC2 under the printed policies, with
+/// IAM and condition enforcement on (the layer evaluates `kms:ViaService`):
+/// a vault copy of a point on alpha's shared key completes (EC2 uses the
+/// tenant's key and the vault's key for the roles); the tenant role's own
+/// `kms:Decrypt` and `kms:CreateGrant` on that key are refused, its
+/// `kms:DescribeKey` (what `validate` reads) is not; and the vault role
+/// cannot copy with a key of its account that `[vault.keys]` does not name.
+#[tokio::test(flavor = "multi_thread")]
+async fn customer_keys_are_used_only_through_ec2_under_the_printed_policies() {
+    let emu = Emulator::start();
+    let accounts = emu.write_accounts_with_vault(&["alpha"]);
+    let vault = emu.vault_account();
+    let shared = s(&emu.tenant("alpha")["keys"]["shared"][EAST]).to_string();
+    // Set-up, before enforcement: an instance with a volume on the shared
+    // key, a ciphertext under that key, a vault key `[vault.keys]` omits.
+    let inst = crate::vault::encrypted_instance(&emu, Some(&shared)).await;
+    let kms = aws_sdk_kms::Client::new(&emu.account_config(ALPHA, EAST).await);
+    let blob = kms
+        .encrypt()
+        .key_id(&shared)
+        .plaintext(aws_sdk_kms::primitives::Blob::new(b"secret".to_vec()))
+        .send()
+        .await
+        .unwrap()
+        .ciphertext_blob()
+        .unwrap()
+        .clone();
+    let unnamed = aws_sdk_kms::Client::new(&emu.account_config(&vault, EAST).await)
+        .create_key()
+        .description("a vault key the accounts file does not name")
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
+
+    let tenant_policy = printed(&emu, "tenant", &accounts);
+    let vault_policy = printed(&emu, "vault", &accounts);
+    assert!(
+        tenant_policy.to_string().contains("kms:ViaService"),
+        "{tenant_policy}"
+    );
+    emu.replace_tenant_policy("alpha", &tenant_policy);
+    emu.replace_vault_policy(&vault_policy);
+    emu.config(json!({"enforce_tag_conditions": true}));
+    emu.enforce_iam();
+
+    // The night: the point of the encrypted volume gets its vault copy.
+    let p = emu.write_plan(
+        "nightly",
+        PlanText::new()
+            .retention("days = 7")
+            .vault("vault", "retention = { days = 3 }"),
+    );
+    let reports = emu.backup_completed(&p);
+    assert_eq!(reports[1]["job_type"], "Vault Copy", "{reports:?}");
+    let ec2 = emu.ec2("alpha", EAST).await;
+    let described = ec2
+        .describe_instances()
+        .instance_ids(&inst)
+        .send()
+        .await
+        .unwrap();
+    let volume = described.reservations()[0].instances()[0]
+        .block_device_mappings()
+        .iter()
+        .find(|b| b.device_name() == Some("/dev/sdf"))
+        .and_then(|b| b.ebs())
+        .and_then(|e| e.volume_id())
+        .unwrap()
+        .to_string();
+    let points = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("volume-id")
+                .values(&volume)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(points.snapshots().len(), 1, "{points:?}");
+    let point = &points.snapshots()[0];
+    assert_eq!(
+        point.kms_key_id(),
+        Some(shared.as_str()),
+        "on the shared key"
+    );
+    let origin = format!("{ALPHA}/{EAST}/{}", point.snapshot_id().unwrap());
+    let vec2 = emu.vault_ec2(EAST).await;
+    let in_vault = vec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await
+        .unwrap();
+    let copy = in_vault
+        .snapshots()
+        .iter()
+        .find(|x| tags_of(x.tags()).get("_GX_VAULT_OF_") == Some(&origin))
+        .unwrap_or_else(|| panic!("a vault copy of {origin}: {in_vault:?}"));
+    let vault_key = s(&emu.vault()["keys"][EAST]).to_string();
+    assert_eq!(copy.kms_key_id(), Some(vault_key.as_str()));
+    assert_eq!(emu.count_calls(&vault, "CopySnapshot", "denied"), 0);
+    no_refusal_met(&emu);
+
+    // The tenant role's own use of the key: refused (no kms:ViaService).
+    let kms = aws_sdk_kms::Client::new(&emu.account_config(ALPHA, EAST).await);
+    assert_eq!(
+        refused(kms.decrypt().ciphertext_blob(blob.clone()).send().await),
+        "AccessDeniedException",
+        "a direct kms:Decrypt"
+    );
+    assert_eq!(
+        refused(
+            kms.decrypt()
+                .ciphertext_blob(blob)
+                .key_id(&shared)
+                .send()
+                .await
+        ),
+        "AccessDeniedException",
+        "a direct kms:Decrypt naming the key"
+    );
+    let role = s(&emu.tenant("alpha")["role_arn"]).to_string();
+    assert_eq!(
+        refused(
+            kms.create_grant()
+                .key_id(&shared)
+                .grantee_principal(&role)
+                .operations(aws_sdk_kms::types::GrantOperation::Decrypt)
+                .send()
+                .await
+        ),
+        "AccessDeniedException",
+        "a direct kms:CreateGrant"
+    );
+    assert_eq!(emu.count_calls(ALPHA, "Decrypt", "denied"), 2);
+    assert_eq!(emu.count_calls(ALPHA, "CreateGrant", "denied"), 1);
+    let described = kms.describe_key().key_id(&shared).send().await.unwrap();
+    assert_eq!(
+        described.key_metadata().unwrap().arn(),
+        Some(shared.as_str()),
+        "kms:DescribeKey stays allowed (validate reads the key)"
+    );
+
+    // The vault role: its copy with a key `[vault.keys]` does not name is
+    // refused (EC2 would use that key for the role).
+    let again = vec2
+        .copy_snapshot()
+        .source_snapshot_id(copy.snapshot_id().unwrap())
+        .source_region(EAST)
+        .encrypted(true)
+        .kms_key_id(&unnamed)
+        .send()
+        .await;
+    let err = format!("{again:?}");
+    assert_eq!(refused(again), "UnauthorizedOperation");
+    assert!(err.contains(&unnamed) && err.contains("kms:"), "{err}");
+    assert_eq!(emu.count_calls(&vault, "CopySnapshot", "denied"), 1);
+}

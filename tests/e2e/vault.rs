@@ -554,7 +554,7 @@ async fn an_instance_and_a_database_restore_from_the_vault_after_the_tenant_lost
 
 /// An instance tagged for the nightly plan with one encrypted data volume
 /// (`key`: a KMS key ARN; none: the account's aws/ebs key).
-async fn encrypted_instance(emu: &Emulator, key: Option<&str>) -> String {
+pub(crate) async fn encrypted_instance(emu: &Emulator, key: Option<&str>) -> String {
     let ec2 = emu.ec2("alpha", "us-east-1").await;
     let subnet = s(&emu.tenant("alpha")["resources"]["us-east-1"]["subnets"][0]["id"]).to_string();
     let mut ebs = aws_sdk_ec2::types::EbsBlockDevice::builder()

@@ -26,6 +26,14 @@ files:
   resource, moto's own action check is skipped for that one request (it cannot match
   resource ARNs, and it applies a Deny with a Condition unconditionally); its signature
   check still runs. A resource that does not exist is left to moto (its NotFound error).
+* **KMS** (same switch, same callers): a direct KMS call is authorised on the key's ARN
+  with `kms:ViaService` absent (refused: `AccessDeniedException`, HTTP 400, JSON); the
+  customer managed keys EC2 (CopySnapshot, CopyImage, CreateVolume, RunInstances) and RDS
+  (CopyDB(Cluster)Snapshot, RestoreDB…FromSnapshot, CreateDB…) use for the caller need
+  the KMS actions AWS documents on each key's ARN with `kms:ViaService` =
+  `ec2|rds.REGION.amazonaws.com` (refused: EC2 `UnauthorizedOperation` 403, RDS
+  `KMSKeyNotAccessibleFault` 400). KMS's JSON requests get their operation as the layer's
+  Action, and the layer's KMS errors KMS's JSON shape (README, "KMS (`kms:ViaService`)").
 * **moto's enforcement, corrected** (always; matters only while it is on):
   - `AssumeRole`: moto evaluates the trust policy only for a role in the caller's own
     account, and then does not understand `Principal: arn:aws:iam::A:root`, so the admin
@@ -316,8 +324,9 @@ def _operator_holds(op: str, expected: Any, value: Any) -> bool | None:
 
 
 def conditions_hold(stmt: dict[str, Any], kind: str, tags: dict[str, str], ctx: Ctx = NO_CTX) -> bool:
-    """Every condition on a key the layer knows is evaluated; other keys (e.g.
-    kms:ViaService) and operators are not (treated as met, as moto does)."""
+    """Every condition on a key the layer knows is evaluated (kms:ViaService and
+    kms:CallerAccount on the KMS authorisations); other keys and operators are not
+    (treated as met, as moto does)."""
     for op, entries in (stmt.get("Condition") or {}).items():
         if not isinstance(entries, dict):
             continue
@@ -449,11 +458,280 @@ def _share_ctx(a: str, p: dict[str, str]) -> Ctx:
     return Ctx(extra=extra)
 
 
+# ---------------------------------------------------------------------------
+# KMS: direct calls, and key use by EC2 and RDS on the caller's behalf
+# ---------------------------------------------------------------------------
+
+# Direct KMS operations the layer decides: the key parameter(s) each names, and
+# the IAM action authorised on each (ReEncrypt: kms:ReEncryptFrom on the source
+# key, kms:ReEncryptTo on the destination key; Service Authorization Reference,
+# AWS KMS). Decrypt without KeyId names its key inside the ciphertext.
+KMS_KEY_OPS: dict[str, list[tuple[str, str]]] = {
+    op: [("KeyId", f"kms:{op}")]
+    for op in (
+        "DescribeKey", "GetKeyPolicy", "PutKeyPolicy", "Decrypt", "Encrypt", "CreateGrant", "ListGrants",
+        "RevokeGrant", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "GenerateDataKeyPair",
+        "GenerateDataKeyPairWithoutPlaintext", "GenerateMac", "VerifyMac", "Sign", "Verify", "GetPublicKey",
+        "EnableKey", "DisableKey", "ScheduleKeyDeletion", "CancelKeyDeletion", "EnableKeyRotation",
+        "DisableKeyRotation", "GetKeyRotationStatus", "ListKeyPolicies", "ListResourceTags", "TagResource",
+        "UntagResource", "UpdateKeyDescription",
+    )
+}
+KMS_KEY_OPS["ReEncrypt"] = [("SourceKeyId", "kms:ReEncryptFrom"), ("DestinationKeyId", "kms:ReEncryptTo")]
+# Direct KMS operations on no key (Resource "*" in the Service Authorization Reference).
+KMS_STAR_OPS = {"ListAliases", "ListKeys", "GenerateRandom"}
+
+
+def _kms_ctx(req: Any, via: str | None) -> Ctx:
+    """`kms:ViaService` (None: absent, a direct call) and `kms:CallerAccount`."""
+    return Ctx(extra={"kms:viaservice": via, "kms:calleraccount": req.account})
+
+
+def _kms_key(account: str, region: str, ident: str | None) -> Any:
+    """The moto key named by an id, key ARN, alias name or alias ARN (an ARN names
+    its own account and region), or None."""
+    import shares
+
+    return shares.find_key(account, region, ident) if ident else None
+
+
+def _key_tags(key: Any) -> dict[str, str]:
+    try:
+        from moto.kms.models import kms_backends
+
+        kb = kms_backends[key.account_id][key.region]
+        return {t["TagKey"]: t["TagValue"] for t in kb.list_resource_tags(key.id).get("Tags", [])}
+    except Exception:
+        return {}
+
+
+def _ciphertext_key(req: Any, blob: str | None) -> str | None:
+    """The key id moto writes at the head of its ciphertext blobs."""
+    import base64
+
+    try:
+        raw = base64.b64decode(blob or "")
+        return raw[:36].decode("ascii") if len(raw) > 36 else None
+    except Exception:
+        return None
+
+
+def kms_direct(req: Any) -> tuple[list[Eval], str | None] | None:
+    """A KMS call made by the caller itself: the action on the key's ARN (or on
+    `*` for the keyless listings), with `kms:ViaService` absent."""
+    a, body = req.action, getattr(req, "json_params", None) or {}
+    ctx = _kms_ctx(req, None)
+    if a in KMS_STAR_OPS:
+        return [(f"kms:{a}", "*", "key", {}, ctx)], f"kms:{a}"
+    if a not in KMS_KEY_OPS:
+        return None  # left to moto's own check (on `*`)
+    evs: list[Eval] = []
+    for param, action in KMS_KEY_OPS[a]:
+        ident = body.get(param)
+        if not ident and a in ("Decrypt", "ReEncrypt") and param in ("KeyId", "SourceKeyId"):
+            ident = _ciphertext_key(req, body.get("CiphertextBlob"))
+        key = _kms_key(req.account, req.region, ident if isinstance(ident, str) else None)
+        if key is None:
+            return None  # no such key: moto answers NotFoundException
+        evs.append((action, key.arn, "key", _key_tags(key), ctx))
+    return evs, f"kms:{a}"
+
+
+# What EC2 and RDS authorise on a customer managed key they use for the caller
+# (AWS managed keys are used through the service's own grants: not checked).
+# EC2: EBS User Guide, "Requirements for Amazon EBS encryption / Permissions for
+# users" (kms:CreateGrant, kms:Decrypt, kms:DescribeKey,
+# kms:GenerateDataKeyWithoutPlaintext, kms:ReEncrypt), split by what the key does.
+# RDS: RDS User Guide, "AWS KMS key management / Authorizing use of a customer
+# managed key" (kms:CreateGrant, kms:DescribeKey), plus kms:Decrypt on a key
+# whose data is read.
+EC2_KEY_ANY = ("kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey")
+EC2_KEY_NEW_DATA = ("kms:GenerateDataKeyWithoutPlaintext",)
+RDS_KEY_ANY = ("kms:CreateGrant", "kms:DescribeKey")
+RDS_KEY_READ = ("kms:Decrypt",)
+
+
+def _customer_key(account: str, region: str, ident: str | None) -> Any:
+    key = _kms_key(account, region, ident)
+    if key is None or getattr(key, "key_manager", "") == "AWS":
+        return None
+    return key
+
+
+def _ec2_backend(account: str, region: str) -> Any:
+    per = _dict_get(S.ec2_backends, account)
+    return _dict_get(per, region) if per is not None else None
+
+
+def _visible_snapshot(me: str, region: str, sid: str | None) -> Any:
+    """The caller's snapshot, or another account's shared with it."""
+    import shares
+
+    if not sid:
+        return None
+    own = _ec2_backend(me, region)
+    if own is not None and sid in own.snapshots:
+        return own.snapshots[sid]
+    snap = shares.find_foreign_snapshot(me, region, sid)
+    return snap if snap is not None and shares.snapshot_shared_with(snap, me) else None
+
+
+def _visible_image(me: str, region: str, iid: str | None) -> Any:
+    if not iid:
+        return None
+    for acct in list(dict.keys(S.ec2_backends)):
+        b = _ec2_backend(acct, region)
+        if b is not None and iid in b.amis and (acct == me or iid not in S.DEFAULT_AMI_IDS):
+            ami = b.amis[iid]
+            perms = getattr(ami, "launch_permissions", []) or []
+            if acct == me or any(p.get("UserId") == me or p.get("Group") == "all" for p in perms):
+                return ami
+    return None
+
+
+def _snapshot_key(snap: Any) -> Any:
+    if snap is None or not getattr(snap, "encrypted", False):
+        return None
+    region = getattr(getattr(snap, "ec2_backend", None), "region_name", "")
+    return _customer_key(snap.owner_id, region, snap.kms_key_id)
+
+
+def _rds_snapshot(me: str, region: str, ident: str | None, table: str) -> Any:
+    """An RDS (cluster) snapshot named by identifier, or by ARN (any account,
+    shared with the caller when it is another's)."""
+    import shares
+
+    if not ident:
+        return None
+    m = re.fullmatch(r"arn:aws[\w-]*:rds:([^:]+):(\d{12}):(?:snapshot|cluster-snapshot):(.+)", ident)
+    acct, reg, name = (m.group(2), m.group(1), m.group(3)) if m else (me, region, ident)
+    per = _dict_get(S.rds_backends, acct)
+    b = _dict_get(per, reg) if per is not None else None
+    found = getattr(b, table) if b is not None else {}
+    snap = found.get(name) or found.get(name.lower())
+    if snap is None or (acct != me and not shares.rds_shared_with(snap, me)):
+        return None
+    return snap
+
+
+def _rds_snapshot_key(snap: Any) -> Any:
+    if snap is None:
+        return None
+    if not (getattr(snap, "encrypted", False) or getattr(snap, "storage_encrypted", False)):
+        return None
+    return _customer_key(getattr(snap, "account_id", ""), getattr(snap, "region", ""), getattr(snap, "kms_key_id", None))
+
+
+def _ec2_key_use(req: Any) -> tuple[list[Any], list[Any]]:
+    """(keys whose data EC2 reads, keys EC2 encrypts new data with) for a call,
+    customer managed keys only."""
+    p, a, me, region = req.params, req.action, req.account, req.region
+    read: list[Any] = []
+    new: list[Any] = []
+    given = _customer_key(me, region, p.get("KmsKeyId")) if p.get("KmsKeyId") else None
+    if a == "CopySnapshot":
+        src_region = p.get("SourceRegion") or region
+        read.append(_snapshot_key(_visible_snapshot(me, src_region, p.get("SourceSnapshotId"))))
+        new.append(given)
+    elif a == "CopyImage":
+        src_region = p.get("SourceRegion") or region
+        ami = _visible_image(me, src_region, p.get("SourceImageId"))
+        snap = getattr(ami, "ebs_snapshot", None) if ami is not None else None
+        read.append(_snapshot_key(snap))
+        new.append(given)
+    elif a == "CreateVolume":
+        read.append(_snapshot_key(_visible_snapshot(me, region, p.get("SnapshotId"))))
+        new.append(given)
+    elif a == "RunInstances":
+        ami = _visible_image(me, region, p.get("ImageId"))
+        if ami is not None:
+            read.append(_snapshot_key(getattr(ami, "ebs_snapshot", None)))
+        for k in sorted(p):
+            m = re.fullmatch(r"BlockDeviceMapping\.(\d+)\.Ebs\.(SnapshotId|KmsKeyId)", k)
+            if not m:
+                continue
+            if m.group(2) == "SnapshotId":
+                read.append(_snapshot_key(_visible_snapshot(me, region, p[k])))
+            else:
+                new.append(_customer_key(me, region, p[k]))
+    return [k for k in read if k is not None], [k for k in new if k is not None]
+
+
+def _rds_key_use(req: Any) -> tuple[list[Any], list[Any]]:
+    p, a, me, region = req.params, req.action, req.account, req.region
+    read: list[Any] = []
+    if a == "CopyDBSnapshot":
+        read.append(_rds_snapshot_key(_rds_snapshot(me, region, p.get("SourceDBSnapshotIdentifier"), "database_snapshots")))
+    elif a == "CopyDBClusterSnapshot":
+        read.append(_rds_snapshot_key(_rds_snapshot(me, region, p.get("SourceDBClusterSnapshotIdentifier"), "cluster_snapshots")))
+    elif a == "RestoreDBInstanceFromDBSnapshot":
+        read.append(_rds_snapshot_key(_rds_snapshot(me, region, p.get("DBSnapshotIdentifier"), "database_snapshots")))
+    elif a == "RestoreDBClusterFromSnapshot":
+        ident = p.get("SnapshotIdentifier")
+        snap = _rds_snapshot(me, region, ident, "cluster_snapshots") or _rds_snapshot(me, region, ident, "database_snapshots")
+        read.append(_rds_snapshot_key(snap))
+    elif a not in ("CreateDBInstance", "CreateDBCluster"):
+        return [], []
+    new = [_customer_key(me, region, p.get("KmsKeyId"))] if p.get("KmsKeyId") else []
+    return [k for k in read if k is not None], [k for k in new if k is not None]
+
+
+KMS_ON_BEHALF_EC2 = {"CopySnapshot", "CopyImage", "CreateVolume", "RunInstances"}
+KMS_ON_BEHALF_RDS = {"CopyDBSnapshot", "CopyDBClusterSnapshot", "RestoreDBInstanceFromDBSnapshot",
+                     "RestoreDBClusterFromSnapshot", "CreateDBInstance", "CreateDBCluster"}
+
+
+def kms_on_behalf(req: Any) -> list[Eval]:
+    """The KMS authorisations of an EC2 or RDS call that uses customer keys for
+    the caller: on each key's ARN, with `kms:ViaService` = the service's endpoint
+    in the request's Region."""
+    if req.service == "ec2" and req.action in KMS_ON_BEHALF_EC2:
+        read, new = _ec2_key_use(req)
+    elif req.service == "rds" and req.action in KMS_ON_BEHALF_RDS:
+        read, new = _rds_key_use(req)
+    else:
+        return []
+    ctx = _kms_ctx(req, f"{req.service}.{req.region}.amazonaws.com")
+    wanted: dict[str, tuple[Any, list[str]]] = {}
+
+    def need(key: Any, actions: tuple[str, ...]) -> None:
+        entry = wanted.setdefault(key.arn, (key, []))
+        entry[1].extend(x for x in actions if x not in entry[1])
+
+    read_arns = {k.arn for k in read}
+    new_arns = {k.arn for k in new}
+    for key in read:
+        need(key, EC2_KEY_ANY if req.service == "ec2" else RDS_KEY_ANY + RDS_KEY_READ)
+        if req.service == "ec2" and new_arns - {key.arn}:
+            need(key, ("kms:ReEncryptFrom",))
+    for key in new:
+        need(key, EC2_KEY_ANY if req.service == "ec2" else RDS_KEY_ANY)
+        if req.service == "ec2" and key.arn not in read_arns:
+            need(key, EC2_KEY_NEW_DATA + (("kms:ReEncryptTo",) if read_arns else ()))
+    evs: list[Eval] = []
+    for arn, (key, actions) in wanted.items():
+        tags = _key_tags(key)
+        evs.extend((action, arn, "key", tags, ctx) for action in actions)
+    return evs
+
+
 def evaluations(req: Any) -> tuple[list[Eval], str | None] | None:
     """What AWS authorises for this request, beyond the action on `*`: a list of
     (action, resource ARN, kind, its tags, request context), and the action the
     layer thereby decides in full (moto's own check is skipped for it), or None
-    when the layer has nothing to add."""
+    when the layer has nothing to add. EC2 and RDS calls that use customer KMS
+    keys on the caller's behalf add the KMS authorisations (`kms_on_behalf`)."""
+    if req.service == "kms":
+        return kms_direct(req)
+    base = _service_evaluations(req)
+    kms = kms_on_behalf(req) if req.service in ("ec2", "rds") else []
+    if not kms:
+        return base
+    evs, decided = base if base is not None else ([], None)
+    return evs + kms, decided
+
+
+def _service_evaluations(req: Any) -> tuple[list[Eval], str | None] | None:
     p, a = req.params, req.action
     if req.service == "ec2" and a in ("CreateTags", "DeleteTags"):
         rtags = _ec2_tags_param(p)
@@ -532,8 +810,15 @@ def check(req: Any) -> tuple[int, str, str] | None:
                     f"User: {req.principal_arn} is not authorized to perform: {action} on resource: {arn} "
                     f"because no identity-based policy allows the {action} action"
                 )
+                if req.service == "kms":
+                    return 400, "AccessDeniedException", msg
                 if req.service == "ec2":
                     return 403, "UnauthorizedOperation", f"You are not authorized to perform this operation. {msg}"
+                if kind == "key":  # RDS using a customer key for the caller
+                    return 400, "KMSKeyNotAccessibleFault", (
+                        f"The KMS key [{arn}] does not exist, is not enabled or you do not have permissions "
+                        f"to access it. {msg}"
+                    )
                 return 403, "AccessDenied", msg
         _TLS.authorized = decided
     return None
@@ -548,6 +833,42 @@ def install(server: Any) -> None:
     """Hook into server.py (step 4 verdicts, /config, /reset) and moto's IAM checks."""
     global S
     S = server
+
+    # KMS speaks JSON (X-Amz-Target: TrentService.<Operation>, a JSON body): the
+    # layer sees its operation as the request's Action (call log, fault rules,
+    # the checks above), and answers its errors in KMS's JSON shape.
+    class Req(server.Req):  # type: ignore[name-defined,misc]
+        def __init__(self, environ: dict[str, Any]) -> None:
+            super().__init__(environ)
+            self.json_params: dict[str, Any] = {}
+            target = environ.get("HTTP_X_AMZ_TARGET") or ""
+            if not self.action and self.service == "kms" and target.startswith("TrentService."):
+                self.action = target.split(".", 1)[1]
+                try:
+                    body = json.loads(self.body or b"{}")
+                    self.json_params = body if isinstance(body, dict) else {}
+                except ValueError:
+                    pass
+
+    server.Req = Req
+
+    orig_error_response = server.error_response
+
+    def error_response(service: str, code: str, message: str, status: int) -> tuple[int, bytes]:
+        if service == "kms":
+            return status, json.dumps({"__type": code, "message": message}).encode("utf-8")
+        return orig_error_response(service, code, message, status)
+
+    server.error_response = error_response
+
+    orig_send = server.send
+
+    def send(start_response: Any, status: int, body: bytes, ctype: str = "text/xml") -> list[bytes]:
+        if ctype == "text/xml" and body[:1] == b"{":
+            ctype = "application/x-amz-json-1.1"
+        return orig_send(start_response, status, body, ctype)
+
+    server.send = send
 
     orig_check = server.check_pending_source
 
@@ -595,13 +916,20 @@ def install(server: Any) -> None:
     class AwsShapedDenial(_RESTError):
         code = 403
 
-        def __init__(self, service: str, err_code: str, message: str) -> None:
+        def __init__(self, service: str, err_code: str, message: str, status: int = 403) -> None:
             super().__init__(err_code, message)
-            self.description = server.error_response(service, err_code, message, 403)[1].decode()
-            self.content_type = "text/xml"
+            self.code = status
+            self.description = server.error_response(service, err_code, message, status)[1].decode()
+            self.content_type = "application/x-amz-json-1.1" if service == "kms" else "text/xml"
 
     def _raise_access_denied(self: Any) -> None:
         svc, arn, action = self._service, self._access_key.arn, self._action
+        if svc == "kms":  # KMS: AccessDeniedException, HTTP 400, JSON
+            raise AwsShapedDenial(
+                "kms", "AccessDeniedException",
+                f"User: {arn} is not authorized to perform: {action} because no identity-based policy allows the {action} action",
+                400,
+            )
         if svc == "ec2":
             raise AwsShapedDenial(
                 "ec2", "UnauthorizedOperation",

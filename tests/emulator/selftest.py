@@ -1461,6 +1461,77 @@ def _() -> None:
             iam.attach_role_policy(RoleName=role, PolicyArn=arn)
 
 
+# KMS use only through EC2, and only of alpha's shared key (the printed policies'
+# kms:ViaService shape); DescribeKey of that key also directly.
+def kms_via_ec2_policy(key: str) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["ec2:Describe*", "ec2:CopySnapshot", "ec2:CreateVolume", "rds:Describe*", "rds:CopyDBSnapshot"],
+             "Resource": "*"},
+            {"Effect": "Allow", "Action": ["kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncrypt*"],
+             "Resource": key, "Condition": {"StringLike": {"kms:ViaService": "ec2.*.amazonaws.com"}}},
+            {"Effect": "Allow", "Action": "kms:DescribeKey", "Resource": key},
+        ],
+    }
+
+
+@check("kms:ViaService: a role allowed a key only via EC2 copies with it but cannot Decrypt/CreateGrant directly; a key its policy does not name, or use via RDS, is refused")
+def _() -> None:
+    sys.path.insert(0, HERE)
+    from attach_policy import replace_role_policy
+    from seed import Clients
+
+    a = tenant("alpha")
+    shared, private = a["keys"]["shared"]["us-east-1"], a["keys"]["private"]["us-east-1"]
+    setup = Clients(CTX.endpoint, a["account"])
+    vol = setup("ec2").create_volume(AvailabilityZone="us-east-1a", Size=2, Encrypted=True, KmsKeyId=shared)["VolumeId"]
+    snap = setup("ec2").create_snapshot(VolumeId=vol)["SnapshotId"]
+    managed = setup("ec2").create_snapshot(VolumeId=setup("ec2").create_volume(AvailabilityZone="us-east-1a", Size=2, Encrypted=True)["VolumeId"])["SnapshotId"]
+    blob = setup("kms").encrypt(KeyId=shared, Plaintext=b"secret")["CiphertextBlob"]
+    setup("rds").create_db_snapshot(DBInstanceIdentifier="alpha-pg", DBSnapshotIdentifier="sp-kms-src")
+    replace_role_policy(CTX.endpoint, a["account"], "vsa-role", kms_via_ec2_policy(shared), "kms-selftest")
+    H("POST", "/_harness/config", {"enforce_tag_conditions": True})
+    moto_reset_auth("0")
+    try:
+        creds = alpha_creds()
+        ec2, kms, rds = client("ec2", creds), client("kms", creds), client("rds", creds)
+        # via EC2: the copy (same key, and the key named), a volume from the snapshot
+        ec2.copy_snapshot(SourceSnapshotId=snap, SourceRegion="us-east-1")
+        ec2.copy_snapshot(SourceSnapshotId=snap, SourceRegion="us-east-1", Encrypted=True, KmsKeyId=shared)
+        ec2.create_volume(AvailabilityZone="us-east-1a", SnapshotId=snap)
+        ec2.copy_snapshot(SourceSnapshotId=managed, SourceRegion="us-east-1")  # aws/ebs: EC2's own grants
+        # directly: refused in KMS's JSON shape (AccessDeniedException, HTTP 400)
+        e = expect_error(lambda: kms.decrypt(CiphertextBlob=blob), "AccessDeniedException", 400)
+        assert "kms:Decrypt" in str(e) and shared in str(e), e
+        expect_error(lambda: kms.decrypt(CiphertextBlob=blob, KeyId="alias/rolesnap-shared"), "AccessDeniedException", 400)
+        expect_error(lambda: kms.create_grant(KeyId=shared, GranteePrincipal=a["role_arn"], Operations=["Decrypt"]), "AccessDeniedException", 400)
+        expect_error(lambda: kms.generate_data_key(KeyId=shared, KeySpec="AES_256"), "AccessDeniedException", 400)
+        assert kms.describe_key(KeyId="alias/rolesnap-shared")["KeyMetadata"]["Arn"] == shared
+        expect_error(lambda: kms.describe_key(KeyId=private), "AccessDeniedException", 400)
+        expect_error(lambda: kms.list_aliases(), "AccessDeniedException", 400)
+        assert call_count(a["account"], "us-east-1", "kms", "Decrypt", "denied") == 2
+        # a key the policy does not name, through EC2: refused at call time
+        e = expect_error(lambda: ec2.copy_snapshot(SourceSnapshotId=snap, SourceRegion="us-east-1", Encrypted=True, KmsKeyId=private),
+                         "UnauthorizedOperation", 403)
+        assert "kms:" in str(e) and private in str(e), e
+        expect_error(lambda: ec2.create_volume(AvailabilityZone="us-east-1a", Size=1, Encrypted=True, KmsKeyId=private), "UnauthorizedOperation", 403)
+        # the named key through RDS (kms:ViaService rds.us-east-1.amazonaws.com): not allowed
+        e = expect_error(lambda: rds.copy_db_snapshot(SourceDBSnapshotIdentifier="sp-kms-src", TargetDBSnapshotIdentifier="sp-kms-copy", KmsKeyId=shared),
+                         "KMSKeyNotAccessibleFault", 400)
+        assert "kms:CreateGrant" in str(e), e
+        assert call_count(a["account"], "us-east-1", "ec2", "CopySnapshot", "denied") == 1
+    finally:
+        moto_reset_auth("inf")
+        H("POST", "/_harness/config", {"enforce_tag_conditions": False})
+        iam = Clients(CTX.endpoint, a["account"])("iam")
+        for p in iam.list_attached_role_policies(RoleName="vsa-role")["AttachedPolicies"]:
+            iam.detach_role_policy(RoleName="vsa-role", PolicyArn=p["PolicyArn"])
+        iam.attach_role_policy(RoleName="vsa-role", PolicyArn=a["policy_arn"])
+    # switched off: a direct Decrypt is moto's again
+    assert client("kms", alpha_creds()).decrypt(CiphertextBlob=blob)["Plaintext"] == b"secret"
+
+
 # --- runner ------------------------------------------------------------------
 
 
