@@ -102,7 +102,9 @@ pub async fn run(global: &Global, args: ReportArgs) -> anyhow::Result<u8> {
                 key.id.clone(),
             );
             let pts = points.remove(&pk).unwrap_or_default();
-            resources.push(assess(key, rpo, &places, pts, as_of));
+            let mut r = assess(key, rpo, &places, pts, as_of);
+            r.drill = last_drill(&ledgers, &plan.name, &r.key.tenant, &r.key.id, as_of);
+            resources.push(r);
         }
     }
     if args.tenant.is_some() && !any_tenant {
@@ -188,6 +190,48 @@ fn open_ledgers(
         }
     }
     out
+}
+
+/// The newest Drill job of `plan` in the ledgers whose item is resource
+/// `id` of `tenant`, started at or before `as_of`.
+fn last_drill(
+    ledgers: &[Ledger],
+    plan: &str,
+    tenant: &str,
+    id: &str,
+    as_of: DateTime<Utc>,
+) -> Option<rolesnap_core::report::DrillSeen> {
+    let mut best: Option<rolesnap_core::report::DrillSeen> = None;
+    for l in ledgers {
+        let Ok(jobs) = l.jobs(Some(plan), 500) else {
+            continue;
+        };
+        for j in jobs.iter().filter(|j| j.job_type == JobType::Drill) {
+            let at = DateTime::from_timestamp(j.start, 0).unwrap_or_default();
+            if at > as_of || best.as_ref().is_some_and(|b| b.at >= at) {
+                continue;
+            }
+            let Ok(items) = l.items(j.id) else { continue };
+            let Some(item) = items
+                .iter()
+                .find(|i| i.tenant == tenant && i.source_id == id)
+            else {
+                continue;
+            };
+            let d = &item.detail["drill"];
+            best = Some(rolesnap_core::report::DrillSeen {
+                job: rolesnap_core::tags::job_label(j.id, l.agent_id()),
+                at,
+                healthy: d["healthy"].as_bool().unwrap_or(false) && j.status != JobStatus::Failed,
+                rto_seconds: d["rto_seconds"].as_i64(),
+                reason: d["reason"]
+                    .as_str()
+                    .map(str::to_string)
+                    .or_else(|| j.error.clone()),
+            });
+        }
+    }
+    best
 }
 
 /// The plan's schedule, RPO and, from the ledgers, its newest backup job and

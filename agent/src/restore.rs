@@ -151,6 +151,38 @@ async fn run_job(
         drill,
     })
     .await?;
+    // A failed drill is an alert (the plan's or the accounts file's [notify]).
+    if drill && !report.dry_run && report.status != JobStatus::Completed {
+        if let Some(notify) = s.loaded.notify() {
+            let n = rolesnap_core::alerts::Notifier::new(
+                notify,
+                Some(s.admin.config.clone()),
+                &global.state_dir,
+                &s.logs,
+            );
+            let reason = report
+                .drill
+                .as_ref()
+                .and_then(|d| d.reason.clone())
+                .or_else(|| report.error.clone())
+                .unwrap_or_else(|| report.status.to_string());
+            let agent = ledger
+                .as_ref()
+                .map(|l| l.agent_id().to_string())
+                .unwrap_or_default();
+            n.send(&rolesnap_core::alerts::Event::drill_failed(
+                &s.loaded.plan.name,
+                &agent,
+                report.job,
+                &report.tenant,
+                report.region.as_deref().unwrap_or("-"),
+                &report.source,
+                &reason,
+                chrono::Utc::now(),
+            ))
+            .await;
+        }
+    }
     match global.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Output::Human => print_human(&report, global.quiet),

@@ -55,7 +55,7 @@ pub enum EventKind {
     MissedRun,
     /// A resource's newest recovery point is older than the plan's RPO.
     RpoBreach,
-    /// A restore drill failed (reserved: drills do not exist yet).
+    /// A restore drill failed.
     DrillFailed,
 }
 
@@ -223,8 +223,8 @@ impl Event {
         }
     }
 
-    /// A failed restore drill (reserved: drills do not exist yet). One event
-    /// per drill job and resource.
+    /// A failed restore drill (`rolesnap drill`). One event per drill job
+    /// and resource.
     #[allow(clippy::too_many_arguments)]
     pub fn drill_failed(
         plan: &str,

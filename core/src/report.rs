@@ -179,10 +179,38 @@ pub struct ResourceReport {
     pub places: Vec<PlaceStatus>,
     /// Why it is not compliant, one sentence per place.
     pub reasons: Vec<String>,
-    /// Restore drills do not exist yet: always null.
-    pub drill: Option<()>,
+    /// The newest restore drill of the resource (from the ledgers), if any.
+    pub drill: Option<DrillSeen>,
     /// Its points over the timeline's window, oldest first.
     pub points: Vec<Observed>,
+}
+
+/// A restore drill of a resource, as a ledger recorded it (`rolesnap drill`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DrillSeen {
+    /// `JOB@AGENT`.
+    pub job: String,
+    pub at: DateTime<Utc>,
+    pub healthy: bool,
+    /// Seconds from the drill's start until the restore was healthy.
+    pub rto_seconds: Option<i64>,
+    pub reason: Option<String>,
+}
+
+impl DrillSeen {
+    /// `healthy, RTO 42 s` / `FAILED: why`.
+    pub fn describe(&self) -> String {
+        if self.healthy {
+            format!(
+                "healthy{}",
+                self.rto_seconds
+                    .map(|s| format!(", RTO {s} s"))
+                    .unwrap_or_default()
+            )
+        } else {
+            format!("FAILED: {}", self.reason.as_deref().unwrap_or("?"))
+        }
+    }
 }
 
 /// Decides one resource at `as_of`: `places` are where the plan keeps its
@@ -386,7 +414,7 @@ impl Report {
             unprotected,
             errors,
             notes: vec![
-                "restore drills do not exist yet: `drill` (last drill result and RTO) is null"
+                "`drill` is the newest restore drill of the resource in the ledgers read (this node's and --from)"
                     .to_string(),
             ],
         }
@@ -455,7 +483,10 @@ pub fn render_csv(r: &Report) -> String {
             opt(x.age_seconds),
             places,
             x.reasons.join("; "),
-            String::new(),
+            x.drill
+                .as_ref()
+                .map(DrillSeen::describe)
+                .unwrap_or_default(),
         ];
         csv_line(&mut out, &row);
     }
@@ -665,7 +696,7 @@ fn resources_table(h: &mut String, r: &Report) {
         let _ = writeln!(
             h,
             "<tr><td class=\"{st}\" data-v=\"{rank}\" title=\"{why}\">{st}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-<td><a href=\"#r{i}\">{}</a></td><td>{}</td><td>{}</td><td data-v=\"{age}\">{}</td><td data-v=\"{rpo}\">{}</td><td>{}</td><td>-</td></tr>",
+<td><a href=\"#r{i}\">{}</a></td><td>{}</td><td>{}</td><td data-v=\"{age}\">{}</td><td data-v=\"{rpo}\">{}</td><td>{}</td><td>{}</td></tr>",
             esc(&x.key.plan),
             esc(&x.key.tenant),
             esc(&x.key.region),
@@ -676,6 +707,7 @@ fn resources_table(h: &mut String, r: &Report) {
             esc(&x.age_seconds.map(|a| human_duration(Duration::seconds(a))).unwrap_or_else(|| "-".into())),
             esc(&x.rpo_seconds.map(|a| human_duration(Duration::seconds(a))).unwrap_or_else(|| "-".into())),
             esc(&places),
+            esc(&x.drill.as_ref().map(DrillSeen::describe).unwrap_or_else(|| "-".into())),
             st = x.status.as_str(),
             rank = rank(x.status),
             why = esc(&x.reasons.join("; ")),

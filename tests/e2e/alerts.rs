@@ -213,3 +213,69 @@ fn a_missed_slot_is_sent_once() {
         "{cvd}"
     );
 }
+
+/// A failed restore drill is one alert; `report` shows each resource's
+/// newest drill (healthy with its RTO, or failed with why).
+#[test]
+fn a_failed_drill_is_one_alert_and_the_report_shows_the_newest_drill() {
+    let emu = Emulator::start();
+    let hook = Hook::start();
+    accounts_with_notify(&emu, &format!("webhook-url = \"{}\"", hook.url()));
+    let p = emu.write_plan(
+        "nightly",
+        PlanText::new().retention("days = 7").cron("0 1 * * *"),
+    );
+    emu.backup_completed(&p);
+    let res = &emu.tenant("alpha")["resources"]["us-east-1"];
+    let subnet = s(&res["subnets"][0]["id"]).to_string();
+    let sg = s(&res["security_group_id"]).to_string();
+    let src = s(&emu.nightly_instances("alpha", "us-east-1")[0]["id"]).to_string();
+    let drill = |emu: &Emulator| {
+        emu.run(&[
+            "drill",
+            "--plan",
+            p.to_str().unwrap(),
+            "--instance",
+            &src,
+            "--subnet",
+            &subnet,
+            "--security-groups",
+            &sg,
+            "-o",
+            "json",
+            "--poll-interval",
+            "0.2",
+        ])
+    };
+    let report_of = |emu: &Emulator| -> Value {
+        let r = emu.run(&["report", "--plan", p.to_str().unwrap(), "-o", "json"]);
+        let all = r.json();
+        all["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == src.as_str())
+            .unwrap_or_else(|| panic!("{r}"))
+            .clone()
+    };
+    assert!(report_of(&emu)["drill"].is_null(), "no drill yet");
+    let ok = drill(&emu);
+    assert_eq!(ok.code, 0, "{ok}");
+    let d = &report_of(&emu)["drill"];
+    assert_eq!(d["healthy"], true, "{d}");
+    assert!(d["rto_seconds"].as_i64().is_some(), "{d}");
+    assert!(hook.messages().is_empty(), "a healthy drill sends nothing");
+
+    // The health check is refused: the drill fails, removes what it made,
+    // and says so once.
+    emu.fault(json!({"action": "DescribeInstanceStatus", "code": "UnauthorizedOperation"}));
+    let bad = drill(&emu);
+    assert_eq!(bad.code, 3, "{bad}");
+    let posts = hook.messages();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(posts[0]["event"], "drill-failed", "{posts:?}");
+    assert!(s(&posts[0]["text"]).contains(&src), "{posts:?}");
+    let d = &report_of(&emu)["drill"];
+    assert_eq!(d["healthy"], false, "{d}");
+    assert!(s(&d["reason"]).contains("UnauthorizedOperation"), "{d}");
+}

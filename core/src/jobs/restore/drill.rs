@@ -52,19 +52,27 @@ impl Restorer<'_> {
             let ec2 = cx.session.ec2(&region);
             cx.wait_for(&what, || async {
                 cx.take(&region, Bucket::Describe).await;
-                let out = ec2
+                let out = match ec2
                     .describe_instance_status()
                     .instance_ids(&id)
                     .include_all_instances(true)
                     .send()
                     .await
-                    .map_err(|e| {
-                        cx.site(&region).err(
+                {
+                    Ok(o) => o,
+                    Err(e) => {
+                        let e = cx.site(&region).err(
                             "DescribeInstanceStatus",
                             Some(&id),
                             e.into_service_error(),
-                        )
-                    })?;
+                        );
+                        // Waiting cures throttling, not a refusal.
+                        if crate::aws::retry::classify(&e.code) == crate::aws::retry::Class::Fatal {
+                            return Ok(Poll::Failed(format!("the health check failed: {e}")));
+                        }
+                        return Err(e);
+                    }
+                };
                 let Some(s) = out.instance_statuses().first() else {
                     return Ok(Poll::Pending("not listed yet".into()));
                 };
