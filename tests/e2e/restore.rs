@@ -442,8 +442,12 @@ async fn a_volume_is_restored_into_the_targets_az_and_a_busy_device_is_refused()
             "/dev/sdf",
         ],
     );
-    assert_eq!(run.code, 3, "{run}");
+    assert_eq!(run.code, 5, "{run}");
     assert_eq!(report["status"], "Failed");
+    assert_eq!(
+        report["refused"], true,
+        "a refusal before anything was made"
+    );
     assert!(
         s(&report["error"]).contains("in use"),
         "{}",
@@ -669,7 +673,7 @@ async fn rds_and_aurora_restores_make_new_databases_and_never_overwrite() {
         ),
     ] {
         let (run, report) = restore(&emu, &p, &args);
-        assert_eq!(run.code, 3, "{run}");
+        assert_eq!(run.code, 5, "{run}");
         let e = s(&report["error"]);
         assert!(e.contains("already exists") && e.contains(what), "{e}");
         assert!(report["created"].as_array().unwrap().is_empty());
