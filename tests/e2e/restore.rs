@@ -300,9 +300,15 @@ async fn an_instance_restored_from_a_snapshot_set_has_the_recorded_configuration
     let t = tags_of(i.tags());
     assert_provenance(&t, &rjob, src_id, &point);
     assert_eq!(t["Name"], format!("alpha-us-east-1-app2-restored-{rjob}"));
-    // The source's own tags came along.
-    assert_eq!(t["Backup"], "nightly");
+    // The source's own tags came along, except the plan's selection tag
+    // (Backup=nightly would make the next backup select the restore).
+    assert!(!t.contains_key("Backup"), "{t:?}");
     assert_eq!(t["Tenant"], "alpha");
+    let notes = report["notes"].to_string();
+    assert!(
+        notes.contains("except the plan's selection tags (Backup=nightly)"),
+        "{notes}"
+    );
     // Each snapshot went back to its device: the data volume is made from the
     // backup's snapshot of the original /dev/sdf (moto leaves the root blank).
     let vols = attached(&emu, EAST, &new_id).await;
