@@ -284,6 +284,7 @@ async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> V
                 beside,
                 on_total: Arc::new(|_| {}),
                 on_done: Arc::new(|_| {}),
+                on_started: Arc::new(|_| {}),
             })
         },
     )

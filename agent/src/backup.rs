@@ -1,6 +1,7 @@
 //! `rolesnap backup`, `copy` and `prune`: the three job kinds of a plan.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,13 +27,71 @@ pub fn exit_code(status: JobStatus) -> u8 {
     }
 }
 
+/// What a running job has come to, for its progress bar (a terminal) or its
+/// periodic progress lines (stderr that is not a terminal).
+#[derive(Default)]
+struct Counts {
+    total: AtomicUsize,
+    /// Snapshots, images or copies started and waited for.
+    started: AtomicUsize,
+    done: AtomicUsize,
+}
+
+impl Counts {
+    fn line(&self, kind: Kind, elapsed: Duration) -> String {
+        progress_line(
+            kind,
+            self.total.load(Ordering::Relaxed),
+            self.started.load(Ordering::Relaxed),
+            self.done.load(Ordering::Relaxed),
+            elapsed,
+        )
+    }
+}
+
+/// One progress line: per phase what is in flight and done, with the time
+/// since the job started. Backup: `snapshot` (creates started of all
+/// selected), `wait` (started, not yet complete), `done`; copy: `copy` in
+/// flight and done; prune: points decided.
+pub fn progress_line(
+    kind: Kind,
+    total: usize,
+    started: usize,
+    done: usize,
+    elapsed: Duration,
+) -> String {
+    let in_flight = started.saturating_sub(done);
+    let secs = elapsed.as_secs();
+    let clock = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+    match kind {
+        Kind::Backup => format!(
+            "backup {clock}: snapshot {started}/{total} started · wait {in_flight} in flight · done {done}/{total}"
+        ),
+        Kind::Copy | Kind::VaultCopy => format!(
+            "{} {clock}: {in_flight} in flight · done {done}/{total}",
+            if matches!(kind, Kind::Copy) { "copy" } else { "vault copy" }
+        ),
+        Kind::Prune { .. } => format!("prune {clock}: {done} point(s) settled"),
+    }
+}
+
+/// Seconds between progress lines when stderr is not a terminal
+/// (`ROLESNAP_PROGRESS_SECS`, default 30; 0 turns them off).
+fn progress_interval() -> Option<Duration> {
+    let secs = std::env::var("ROLESNAP_PROGRESS_SECS")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(30.0);
+    (secs > 0.0).then(|| Duration::from_secs_f64(secs.max(0.05)))
+}
+
 fn progress(global: &Global) -> Option<ProgressBar> {
     if global.output != Output::Human || global.quiet || !std::io::stderr().is_terminal() {
         return None;
     }
     let b = ProgressBar::new(0);
     b.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}")
+        ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     b.enable_steady_tick(Duration::from_millis(200));
@@ -70,7 +129,40 @@ async fn run_job_with(
         Some(Arc::new(Mutex::new(Ledger::open(&global.state_dir)?)))
     };
     let bar = if with_bar { progress(global) } else { None };
-    let (total_bar, done_bar) = (bar.clone(), bar.clone());
+    let counts = Arc::new(Counts::default());
+    let t0 = std::time::Instant::now();
+    // Not a terminal: a line on stderr every interval while the job runs.
+    let ticker = if with_bar && bar.is_none() && !global.quiet && !options.dry_run {
+        progress_interval().map(|every| {
+            let counts = counts.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    eprintln!("progress: {}", counts.line(kind, t0.elapsed()));
+                }
+            })
+        })
+    } else {
+        None
+    };
+    let update = {
+        let (bar, counts) = (bar.clone(), counts.clone());
+        move || {
+            if let Some(b) = &bar {
+                let (total, done) = (
+                    counts.total.load(Ordering::Relaxed),
+                    counts.done.load(Ordering::Relaxed),
+                );
+                b.set_length(total.max(done) as u64);
+                b.set_position(done as u64);
+                b.set_message(counts.line(kind, t0.elapsed()));
+            }
+        }
+    };
+    let (u1, u2, u3) = (update.clone(), update.clone(), update);
+    let (c1, c2, c3) = (counts.clone(), counts.clone(), counts.clone());
     let report = jobs::run(Request {
         kind,
         plan: &s.loaded.plan,
@@ -84,21 +176,23 @@ async fn run_job_with(
         pacer,
         beside,
         on_total: Arc::new(move |n| {
-            if let Some(b) = &total_bar {
-                b.set_length(n as u64);
-            }
+            c1.total.store(n, Ordering::Relaxed);
+            u1();
         }),
-        on_done: Arc::new(move |item| {
-            if let Some(b) = &done_bar {
-                b.set_message(format!("{} {}", item.source_id, item.status));
-                b.inc(1);
-                if b.length().unwrap_or(0) < b.position() {
-                    b.set_length(b.position());
-                }
-            }
+        on_done: Arc::new(move |_item| {
+            c2.done.fetch_add(1, Ordering::Relaxed);
+            u2();
+        }),
+        on_started: Arc::new(move |_id| {
+            c3.started.fetch_add(1, Ordering::Relaxed);
+            u3();
         }),
     })
-    .await?;
+    .await;
+    if let Some(t) = ticker {
+        t.abort();
+    }
+    let report = report?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -317,5 +411,27 @@ pub async fn prune(global: &Global, args: PruneArgs) -> anyhow::Result<u8> {
     let o = options(&s, None, 2.0, args.dry_run);
     let report = run_job(global, &s, Kind::Prune { now }, filter, o).await?;
     job_alerts(global, &s, std::slice::from_ref(&report)).await;
+    if args.dry_run && global.output == Output::Human {
+        crate::jobs::print_prune_dry_run(&report, now, global.quiet);
+        return Ok(exit_code(report.status));
+    }
     print(global, &[report])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_lines_say_each_phase_in_flight_and_done() {
+        let t = Duration::from_secs(75);
+        assert_eq!(
+            progress_line(Kind::Backup, 4, 4, 1, t),
+            "backup 00:01:15: snapshot 4/4 started · wait 3 in flight · done 1/4"
+        );
+        assert_eq!(
+            progress_line(Kind::Copy, 4, 2, 0, t),
+            "copy 00:01:15: 2 in flight · done 0/4"
+        );
+    }
 }

@@ -331,6 +331,10 @@ pub struct ListArgs {
     /// Only recovery points of this RDS instance or Aurora cluster.
     #[arg(long)]
     pub db: Option<String>,
+    /// Every column, IDs and rules in full, however wide the terminal (the
+    /// table otherwise fits `COLUMNS` or the terminal's width).
+    #[arg(long)]
+    pub wide: bool,
 }
 
 const REPORT_ABOUT: &str = "RPO report, from AWS state (discovery and the recovery points found \
@@ -559,6 +563,12 @@ pub struct RestoreInstanceArgs {
     /// Do not copy the source instance's own tags to the new instance.
     #[arg(long)]
     pub no_tags: bool,
+    /// Copy all of the source instance's own tags, also those the plan selects
+    /// on (its groups' include-tags keys, e.g. Backup=nightly), which are left
+    /// off by default so that the next backup does not select the restored
+    /// instance.
+    #[arg(long, conflicts_with = "no_tags")]
+    pub keep_all_tags: bool,
 }
 
 #[derive(Debug, Args)]

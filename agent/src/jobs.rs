@@ -55,7 +55,7 @@ fn per_region(summary: &[Summary]) -> comfy_table::Table {
     t
 }
 
-fn print_problems(items: &[Item]) {
+pub fn print_problems(items: &[Item]) {
     for i in items.iter().filter(|i| i.error.is_some()) {
         if i.kind.is_setup() {
             // The message already names tenant, region and role.
@@ -112,6 +112,117 @@ pub fn print_report(r: &Report, quiet: bool) {
         }
     }
     print_problems(r.items.held());
+}
+
+/// `prune --dry-run`: per point its decision, the rule behind it, its age
+/// and expiry (as of `now`, the `--as-of` time), and a summary line.
+pub fn print_prune_dry_run(r: &Report, now: chrono::DateTime<chrono::Utc>, quiet: bool) {
+    if !quiet {
+        println!(
+            "Dry run of plan {} as of {}: nothing was deleted.",
+            r.plan,
+            now.format("%Y-%m-%d %H:%M UTC")
+        );
+        let (rows, summary) = prune_rows(r.items.held(), now);
+        let mut t = table(&[
+            "decision", "tenant", "region", "kind", "source", "point", "created", "age", "expires",
+            "rule",
+        ]);
+        for row in rows {
+            t.add_row(row);
+        }
+        println!("{t}");
+        println!("{summary}");
+    }
+    print_problems(r.items.held());
+}
+
+/// The rows of a prune dry run (points to delete first, then by tenant,
+/// region, source and newest first) and its summary line.
+pub fn prune_rows(
+    items: &[Item],
+    now: chrono::DateTime<chrono::Utc>,
+) -> (Vec<Vec<String>>, String) {
+    let created = |i: &Item| {
+        i.detail["created"]
+            .as_str()
+            .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+            .map(|c| c.with_timezone(&chrono::Utc))
+    };
+    let mut points: Vec<&Item> = items
+        .iter()
+        .filter(|i| matches!(i.status, ItemStatus::Kept | ItemStatus::WouldDelete))
+        .collect();
+    points.sort_by_key(|i| {
+        (
+            i.status != ItemStatus::WouldDelete,
+            i.tenant.clone(),
+            i.region.clone(),
+            i.detail["source"].as_str().unwrap_or_default().to_string(),
+            std::cmp::Reverse(created(i)),
+        )
+    });
+    let (mut kept, mut delete, mut gib) = (0usize, 0usize, 0i64);
+    let rows = points
+        .iter()
+        .map(|i| {
+            let c = created(i);
+            let would_delete = i.status == ItemStatus::WouldDelete;
+            if would_delete {
+                delete += 1;
+                gib += i.size_gib;
+            } else {
+                kept += 1;
+            }
+            let expires = if would_delete {
+                "expired".to_string()
+            } else {
+                match i.detail["expires"]
+                    .as_str()
+                    .and_then(|e| chrono::DateTime::parse_from_rfc3339(e).ok())
+                {
+                    Some(e) => format!(
+                        "{} (in {})",
+                        e.format("%Y-%m-%d %H:%M"),
+                        age(e.with_timezone(&chrono::Utc) - now)
+                    ),
+                    None => "-".into(),
+                }
+            };
+            vec![
+                if would_delete { "DELETE" } else { "keep" }.to_string(),
+                i.tenant.clone(),
+                i.region.clone(),
+                i.kind.to_string(),
+                i.detail["source"].as_str().unwrap_or("-").to_string(),
+                i.source_id.clone(),
+                c.map_or("-".into(), |c| c.format("%Y-%m-%d %H:%M").to_string()),
+                c.map_or("-".into(), |c| age(now - c)),
+                expires,
+                i.detail["rule"].as_str().unwrap_or("-").to_string(),
+            ]
+        })
+        .collect();
+    let summary = format!(
+        "{} point(s): {kept} kept, {delete} would be deleted ({gib} GiB)",
+        kept + delete
+    );
+    (rows, summary)
+}
+
+/// A duration as `12d 3h`, `5h 20m`, `40m` (`-` when negative).
+pub fn age(d: chrono::TimeDelta) -> String {
+    if d < chrono::TimeDelta::zero() {
+        return "-".into();
+    }
+    let (days, hours, mins) = (d.num_days(), d.num_hours() % 24, d.num_minutes() % 60);
+    if days > 0 {
+        format!("{days}d {hours}h")
+    } else if hours > 0 {
+        format!("{hours}h {mins}m")
+    } else {
+        format!("{mins}m")
+    }
 }
 
 /// `--job N` or `--job N@AGENT` (AGENT: an agent id or a prefix of one).
@@ -332,6 +443,81 @@ fn print_jobs(jobs: &[(String, String, Job)], ledgers: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prune_dry_run_rows_say_decision_rule_age_and_expiry() {
+        use rolesnap_core::store::ledger::ItemKind;
+        let now = chrono::DateTime::parse_from_rfc3339("2026-03-10T00:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let item = |id: &str, status, created: &str, rule: &str, expires: Option<&str>| {
+            let mut detail = serde_json::json!({
+                "source": "i-1", "created": created, "rule": rule, "job": 3, "copy_of": null,
+            });
+            if let Some(e) = expires {
+                detail["expires"] = e.into();
+            }
+            Item {
+                tenant: "alpha".into(),
+                account: "222222222222".into(),
+                region: "us-east-1".into(),
+                kind: ItemKind::SnapshotSet,
+                source_id: id.into(),
+                status,
+                created: vec![],
+                size_gib: 8,
+                error: None,
+                detail,
+            }
+        };
+        let items = vec![
+            item(
+                "snap-new",
+                ItemStatus::Kept,
+                "2026-03-08T01:00:00+00:00",
+                "weekly keep 2026-W10",
+                Some("2026-03-30T00:00:00+00:00"),
+            ),
+            item(
+                "snap-old",
+                ItemStatus::WouldDelete,
+                "2026-02-01T01:00:00+00:00",
+                "expired: age 36d 23h >= 7d",
+                None,
+            ),
+        ];
+        let (rows, summary) = prune_rows(&items, now);
+        assert_eq!(
+            rows,
+            vec![
+                vec![
+                    "DELETE",
+                    "alpha",
+                    "us-east-1",
+                    "snapshot-set",
+                    "i-1",
+                    "snap-old",
+                    "2026-02-01 01:00",
+                    "36d 23h",
+                    "expired",
+                    "expired: age 36d 23h >= 7d",
+                ],
+                vec![
+                    "keep",
+                    "alpha",
+                    "us-east-1",
+                    "snapshot-set",
+                    "i-1",
+                    "snap-new",
+                    "2026-03-08 01:00",
+                    "1d 23h",
+                    "2026-03-30 00:00 (in 20d 0h)",
+                    "weekly keep 2026-W10",
+                ],
+            ]
+        );
+        assert_eq!(summary, "2 point(s): 1 kept, 1 would be deleted (8 GiB)");
+    }
 
     #[test]
     fn job_specs() {

@@ -32,6 +32,10 @@ pub mod exit {
     /// Refused: another run of the same plan holds it on this state
     /// directory (one run of a plan at a time); nothing was done.
     pub const BUSY: u8 = 4;
+    /// A restore (or drill) refused before anything was made: the request
+    /// conflicts with what exists (a device in use, a target DB that
+    /// exists) or cannot be carried out as given. The job is recorded Failed.
+    pub const REFUSED: u8 = 5;
 }
 
 fn main() -> ExitCode {

@@ -25,6 +25,7 @@ pub async fn run(global: &Global, args: RestoreArgs) -> anyhow::Result<u8> {
                 key_name: a.key_name,
                 architecture: a.architecture,
                 no_tags: a.no_tags,
+                keep_all_tags: a.keep_all_tags,
             }),
         ),
         RestoreWhat::Volume(a) => (
@@ -187,7 +188,11 @@ async fn run_job(
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Output::Human => print_human(&report, global.quiet),
     }
-    Ok(exit_code(report.status))
+    Ok(if report.refused {
+        exit::REFUSED
+    } else {
+        exit_code(report.status)
+    })
 }
 
 fn which(p: &RestorePointArgs) -> anyhow::Result<Which> {

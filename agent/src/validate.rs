@@ -262,14 +262,19 @@ async fn check_broader(s: &Setup, tenant: &Tenant, conn: &Connected, region: &st
         .filter(|p| p.outcome == ProbeOutcome::Allowed)
         .map(|p| p.action.clone())
         .collect();
-    row.broader_check = Some(format!(
-        "{SIMULATE_NOT_USED} ({} probed, {} undecided)",
-        extra.len(),
-        extra
-            .iter()
-            .filter(|p| p.outcome == ProbeOutcome::Unknown)
-            .count()
-    ));
+    let unknown = extra
+        .iter()
+        .filter(|p| p.outcome == ProbeOutcome::Unknown)
+        .count();
+    row.broader_check = Some(if unknown == 0 {
+        format!("{SIMULATE_NOT_USED} ({} probed, 0 undecided)", extra.len())
+    } else {
+        format!(
+            "{SIMULATE_NOT_USED} ({} probed, {unknown} undecided: {})",
+            extra.len(),
+            undecided(&extra)
+        )
+    });
     if !row.broader.is_empty() {
         s.logs.write(
             LogFile::Cvd,
@@ -556,7 +561,12 @@ fn result_text(r: &Row) -> String {
                     r.region.as_deref().unwrap_or("?")
                 )
             } else {
-                format!("OK ({unknown} of {} probes undecided)", r.probes.len())
+                format!(
+                    "OK ({unknown} of {} probes undecided in {}: {})",
+                    r.probes.len(),
+                    r.region.as_deref().unwrap_or("?"),
+                    undecided(&r.probes)
+                )
             }
         }
         (Some(e), _) => {
@@ -571,5 +581,65 @@ fn result_text(r: &Row) -> String {
             "{result}; broader than the printed policy: {}",
             r.broader.join(", ")
         )
+    }
+}
+
+/// The probes AWS answered neither yes nor no, each with its answer:
+/// `ec2:CreateSnapshots (InternalError: boom)`, joined by `; `.
+fn undecided(probes: &[Probe]) -> String {
+    probes
+        .iter()
+        .filter(|p| p.outcome == ProbeOutcome::Unknown)
+        .map(|p| {
+            if p.detail.is_empty() {
+                p.action.clone()
+            } else {
+                format!("{} ({})", p.action, p.detail)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe(action: &str, outcome: ProbeOutcome, detail: &str) -> Probe {
+        Probe {
+            action: action.into(),
+            outcome,
+            detail: detail.into(),
+        }
+    }
+
+    #[test]
+    fn an_undecided_probe_is_named_with_its_answer() {
+        let row = Row {
+            tenant: "alpha".into(),
+            role_arn: "arn:aws:iam::222222222222:role/vsa-role".into(),
+            account: Some("222222222222".into()),
+            region: Some("us-east-1".into()),
+            ok: true,
+            error_code: None,
+            error: None,
+            probes: vec![
+                probe("ec2:DescribeInstances", ProbeOutcome::Allowed, ""),
+                probe(
+                    "ec2:CreateSnapshots",
+                    ProbeOutcome::Unknown,
+                    "InternalError: boom",
+                ),
+                probe("rds:DescribeDBSnapshots", ProbeOutcome::Unknown, ""),
+            ],
+            broader: vec![],
+            broader_check: None,
+            vault: vec![],
+        };
+        assert_eq!(
+            result_text(&row),
+            "OK (2 of 3 probes undecided in us-east-1: ec2:CreateSnapshots \
+             (InternalError: boom); rds:DescribeDBSnapshots)"
+        );
     }
 }

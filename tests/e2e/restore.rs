@@ -300,9 +300,15 @@ async fn an_instance_restored_from_a_snapshot_set_has_the_recorded_configuration
     let t = tags_of(i.tags());
     assert_provenance(&t, &rjob, src_id, &point);
     assert_eq!(t["Name"], format!("alpha-us-east-1-app2-restored-{rjob}"));
-    // The source's own tags came along.
-    assert_eq!(t["Backup"], "nightly");
+    // The source's own tags came along, except the plan's selection tag
+    // (Backup=nightly would make the next backup select the restore).
+    assert!(!t.contains_key("Backup"), "{t:?}");
     assert_eq!(t["Tenant"], "alpha");
+    let notes = report["notes"].to_string();
+    assert!(
+        notes.contains("except the plan's selection tags (Backup=nightly)"),
+        "{notes}"
+    );
     // Each snapshot went back to its device: the data volume is made from the
     // backup's snapshot of the original /dev/sdf (moto leaves the root blank).
     let vols = attached(&emu, EAST, &new_id).await;
@@ -442,8 +448,12 @@ async fn a_volume_is_restored_into_the_targets_az_and_a_busy_device_is_refused()
             "/dev/sdf",
         ],
     );
-    assert_eq!(run.code, 3, "{run}");
+    assert_eq!(run.code, 5, "{run}");
     assert_eq!(report["status"], "Failed");
+    assert_eq!(
+        report["refused"], true,
+        "a refusal before anything was made"
+    );
     assert!(
         s(&report["error"]).contains("in use"),
         "{}",
@@ -669,7 +679,7 @@ async fn rds_and_aurora_restores_make_new_databases_and_never_overwrite() {
         ),
     ] {
         let (run, report) = restore(&emu, &p, &args);
-        assert_eq!(run.code, 3, "{run}");
+        assert_eq!(run.code, 5, "{run}");
         let e = s(&report["error"]);
         assert!(e.contains("already exists") && e.contains(what), "{e}");
         assert!(report["created"].as_array().unwrap().is_empty());

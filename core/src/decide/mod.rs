@@ -2,5 +2,6 @@
 //! ([`retention`]) and when a plan is due ([`schedule`]). Each is a function
 //! of its inputs with table and property tests; the jobs act on the answers.
 
+pub mod expiry;
 pub mod retention;
 pub mod schedule;

@@ -208,6 +208,7 @@ async fn start_all<'w>(
                 item.detail["name"] = json!(p.name);
                 item.detail["waiting"] = json!(true);
                 job.note_made(&item);
+                (job.on_started)(&item.source_id);
                 pending.push(p);
             }
             Err(NotMade {

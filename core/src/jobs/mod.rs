@@ -108,6 +108,9 @@ pub struct Request<'a> {
     /// Told the number of selected resources once discovery is done.
     pub on_total: Arc<dyn Fn(usize) + Send + Sync>,
     pub on_done: Arc<dyn Fn(&Item) + Send + Sync>,
+    /// Called when a snapshot, image or copy has been started and is waited
+    /// for (what is in flight, for progress).
+    pub on_started: Arc<dyn Fn(&str) + Send + Sync>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -307,6 +310,7 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
         },
         adopt,
         on_done: req.on_done.clone(),
+        on_started: req.on_started.clone(),
         // A later outcome replaces an earlier one: the prune's passes, and a
         // backup's point found to be a duplicate after it completed.
         outcomes: Mutex::new(Outcomes::new(req.ledger.is_none(), true)),

@@ -29,7 +29,8 @@ use crate::jobs::copy::{copy_keys_by_state, copy_keys_of};
 
 use crate::aws::credentials::TenantSession;
 use crate::aws::error::AwsError;
-use crate::decide::retention::{decide, Point, Verdict};
+use crate::decide::expiry::{expiries, future_runs};
+use crate::decide::retention::{decide, Decision, Point, Verdict};
 use crate::discovery::live_sources;
 use crate::jobs::work::{hash64, Job};
 use crate::store::ledger::{Item, ItemKind, ItemStatus};
@@ -86,6 +87,10 @@ impl Decided {
 }
 
 fn to_point(p: &RecoveryPoint, sources: &BTreeSet<String>) -> Point {
+    to_point_with(p, |s| sources.contains(s))
+}
+
+fn to_point_with(p: &RecoveryPoint, live: impl Fn(&str) -> bool) -> Point {
     let mut t = p.tags.clone();
     // A hold on any member holds the whole set; a member without the
     // contract tags makes the set not ours to delete.
@@ -109,7 +114,7 @@ fn to_point(p: &RecoveryPoint, sources: &BTreeSet<String>) -> Point {
         tags: t,
         completed: p.completed(),
         failed: p.state == PointState::Failed,
-        source_exists: sources.contains(&p.source),
+        source_exists: live(&p.source),
     }
 }
 
@@ -126,6 +131,77 @@ fn rule_for<'a>(
         }
     }
     plan_rule
+}
+
+/// The decisions of `rule` over `input` at `now`, with each point's expiry
+/// ([`expiries`], replaying the plan's schedule) when `with_expiry`.
+fn decide_with_expiry(
+    input: &[Point],
+    plan: &crate::config::Plan,
+    rule: &Retention,
+    now: DateTime<Utc>,
+    with_expiry: bool,
+) -> Vec<(Decision, Option<DateTime<Utc>>)> {
+    let tz = plan
+        .schedule
+        .as_ref()
+        .map_or(chrono_tz::UTC, |s| s.timezone);
+    let decisions = decide(input, &plan.name, rule, now, tz);
+    let exp = if with_expiry {
+        let runs = future_runs(plan.schedule.as_ref(), rule, now);
+        expiries(input, &plan.name, rule, now, tz, &runs)
+    } else {
+        vec![None; input.len()]
+    };
+    decisions.into_iter().zip(exp).collect()
+}
+
+/// How the plan's retention decides a listing (`rolesnap list`): the points of
+/// one account in one region, at `now`. Each follows its rule (`vault_rule`
+/// for a vault's copies; else a copy its copy region's, an original the
+/// plan's); every source is taken to be live (a listing does not discover).
+pub fn decide_listed(
+    plan: &crate::config::Plan,
+    points: &[RecoveryPoint],
+    vault_rule: Option<&Retention>,
+    now: DateTime<Utc>,
+) -> Vec<Listed> {
+    let mut out: Vec<Option<Listed>> = points.iter().map(|_| None).collect();
+    let mut by_rule: Vec<(&Retention, Vec<usize>)> = Vec::new();
+    for (i, p) in points.iter().enumerate() {
+        let r = vault_rule.unwrap_or_else(|| rule_for(p, &plan.retention, &plan.copies));
+        match by_rule.iter_mut().find(|(x, _)| std::ptr::eq(*x, r)) {
+            Some((_, v)) => v.push(i),
+            None => by_rule.push((r, vec![i])),
+        }
+    }
+    for (rule, idx) in by_rule {
+        let input: Vec<Point> = idx
+            .iter()
+            .map(|&i| to_point_with(&points[i], |_| true))
+            .collect();
+        for (&i, (d, expires)) in idx
+            .iter()
+            .zip(decide_with_expiry(&input, plan, rule, now, true))
+        {
+            out[i] = Some(Listed {
+                verdict: d.verdict,
+                rule: d.rule,
+                expires,
+            });
+        }
+    }
+    out.into_iter().flatten().collect()
+}
+
+/// A listed point's decision: keep or delete at `now`, by which rule, and
+/// when it is expected to be deleted (`now` when it is expired; none when
+/// held, pending, or kept past the replayed horizon).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Listed {
+    pub verdict: Verdict,
+    pub rule: String,
+    pub expires: Option<DateTime<Utc>>,
 }
 
 /// Tenants whose points are listed and decided at once, over the process.
@@ -322,10 +398,6 @@ async fn prune_vault(
 ) {
     let plan = job.plan;
     let (vs, va) = (&v.conn.session, v.conn.account.as_str());
-    let tz = plan
-        .schedule
-        .as_ref()
-        .map_or(chrono_tz::UTC, |s| s.timezone);
     let mut dests: Vec<String> = Vec::new();
     for src in source_regions {
         for d in v.rule.dests(src) {
@@ -351,23 +423,19 @@ async fn prune_vault(
             })
             .collect();
         let input: Vec<Point> = points.iter().map(|p| to_point(p, sources)).collect();
-        let decisions = decide(&input, &plan.name, &v.rule.retention, now, tz);
+        let decisions = decide_with_expiry(&input, plan, &v.rule.retention, now, dry_run);
         drop(input);
         let mut deletes = Vec::new();
         let mut kept = (0usize, 0i64);
-        for (p, d) in points.into_iter().zip(decisions) {
+        for (p, (d, expires)) in points.into_iter().zip(decisions) {
             let p = Decided::new(p, &plan.name);
             match d.verdict {
                 Verdict::Delete => deletes.push((p, d.rule)),
-                Verdict::Keep if dry_run => job.record(&point_item(
-                    vs,
-                    va,
-                    &p,
-                    ItemStatus::Kept,
-                    vec![],
-                    None,
-                    &d.rule,
-                )),
+                Verdict::Keep if dry_run => {
+                    let mut item = point_item(vs, va, &p, ItemStatus::Kept, vec![], None, &d.rule);
+                    with_expiry(&mut item, expires);
+                    job.record(&item)
+                }
                 Verdict::Keep => {
                     kept.0 += 1;
                     kept.1 += p.size_gib;
@@ -478,7 +546,7 @@ async fn prune_pass(
             job, tenant, region, points, sources, now, dry_run, &uncopied,
         );
         let mut deletes = Vec::new();
-        for (p, verdict, rule) in decided {
+        for (p, verdict, rule, expires) in decided {
             let p = Decided::new(p, &plan.name);
             if verdict == Verdict::Keep && !dry_run && p.ours {
                 let copy = p.copy_of.is_some();
@@ -499,15 +567,10 @@ async fn prune_pass(
                 Verdict::Keep
                     if dry_run || job.has_outcome(tenant, &p.region, p.kind.into(), &p.id) =>
                 {
-                    job.record(&point_item(
-                        session,
-                        account,
-                        &p,
-                        ItemStatus::Kept,
-                        vec![],
-                        None,
-                        &rule,
-                    ))
+                    let mut item =
+                        point_item(session, account, &p, ItemStatus::Kept, vec![], None, &rule);
+                    with_expiry(&mut item, expires);
+                    job.record(&item)
                 }
                 Verdict::Keep => {
                     let k = kept.entry(p.region).or_default();
@@ -624,12 +687,8 @@ fn decide_region(
     now: DateTime<Utc>,
     dry_run: bool,
     defer: &dyn Fn(&RecoveryPoint) -> bool,
-) -> Vec<(RecoveryPoint, Verdict, String)> {
+) -> Vec<(RecoveryPoint, Verdict, String, Option<DateTime<Utc>>)> {
     let plan = job.plan;
-    let tz = plan
-        .schedule
-        .as_ref()
-        .map_or(chrono_tz::UTC, |s| s.timezone);
     // Decide per governing rule.
     let mut by_rule: Vec<(&Retention, Vec<RecoveryPoint>)> = Vec::new();
     for p in points {
@@ -643,16 +702,17 @@ fn decide_region(
     let mut deferred = 0;
     for (rule, group) in by_rule {
         let input: Vec<Point> = group.iter().map(|p| to_point(p, sources)).collect();
-        let decisions = decide(&input, &plan.name, rule, now, tz);
+        // A dry run says when each kept point will go.
+        let decisions = decide_with_expiry(&input, plan, rule, now, dry_run);
         drop(input);
-        for (p, d) in group.into_iter().zip(decisions) {
+        for (p, (d, expires)) in group.into_iter().zip(decisions) {
             debug_assert_eq!(p.id(), d.id);
             if d.verdict == Verdict::Delete && !dry_run && defer(&p) {
                 deferred += 1;
                 let why = format!("{}; deferred: the copy job has not copied it yet", d.rule);
-                decided.push((p, Verdict::Keep, why));
+                decided.push((p, Verdict::Keep, why, None));
             } else {
-                decided.push((p, d.verdict, d.rule));
+                decided.push((p, d.verdict, d.rule, expires));
             }
         }
     }
@@ -795,6 +855,13 @@ fn point_item(
             "copy_of": p.copy_of,
             "rule": rule,
         }),
+    }
+}
+
+/// A dry run's kept point: when it will be deleted (`detail.expires`).
+fn with_expiry(item: &mut Item, expires: Option<DateTime<Utc>>) {
+    if let Some(e) = expires {
+        item.detail["expires"] = json!(e.to_rfc3339());
     }
 }
 

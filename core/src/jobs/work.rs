@@ -169,6 +169,9 @@ pub struct Job<'a> {
     pub adopt: Vec<tags::Identity>,
     /// Called once per finished resource (progress bars).
     pub on_done: Arc<dyn Fn(&Item) + Send + Sync>,
+    /// Called when a create or copy has been started and is waited for
+    /// (progress: in flight), with the source id or the copy's id.
+    pub on_started: Arc<dyn Fn(&str) + Send + Sync>,
     /// What the job's items came to so far (see [`Outcomes`]).
     pub outcomes: Mutex<Outcomes>,
 }

@@ -136,12 +136,15 @@ pub(crate) async fn copy_into(
                 starting_copies -= copies_in(&task);
                 match r {
                     Ok(made) if timed_out => w.record(w.still_pending(&task, &made)),
-                    Ok(made) => in_flight.push(InFlight {
-                        task: *task,
-                        made,
-                        started: Instant::now(),
-                        unseen: 0,
-                    }),
+                    Ok(made) => {
+                        (job.on_started)(made.first().map_or("", |(id, _)| id.as_str()));
+                        in_flight.push(InFlight {
+                            task: *task,
+                            made,
+                            started: Instant::now(),
+                            unseen: 0,
+                        })
+                    }
                     Err(e) => w.not_started(&task, e).await,
                 }
             }

@@ -230,9 +230,14 @@ pub fn provenance(
 }
 
 /// A source's own tags that a restored copy carries: not `aws:`, not rolesnap's
-/// (`_GX_*`, `CV_*`), not `Name` (the restore names its resources), at most what
+/// (`_GX_*`, `CV_*`), not `Name` (the restore names its resources), none whose
+/// key matches a key of `selection` (the plan's `include-tags`: the restored
+/// copy must not be taken for production by the next backup), at most what
 /// fits beside the provenance tags.
-pub fn carried_tags(src: &BTreeMap<String, String>) -> Vec<(String, String)> {
+pub fn carried_tags(
+    src: &BTreeMap<String, String>,
+    selection: &[crate::config::TagRule],
+) -> Vec<(String, String)> {
     src.iter()
         .filter(|(k, _)| {
             !k.starts_with("aws:")
@@ -240,10 +245,18 @@ pub fn carried_tags(src: &BTreeMap<String, String>) -> Vec<(String, String)> {
                 && k.as_str() != tags::RETAIN
                 && k.as_str() != tags::INTEGRITY
                 && k.as_str() != tags::NAME
+                && !selected_on(k, selection)
         })
         .take(MAX_TAGS - 4)
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
+}
+
+/// Whether a tag key is one a selection rule matches on (its key glob).
+pub fn selected_on(key: &str, selection: &[crate::config::TagRule]) -> bool {
+    selection
+        .iter()
+        .any(|r| crate::config::glob_match(&r.key, key))
 }
 
 /// The region whose configuration a point records (from `_GX_AZ_`, else the
@@ -470,12 +483,25 @@ mod tests {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         assert_eq!(
-            carried_tags(&src),
+            carried_tags(&src, &[]),
             vec![("Backup".to_string(), "nightly".to_string())]
+        );
+        // The plan selects on Backup (and on any key Env*): not carried.
+        let rule = |k: &str| crate::config::TagRule {
+            key: k.into(),
+            value: "*".into(),
+        };
+        assert_eq!(carried_tags(&src, &[rule("Backup")]), vec![]);
+        let mut src2 = src.clone();
+        src2.insert("Environment".into(), "prod".into());
+        src2.insert("Team".into(), "a".into());
+        assert_eq!(
+            carried_tags(&src2, &[rule("Backup"), rule("Env*")]),
+            vec![("Team".to_string(), "a".to_string())]
         );
         let many: BTreeMap<String, String> =
             (0..80).map(|i| (format!("k{i:02}"), "v".into())).collect();
-        assert_eq!(carried_tags(&many).len(), MAX_TAGS - 4);
+        assert_eq!(carried_tags(&many, &[]).len(), MAX_TAGS - 4);
     }
 
     #[test]

@@ -26,8 +26,8 @@ use super::lookup::{
 };
 use super::point::Mapped;
 use super::{
-    architecture_for, carried_tags, recorded_region, same_device, InstanceSpec, RestoreError,
-    Restorer,
+    architecture_for, carried_tags, recorded_region, same_device, selected_on, InstanceSpec,
+    RestoreError, Restorer,
 };
 use crate::aws::ec2::{filter, tag_spec};
 
@@ -385,11 +385,43 @@ impl Restorer<'_> {
         &mut self,
         region: &str,
         id: &str,
+        keep_all: bool,
     ) -> (Option<String>, Vec<(String, String)>) {
         match describe_instance(&self.cx, region, id).await {
             Ok(Some(d)) if d.state != "terminated" => {
                 let name = d.tags.get(tags::NAME).cloned();
-                (name, carried_tags(&d.tags))
+                // The tags the plan selects on are left off unless
+                // --keep-all-tags: the next backup would take the restored
+                // instance for production.
+                let selection: Vec<crate::config::TagRule> = self
+                    .cx
+                    .plan
+                    .groups
+                    .iter()
+                    .flat_map(|g| g.include_tags.iter().cloned())
+                    .collect();
+                let carried = carried_tags(&d.tags, if keep_all { &[] } else { &selection });
+                let selected: Vec<String> = carried_tags(&d.tags, &[])
+                    .into_iter()
+                    .filter(|(k, _)| selected_on(k, &selection))
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                let note = match (keep_all, selected.is_empty()) {
+                    (_, true) => format!(
+                        "tags: the source instance's own tags are copied ({} tag(s)); none is one the plan selects on",
+                        carried.len()
+                    ),
+                    (true, false) => format!(
+                        "tags: --keep-all-tags: all of the source instance's own tags are copied, with the plan's selection tags ({}): the next backup of the plan selects the restored instance",
+                        selected.join(", ")
+                    ),
+                    (false, false) => format!(
+                        "tags: the source instance's own tags are copied except the plan's selection tags ({}), so the next backup does not select the restored instance (--keep-all-tags copies them too)",
+                        selected.join(", ")
+                    ),
+                };
+                self.cx.note(note);
+                (name, carried)
             }
             Ok(_) => {
                 self.cx.note(format!(
@@ -431,7 +463,8 @@ impl Restorer<'_> {
                 .note("--no-tags: the source instance's own tags are not copied".into());
             (None, vec![])
         } else {
-            self.source_instance_tags(&recorded_region(&p), &id).await
+            self.source_instance_tags(&recorded_region(&p), &id, s.keep_all_tags)
+                .await
         };
         let name = format!(
             "{}-restored-{}",

@@ -61,7 +61,7 @@ use crate::store::logs::{LogFile, Logs};
 
 pub use choose::{
     architecture_for, carried_tags, choose_device, choose_point, map_devices, provenance,
-    recorded_region, same_device,
+    recorded_region, same_device, selected_on,
 };
 pub use error::RestoreError;
 
@@ -107,6 +107,10 @@ pub struct InstanceSpec {
     pub architecture: Option<String>,
     /// Do not copy the source instance's own tags.
     pub no_tags: bool,
+    /// Copy all of the source instance's own tags, also those the plan
+    /// selects on (by default those are left off, so that the next backup
+    /// does not take the restored instance for production).
+    pub keep_all_tags: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -275,6 +279,9 @@ pub struct Report {
     /// Human lines describing the result.
     pub summary: Vec<String>,
     pub error: Option<String>,
+    /// The restore was refused before anything was made (a device in use, a
+    /// target that exists, a request it cannot carry out as given).
+    pub refused: bool,
     pub start: i64,
     pub end: i64,
     /// A drill's result: healthy or not, the RTO (seconds from the start to
@@ -316,6 +323,8 @@ struct Restorer<'a> {
     /// Copies made in the tenant from the vault, deleted at the end.
     temporaries: Vec<vault::Temporary>,
     kms_key: Option<String>,
+    /// The job ended on a refusal, before anything was made.
+    refused: bool,
 }
 
 /// Runs one restore job.
@@ -368,6 +377,7 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
         drill: req.drill,
         drilled: None,
         started: start,
+        refused: false,
     };
     let outcome = r.connect_and_restore(&req).await;
     let (status, restored, error) = r.conclude(&req.target, outcome).await;
@@ -487,6 +497,7 @@ impl Restorer<'_> {
                 (status, v, self.warnings.first().cloned())
             }
             Err(e) => {
+                self.refused = e.refused();
                 if self.drill {
                     let d = self.drilled.get_or_insert(DrillResult {
                         healthy: false,
@@ -613,6 +624,7 @@ impl Restorer<'_> {
             notes: self.cx.notes.clone(),
             summary: self.summary.clone(),
             error,
+            refused: self.refused,
             start,
             end,
             drill: self.drilled.clone(),
