@@ -128,6 +128,37 @@ terminated first. The source is never touched. Exit 0 healthy and removed, 3 fai
     Jobs(JobsArgs),
     /// Print the IAM documents (trust and permission policies) for the admin or a tenant account.
     Policy(PolicyArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    #[command(
+        long_about = "Print a shell completion script on stdout, generated from the command-line \
+definition. For example: `rolesnap completions bash > /usr/share/bash-completion/completions/rolesnap`, \
+`rolesnap completions zsh > /usr/share/zsh/site-functions/_rolesnap`, \
+`rolesnap completions fish > /usr/share/fish/vendor_completions.d/rolesnap.fish`. No AWS call."
+    )]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout, or write one page per command into --out DIR.
+    #[command(
+        long_about = "Print the rolesnap(1) man page (roff, generated from the command-line \
+definition) on stdout, or with --out DIR write rolesnap.1 and one page per command \
+(rolesnap-backup.1, rolesnap-restore-instance.1, ...) into DIR, e.g. /usr/local/share/man/man1. \
+No AWS call."
+    )]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write rolesnap.1 and one page per command (rolesnap-COMMAND.1) into this directory
+    /// (created if missing) instead of printing rolesnap.1 on stdout.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -424,9 +455,15 @@ pub struct AgentArgs {
     /// Seconds in-flight jobs get to finish after SIGTERM/SIGINT before they are recorded Killed.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub grace: u64,
-    /// Serve Prometheus metrics on this loopback address (e.g. 127.0.0.1:9187).
-    #[arg(long, value_name = "ADDR")]
+    /// Serve Prometheus metrics (GET /metrics) and a health check (GET /healthz) on this
+    /// address (e.g. 127.0.0.1:9187); loopback only, unless --metrics-allow-remote.
+    #[arg(long, value_name = "ADDR", env = "ROLESNAP_METRICS")]
     pub metrics: Option<std::net::SocketAddr>,
+    /// Allow --metrics on a non-loopback address, e.g. the pod IP (or 0.0.0.0) for
+    /// in-cluster Prometheus scraping and kubelet probes. The endpoint has no
+    /// authentication: expose it only to a trusted network.
+    #[arg(long, env = "ROLESNAP_METRICS_ALLOW_REMOTE")]
+    pub metrics_allow_remote: bool,
     /// Also write structured JSON events on stdout.
     #[arg(long)]
     pub json_events: bool,

@@ -11,6 +11,7 @@ mod output;
 mod policy;
 mod report;
 mod restore;
+mod shell;
 mod validate;
 
 use std::process::ExitCode;
@@ -162,5 +163,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Report(args) => report::run(&global, args).await,
         Command::Agent(args) => agent::run(&global, args).await,
         Command::Schedule(args) => agent::schedule(&global, args),
+        Command::Completions(args) => shell::completions(args),
+        Command::Man(args) => shell::man(args),
     }
 }

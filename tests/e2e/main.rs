@@ -2,6 +2,7 @@ mod agent;
 mod alerts;
 mod backup;
 mod copy_prune;
+mod deploy;
 mod drill;
 mod drills;
 mod foundation;
