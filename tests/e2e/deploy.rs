@@ -428,6 +428,18 @@ fn metrics_bind_loopback_by_default_and_the_pod_ip_when_allowed() {
         metrics.contains("rolesnap_plan_config_errors 0"),
         "{metrics}"
     );
+    // The image's HEALTHCHECK script, against this agent.
+    let check = |metrics: &str| {
+        Command::new("bash")
+            .arg(repo_root().join("deploy/healthcheck.sh"))
+            .env("ROLESNAP_METRICS", metrics)
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    assert_eq!(check(&bind), Some(0), "healthcheck.sh: healthy");
+    assert_eq!(check(&addr), Some(0), "healthcheck.sh: healthy");
     crate::harness::term(&child.0);
     let mut out = String::new();
     use std::io::Read;
@@ -439,6 +451,7 @@ fn metrics_bind_loopback_by_default_and_the_pod_ip_when_allowed() {
         .read_to_string(&mut out)
         .unwrap();
     assert_eq!(child.0.wait().unwrap().code(), Some(0), "SIGTERM: exit 0");
+    assert_eq!(check(&addr), Some(1), "healthcheck.sh: nothing listens");
     assert!(
         out.contains("\"event\":\"start\""),
         "JSON events on stdout: {out}"
@@ -453,6 +466,371 @@ fn the_timer_starts_the_once_service() {
     let once = parse_unit(&repo_root().join("deploy/systemd/rolesnap-once.service"));
     let exec = &once[&("Service".to_string(), "ExecStart".to_string())][0];
     assert!(exec.contains(" --once "), "{exec}");
-    let _ = BTreeSet::<String>::new();
-    let _ = Value::Null;
+}
+
+fn python() -> String {
+    std::env::var("ROLESNAP_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Every YAML document of a manifest, as JSON (PyYAML's safe loader: a
+/// dependency of the emulator's moto, so it is there wherever these tests run).
+fn yaml_docs(path: &Path) -> Vec<Value> {
+    let out = Command::new(python())
+        .args([
+            "-c",
+            "import sys, json, yaml\n\
+             print(json.dumps([d for d in yaml.safe_load_all(open(sys.argv[1])) if d is not None]))",
+        ])
+        .arg(path)
+        .output()
+        .expect("python3 (ROLESNAP_PYTHON) with PyYAML");
+    assert!(
+        out.status.success(),
+        "{}: not YAML: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()
+}
+
+fn k8s_dir() -> std::path::PathBuf {
+    repo_root().join("deploy/kubernetes")
+}
+
+/// (file, document) of every manifest in deploy/kubernetes.
+fn manifests() -> Vec<(String, Value)> {
+    let mut files: Vec<_> = std::fs::read_dir(k8s_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    let mut out = vec![];
+    for f in files {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        for d in yaml_docs(&f) {
+            out.push((name.clone(), d));
+        }
+    }
+    out
+}
+
+/// The numeric USER of the container image.
+fn image_uid() -> (u64, u64) {
+    let text = std::fs::read_to_string(repo_root().join("deploy/Containerfile")).unwrap();
+    let user = text
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("the Containerfile sets USER");
+    let (u, g) = user.trim().split_once(':').expect("USER UID:GID");
+    (
+        u.parse().expect("a numeric UID"),
+        g.parse().expect("a numeric GID"),
+    )
+}
+
+fn check_pod(file: &str, kind: &str, pod: &Value) {
+    let (uid, gid) = image_uid();
+    let sc = &pod["securityContext"];
+    assert_eq!(sc["runAsNonRoot"], true, "{file}: pod runAsNonRoot");
+    assert_eq!(
+        sc["runAsUser"], uid,
+        "{file}: pod runAsUser = the image's USER"
+    );
+    assert_eq!(sc["runAsGroup"], gid, "{file}: pod runAsGroup");
+    assert_eq!(sc["fsGroup"], gid, "{file}: fsGroup (volumes writable)");
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault", "{file}");
+    assert_eq!(pod["serviceAccountName"], "rolesnap", "{file}");
+    let volumes: BTreeSet<&str> = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    for c in pod["containers"].as_array().unwrap() {
+        let name = c["name"].as_str().unwrap();
+        let at = format!("{file}: container {name}");
+        assert!(c["image"].as_str().is_some_and(|i| !i.is_empty()), "{at}");
+        let sc = &c["securityContext"];
+        assert_eq!(sc["readOnlyRootFilesystem"], true, "{at}");
+        assert_eq!(sc["allowPrivilegeEscalation"], false, "{at}");
+        assert_eq!(sc["runAsNonRoot"], true, "{at}");
+        assert_eq!(
+            sc["capabilities"]["drop"],
+            serde_json::json!(["ALL"]),
+            "{at}"
+        );
+        assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault", "{at}");
+        for side in ["requests", "limits"] {
+            for res in ["cpu", "memory"] {
+                assert!(
+                    c["resources"][side][res].is_string(),
+                    "{at}: resources.{side}.{res}"
+                );
+            }
+        }
+        assert_eq!(c["resources"]["requests"]["memory"], "128Mi", "{at}");
+        assert_eq!(c["resources"]["limits"]["memory"], "512Mi", "{at}");
+        // Writable places are volumes (the root filesystem is read-only).
+        let mounts: BTreeMap<&str, &str> = c["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["mountPath"].as_str().unwrap(),
+                    m["name"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        for path in [
+            "/etc/rolesnap/plans",
+            "/var/lib/rolesnap",
+            "/var/log/rolesnap",
+            "/tmp",
+        ] {
+            assert!(mounts.contains_key(path), "{at}: a volume at {path}");
+        }
+        for v in mounts.values() {
+            let claim = kind == "StatefulSet" && *v == "state";
+            assert!(volumes.contains(v) || claim, "{at}: volume {v} is declared");
+        }
+        let cmd = c["args"].as_array().unwrap()[0].as_str().unwrap();
+        assert!(cmd.contains("--plans /etc/rolesnap/plans"), "{at}: {cmd}");
+        assert!(
+            cmd.contains("--json-events"),
+            "{at}: events on stdout for kubectl logs"
+        );
+        if kind == "StatefulSet" {
+            for probe in ["livenessProbe", "readinessProbe"] {
+                assert_eq!(c[probe]["httpGet"]["path"], "/healthz", "{at}: {probe}");
+                assert_eq!(c[probe]["httpGet"]["port"], "metrics", "{at}: {probe}");
+            }
+            assert_eq!(c["ports"][0]["name"], "metrics", "{at}");
+            assert_eq!(c["ports"][0]["containerPort"], 9464, "{at}");
+            let env: BTreeMap<&str, &Value> = c["env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| (e["name"].as_str().unwrap(), e))
+                .collect();
+            assert_eq!(
+                env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"],
+                "status.podIP"
+            );
+            assert_eq!(env["ROLESNAP_METRICS"]["value"], "$(POD_IP):9464", "{at}");
+            assert_eq!(
+                env["ROLESNAP_METRICS_ALLOW_REMOTE"]["value"], "true",
+                "{at}"
+            );
+            // Kubernetes expands $(POD_IP) only from a variable defined before it.
+            let names: Vec<&str> = c["env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["name"].as_str().unwrap())
+                .collect();
+            let pos = |n: &str| names.iter().position(|x| *x == n).unwrap();
+            assert!(pos("POD_IP") < pos("ROLESNAP_METRICS"), "{at}: env order");
+        }
+    }
+}
+
+#[test]
+fn kubernetes_manifests_carry_what_an_operator_needs() {
+    let docs = manifests();
+    let mut kinds = BTreeMap::new();
+    for (file, d) in &docs {
+        let kind = d["kind"].as_str().unwrap_or_else(|| panic!("{file}: kind"));
+        assert!(d["apiVersion"].is_string(), "{file}: apiVersion");
+        if kind != "Kustomization" {
+            assert!(
+                d["metadata"]["name"]
+                    .as_str()
+                    .is_some_and(|n| !n.is_empty()),
+                "{file}: metadata.name"
+            );
+        }
+        kinds.insert(kind.to_string(), (file.clone(), d.clone()));
+    }
+    for k in [
+        "ServiceAccount",
+        "ConfigMap",
+        "StatefulSet",
+        "Service",
+        "Job",
+        "Kustomization",
+        "NetworkPolicy",
+    ] {
+        assert!(kinds.contains_key(k), "a {k} in deploy/kubernetes");
+    }
+    // The kustomization lists files that exist.
+    for r in kinds["Kustomization"].1["resources"].as_array().unwrap() {
+        assert!(k8s_dir().join(r.as_str().unwrap()).is_file(), "{r}");
+    }
+    // IRSA.
+    let sa = &kinds["ServiceAccount"].1;
+    let arn = sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+        .as_str()
+        .expect("the IRSA annotation");
+    assert!(regex::Regex::new(r"^arn:aws:iam::\d{12}:role/[\w+=,.@-]+$")
+        .unwrap()
+        .is_match(arn));
+    // Workloads.
+    let (file, sts) = &kinds["StatefulSet"];
+    check_pod(file, "StatefulSet", &sts["spec"]["template"]["spec"]);
+    assert_eq!(
+        sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"], "state",
+        "the ledger is on a PersistentVolumeClaim"
+    );
+    let (file, job) = &kinds["Job"];
+    check_pod(file, "Job", &job["spec"]["template"]["spec"]);
+    // The governing, scraped Service.
+    let svc = &kinds["Service"].1;
+    assert_eq!(sts["spec"]["serviceName"], svc["metadata"]["name"]);
+    assert_eq!(svc["spec"]["clusterIP"], "None");
+    let ann = &svc["metadata"]["annotations"];
+    assert_eq!(ann["prometheus.io/scrape"], "true");
+    assert_eq!(ann["prometheus.io/port"], "9464");
+    assert_eq!(ann["prometheus.io/path"], "/metrics");
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], "metrics");
+    let labels = &sts["spec"]["template"]["metadata"]["labels"];
+    for (k, v) in svc["spec"]["selector"].as_object().unwrap() {
+        assert_eq!(&labels[k], v, "the Service selects the agent's pods");
+    }
+    // The ConfigMap's plans and accounts file load, and are what the pods mount.
+    let cm = &kinds["ConfigMap"].1;
+    let pod_cm = sts["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|v| v["configMap"]["name"].as_str())
+        .unwrap();
+    assert_eq!(cm["metadata"]["name"], pod_cm);
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body) in cm["data"].as_object().unwrap() {
+        std::fs::write(dir.path().join(name), body.as_str().unwrap()).unwrap();
+    }
+    let (code, out, err) = rolesnap(&["schedule", "--plans", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "the ConfigMap's plans load: {out}{err}");
+    assert!(out.contains("nightly"), "{out}");
+    rolesnap_core::config::parse_accounts(
+        &dir.path().join("accounts.toml"),
+        &std::fs::read_to_string(dir.path().join("accounts.toml")).unwrap(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn kubernetes_manifests_pass_the_schema_check() {
+    let probe = Command::new(python())
+        .args(["-c", "import kubernetes_validate"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!(
+            "SKIP schema check: the kubernetes-validate Python package is not installed \
+             (pip install kubernetes-validate==1.37.0)"
+        );
+        return;
+    }
+    let mut cmd = Command::new(python());
+    cmd.args(["-m", "kubernetes_validate", "--strict", "--no-warn"]);
+    for (file, d) in manifests() {
+        if d["kind"] != "Kustomization" {
+            cmd.arg(k8s_dir().join(file));
+        }
+    }
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("ERROR"), "{text}");
+}
+
+/// The first container builder that works here (a daemon or rootless engine
+/// that answers, not only a client binary).
+fn container_builder() -> Option<(&'static str, Vec<&'static str>)> {
+    if have("podman", &["info"]) {
+        return Some(("podman", vec!["build"]));
+    }
+    if have("docker", &["info"]) {
+        return Some(("docker", vec!["build"]));
+    }
+    if have("buildah", &["info"]) {
+        return Some(("buildah", vec!["build"]));
+    }
+    None
+}
+
+#[test]
+fn the_container_image_is_non_root_built_in_a_builder_stage_with_a_healthcheck() {
+    let root = repo_root();
+    let text = std::fs::read_to_string(root.join("deploy/Containerfile")).unwrap();
+    let froms: Vec<&str> = text.lines().filter(|l| l.starts_with("FROM ")).collect();
+    assert_eq!(froms.len(), 2, "a builder stage and a runtime stage");
+    assert!(froms[0].ends_with(" AS build"), "{}", froms[0]);
+    assert!(text.contains("COPY --from=build /out/bin/rolesnap /usr/local/bin/rolesnap"));
+    let (uid, gid) = image_uid();
+    assert!(uid >= 1000 && gid >= 1000, "a non-system, numeric USER");
+    assert!(text.contains("HEALTHCHECK "), "a HEALTHCHECK");
+    assert!(text.contains("COPY deploy/healthcheck.sh /usr/local/bin/rolesnap-healthcheck"));
+    for installed in [
+        "rolesnap man --out /out/man1",
+        "/usr/local/share/man/man1/",
+        "/usr/share/bash-completion/completions/rolesnap",
+        "/usr/share/zsh/vendor-completions/_rolesnap",
+        "/usr/share/fish/vendor_completions.d/rolesnap.fish",
+    ] {
+        assert!(text.contains(installed), "the image installs {installed}");
+    }
+    let ignore = std::fs::read_to_string(root.join(".dockerignore")).unwrap();
+    assert!(
+        ignore.lines().any(|l| l == "target/"),
+        "the build context leaves target/ out"
+    );
+
+    let Some((builder, args)) = container_builder() else {
+        eprintln!(
+            "SKIP building the image: no working podman, docker or buildah here \
+             (a client without a daemon does not count)"
+        );
+        return;
+    };
+    // The dev profile keeps the build to minutes (the release profile is fat LTO).
+    let tag = format!("rolesnap-test:{}", std::process::id());
+    let st = Command::new(builder)
+        .args(&args)
+        .args([
+            "-f",
+            "deploy/Containerfile",
+            "--build-arg",
+            "PROFILE=dev",
+            "-t",
+            &tag,
+            ".",
+        ])
+        .current_dir(&root)
+        .status()
+        .unwrap();
+    assert!(st.success(), "{builder} build");
+    if builder != "buildah" {
+        let out = Command::new(builder)
+            .args(["run", "--rm", "--entrypoint", "/bin/sh", &tag, "-c"])
+            .arg("id -u && rolesnap --version && ls /usr/local/share/man/man1/rolesnap-backup.1.gz")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.starts_with(&format!("{uid}\n")), "{text}");
+        let _ = Command::new(builder).args(["rmi", "-f", &tag]).output();
+    }
 }
