@@ -128,6 +128,10 @@ terminated first. The source is never touched. Exit 0 healthy and removed, 3 fai
     Jobs(JobsArgs),
     /// Print the IAM documents (trust and permission policies) for the admin or a tenant account.
     Policy(PolicyArgs),
+    /// Print a CloudFormation template that creates the tenant role with the documents
+    /// `rolesnap policy tenant` prints (for a stack, or a StackSet across an organization).
+    #[command(long_about = ONBOARD_ABOUT)]
+    Onboard(OnboardArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
     #[command(
         long_about = "Print a shell completion script on stdout, generated from the command-line \
@@ -144,6 +148,32 @@ definition) on stdout, or with --out DIR write rolesnap.1 and one page per comma
 No AWS call."
     )]
     Man(ManArgs),
+}
+
+const ONBOARD_ABOUT: &str = "Print a CloudFormation template (JSON, which CloudFormation also \
+reads as YAML) that creates the tenant role in a tenant account: its trust policy and its inline \
+permissions policy are exactly the tenant-trust and permissions documents `rolesnap policy tenant` \
+prints, with the admin account and the ExternalId as the template's parameters AdminAccountId and \
+ExternalId (their defaults: --admin-account and --external-id). Deploy it with `aws cloudformation \
+deploy` in one account, or as a StackSet to every account of an organization, with a per-account \
+ExternalId (README, Onboarding tenants). With --accounts, the permissions allow sharing with the \
+file's [[vault]] accounts, as `policy tenant --accounts` does. No AWS call.";
+
+#[derive(Debug, Args)]
+pub struct OnboardArgs {
+    /// The 12-digit admin account id the tenant role trusts (the AdminAccountId default).
+    #[arg(long)]
+    pub admin_account: String,
+    /// The ExternalId parameter's default. Without it the parameter has no default and
+    /// each stack (or stack instance) must be given one.
+    #[arg(long)]
+    pub external_id: Option<String>,
+    /// The accounts file: its [[vault]] accounts are the share targets the permissions allow.
+    #[arg(long)]
+    pub accounts: Option<PathBuf>,
+    /// The RoleName parameter's default (the role name in the accounts file's role-arn).
+    #[arg(long, default_value = "vsa-role")]
+    pub role_name: String,
 }
 
 #[derive(Debug, Args)]

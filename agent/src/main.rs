@@ -7,6 +7,7 @@ mod cli;
 mod discover;
 mod jobs;
 mod list;
+mod onboard;
 mod output;
 mod policy;
 mod report;
@@ -163,6 +164,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Report(args) => report::run(&global, args).await,
         Command::Agent(args) => agent::run(&global, args).await,
         Command::Schedule(args) => agent::schedule(&global, args),
+        Command::Onboard(args) => onboard::run(args),
         Command::Completions(args) => shell::completions(args),
         Command::Man(args) => shell::man(args),
     }

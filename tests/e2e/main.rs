@@ -11,6 +11,7 @@ mod harness;
 mod iam;
 mod integrity;
 mod night;
+mod onboard;
 mod report;
 mod restore;
 mod vault;

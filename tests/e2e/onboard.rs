@@ -1,0 +1,206 @@
+//! `rolesnap onboard`: the CloudFormation template creates the tenant role
+//! with exactly the documents `rolesnap policy tenant` prints.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use crate::harness::repo_root;
+
+fn rolesnap(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rolesnap"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Resolves `Ref` and `Fn::Sub` of parameters, as CloudFormation would.
+fn resolve(v: &Value, params: &BTreeMap<String, String>) -> Value {
+    match v {
+        Value::Object(o) if o.len() == 1 && o.contains_key("Ref") => {
+            let p = o["Ref"].as_str().unwrap();
+            json!(params.get(p).unwrap_or_else(|| panic!("no parameter {p}")))
+        }
+        Value::Object(o) if o.len() == 1 && o.contains_key("Fn::Sub") => {
+            let mut s = o["Fn::Sub"].as_str().unwrap().to_string();
+            for (k, val) in params {
+                s = s.replace(&format!("${{{k}}}"), val);
+            }
+            assert!(!s.contains("${"), "unresolved Fn::Sub: {s}");
+            json!(s)
+        }
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| (k.clone(), resolve(v, params)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(|v| resolve(v, params)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The trust and permission documents the template's role would get with
+/// these parameter values (the template's defaults for the others).
+fn role_documents(template: &Value, overrides: &[(&str, &str)]) -> (Value, Value) {
+    let mut params = BTreeMap::new();
+    for (name, p) in template["Parameters"].as_object().unwrap() {
+        if let Some(d) = p["Default"].as_str() {
+            params.insert(name.clone(), d.to_string());
+        }
+    }
+    for (k, v) in overrides {
+        params.insert(k.to_string(), v.to_string());
+    }
+    let resources = template["Resources"].as_object().unwrap();
+    assert_eq!(resources.len(), 1, "one resource: the role");
+    let role = &resources["TenantRole"];
+    assert_eq!(role["Type"], "AWS::IAM::Role");
+    let props = resolve(&role["Properties"], &params);
+    assert_eq!(props["RoleName"], json!(params["RoleName"]));
+    let policies = props["Policies"].as_array().unwrap();
+    assert_eq!(policies.len(), 1);
+    (
+        props["AssumeRolePolicyDocument"].clone(),
+        policies[0]["PolicyDocument"].clone(),
+    )
+}
+
+fn printed(admin: &str, external_id: &str, accounts: Option<&str>) -> Value {
+    let mut args = vec![
+        "policy",
+        "tenant",
+        "--admin-account",
+        admin,
+        "--external-id",
+        external_id,
+        "-o",
+        "json",
+    ];
+    if let Some(a) = accounts {
+        args.extend(["--accounts", a]);
+    }
+    let (code, out, err) = rolesnap(&args);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+fn onboard(args: &[&str]) -> Value {
+    let mut all = vec!["onboard"];
+    all.extend_from_slice(args);
+    let (code, out, err) = rolesnap(&all);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+#[test]
+fn the_onboarding_template_embeds_exactly_the_printed_tenant_documents() {
+    let t = onboard(&[
+        "--admin-account",
+        "111111111111",
+        "--external-id",
+        "rolesnap-alpha-ext",
+    ]);
+    assert_eq!(t["AWSTemplateFormatVersion"], "2010-09-09");
+    for p in ["AdminAccountId", "ExternalId", "RoleName"] {
+        assert!(t["Parameters"][p].is_object(), "parameter {p}");
+    }
+    assert_eq!(t["Parameters"]["AdminAccountId"]["Default"], "111111111111");
+    assert_eq!(t["Parameters"]["RoleName"]["Default"], "vsa-role");
+    assert!(t["Outputs"]["RoleArn"].is_object());
+    // The defaults give the printed documents …
+    let (trust, perms) = role_documents(&t, &[]);
+    let want = printed("111111111111", "rolesnap-alpha-ext", None);
+    assert_eq!(trust, want["tenant-trust"]);
+    assert_eq!(perms, want["permissions"]);
+    // … and other parameter values (a stack instance's overrides) give what
+    // `policy tenant` prints for them: the template is parameterised, not fixed.
+    let (trust, perms) = role_documents(
+        &t,
+        &[
+            ("AdminAccountId", "999999999999"),
+            ("ExternalId", "tenant-42-ext"),
+        ],
+    );
+    let want = printed("999999999999", "tenant-42-ext", None);
+    assert_eq!(trust, want["tenant-trust"]);
+    assert_eq!(perms, want["permissions"]);
+    // Neither the admin account nor the ExternalId is written into the role
+    // itself: both come from the parameters.
+    let role = t["Resources"]["TenantRole"].to_string();
+    assert!(
+        !role.contains("111111111111") && !role.contains("rolesnap-alpha-ext"),
+        "{role}"
+    );
+
+    // Without --external-id, each stack must be given one.
+    let t = onboard(&["--admin-account", "111111111111"]);
+    assert!(t["Parameters"]["ExternalId"]["Default"].is_null());
+    let (trust, _) = role_documents(&t, &[("ExternalId", "x-1")]);
+    assert_eq!(trust, printed("111111111111", "x-1", None)["tenant-trust"]);
+}
+
+#[test]
+fn the_onboarding_template_allows_sharing_with_the_accounts_files_vaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let accounts = dir.path().join("accounts.toml");
+    let mut text = std::fs::read_to_string(repo_root().join("plans/accounts.toml")).unwrap();
+    text.push_str(
+        "\n[[vault]]\nname = \"vault\"\nrole-arn = \"arn:aws:iam::555555555555:role/rolesnap-vault\"\n\
+         external-id = \"vault-ext\"\n[vault.keys]\n\
+         us-east-1 = \"arn:aws:kms:us-east-1:555555555555:key/1234abcd-12ab-34cd-56ef-1234567890ab\"\n",
+    );
+    std::fs::write(&accounts, text).unwrap();
+    let a = accounts.to_str().unwrap();
+    let t = onboard(&[
+        "--admin-account",
+        "111111111111",
+        "--external-id",
+        "e-1",
+        "--accounts",
+        a,
+        "--role-name",
+        "rolesnap-tenant",
+    ]);
+    assert_eq!(t["Parameters"]["RoleName"]["Default"], "rolesnap-tenant");
+    let (trust, perms) = role_documents(&t, &[]);
+    let want = printed("111111111111", "e-1", Some(a));
+    assert_eq!(trust, want["tenant-trust"]);
+    assert_eq!(perms, want["permissions"]);
+    assert!(
+        perms.to_string().contains("555555555555"),
+        "the vault is a share target"
+    );
+    assert_ne!(perms, printed("111111111111", "e-1", None)["permissions"]);
+}
+
+#[test]
+fn onboarding_refuses_bad_arguments_before_printing() {
+    for args in [
+        vec!["onboard", "--admin-account", "1111"],
+        vec![
+            "onboard",
+            "--admin-account",
+            "111111111111",
+            "--external-id",
+            "x",
+        ],
+        vec![
+            "onboard",
+            "--admin-account",
+            "111111111111",
+            "--role-name",
+            "a/b",
+        ],
+    ] {
+        let (code, out, err) = rolesnap(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}");
+        assert!(err.starts_with("error: "), "{err}");
+    }
+}
