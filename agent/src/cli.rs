@@ -132,6 +132,9 @@ terminated first. The source is never touched. Exit 0 healthy and removed, 3 fai
     /// `rolesnap policy tenant` prints (for a stack, or a StackSet across an organization).
     #[command(long_about = ONBOARD_ABOUT)]
     Onboard(OnboardArgs),
+    /// Write accounts-file entries for the member accounts of an AWS Organization.
+    #[command(long_about = ACCOUNTS_ABOUT)]
+    Accounts(AccountsArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
     #[command(
         long_about = "Print a shell completion script on stdout, generated from the command-line \
@@ -174,6 +177,37 @@ pub struct OnboardArgs {
     /// The RoleName parameter's default (the role name in the accounts file's role-arn).
     #[arg(long, default_value = "vsa-role")]
     pub role_name: String,
+}
+
+const ACCOUNTS_ABOUT: &str = "Write an accounts-file [[tenant]] entry for every ACTIVE member \
+account of the AWS Organization the admin credentials belong to (organizations:ListAccounts and \
+DescribeOrganization; run it where those are allowed, e.g. with the management account's or a \
+delegated administrator's credentials): a name from the account name, the role ARN \
+(arn:aws:iam::ACCOUNT:role/--role-name) and a newly generated ExternalId per tenant. The \
+management account is left out (service-managed StackSets do not deploy to it), and so is every \
+--exclude account. Without --merge the entries are printed on stdout (TOML; with -o json a JSON \
+document). With --merge FILE they are appended to FILE: an account FILE already names (as a \
+tenant or a vault) is left exactly as written, every other line of FILE is kept, the result must \
+parse before FILE is replaced, and FILE's [admin] table gives the credentials. Create the roles \
+with `rolesnap onboard` (README, Onboarding tenants) using each tenant's ExternalId.";
+
+#[derive(Debug, Args)]
+pub struct AccountsArgs {
+    /// Read the member accounts from AWS Organizations (the only source so far).
+    #[arg(long, required = true)]
+    pub from_organization: bool,
+    /// The tenant role's name in every member account.
+    #[arg(long, default_value = "vsa-role")]
+    pub role_name: String,
+    /// The regions of every new tenant (default: none written, the accounts file's default).
+    #[arg(long, value_delimiter = ',', value_name = "REGION,...")]
+    pub regions: Vec<String>,
+    /// Leave this account out (e.g. the admin account, a vault account). Repeatable.
+    #[arg(long, value_name = "ACCOUNT")]
+    pub exclude: Vec<String>,
+    /// Add the new entries to this accounts file instead of printing them.
+    #[arg(long, value_name = "FILE")]
+    pub merge: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

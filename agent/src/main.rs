@@ -1,6 +1,7 @@
 //! `rolesnap`: the command-line surface. Thin: parses arguments, loads the
 //! configuration, calls the engine in `rolesnap-core`, prints the result.
 
+mod accounts;
 mod agent;
 mod backup;
 mod cli;
@@ -165,6 +166,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Agent(args) => agent::run(&global, args).await,
         Command::Schedule(args) => agent::schedule(&global, args),
         Command::Onboard(args) => onboard::run(args),
+        Command::Accounts(args) => accounts::run(&global, args).await,
         Command::Completions(args) => shell::completions(args),
         Command::Man(args) => shell::man(args),
     }

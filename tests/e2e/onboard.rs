@@ -204,3 +204,155 @@ fn onboarding_refuses_bad_arguments_before_printing() {
         assert!(err.starts_with("error: "), "{err}");
     }
 }
+
+/// Creates an organization (the admin account its management account) with
+/// three members, one of them closed; returns (name, id) of the members.
+fn seed_organization(emu: &crate::harness::Emulator) -> Vec<(String, String, String)> {
+    let (key, secret) = emu.admin_key();
+    let python = std::env::var("ROLESNAP_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(python)
+        .args([
+            "-c",
+            r#"
+import boto3, json, os
+o = boto3.client("organizations", region_name="us-east-1", endpoint_url=os.environ["URL"])
+o.create_organization(FeatureSet="ALL")
+ids = []
+for name, email in [("Payments Prod", "pay@example.com"), ("Data Lake", "data@example.com"), ("Old Sandbox", "old@example.com")]:
+    ids.append((name, email, o.create_account(Email=email, AccountName=name)["CreateAccountStatus"]["AccountId"]))
+o.close_account(AccountId=ids[2][2])
+print(json.dumps(ids))
+"#,
+        ])
+        .env("URL", &emu.url)
+        .env("AWS_ACCESS_KEY_ID", key)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Vec<(String, String, String)>>(&out.stdout).unwrap()
+}
+
+#[test]
+fn accounts_from_organization_writes_active_members_and_merges_without_touching_written_entries() {
+    let emu = crate::harness::Emulator::start();
+    let members = seed_organization(&emu);
+    let (pay, data, old) = (&members[0].2, &members[1].2, &members[2].2);
+
+    // To stdout: the two active members, not the closed one nor the management account.
+    let r = emu.run(&[
+        "accounts",
+        "--from-organization",
+        "--regions",
+        "us-east-1,us-west-2",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r
+        .stdout
+        .contains(&format!("role-arn = \"arn:aws:iam::{pay}:role/vsa-role\"")));
+    assert!(
+        r.stdout.contains("name = \"payments-prod\""),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("name = \"data-lake\""), "{}", r.stdout);
+    assert!(r
+        .stdout
+        .contains("regions = [\"us-east-1\", \"us-west-2\"]"));
+    assert!(
+        !r.stdout.contains(old.as_str()),
+        "a closed account is left out"
+    );
+    assert!(
+        !r.stdout.contains("111111111111"),
+        "the management account is left out"
+    );
+    assert!(r.stderr.contains("not active"), "{}", r.stderr);
+    // What it prints is an accounts file once an [admin] table is put before it.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("org.toml");
+    std::fs::write(&file, format!("[admin]\n{}", r.stdout)).unwrap();
+    let parsed = rolesnap_core::config::load_accounts(&file).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(parsed.tenants.len(), 2);
+    let ids: Vec<_> = parsed
+        .tenants
+        .iter()
+        .map(|t| t.external_id.clone().unwrap())
+        .collect();
+    assert_ne!(ids[0], ids[1], "an ExternalId per tenant");
+    assert!(ids
+        .iter()
+        .all(|x| x.starts_with("rolesnap-") && x.len() == 41));
+
+    // JSON, with --exclude.
+    let r = emu.run(&[
+        "accounts",
+        "--from-organization",
+        "--exclude",
+        data,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = r.json();
+    let added: Vec<&str> = v["added"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["account"].as_str().unwrap())
+        .collect();
+    assert_eq!(added, vec![pay.as_str()]);
+    let skipped = v["skipped"].to_string();
+    assert!(skipped.contains("--exclude") && skipped.contains("management account"));
+
+    // Merged: a person already wrote Payments Prod (their own name, ExternalId
+    // and comments): it stays byte for byte; Data Lake is appended.
+    let accounts = emu.write_accounts(&["alpha", "beta"], &[]);
+    let mut written = std::fs::read_to_string(&accounts).unwrap();
+    written.push_str(&format!(
+        "\n# Payments, onboarded by hand in March.\n[[tenant]]\nname = \"payments\"\n\
+         role-arn = \"arn:aws:iam::{pay}:role/backup-role\"\nexternal-id = \"hand-written-ext\"\n"
+    ));
+    std::fs::write(&accounts, &written).unwrap();
+    let a = accounts.to_str().unwrap();
+    let r = emu.run(&["accounts", "--from-organization", "--merge", a]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("added 1 tenant(s): data-lake"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("kept as written"), "{}", r.stdout);
+    let merged = std::fs::read_to_string(&accounts).unwrap();
+    assert!(
+        merged.starts_with(&written),
+        "every line a person wrote is kept"
+    );
+    assert_eq!(merged.matches(pay.as_str()).count(), 1, "{merged}");
+    let parsed = rolesnap_core::config::load_accounts(&accounts).unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = parsed.tenants.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, vec!["alpha", "beta", "payments", "data-lake"]);
+    // Again: nothing new, the file is unchanged.
+    let r = emu.run(&["accounts", "--from-organization", "--merge", a]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("nothing to add"), "{}", r.stdout);
+    assert_eq!(std::fs::read_to_string(&accounts).unwrap(), merged);
+
+    // The tenant role for a new entry: `rolesnap onboard` with its ExternalId.
+    let x = parsed.tenants[3].external_id.clone().unwrap();
+    let (code, out, _) = rolesnap(&[
+        "onboard",
+        "--admin-account",
+        "111111111111",
+        "--external-id",
+        &x,
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.contains(&x));
+}
