@@ -356,3 +356,116 @@ fn accounts_from_organization_writes_active_members_and_merges_without_touching_
     assert_eq!(code, 0);
     assert!(out.contains(&x));
 }
+
+/// Runs Python with boto3 against the emulator, as a fresh account (an
+/// unknown key: moto takes the account from the x-moto-account-id header).
+fn boto3_as(emu: &crate::harness::Emulator, account: &str, script: &str, args: &[&str]) -> String {
+    let python = std::env::var("ROLESNAP_PYTHON").unwrap_or_else(|_| "python3".into());
+    let prelude = r#"
+import boto3, json, os, sys
+def client(service):
+    c = boto3.client(service, region_name="us-east-1", endpoint_url=os.environ["URL"],
+                     aws_access_key_id="AKIAONBOARDTEST00001", aws_secret_access_key="x" * 40)
+    c.meta.events.register("before-sign.*.*",
+        lambda request, **kw: request.headers.__setitem__("x-moto-account-id", os.environ["ACCOUNT"]))
+    return c
+"#;
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(format!("{prelude}\n{script}"))
+        .args(args)
+        .env("URL", &emu.url)
+        .env("ACCOUNT", account)
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_stack_from_the_onboarding_template_gives_a_role_rolesnap_assumes() {
+    let emu = crate::harness::Emulator::start();
+    let admin = emu.fixture["admin"]["account"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let tenant = "666666666666";
+    let (code, template, err) = rolesnap(&["onboard", "--admin-account", &admin]);
+    assert_eq!(code, 0, "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tenant-role.json");
+    std::fs::write(&file, &template).unwrap();
+    // The tenant deploys it (moto's CloudFormation) with its ExternalId.
+    let out = boto3_as(
+        &emu,
+        tenant,
+        r#"
+cf = client("cloudformation")
+cf.create_stack(StackName="rolesnap-tenant-role", TemplateBody=open(sys.argv[1]).read(),
+                Capabilities=["CAPABILITY_NAMED_IAM"],
+                Parameters=[{"ParameterKey": "ExternalId", "ParameterValue": "cfn-ext-1"}])
+s = cf.describe_stacks(StackName="rolesnap-tenant-role")["Stacks"][0]
+arn = [o["OutputValue"] for o in s["Outputs"] if o["OutputKey"] == "RoleArn"][0]
+iam = client("iam")
+role = iam.get_role(RoleName="vsa-role")["Role"]
+policy = iam.get_role_policy(RoleName="vsa-role", PolicyName="rolesnap-permissions")["PolicyDocument"]
+# moto 5.2.1's CloudFormation stores an inline policy given as an object as
+# Python's repr of it (tests/emulator/README.md); read that back as the object.
+if isinstance(policy, str):
+    import ast
+    policy = ast.literal_eval(policy)
+print(json.dumps({"status": s["StackStatus"], "arn": arn,
+                  "trust": role["AssumeRolePolicyDocument"], "permissions": policy}))
+"#,
+        &[file.to_str().unwrap()],
+    );
+    let made: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(made["status"], "CREATE_COMPLETE", "{made}");
+    assert_eq!(made["arn"], format!("arn:aws:iam::{tenant}:role/vsa-role"));
+    let want = printed(&admin, "cfn-ext-1", None);
+    assert_eq!(
+        made["trust"], want["tenant-trust"],
+        "the deployed trust policy"
+    );
+    assert_eq!(
+        made["permissions"], want["permissions"],
+        "the deployed permissions"
+    );
+
+    // rolesnap assumes it with that ExternalId, and not with another.
+    let accounts = emu.path("accounts.toml");
+    let write = |ext: &str| {
+        std::fs::write(
+            &accounts,
+            format!(
+                "[admin]\nregion = \"us-east-1\"\n\n[[tenant]]\nname = \"cfn\"\n\
+                 role-arn = \"arn:aws:iam::{tenant}:role/vsa-role\"\nexternal-id = \"{ext}\"\n\
+                 regions = [\"us-east-1\"]\n"
+            ),
+        )
+        .unwrap()
+    };
+    let plan = emu.write_plan(
+        "cfn",
+        "[plan]\nname = \"cfn\"\nid = 11\n\n[[group]]\nname = \"all\"\ntenants = [\"cfn\"]\n",
+    );
+    let p = plan.to_str().unwrap();
+    write("cfn-ext-1");
+    let r = emu.run(&["discover", "--plan", p, "-o", "json"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    write("not-the-ext-id");
+    let r = emu.run(&["discover", "--plan", p, "-o", "json"]);
+    assert_ne!(r.code, 0, "a wrong ExternalId is refused: {}", r.stdout);
+    assert!(
+        format!("{}{}", r.stdout, r.stderr).contains("AccessDenied"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
+}
