@@ -708,9 +708,15 @@ fn kubernetes_manifests_carry_what_an_operator_needs() {
         .find_map(|v| v["configMap"]["name"].as_str())
         .unwrap();
     assert_eq!(cm["metadata"]["name"], pod_cm);
+    // Laid out as the kubelet mounts a ConfigMap: the files in a timestamped
+    // directory, `..data` a symlink to it, each key a symlink into `..data`.
     let dir = tempfile::tempdir().unwrap();
+    let stamped = dir.path().join("..2026_01_01_00_00_00.000000001");
+    std::fs::create_dir(&stamped).unwrap();
+    std::os::unix::fs::symlink(stamped.file_name().unwrap(), dir.path().join("..data")).unwrap();
     for (name, body) in cm["data"].as_object().unwrap() {
-        std::fs::write(dir.path().join(name), body.as_str().unwrap()).unwrap();
+        std::fs::write(stamped.join(name), body.as_str().unwrap()).unwrap();
+        std::os::unix::fs::symlink(format!("..data/{name}"), dir.path().join(name)).unwrap();
     }
     let (code, out, err) = rolesnap(&["schedule", "--plans", dir.path().to_str().unwrap()]);
     assert_eq!(code, 0, "the ConfigMap's plans load: {out}{err}");
