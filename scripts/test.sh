@@ -81,6 +81,14 @@ if ! bash scripts/emulator.sh deps; then
     echo "test: cannot install the emulator's Python requirements" >&2
     exit 2
 fi
+# The Kubernetes manifests' schema check (tests/e2e/deploy.rs): best effort;
+# without the package that one check is skipped with a message.
+if ! "$ROLESNAP_PYTHON" -c 'import kubernetes_validate' >/dev/null 2>&1; then
+    "$ROLESNAP_PYTHON" -m pip install -q -r deploy/requirements-test.txt >/dev/null 2>&1 \
+        || "$ROLESNAP_PYTHON" -m pip install -q --break-system-packages \
+            -r deploy/requirements-test.txt >/dev/null 2>&1 \
+        || echo "note: kubernetes-validate could not be installed; the manifests' schema check is skipped"
+fi
 echo "$(cargo --version); $(cargo fmt --version); $(cargo clippy --version)"
 echo "$("$ROLESNAP_PYTHON" --version 2>&1), moto $("$ROLESNAP_PYTHON" -c 'import moto; print(moto.__version__)')"
 echo "CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-(default: $ROOT/target)}  ROLESNAP_PYTHON=$ROLESNAP_PYTHON"

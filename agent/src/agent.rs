@@ -463,8 +463,11 @@ fn check_flags(args: &AgentArgs) -> Result<Option<(u32, u32)>, u8> {
         },
     };
     if let Some(addr) = args.metrics {
-        if !addr.ip().is_loopback() {
-            eprintln!("error: --metrics {addr}: metrics are served on loopback addresses only");
+        if !addr.ip().is_loopback() && !args.metrics_allow_remote {
+            eprintln!(
+                "error: --metrics {addr}: metrics are served on loopback addresses only, unless \
+                 --metrics-allow-remote (e.g. the pod IP, for in-cluster scraping)"
+            );
             return Err(exit::USAGE);
         }
     }

@@ -128,6 +128,101 @@ terminated first. The source is never touched. Exit 0 healthy and removed, 3 fai
     Jobs(JobsArgs),
     /// Print the IAM documents (trust and permission policies) for the admin or a tenant account.
     Policy(PolicyArgs),
+    /// Print a CloudFormation template that creates the tenant role with the documents
+    /// `rolesnap policy tenant` prints (for a stack, or a StackSet across an organization).
+    #[command(long_about = ONBOARD_ABOUT)]
+    Onboard(OnboardArgs),
+    /// Write accounts-file entries for the member accounts of an AWS Organization.
+    #[command(long_about = ACCOUNTS_ABOUT)]
+    Accounts(AccountsArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    #[command(
+        long_about = "Print a shell completion script on stdout, generated from the command-line \
+definition. For example: `rolesnap completions bash > /usr/share/bash-completion/completions/rolesnap`, \
+`rolesnap completions zsh > /usr/share/zsh/site-functions/_rolesnap`, \
+`rolesnap completions fish > /usr/share/fish/vendor_completions.d/rolesnap.fish`. No AWS call."
+    )]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) on stdout, or write one page per command into --out DIR.
+    #[command(
+        long_about = "Print the rolesnap(1) man page (roff, generated from the command-line \
+definition) on stdout, or with --out DIR write rolesnap.1 and one page per command \
+(rolesnap-backup.1, rolesnap-restore-instance.1, ...) into DIR, e.g. /usr/local/share/man/man1. \
+No AWS call."
+    )]
+    Man(ManArgs),
+}
+
+const ONBOARD_ABOUT: &str = "Print a CloudFormation template (JSON, which CloudFormation also \
+reads as YAML) that creates the tenant role in a tenant account: its trust policy and its inline \
+permissions policy are exactly the tenant-trust and permissions documents `rolesnap policy tenant` \
+prints, with the admin account and the ExternalId as the template's parameters AdminAccountId and \
+ExternalId (their defaults: --admin-account and --external-id). Deploy it with `aws cloudformation \
+deploy` in one account, or as a StackSet to every account of an organization, with a per-account \
+ExternalId (README, Onboarding tenants). With --accounts, the permissions allow sharing with the \
+file's [[vault]] accounts, as `policy tenant --accounts` does. No AWS call.";
+
+#[derive(Debug, Args)]
+pub struct OnboardArgs {
+    /// The 12-digit admin account id the tenant role trusts (the AdminAccountId default).
+    #[arg(long)]
+    pub admin_account: String,
+    /// The ExternalId parameter's default. Without it the parameter has no default and
+    /// each stack (or stack instance) must be given one.
+    #[arg(long)]
+    pub external_id: Option<String>,
+    /// The accounts file: its [[vault]] accounts are the share targets the permissions allow.
+    #[arg(long)]
+    pub accounts: Option<PathBuf>,
+    /// The RoleName parameter's default (the role name in the accounts file's role-arn).
+    #[arg(long, default_value = "vsa-role")]
+    pub role_name: String,
+}
+
+const ACCOUNTS_ABOUT: &str = "Write an accounts-file [[tenant]] entry for every ACTIVE member \
+account of the AWS Organization the admin credentials belong to (organizations:ListAccounts and \
+DescribeOrganization; run it where those are allowed, e.g. with the management account's or a \
+delegated administrator's credentials): a name from the account name, the role ARN \
+(arn:aws:iam::ACCOUNT:role/--role-name) and a newly generated ExternalId per tenant. The \
+management account is left out (service-managed StackSets do not deploy to it), and so is every \
+--exclude account. Without --merge the entries are printed on stdout (TOML; with -o json a JSON \
+document). With --merge FILE they are appended to FILE: an account FILE already names (as a \
+tenant or a vault) is left exactly as written, every other line of FILE is kept, the result must \
+parse before FILE is replaced, and FILE's [admin] table gives the credentials. Create the roles \
+with `rolesnap onboard` (README, Onboarding tenants) using each tenant's ExternalId.";
+
+#[derive(Debug, Args)]
+pub struct AccountsArgs {
+    /// Read the member accounts from AWS Organizations (the only source so far).
+    #[arg(long, required = true)]
+    pub from_organization: bool,
+    /// The tenant role's name in every member account.
+    #[arg(long, default_value = "vsa-role")]
+    pub role_name: String,
+    /// The regions of every new tenant (default: none written, the accounts file's default).
+    #[arg(long, value_delimiter = ',', value_name = "REGION,...")]
+    pub regions: Vec<String>,
+    /// Leave this account out (e.g. the admin account, a vault account). Repeatable.
+    #[arg(long, value_name = "ACCOUNT")]
+    pub exclude: Vec<String>,
+    /// Add the new entries to this accounts file instead of printing them.
+    #[arg(long, value_name = "FILE")]
+    pub merge: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write rolesnap.1 and one page per command (rolesnap-COMMAND.1) into this directory
+    /// (created if missing) instead of printing rolesnap.1 on stdout.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -428,9 +523,15 @@ pub struct AgentArgs {
     /// Seconds in-flight jobs get to finish after SIGTERM/SIGINT before they are recorded Killed.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     pub grace: u64,
-    /// Serve Prometheus metrics on this loopback address (e.g. 127.0.0.1:9187).
-    #[arg(long, value_name = "ADDR")]
+    /// Serve Prometheus metrics (GET /metrics) and a health check (GET /healthz) on this
+    /// address (e.g. 127.0.0.1:9187); loopback only, unless --metrics-allow-remote.
+    #[arg(long, value_name = "ADDR", env = "ROLESNAP_METRICS")]
     pub metrics: Option<std::net::SocketAddr>,
+    /// Allow --metrics on a non-loopback address, e.g. the pod IP (or 0.0.0.0) for
+    /// in-cluster Prometheus scraping and kubelet probes. The endpoint has no
+    /// authentication: expose it only to a trusted network.
+    #[arg(long, env = "ROLESNAP_METRICS_ALLOW_REMOTE")]
+    pub metrics_allow_remote: bool,
     /// Also write structured JSON events on stdout.
     #[arg(long)]
     pub json_events: bool,

@@ -1,16 +1,19 @@
 //! `rolesnap`: the command-line surface. Thin: parses arguments, loads the
 //! configuration, calls the engine in `rolesnap-core`, prints the result.
 
+mod accounts;
 mod agent;
 mod backup;
 mod cli;
 mod discover;
 mod jobs;
 mod list;
+mod onboard;
 mod output;
 mod policy;
 mod report;
 mod restore;
+mod shell;
 mod validate;
 
 use std::process::ExitCode;
@@ -166,5 +169,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Report(args) => report::run(&global, args).await,
         Command::Agent(args) => agent::run(&global, args).await,
         Command::Schedule(args) => agent::schedule(&global, args),
+        Command::Onboard(args) => onboard::run(args),
+        Command::Accounts(args) => accounts::run(&global, args).await,
+        Command::Completions(args) => shell::completions(args),
+        Command::Man(args) => shell::man(args),
     }
 }

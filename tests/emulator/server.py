@@ -1647,7 +1647,8 @@ def build_app() -> Layer:
     shares.install(sys.modules[__name__])
     moto_app = DomainDispatcherApplication(create_backend_app)
     # Build the Flask apps of the services we use now, not on the first request.
-    for service in ("ec2", "rds", "sts", "iam", "kms", "sns"):
+    # organizations: `rolesnap accounts --from-organization` (tests/e2e/onboard.rs).
+    for service in ("ec2", "rds", "sts", "iam", "kms", "sns", "organizations"):
         moto_app.app_instances[service] = create_backend_app(service)
     return Layer(moto_app)
 

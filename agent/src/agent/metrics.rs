@@ -207,14 +207,15 @@ impl Metrics {
 /// Content type of the OpenMetrics text format.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// The answer to one HTTP request: `GET /metrics` only (404 for any other
-/// path, 405 for another method on /metrics).
+/// The answer to one HTTP request: `GET /metrics`, and `GET /healthz` (200
+/// `ok` while the agent's runtime answers; for liveness and readiness probes);
+/// 404 for any other path, 405 for another method on those two.
 fn metrics_response(request_line: &str, metrics: &Mutex<Metrics>) -> String {
     let mut parts = request_line.split_whitespace();
     let method = parts.next().unwrap_or_default();
     let target = parts.next().unwrap_or_default();
     let path = target.split('?').next().unwrap_or_default();
-    let (status, extra, content_type, body) = if path != "/metrics" {
+    let (status, extra, content_type, body) = if path != "/metrics" && path != "/healthz" {
         (
             "404 Not Found",
             "",
@@ -228,6 +229,8 @@ fn metrics_response(request_line: &str, metrics: &Mutex<Metrics>) -> String {
             "text/plain",
             "only GET\n".to_string(),
         )
+    } else if path == "/healthz" {
+        ("200 OK", "", "text/plain", "ok\n".to_string())
     } else {
         let body = metrics.lock().unwrap_or_else(|p| p.into_inner()).render();
         ("200 OK", "", OPENMETRICS, body)
@@ -238,7 +241,7 @@ fn metrics_response(request_line: &str, metrics: &Mutex<Metrics>) -> String {
     )
 }
 
-/// Serves `GET /metrics` on `addr` (loopback) until the agent exits; a
+/// Serves `GET /metrics` and `GET /healthz` on `addr` until the agent exits; a
 /// failure to listen is logged, not fatal.
 pub(super) async fn serve_metrics(
     addr: std::net::SocketAddr,
@@ -307,6 +310,18 @@ mod tests {
             count: 1,
             size_gib: 0,
         }
+    }
+
+    #[test]
+    fn healthz_answers_ok_and_only_to_get() {
+        let m = Mutex::new(Metrics::default());
+        let ok = metrics_response("GET /healthz HTTP/1.1", &m);
+        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+        assert!(ok.ends_with("\r\n\r\nok\n"), "{ok}");
+        let post = metrics_response("POST /healthz HTTP/1.1", &m);
+        assert!(post.starts_with("HTTP/1.1 405 "), "{post}");
+        let other = metrics_response("GET /health HTTP/1.1", &m);
+        assert!(other.starts_with("HTTP/1.1 404 "), "{other}");
     }
 
     #[test]
