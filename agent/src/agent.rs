@@ -275,6 +275,7 @@ async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> V
                 plan,
                 tenants: &tenants,
                 vaults: &loaded.accounts.vaults,
+                known_tenants: &loaded.accounts.tenants,
                 admin: &admin,
                 filter: Filter::default(),
                 options: options.clone(),

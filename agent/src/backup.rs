@@ -168,6 +168,7 @@ async fn run_job_with(
         plan: &s.loaded.plan,
         tenants: &s.tenants,
         vaults: &s.loaded.accounts.vaults,
+        known_tenants: &s.loaded.accounts.tenants,
         admin: &s.admin,
         filter,
         options,

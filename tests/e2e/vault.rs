@@ -793,3 +793,38 @@ async fn an_ami_plan_gets_vault_owned_images() {
         .unwrap();
     assert!(shared.snapshots().is_empty(), "{shared:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn vault_copies_of_a_tenant_no_longer_in_the_accounts_file_follow_their_rule_only() {
+    let emu = Emulator::start();
+    emu.write_accounts_with_vault(&["alpha", "beta"]);
+    let vault = emu.vault_account();
+    let both = vault_plan("retention = { days = 3 }").group("east", &["alpha", "beta"]);
+    let p = emu.write_plan("nightly", both);
+    emu.backup_completed(&p);
+    let beta = s(&emu.tenant("beta")["account"]).to_string();
+    let of = |acct: &str, snaps: &BTreeMap<String, (Tags, String, bool)>| {
+        snaps
+            .values()
+            .filter(|(t, _, _)| t["_GX_VAULT_OF_"].starts_with(&format!("{acct}/")))
+            .count()
+    };
+    let before = vault_snapshots(&emu, "us-east-1").await;
+    assert_eq!(
+        (of(ALPHA, &before), of(&beta, &before)),
+        (4, 4),
+        "{before:?}"
+    );
+
+    // beta leaves: its account is in neither the accounts file nor the plan.
+    emu.write_accounts_with_vault(&["alpha"]);
+    let p = emu.write_plan("nightly", vault_plan("retention = { days = 3 }"));
+    emu.age_all(&vault, 10);
+    let run = emu.run(&["prune", "--plan", p.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(run.code, 0, "{run}");
+    let after = vault_snapshots(&emu, "us-east-1").await;
+    // beta's copies are past their rule and nobody protects them; alpha's
+    // are the newest of live sources.
+    assert_eq!(of(&beta, &after), 0, "{run}");
+    assert_eq!(of(ALPHA, &after), 4, "{run}");
+}

@@ -94,6 +94,9 @@ pub struct Request<'a> {
     pub tenants: &'a [Tenant],
     /// The accounts file's vaults (a plan's `[[vault]]` rules name them).
     pub vaults: &'a [Vault],
+    /// Every tenant of the accounts file (not only this run's, e.g. a
+    /// shard's): a vault copy of an account among them is never an orphan.
+    pub known_tenants: &'a [Tenant],
     pub admin: &'a AdminSession,
     pub filter: Filter,
     pub options: JobOptions,
@@ -327,6 +330,26 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
                 reached
                     .iter()
                     .map(|(tenant, conn)| copy_or_prune(&req, &job, tenant, conn, &vaults)),
+            )
+            .await;
+        }
+    }
+    // Vault copies of accounts that are no longer tenants at all: their own
+    // rule only (an unreachable tenant of the accounts file is not "gone").
+    if let Kind::Prune { now } = req.kind {
+        let known: std::collections::BTreeSet<String> = req
+            .known_tenants
+            .iter()
+            .map(|t| t.role_arn.account.clone())
+            .collect();
+        for v in &vaults {
+            crate::jobs::prune::prune_orphan_vault_copies(
+                &job,
+                v,
+                &known,
+                req.filter.region.as_deref(),
+                now,
+                req.options.dry_run,
             )
             .await;
         }

@@ -383,8 +383,8 @@ async fn prune_tenant_regions(
 /// Prunes the vault copies of one tenant's points in one vault rule's
 /// regions by the rule's own retention. The newest completed copy of a live
 /// source is kept, as in the source region; the copies of a source that is
-/// gone (or of an account no longer in the plan, which is never pruned here)
-/// keep only their rule.
+/// gone keep only their rule ([`prune_orphan_vault_copies`] does the copies
+/// of accounts no longer in the accounts file).
 #[allow(clippy::too_many_arguments)]
 async fn prune_vault(
     job: &Job<'_>,
@@ -396,8 +396,6 @@ async fn prune_vault(
     dry_run: bool,
     v: &crate::jobs::vault::VaultConn,
 ) {
-    let plan = job.plan;
-    let (vs, va) = (&v.conn.session, v.conn.account.as_str());
     let mut dests: Vec<String> = Vec::new();
     for src in source_regions {
         for d in v.rule.dests(src) {
@@ -406,22 +404,88 @@ async fn prune_vault(
             }
         }
     }
+    // This tenant's copies of points of the regions pruned.
+    let mine = |a: &str, r: &str| a == account && source_regions.iter().any(|s| s == r);
+    prune_vault_copies(
+        job,
+        v,
+        &dests,
+        &format!("[{}]", session.tenant.name),
+        &mine,
+        sources,
+        now,
+        dry_run,
+    )
+    .await;
+}
+
+/// Prunes the vault copies whose source account is no longer a tenant of
+/// the accounts file (`known`): with no source alive to protect, each is
+/// kept until its own vault rule expires it. In every region the vault has
+/// a key for (or `only`).
+pub(crate) async fn prune_orphan_vault_copies(
+    job: &Job<'_>,
+    v: &crate::jobs::vault::VaultConn,
+    known: &BTreeSet<String>,
+    only: Option<&str>,
+    now: DateTime<Utc>,
+    dry_run: bool,
+) {
+    let dests: Vec<String> = v
+        .vault
+        .keys
+        .keys()
+        .filter(|r| only.is_none_or(|o| o == r.as_str()))
+        .cloned()
+        .collect();
+    let gone = |a: &str, _: &str| !known.contains(a);
+    prune_vault_copies(
+        job,
+        v,
+        &dests,
+        "accounts no longer in the accounts file",
+        &gone,
+        &BTreeSet::new(),
+        now,
+        dry_run,
+    )
+    .await;
+}
+
+/// Decides and deletes the vault copies in `dests` whose `_GX_VAULT_OF_`
+/// (account, source region) `whose` selects, by the vault rule; `sources`
+/// are the live sources (their newest copy is kept).
+#[allow(clippy::too_many_arguments)]
+async fn prune_vault_copies(
+    job: &Job<'_>,
+    v: &crate::jobs::vault::VaultConn,
+    dests: &[String],
+    label: &str,
+    whose: &dyn Fn(&str, &str) -> bool,
+    sources: &BTreeSet<String>,
+    now: DateTime<Utc>,
+    dry_run: bool,
+) {
+    let plan = job.plan;
+    let (vs, va) = (&v.conn.session, v.conn.account.as_str());
     let deleted = Mutex::new(HashSet::new());
-    let listed = list_plan(job, vs, va, &dests).await;
+    let listed = list_plan(job, vs, va, dests).await;
     for (region, points) in listed {
-        // This tenant's copies of points of the regions pruned.
         let points: Vec<RecoveryPoint> = points
             .into_iter()
             .filter(|p| {
                 crate::jobs::vault::vault_of(p).is_some_and(|k| {
                     let mut parts = k.splitn(3, '/');
-                    parts.next() == Some(account)
-                        && parts
-                            .next()
-                            .is_some_and(|r| source_regions.iter().any(|s| s == r))
+                    match (parts.next(), parts.next()) {
+                        (Some(a), Some(r)) => whose(a, r),
+                        _ => false,
+                    }
                 })
             })
             .collect();
+        if points.is_empty() {
+            continue;
+        }
         let input: Vec<Point> = points.iter().map(|p| to_point(p, sources)).collect();
         let decisions = decide_with_expiry(&input, plan, &v.rule.retention, now, dry_run);
         drop(input);
@@ -446,10 +510,9 @@ async fn prune_vault(
             job.count(&v.vault.name, region, ItemStatus::Kept, kept.0, kept.1);
         }
         job.log(&format!(
-            "Vault [{}/{region}]: {} copy(ies) of [{}] expired by the vault rule",
+            "Vault [{}/{region}]: {} copy(ies) of {label} expired by the vault rule",
             v.vault.name,
             deletes.len(),
-            session.tenant.name
         ));
         stream::iter(deletes)
             .map(|(p, rule)| settle(job, vs, va, p, rule, dry_run, &deleted))
