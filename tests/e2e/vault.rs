@@ -321,40 +321,7 @@ async fn a_source_on_the_aws_managed_key_is_reported_and_the_others_are_copied()
     let emu = Emulator::start();
     emu.write_accounts_with_vault(&["alpha"]);
     // An instance whose data volume is encrypted with aws/ebs.
-    let ec2 = emu.ec2("alpha", "us-east-1").await;
-    let subnet = s(&emu.tenant("alpha")["resources"]["us-east-1"]["subnets"][0]["id"]).to_string();
-    let run = ec2
-        .run_instances()
-        .image_id("ami-760aaa0f")
-        .min_count(1)
-        .max_count(1)
-        .subnet_id(subnet)
-        .block_device_mappings(
-            aws_sdk_ec2::types::BlockDeviceMapping::builder()
-                .device_name("/dev/sdf")
-                .ebs(
-                    aws_sdk_ec2::types::EbsBlockDevice::builder()
-                        .volume_size(5)
-                        .encrypted(true)
-                        .build(),
-                )
-                .build(),
-        )
-        .tag_specifications(
-            aws_sdk_ec2::types::TagSpecification::builder()
-                .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
-                .tags(
-                    aws_sdk_ec2::types::Tag::builder()
-                        .key("Backup")
-                        .value("nightly")
-                        .build(),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let managed = run.instances()[0].instance_id().unwrap().to_string();
+    let managed = encrypted_instance(&emu, None).await;
     let p = emu.write_plan("nightly", vault_plan(""));
     let run = emu.backup(&p, &[]);
     assert_eq!(run.code, 1, "completed with errors: {run}");

@@ -64,16 +64,24 @@ impl<'a> Ec2<'a> {
     pub async fn each_snapshot(
         &self,
         filters: Vec<Filter>,
-        mut each: impl FnMut(&Snapshot),
+        each: impl FnMut(&Snapshot),
     ) -> Result<(), AwsError> {
-        let mut pages = self
+        let req = self
             .ec2
             .describe_snapshots()
             .owner_ids("self")
-            .max_results(SNAPSHOTS_PER_PAGE)
-            .set_filters(Some(filters))
-            .into_paginator()
-            .send();
+            .set_filters(Some(filters));
+        self.each_page(req, each).await
+    }
+
+    /// The pages of one DescribeSnapshots request, [`SNAPSHOTS_PER_PAGE`] at
+    /// a time, each snapshot given to `each`.
+    async fn each_page(
+        &self,
+        req: aws_sdk_ec2::operation::describe_snapshots::builders::DescribeSnapshotsFluentBuilder,
+        mut each: impl FnMut(&Snapshot),
+    ) -> Result<(), AwsError> {
+        let mut pages = req.max_results(SNAPSHOTS_PER_PAGE).into_paginator().send();
         // Every page is a call, and takes its token: the first here, the
         // next ones when a page says there is more.
         self.at.take(Bucket::Describe).await;
@@ -598,28 +606,14 @@ impl<'a> Ec2<'a> {
     pub async fn each_shared_snapshot(
         &self,
         owner: &str,
-        mut each: impl FnMut(&Snapshot),
+        each: impl FnMut(&Snapshot),
     ) -> Result<(), AwsError> {
-        let mut pages = self
+        let req = self
             .ec2
             .describe_snapshots()
             .owner_ids(owner)
-            .restorable_by_user_ids("self")
-            .max_results(SNAPSHOTS_PER_PAGE)
-            .into_paginator()
-            .send();
-        self.at.take(Bucket::Describe).await;
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                self.at
-                    .err("DescribeSnapshots", None, e.into_service_error())
-            })?;
-            if page.next_token().is_some_and(|t| !t.is_empty()) {
-                self.at.take(Bucket::Describe).await;
-            }
-            page.snapshots().iter().for_each(&mut each);
-        }
-        Ok(())
+            .restorable_by_user_ids("self");
+        self.each_page(req, each).await
     }
 
     // ------------------------------------------------------------ delete

@@ -113,14 +113,29 @@ impl<'a> Rds<'a> {
         &self,
         cluster: bool,
         filters: Vec<Filter>,
+        each: impl FnMut(RdsSnapshot<'_>),
+    ) -> Result<(), AwsError> {
+        self.each_listed(cluster, false, filters, each).await
+    }
+
+    /// The manual snapshots of this account (`shared`: those other accounts
+    /// share with it) of the kind, page by page, each given to `each`.
+    async fn each_listed(
+        &self,
+        cluster: bool,
+        shared: bool,
+        filters: Vec<Filter>,
         mut each: impl FnMut(RdsSnapshot<'_>),
     ) -> Result<(), AwsError> {
         let filters = (!filters.is_empty()).then_some(filters);
+        let snapshot_type = if shared { "shared" } else { "manual" };
+        let include_shared = shared.then_some(true);
         if cluster {
             let mut pages = self
                 .rds
                 .describe_db_cluster_snapshots()
-                .snapshot_type("manual")
+                .snapshot_type(snapshot_type)
+                .set_include_shared(include_shared)
                 .set_filters(filters)
                 .into_paginator()
                 .send();
@@ -141,7 +156,8 @@ impl<'a> Rds<'a> {
             let mut pages = self
                 .rds
                 .describe_db_snapshots()
-                .snapshot_type("manual")
+                .snapshot_type(snapshot_type)
+                .set_include_shared(include_shared)
                 .set_filters(filters)
                 .into_paginator()
                 .send();
@@ -341,49 +357,9 @@ impl<'a> Rds<'a> {
     pub async fn each_shared_snapshot(
         &self,
         cluster: bool,
-        mut each: impl FnMut(RdsSnapshot<'_>),
+        each: impl FnMut(RdsSnapshot<'_>),
     ) -> Result<(), AwsError> {
-        self.at.take(Bucket::Rds).await;
-        if cluster {
-            let mut pages = self
-                .rds
-                .describe_db_cluster_snapshots()
-                .snapshot_type("shared")
-                .include_shared(true)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| {
-                    self.at
-                        .err("DescribeDBClusterSnapshots", None, e.into_service_error())
-                })?;
-                if page.marker().is_some_and(|m| !m.is_empty()) {
-                    self.at.take(Bucket::Rds).await;
-                }
-                page.db_cluster_snapshots()
-                    .iter()
-                    .for_each(|s| each(s.into()));
-            }
-        } else {
-            let mut pages = self
-                .rds
-                .describe_db_snapshots()
-                .snapshot_type("shared")
-                .include_shared(true)
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| {
-                    self.at
-                        .err("DescribeDBSnapshots", None, e.into_service_error())
-                })?;
-                if page.marker().is_some_and(|m| !m.is_empty()) {
-                    self.at.take(Bucket::Rds).await;
-                }
-                page.db_snapshots().iter().for_each(|s| each(s.into()));
-            }
-        }
-        Ok(())
+        self.each_listed(cluster, true, vec![], each).await
     }
 
     /// Deletes snapshot `id`; one already gone counts as deleted.

@@ -85,33 +85,53 @@ pub(crate) async fn share(
     add: bool,
     deadline: Instant,
 ) -> Result<(), AwsError> {
-    let p = &t.point;
-    let region = p.region.as_str();
-    match p.kind {
-        PointKind::SnapshotSet | PointKind::Ami => {
-            let ec2 = job.ec2(session, account, region);
-            if p.kind == PointKind::Ami {
-                ec2.share_image(&p.id(), vault_account, add, deadline)
-                    .await?;
-            }
-            for s in &p.snapshots {
-                ec2.share_snapshot(&s.id, vault_account, add, deadline)
-                    .await?;
-            }
-            Ok(())
+    let region = t.point.region.as_str();
+    share_point(
+        &job.ec2(session, account, region),
+        &job.rds(session, account, region),
+        &t.point,
+        vault_account,
+        add,
+        deadline,
+    )
+    .await
+}
+
+/// Shares point `p` with account `with` (`add`), or stops sharing it, through
+/// the adapters of the account that owns it: its EBS snapshots
+/// (`createVolumePermission`), an AMI (`launchPermission`, and the snapshots
+/// behind it: AWS copies a shared AMI only when both are shared), a DB or
+/// cluster snapshot (`restore`). A share stops at the first error; stopping
+/// a share tries every part, and returns the last error. The vault copy
+/// (tenant → vault) and the restore from a vault (vault → tenant) both share
+/// through this.
+pub(crate) async fn share_point(
+    ec2: &crate::aws::ec2::Ec2<'_>,
+    rds: &crate::aws::rds::Rds<'_>,
+    p: &RecoveryPoint,
+    with: &str,
+    add: bool,
+    deadline: Instant,
+) -> Result<(), AwsError> {
+    if matches!(p.kind, PointKind::DbSnapshot | PointKind::ClusterSnapshot) {
+        let cluster = p.kind == PointKind::ClusterSnapshot;
+        return rds
+            .share_snapshot(cluster, &p.id(), with, add, deadline)
+            .await;
+    }
+    let mut out = Ok(());
+    if p.kind == PointKind::Ami {
+        out = ec2.share_image(&p.id(), with, add, deadline).await;
+    }
+    for s in &p.snapshots {
+        if add && out.is_err() {
+            break;
         }
-        PointKind::DbSnapshot | PointKind::ClusterSnapshot => {
-            job.rds(session, account, region)
-                .share_snapshot(
-                    p.kind == PointKind::ClusterSnapshot,
-                    &p.id(),
-                    vault_account,
-                    add,
-                    deadline,
-                )
-                .await
+        if let Err(e) = ec2.share_snapshot(&s.id, with, add, deadline).await {
+            out = Err(e);
         }
     }
+    out
 }
 
 /// The parts of `points` (a tenant's, in their source region) that lack a

@@ -9,8 +9,10 @@ use tokio::time::Instant;
 use super::start::{start_copy, NotStarted};
 use super::{gone, task_item, Task, COPIES_IN_FLIGHT};
 use crate::aws::credentials::TenantSession;
+use crate::aws::ec2::Ec2;
 use crate::aws::error::AwsError;
 use crate::aws::rds::id_filter as rds_id_filter;
+use crate::aws::rds::Rds;
 use crate::catalog::{PointKind, PointState};
 use crate::jobs::work::Job;
 use crate::store::ledger::{Item, ItemStatus};
@@ -471,7 +473,11 @@ async fn poll_copies(
     }
     let mut polled = Polled::default();
     for (kind, ids) in by_kind {
-        let answer = describe_copies(job, session, account, dest, kind, &ids).await;
+        let (ec2, rds) = (
+            job.ec2(session, account, dest),
+            job.rds(session, account, dest),
+        );
+        let answer = copy_states(&ec2, &rds, kind, &ids).await;
         match answer {
             Ok(states) => {
                 polled.states.extend(states);
@@ -489,46 +495,38 @@ async fn poll_copies(
 /// a missing id is asked again by filter so that it does not hide the
 /// others), or by identifier filter (RDS, where a missing one is simply not
 /// listed; identifiers compare as RDS compares them, ignoring case).
-async fn describe_copies(
-    job: &Job<'_>,
-    session: &TenantSession,
-    account: &str,
-    dest: &str,
+/// Also what a restore from a vault waits on (its copies into the tenant).
+pub(crate) async fn copy_states(
+    ec2: &Ec2<'_>,
+    rds: &Rds<'_>,
     kind: PointKind,
     ids: &[String],
 ) -> Result<BTreeMap<String, PointState>, AwsError> {
     match kind {
-        PointKind::SnapshotSet => {
-            let ec2 = job.ec2(session, account, dest);
-            Ok(ec2
-                .snapshots_by_id(ids)
-                .await?
-                .iter()
-                .map(|s| {
-                    (
-                        s.snapshot_id().unwrap_or_default().to_string(),
-                        PointState::ebs(s.state().map_or("", |x| x.as_str())),
-                    )
-                })
-                .collect())
-        }
-        PointKind::Ami => {
-            let ec2 = job.ec2(session, account, dest);
-            Ok(ec2
-                .images_by_id(ids)
-                .await?
-                .iter()
-                .map(|i| {
-                    (
-                        i.image_id().unwrap_or_default().to_string(),
-                        PointState::image(i.state().map_or("pending", |x| x.as_str())),
-                    )
-                })
-                .collect())
-        }
+        PointKind::SnapshotSet => Ok(ec2
+            .snapshots_by_id(ids)
+            .await?
+            .iter()
+            .map(|s| {
+                (
+                    s.snapshot_id().unwrap_or_default().to_string(),
+                    PointState::ebs(s.state().map_or("", |x| x.as_str())),
+                )
+            })
+            .collect()),
+        PointKind::Ami => Ok(ec2
+            .images_by_id(ids)
+            .await?
+            .iter()
+            .map(|i| {
+                (
+                    i.image_id().unwrap_or_default().to_string(),
+                    PointState::image(i.state().map_or("pending", |x| x.as_str())),
+                )
+            })
+            .collect()),
         PointKind::DbSnapshot | PointKind::ClusterSnapshot => {
             let cluster = kind == PointKind::ClusterSnapshot;
-            let rds = job.rds(session, account, dest);
             // lower-cased identifier → state
             let mut listed: BTreeMap<String, PointState> = BTreeMap::new();
             rds.each_snapshot(cluster, vec![rds_id_filter(cluster, ids)], |s| {

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use crate::aws::credentials::TenantSession;
 use crate::catalog::{list_region, Kinds, PointKind, PointState, RecoveryPoint};
 use crate::config::Vault;
+use crate::jobs::copy::window::copy_states;
 use crate::tags;
 
 use super::context::Poll;
@@ -206,30 +207,7 @@ impl Restorer<'_> {
                 }
                 let ids: Vec<String> = snaps.iter().map(|s| s.id.clone()).collect();
                 let what = format!("copies [{}] from vault [{}]", ids.join(", "), v.vault.name);
-                self.cx
-                    .wait_for(&what, || async {
-                        let found = self.cx.ec2(&region).snapshots_by_id(&ids).await?;
-                        let states: Vec<PointState> = found
-                            .iter()
-                            .map(|s| PointState::ebs(s.state().map_or("", |x| x.as_str())))
-                            .collect();
-                        Ok(if states.contains(&PointState::Failed) {
-                            Poll::Failed("a copy failed in AWS".into())
-                        } else if states.len() == ids.len()
-                            && states.iter().all(|s| *s == PointState::Completed)
-                        {
-                            Poll::Done(())
-                        } else {
-                            Poll::Pending(format!(
-                                "{} of {} completed",
-                                states
-                                    .iter()
-                                    .filter(|s| **s == PointState::Completed)
-                                    .count(),
-                                ids.len()
-                            ))
-                        })
-                    })
+                self.wait_copies(&what, &region, PointKind::SnapshotSet, &ids)
                     .await?;
                 q.snapshots = snaps;
             }
@@ -269,30 +247,7 @@ impl Restorer<'_> {
                     region: region.clone(),
                 });
                 let what = format!("copy {id} from vault [{}]", v.vault.name);
-                self.cx
-                    .wait_for(&what, || async {
-                        let mut state = None;
-                        self.cx
-                            .rds(&region)
-                            .each_snapshot(
-                                cluster,
-                                vec![crate::aws::rds::id_filter(
-                                    cluster,
-                                    std::slice::from_ref(&id),
-                                )],
-                                |s| {
-                                    state = Some(PointState::rds(s.status));
-                                },
-                            )
-                            .await?;
-                        Ok(match state {
-                            Some(PointState::Completed) => Poll::Done(()),
-                            Some(PointState::Failed) => {
-                                Poll::Failed("the copy failed in AWS".into())
-                            }
-                            s => Poll::Pending(format!("{s:?}")),
-                        })
-                    })
+                self.wait_copies(&what, &region, p.kind, std::slice::from_ref(&id))
                     .await?;
                 q.resource_id = Some(id);
                 q.arn = None;
@@ -331,24 +286,7 @@ impl Restorer<'_> {
                     region: region.clone(),
                 });
                 let what = format!("image {new} copied from vault [{}]", v.vault.name);
-                self.cx
-                    .wait_for(&what, || async {
-                        let found = self
-                            .cx
-                            .ec2(&region)
-                            .images_by_id(std::slice::from_ref(&new))
-                            .await?;
-                        let state = found.first().map(|i| {
-                            PointState::image(i.state().map_or("pending", |x| x.as_str()))
-                        });
-                        Ok(match state {
-                            Some(PointState::Completed) => Poll::Done(()),
-                            Some(PointState::Failed | PointState::Unusable) => {
-                                Poll::Failed("the image copy failed in AWS".into())
-                            }
-                            s => Poll::Pending(format!("{s:?}")),
-                        })
-                    })
+                self.wait_copies(&what, &region, PointKind::Ami, std::slice::from_ref(&new))
                     .await?;
                 // Its snapshots go once the image is deregistered (in order).
                 let snaps = self
@@ -373,6 +311,40 @@ impl Restorer<'_> {
             }
         }
         Ok(q)
+    }
+
+    /// Waits until the copies `ids` of `kind` the restore made in `region`
+    /// are complete, as the copy window polls its copies
+    /// ([`copy_states`]): one failed (or unusable) fails the restore.
+    async fn wait_copies(
+        &self,
+        what: &str,
+        region: &str,
+        kind: PointKind,
+        ids: &[String],
+    ) -> Result<(), RestoreError> {
+        self.cx
+            .wait_for(what, || async {
+                let states =
+                    copy_states(&self.cx.ec2(region), &self.cx.rds(region), kind, ids).await?;
+                let done = states
+                    .values()
+                    .filter(|s| **s == PointState::Completed)
+                    .count();
+                Ok(
+                    if states
+                        .values()
+                        .any(|s| matches!(s, PointState::Failed | PointState::Unusable))
+                    {
+                        Poll::Failed("a copy failed in AWS".into())
+                    } else if done == ids.len() {
+                        Poll::Done(())
+                    } else {
+                        Poll::Pending(format!("{done} of {} completed", ids.len()))
+                    },
+                )
+            })
+            .await
     }
 
     /// Deletes the copies this restore made from the vault (they are its
@@ -435,44 +407,16 @@ async fn share(
         pacer: &r.cx.pacer,
         log: None,
     };
-    let deadline = r.cx.deadline;
     let tenant = r.cx.account.as_str();
-    let result = match p.kind {
-        PointKind::DbSnapshot | PointKind::ClusterSnapshot => {
-            crate::aws::rds::Rds::new(v.session.rds(&p.region), at)
-                .share_snapshot(
-                    p.kind == PointKind::ClusterSnapshot,
-                    &p.id(),
-                    tenant,
-                    add,
-                    deadline,
-                )
-                .await
-        }
-        _ => {
-            let ec2 = crate::aws::ec2::Ec2::new(v.session.ec2(&p.region), at);
-            let mut out = Ok(());
-            // An AMI: the image too (AWS copies a shared AMI when the image
-            // and the snapshots behind it are shared).
-            if p.kind == PointKind::Ami {
-                if let Err(e) = ec2.share_image(&p.id(), tenant, add, deadline).await {
-                    out = Err(e);
-                }
-            }
-            for s in &p.snapshots {
-                if add && out.is_err() {
-                    break;
-                }
-                if let Err(e) = ec2.share_snapshot(&s.id, tenant, add, deadline).await {
-                    out = Err(e);
-                    if add {
-                        break;
-                    }
-                }
-            }
-            out
-        }
-    };
+    let result = crate::jobs::vault::share_point(
+        &crate::aws::ec2::Ec2::new(v.session.ec2(&p.region), at),
+        &crate::aws::rds::Rds::new(v.session.rds(&p.region), at),
+        p,
+        tenant,
+        add,
+        r.cx.deadline,
+    )
+    .await;
     result.map_err(|e| RestoreError::AwsFor {
         context: format!(
             "cannot {} vault [{}] copy {} with account {tenant}",
