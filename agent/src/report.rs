@@ -94,6 +94,7 @@ pub async fn run(global: &Global, args: ReportArgs) -> anyhow::Result<u8> {
         let Gather {
             keys, mut points, ..
         } = g;
+        let mut drills = last_drills(&ledgers, &plan.name, as_of);
         for (key, places) in keys {
             let pk = (
                 key.tenant.clone(),
@@ -103,7 +104,7 @@ pub async fn run(global: &Global, args: ReportArgs) -> anyhow::Result<u8> {
             );
             let pts = points.remove(&pk).unwrap_or_default();
             let mut r = assess(key, rpo, &places, pts, as_of);
-            r.drill = last_drill(&ledgers, &plan.name, &r.key.tenant, &r.key.id, as_of);
+            r.drill = drills.remove(&(r.key.tenant.clone(), r.key.id.clone()));
             resources.push(r);
         }
     }
@@ -192,43 +193,46 @@ fn open_ledgers(
     out
 }
 
-/// The newest Drill job of `plan` in the ledgers whose item is resource
-/// `id` of `tenant`, started at or before `as_of`.
-fn last_drill(
+/// The newest Drill job of `plan` per (tenant, resource) in the ledgers,
+/// started at or before `as_of`: the ledgers are read once per plan, not
+/// once per resource.
+fn last_drills(
     ledgers: &[Ledger],
     plan: &str,
-    tenant: &str,
-    id: &str,
     as_of: DateTime<Utc>,
-) -> Option<rolesnap_core::report::DrillSeen> {
-    let mut best: Option<rolesnap_core::report::DrillSeen> = None;
+) -> BTreeMap<(String, String), rolesnap_core::report::DrillSeen> {
+    let mut best: BTreeMap<(String, String), rolesnap_core::report::DrillSeen> = BTreeMap::new();
     for l in ledgers {
         let Ok(jobs) = l.jobs(Some(plan), 500) else {
             continue;
         };
         for j in jobs.iter().filter(|j| j.job_type == JobType::Drill) {
             let at = DateTime::from_timestamp(j.start, 0).unwrap_or_default();
-            if at > as_of || best.as_ref().is_some_and(|b| b.at >= at) {
+            if at > as_of {
                 continue;
             }
             let Ok(items) = l.items(j.id) else { continue };
-            let Some(item) = items
-                .iter()
-                .find(|i| i.tenant == tenant && i.source_id == id)
-            else {
-                continue;
-            };
-            let d = &item.detail["drill"];
-            best = Some(rolesnap_core::report::DrillSeen {
-                job: rolesnap_core::tags::job_label(j.id, l.agent_id()),
-                at,
-                healthy: d["healthy"].as_bool().unwrap_or(false) && j.status != JobStatus::Failed,
-                rto_seconds: d["rto_seconds"].as_i64(),
-                reason: d["reason"]
-                    .as_str()
-                    .map(str::to_string)
-                    .or_else(|| j.error.clone()),
-            });
+            for item in items {
+                let key = (item.tenant.clone(), item.source_id.clone());
+                if best.get(&key).is_some_and(|b| b.at >= at) {
+                    continue;
+                }
+                let d = &item.detail["drill"];
+                best.insert(
+                    key,
+                    rolesnap_core::report::DrillSeen {
+                        job: rolesnap_core::tags::job_label(j.id, l.agent_id()),
+                        at,
+                        healthy: d["healthy"].as_bool().unwrap_or(false)
+                            && j.status != JobStatus::Failed,
+                        rto_seconds: d["rto_seconds"].as_i64(),
+                        reason: d["reason"]
+                            .as_str()
+                            .map(str::to_string)
+                            .or_else(|| j.error.clone()),
+                    },
+                );
+            }
         }
     }
     best
