@@ -170,55 +170,30 @@ impl Lister<'_> {
             let Some(vault) = self.s.loaded.accounts.vault(&rule.vault) else {
                 continue;
             };
-            let conn = match connect_tenants(
-                &self.s.admin,
-                std::slice::from_ref(&vault.role),
-                None,
-                &self.s.logs,
-            )
-            .await
-            .pop()
-            {
-                Some(Ok(c)) => c,
-                Some(Err(e)) => {
-                    eprintln!("error: vault {}: {e}", vault.name);
-                    self.errors += 1;
-                    continue;
-                }
-                None => continue,
+            let kinds = Kinds {
+                ec2: self.args.db.is_none(),
+                rds: self.args.instance.is_none() && self.args.volume.is_none(),
+                all_tags: true,
             };
-            for region in vault.keys.keys() {
-                if self.args.region.as_ref().is_some_and(|r| r != region) {
-                    continue;
-                }
-                let kinds = Kinds {
-                    ec2: self.args.db.is_none(),
-                    rds: self.args.instance.is_none() && self.args.volume.is_none(),
-                    all_tags: true,
-                };
-                let points = match list_region(
-                    &conn.session,
-                    &conn.account,
-                    region,
-                    Some(&plan.name),
-                    kinds,
-                    &self.pacer,
-                )
-                .await
-                {
-                    Ok(p) => p,
-                    Err(e) => {
-                        eprintln!("error: vault {}: {e}", vault.name);
-                        self.errors += 1;
-                        continue;
-                    }
-                };
+            let listing = rolesnap_core::jobs::vault::list_vault(
+                &self.s.admin,
+                &self.s.logs,
+                vault,
+                &plan.name,
+                kinds,
+                self.args.region.as_deref(),
+                &self.pacer,
+            )
+            .await;
+            for e in &listing.errors {
+                eprintln!("error: {e}");
+            }
+            self.errors += listing.errors.len();
+            for (_, points) in listing.regions {
                 // The vault's copies follow the vault rule.
                 let decided = decide_listed(plan, &points, Some(&rule.retention), self.now);
                 for (mut p, d) in points.into_iter().zip(decided) {
-                    let Some(tenant) = rolesnap_core::jobs::vault::vault_of(&p)
-                        .and_then(|k| k.split('/').next())
-                        .and_then(|a| accounts.get(a))
+                    let Some(tenant) = rolesnap_core::jobs::vault::tenant_of_copy(&p, accounts)
                     else {
                         continue;
                     };

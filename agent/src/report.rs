@@ -441,44 +441,20 @@ impl Gather<'_> {
             let Some(vault) = self.s.loaded.accounts.vault(&rule.vault) else {
                 continue;
             };
-            let conn = match connect_tenants(
+            let listing = rolesnap_core::jobs::vault::list_vault(
                 &self.s.admin,
-                std::slice::from_ref(&vault.role),
-                None,
                 &self.s.logs,
+                vault,
+                &plan.name,
+                kinds(),
+                None,
+                &self.s.admin.pacer(),
             )
-            .await
-            .pop()
-            {
-                Some(Ok(c)) => c,
-                Some(Err(e)) => {
-                    self.errors.push(format!("vault {}: {e}", vault.name));
-                    continue;
-                }
-                None => continue,
-            };
-            for region in vault.keys.keys() {
-                let points = match list_region(
-                    &conn.session,
-                    &conn.account,
-                    region,
-                    Some(&plan.name),
-                    kinds(),
-                    &self.s.admin.pacer(),
-                )
-                .await
-                {
-                    Ok(p) => p,
-                    Err(e) => {
-                        self.errors
-                            .push(format!("vault {} {region}: {e}", vault.name));
-                        continue;
-                    }
-                };
+            .await;
+            self.errors.extend(listing.errors);
+            for (_, points) in listing.regions {
                 for p in points {
-                    let Some(tenant) = vault_of(&p)
-                        .and_then(|k| k.split('/').next())
-                        .and_then(|a| accounts.get(a))
+                    let Some(tenant) = rolesnap_core::jobs::vault::tenant_of_copy(&p, accounts)
                     else {
                         continue;
                     };

@@ -434,3 +434,74 @@ pub fn vault_of(p: &RecoveryPoint) -> Option<&str> {
         .or_else(|| p.snapshots.first().and_then(|s| s.tags.get(tags::VAULT_OF)))
         .map(String::as_str)
 }
+
+/// The tenant a vault copy belongs to: the name `accounts` (account → tenant
+/// name) gives the account in its `_GX_VAULT_OF_`.
+pub fn tenant_of_copy<'a>(
+    p: &RecoveryPoint,
+    accounts: &'a BTreeMap<String, String>,
+) -> Option<&'a String> {
+    vault_of(p)
+        .and_then(|k| k.split('/').next())
+        .and_then(|a| accounts.get(a))
+}
+
+/// What [`list_vault`] found: the plan's points per vault region, and what
+/// could not be read (`vault NAME: …`, `vault NAME REGION: …`).
+#[derive(Default)]
+pub struct VaultListing {
+    pub regions: Vec<(String, Vec<RecoveryPoint>)>,
+    pub errors: Vec<String>,
+}
+
+/// Assumes the vault's role and lists `plan`'s points in every region it has
+/// a key for (or only `only`): what `list` and `report` show beside the
+/// tenants' own points.
+pub async fn list_vault(
+    admin: &crate::aws::credentials::AdminSession,
+    logs: &crate::store::logs::Logs,
+    vault: &Vault,
+    plan: &str,
+    kinds: Kinds,
+    only: Option<&str>,
+    pacer: &crate::aws::pace::Pacer,
+) -> VaultListing {
+    let mut out = VaultListing::default();
+    let conn = match crate::aws::credentials::connect_tenants(
+        admin,
+        std::slice::from_ref(&vault.role),
+        None,
+        logs,
+    )
+    .await
+    .pop()
+    {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => {
+            out.errors.push(format!("vault {}: {e}", vault.name));
+            return out;
+        }
+        None => return out,
+    };
+    for region in vault.keys.keys() {
+        if only.is_some_and(|r| r != region) {
+            continue;
+        }
+        match list_region(
+            &conn.session,
+            &conn.account,
+            region,
+            Some(plan),
+            kinds,
+            pacer,
+        )
+        .await
+        {
+            Ok(points) => out.regions.push((region.clone(), points)),
+            Err(e) => out
+                .errors
+                .push(format!("vault {} {region}: {e}", vault.name)),
+        }
+    }
+    out
+}
