@@ -795,3 +795,158 @@ async fn vault_copies_of_a_tenant_no_longer_in_the_accounts_file_follow_their_ru
     assert_eq!(of(&beta, &after), 0, "{run}");
     assert_eq!(of(ALPHA, &after), 4, "{run}");
 }
+
+/// A vault rule's lock holds the vault's copies against the vault role's own
+/// delete; a volume (onto a new instance) and an Aurora cluster restore from
+/// those copies after the tenant lost its points, and leave no copy behind.
+#[tokio::test(flavor = "multi_thread")]
+async fn locked_vault_copies_hold_and_a_volume_and_an_aurora_cluster_restore_from_them() {
+    let emu = Emulator::start();
+    emu.write_accounts_with_vault(&["alpha"]);
+    let p = emu.write_plan(
+        "nightly",
+        vault_plan("lock = { mode = \"governance\" }\nretention = { days = 7 }").databases(true),
+    );
+    emu.backup_completed(&p);
+    let app = emu.nightly_instances("alpha", "us-east-1")[0].clone();
+    let vol = s(&app["volumes"][1]["id"]).to_string();
+
+    // Every vault snapshot is locked for the rule's 7 days, and the vault
+    // role cannot delete one.
+    let copies = vault_snapshots(&emu, "us-east-1").await;
+    assert!(!copies.is_empty());
+    let vec2 = emu.vault_ec2("us-east-1").await;
+    let locked = vec2
+        .describe_locked_snapshots()
+        .set_snapshot_ids(Some(copies.keys().cloned().collect()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(locked.snapshots().len(), copies.len(), "{locked:?}");
+    for l in locked.snapshots() {
+        assert_eq!(l.lock_state().unwrap().as_str(), "governance", "{l:?}");
+        let secs = l.lock_expires_on().unwrap().secs() - l.lock_created_on().unwrap().secs();
+        assert_eq!(secs, 7 * 86_400, "{l:?}");
+    }
+    let first = copies.keys().next().unwrap().clone();
+    assert!(
+        vec2.delete_snapshot()
+            .snapshot_id(&first)
+            .send()
+            .await
+            .is_err(),
+        "a locked vault copy cannot be deleted"
+    );
+    assert!(vault_snapshots(&emu, "us-east-1")
+        .await
+        .contains_key(&first));
+
+    // The tenant loses its own points.
+    let ec2 = emu.ec2("alpha", "us-east-1").await;
+    for sid in emu.snapshots("alpha", "us-east-1").await.keys() {
+        ec2.delete_snapshot().snapshot_id(sid).send().await.unwrap();
+    }
+    let trds = emu.rds("alpha", "us-east-1").await;
+    for c in trds
+        .describe_db_cluster_snapshots()
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap()
+        .db_cluster_snapshots()
+    {
+        trds.delete_db_cluster_snapshot()
+            .db_cluster_snapshot_identifier(c.db_cluster_snapshot_identifier().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // A volume onto a new instance, from the vault.
+    let run = emu.restore(
+        &p,
+        "alpha",
+        &[
+            "volume",
+            "--volume",
+            &vol,
+            "--new-instance",
+            "--image-id",
+            s(&emu.fixture["image_id"]),
+            "--from-vault",
+            "vault",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let report = run.json();
+    assert_eq!(report["status"], "Completed", "{report}");
+    let new_vol = s(&report["restored"]["volume_id"]).to_string();
+    let v = ec2
+        .describe_volumes()
+        .volume_ids(&new_vol)
+        .send()
+        .await
+        .unwrap();
+    let v = &v.volumes()[0];
+    assert_eq!(
+        v.attachments().len(),
+        1,
+        "attached to the new instance: {v:?}"
+    );
+    let from = tags_of(v.tags())["_GX_RESTORED_FROM_"].clone();
+    assert!(from.starts_with("vault:vault/"), "{from}");
+    let rjob = report["job"].as_u64().unwrap().to_string();
+    let tenant_snaps = emu.snapshots("alpha", "us-east-1").await;
+    assert!(
+        !tenant_snaps
+            .values()
+            .any(|t| t.get("_GX_BACKUP_") == Some(&rjob)),
+        "the restore's own copy was deleted: {tenant_snaps:?}"
+    );
+
+    // An Aurora cluster, from the vault, with the tenant's key.
+    let key = s(&emu.tenant("alpha")["keys"]["shared"]["us-east-1"]).to_string();
+    let run = emu.restore(
+        &p,
+        "alpha",
+        &[
+            "rds",
+            "--cluster",
+            "alpha-aurora",
+            "--target-id",
+            "alpha-aurora-from-vault",
+            "--from-vault",
+            "vault",
+            "--kms-key-id",
+            &key,
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let c = trds
+        .describe_db_clusters()
+        .db_cluster_identifier("alpha-aurora-from-vault")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(c.db_clusters()[0].status(), Some("available"));
+    let left = trds
+        .describe_db_cluster_snapshots()
+        .snapshot_type("manual")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        left.db_cluster_snapshots().is_empty(),
+        "the restore's copy was deleted: {left:?}"
+    );
+    // The vault copies are all still there, and none is shared.
+    assert_eq!(vault_snapshots(&emu, "us-east-1").await.len(), copies.len());
+    let shared = ec2
+        .describe_snapshots()
+        .owner_ids(emu.vault_account())
+        .restorable_by_user_ids("self")
+        .send()
+        .await
+        .unwrap();
+    assert!(shared.snapshots().is_empty(), "{shared:?}");
+}

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::aws::credentials::TenantSession;
 use crate::catalog::{list_region, Kinds, RecoveryPoint};
 use crate::discovery::{groups_for, regions_for};
 use crate::tags;
@@ -51,11 +52,46 @@ impl Restorer<'_> {
             Some(r) => vec![r.clone()],
             None => self.candidate_regions().await,
         };
+        let session = self.cx.session.clone();
+        let points = self
+            .points_in(&session, &self.cx.account, &regions, kinds, &|_| true, "")
+            .await?;
+        let p = choose_point(&points, matches, &self.which, what)?.clone();
+        self.chose(
+            &p,
+            format!(
+                "Restoring {what} from {} [{}] of job [{}] made {} in [{}]{}",
+                p.kind.as_str(),
+                p.id(),
+                p.job.map_or("?".into(), |j| j.to_string()),
+                p.created.to_rfc3339(),
+                p.region,
+                p.copy_of()
+                    .map(|c| format!(" (copy of {c})"))
+                    .unwrap_or_default()
+            ),
+        );
+        Ok(p)
+    }
+
+    /// The plan's points of `kinds` that `keep` accepts, listed with
+    /// `session` in `account` in each of `regions`. A region that cannot be
+    /// listed is logged and skipped, unless it is the one `--region` named.
+    /// `label` names a vault in the log (empty for the tenant).
+    pub(super) async fn points_in(
+        &self,
+        session: &TenantSession,
+        account: &str,
+        regions: &[String],
+        kinds: Kinds,
+        keep: &dyn Fn(&RecoveryPoint) -> bool,
+        label: &str,
+    ) -> Result<Vec<RecoveryPoint>, RestoreError> {
         let mut points = Vec::new();
-        for region in &regions {
+        for region in regions {
             match list_region(
-                &self.cx.session,
-                &self.cx.account,
+                session,
+                account,
                 region,
                 Some(&self.cx.plan.name),
                 kinds,
@@ -63,28 +99,24 @@ impl Restorer<'_> {
             )
             .await
             {
-                Ok(p) => points.extend(p),
+                Ok(p) => points.extend(p.into_iter().filter(|p| keep(p))),
                 Err(e) if self.which.region.is_some() => return Err(e.into()),
-                Err(e) => self
+                Err(e) if label.is_empty() => self
                     .cx
                     .log(&format!("Cannot list recovery points in [{region}]: {e}")),
+                Err(e) => self
+                    .cx
+                    .log(&format!("Cannot list vault [{label}/{region}]: {e}")),
             }
         }
-        let p = choose_point(&points, matches, &self.which, what)?.clone();
-        self.cx.log(&format!(
-            "Restoring {what} from {} [{}] of job [{}] made {} in [{}]{}",
-            p.kind.as_str(),
-            p.id(),
-            p.job.map_or("?".into(), |j| j.to_string()),
-            p.created.to_rfc3339(),
-            p.region,
-            p.copy_of()
-                .map(|c| format!(" (copy of {c})"))
-                .unwrap_or_default()
-        ));
+        Ok(points)
+    }
+
+    /// Records the chosen point (its region and summary) and logs `line`.
+    pub(super) fn chose(&mut self, p: &RecoveryPoint, line: String) {
+        self.cx.log(&line);
         self.region = Some(p.region.clone());
-        self.point = Some(PointSummary::from(&p));
-        Ok(p)
+        self.point = Some(PointSummary::from(p));
     }
 
     /// The volume a snapshot was taken of. A cross-region copy does not carry

@@ -9,13 +9,13 @@
 use std::collections::BTreeMap;
 
 use crate::aws::credentials::TenantSession;
-use crate::catalog::{list_region, Kinds, PointKind, PointState, RecoveryPoint};
+use crate::catalog::{Kinds, PointKind, PointState, RecoveryPoint};
 use crate::config::Vault;
 use crate::jobs::copy::window::copy_states;
 use crate::tags;
 
 use super::context::Poll;
-use super::{choose_point, PointSummary, RestoreError, Restorer};
+use super::{choose_point, RestoreError, Restorer};
 
 /// The vault a restore reads from: its configuration and session.
 pub(super) struct VaultSide {
@@ -60,42 +60,27 @@ impl Restorer<'_> {
             None => v.vault.keys.keys().cloned().collect(),
         };
         let mine = format!("{}/", self.cx.account);
-        let mut points = Vec::new();
-        for region in &regions {
-            match list_region(
-                &v.session,
-                &v.account,
-                region,
-                Some(&self.cx.plan.name),
-                kinds,
-                &self.cx.pacer,
-            )
-            .await
-            {
-                Ok(p) => points.extend(p.into_iter().filter(|p| {
-                    crate::jobs::vault::vault_of(p).is_some_and(|k| k.starts_with(&mine))
-                })),
-                Err(e) if self.which.region.is_some() => return Err(e.into()),
-                Err(e) => self.cx.log(&format!(
-                    "Cannot list vault [{}/{region}]: {e}",
-                    v.vault.name
-                )),
-            }
-        }
+        let ours = |p: &RecoveryPoint| {
+            crate::jobs::vault::vault_of(p).is_some_and(|k| k.starts_with(&mine))
+        };
+        let (session, account, name) = (v.session.clone(), v.account.clone(), v.vault.name.clone());
+        let points = self
+            .points_in(&session, &account, &regions, kinds, &ours, &name)
+            .await?;
         // The vault's copies carry the source's tags, so the same choice
         // applies; they are not "copies" of the tenant's catalog.
         let p = choose_point(&points, matches, &self.which, what)?.clone();
-        self.cx.log(&format!(
-            "Restoring {what} from vault [{}] copy {} [{}] of job [{}] made {} in [{}]",
-            v.vault.name,
-            p.kind.as_str(),
-            p.id(),
-            p.job.map_or("?".into(), |j| j.to_string()),
-            p.created.to_rfc3339(),
-            p.region
-        ));
-        self.region = Some(p.region.clone());
-        self.point = Some(PointSummary::from(&p));
+        self.chose(
+            &p,
+            format!(
+                "Restoring {what} from vault [{name}] copy {} [{}] of job [{}] made {} in [{}]",
+                p.kind.as_str(),
+                p.id(),
+                p.job.map_or("?".into(), |j| j.to_string()),
+                p.created.to_rfc3339(),
+                p.region
+            ),
+        );
         self.bring_back(p).await
     }
 
