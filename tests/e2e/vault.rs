@@ -2,7 +2,7 @@
 //! re-encrypted with the vault's key, with no share left behind; checked
 //! through the emulator's API as the tenant and as the vault.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
@@ -949,4 +949,91 @@ async fn locked_vault_copies_hold_and_a_volume_and_an_aurora_cluster_restore_fro
         .await
         .unwrap();
     assert!(shared.snapshots().is_empty(), "{shared:?}");
+}
+
+/// An AMI (and its snapshots) left shared with the vault by a run that died
+/// after its copy was made is unshared by the next vault copy; an image of
+/// the tenant's own, shared by a person, is left alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ami_share_left_by_an_earlier_run_is_stopped_by_the_next_vault_copy() {
+    let emu = Emulator::start();
+    emu.write_accounts_with_vault(&["alpha"]);
+    let p = emu.write_plan("nightly", vault_plan("").method("ami"));
+    emu.backup_completed(&p);
+    let vault = emu.vault_account();
+    let ec2 = emu.ec2("alpha", "us-east-1").await;
+    let shared_with_vault = || async {
+        ec2.describe_images()
+            .owners("self")
+            .executable_users(&vault)
+            .send()
+            .await
+            .unwrap()
+            .images()
+            .iter()
+            .map(|i| i.image_id().unwrap().to_string())
+            .collect::<BTreeSet<_>>()
+    };
+    assert!(shared_with_vault().await.is_empty(), "the night unshared");
+    let own = ec2
+        .describe_images()
+        .owners("self")
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag-key")
+                .values("_GX_BACKUP_")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let ami = own.images()[0].image_id().unwrap().to_string();
+    // A crash between the copy and the unshare leaves this behind.
+    let perm = aws_sdk_ec2::types::LaunchPermission::builder()
+        .user_id(&vault)
+        .build();
+    let share = |id: String| {
+        ec2.modify_image_attribute()
+            .image_id(id)
+            .attribute("launchPermission")
+            .launch_permission(
+                aws_sdk_ec2::types::LaunchPermissionModifications::builder()
+                    .add(perm.clone())
+                    .build(),
+            )
+            .send()
+    };
+    share(ami.clone()).await.unwrap();
+    // An image that rolesnap did not make, shared by a person.
+    let theirs = ec2
+        .register_image()
+        .name("golden")
+        .root_device_name("/dev/sda1")
+        .send()
+        .await
+        .unwrap()
+        .image_id()
+        .unwrap()
+        .to_string();
+    share(theirs.clone()).await.unwrap();
+    assert_eq!(
+        shared_with_vault().await,
+        BTreeSet::from([ami.clone(), theirs.clone()])
+    );
+
+    let run = emu.run(&[
+        "vault-copy",
+        "--plan",
+        p.to_str().unwrap(),
+        "-o",
+        "json",
+        "--poll-interval",
+        "0.2",
+    ]);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(
+        shared_with_vault().await,
+        BTreeSet::from([theirs]),
+        "the plan's image is unshared, the person's stays shared"
+    );
 }

@@ -143,6 +143,26 @@ impl<'a> Ec2<'a> {
         Ok(out.images.unwrap_or_default())
     }
 
+    /// This account's images that `account` may launch (an explicit launch
+    /// permission for it), among those matching `filters`.
+    pub async fn images_shared_with(
+        &self,
+        account: &str,
+        filters: Vec<Filter>,
+    ) -> Result<Vec<Image>, AwsError> {
+        self.at.take(Bucket::Describe).await;
+        let out = self
+            .ec2
+            .describe_images()
+            .owners("self")
+            .executable_users(account)
+            .set_filters(Some(filters))
+            .send()
+            .await
+            .map_err(|e| self.at.err("DescribeImages", None, e.into_service_error()))?;
+        Ok(out.images.unwrap_or_default())
+    }
+
     /// The images `ids`, asked by id; as for snapshots, an
     /// `InvalidAMIID.*` for the list is asked again with an `image-id` filter.
     pub async fn images_by_id(&self, ids: &[String]) -> Result<Vec<Image>, AwsError> {

@@ -33,6 +33,7 @@ use futures::future::join_all;
 use tokio::time::Instant;
 
 use crate::aws::credentials::{Connected, TenantSession};
+use crate::aws::ec2::filter;
 use crate::aws::error::AwsError;
 use crate::catalog::{list_region, Kinds, PointKind, RecoveryPoint};
 use crate::config::{CopyRule, Vault, VaultRule};
@@ -381,7 +382,32 @@ async fn stop_left_shares(
                 rds_listed = r;
             }
         }
-        for r in [listed, rds_listed] {
+        // An AMI's launch permission, seen from the tenant: its own images of
+        // this plan that the vault may launch (the snapshots behind them are
+        // among the shared snapshots above).
+        let images = job
+            .ec2(session, account, src)
+            .images_shared_with(
+                v.account(),
+                vec![
+                    filter("tag-key", &[tags::BACKUP]),
+                    filter(&format!("tag:{}", tags::PLAN), &[&job.plan.name]),
+                ],
+            )
+            .await;
+        let images = match images {
+            Ok(found) => {
+                left.extend(
+                    found
+                        .iter()
+                        .filter_map(|i| i.image_id())
+                        .map(|id| (PointKind::Ami, id.to_string())),
+                );
+                Ok(())
+            }
+            Err(e) => Err(e),
+        };
+        for r in [listed, rds_listed, images] {
             if let Err(e) = r {
                 job.log(&format!(
                     "Cannot list what [{tenant}/{src}] shares with vault [{}] (the next run stops what is left): {e}",
@@ -403,6 +429,11 @@ async fn stop_left_shares(
                             false,
                             deadline,
                         )
+                        .await
+                }
+                PointKind::Ami => {
+                    job.ec2(session, account, src)
+                        .share_image(&id, v.account(), false, deadline)
                         .await
                 }
                 _ => {
