@@ -1016,6 +1016,34 @@ async fn an_ami_share_left_by_an_earlier_run_is_stopped_by_the_next_vault_copy()
         .unwrap()
         .to_string();
     share(theirs.clone()).await.unwrap();
+    // And a snapshot of a person's, shared with the vault.
+    let vol = ec2
+        .create_volume()
+        .availability_zone("us-east-1a")
+        .size(1)
+        .send()
+        .await
+        .unwrap()
+        .volume_id()
+        .unwrap()
+        .to_string();
+    let snap = ec2
+        .create_snapshot()
+        .volume_id(vol)
+        .send()
+        .await
+        .unwrap()
+        .snapshot_id()
+        .unwrap()
+        .to_string();
+    ec2.modify_snapshot_attribute()
+        .snapshot_id(&snap)
+        .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+        .operation_type(aws_sdk_ec2::types::OperationType::Add)
+        .user_ids(&vault)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
         shared_with_vault().await,
         BTreeSet::from([ami.clone(), theirs.clone()])
@@ -1035,5 +1063,24 @@ async fn an_ami_share_left_by_an_earlier_run_is_stopped_by_the_next_vault_copy()
         shared_with_vault().await,
         BTreeSet::from([theirs]),
         "the plan's image is unshared, the person's stays shared"
+    );
+    let seen = emu
+        .vault_ec2("us-east-1")
+        .await
+        .describe_snapshots()
+        .owner_ids(ALPHA)
+        .restorable_by_user_ids("self")
+        .send()
+        .await
+        .unwrap();
+    let seen: Vec<_> = seen
+        .snapshots()
+        .iter()
+        .filter_map(|x| x.snapshot_id())
+        .collect();
+    assert_eq!(
+        seen,
+        vec![snap.as_str()],
+        "only the person's snapshot is still shared"
     );
 }

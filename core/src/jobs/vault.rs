@@ -407,7 +407,44 @@ async fn stop_left_shares(
             }
             Err(e) => Err(e),
         };
-        for r in [listed, rds_listed, images] {
+        // Only what this plan made: a shared snapshot's tags are the owner's
+        // (the vault does not see them), so EBS snapshots are checked in the
+        // tenant account; RDS snapshots by the plan's identifier prefix.
+        let prefix = format!("sp-{}-", job.plan.id);
+        left.retain(|(kind, id)| {
+            !matches!(kind, PointKind::DbSnapshot | PointKind::ClusterSnapshot)
+                || id.starts_with(&prefix)
+        });
+        let ebs: Vec<String> = left
+            .iter()
+            .filter(|(k, _)| k == &PointKind::SnapshotSet)
+            .map(|(_, id)| id.clone())
+            .collect();
+        let ours = if ebs.is_empty() {
+            Ok(BTreeSet::new())
+        } else {
+            job.ec2(session, account, src)
+                .snapshots_by_id(&ebs)
+                .await
+                .map(|found| {
+                    found
+                        .iter()
+                        .filter(|s| {
+                            let t = crate::aws::ec2_tag_map(s.tags(), |_| true);
+                            t.contains_key(tags::BACKUP)
+                                && t.get(tags::PLAN) == Some(&job.plan.name)
+                        })
+                        .filter_map(|s| s.snapshot_id().map(str::to_string))
+                        .collect::<BTreeSet<String>>()
+                })
+        };
+        // When they cannot be checked, no EBS share is touched this time.
+        let kept = ours.as_ref().ok();
+        left.retain(|(kind, id)| {
+            kind != &PointKind::SnapshotSet || kept.is_some_and(|o| o.contains(id))
+        });
+        let ours = ours.map(|_| ());
+        for r in [listed, rds_listed, images, ours] {
             if let Err(e) = r {
                 job.log(&format!(
                     "Cannot list what [{tenant}/{src}] shares with vault [{}] (the next run stops what is left): {e}",
