@@ -503,7 +503,7 @@ impl Notifier {
             .into_builder()
             .region(aws_config::Region::new(region))
             .build();
-        let client = aws_sdk_sns::Client::new(&conf);
+        let sns = aws_sdk_sns::Client::new(&conf);
         // SNS subjects: at most 100 printable ASCII characters, one line.
         let subject: String = event
             .summary
@@ -511,7 +511,7 @@ impl Notifier {
             .map(|c| if c.is_ascii_graphic() { c } else { ' ' })
             .take(100)
             .collect();
-        let out = client
+        let out = sns
             .publish()
             .topic_arn(arn)
             .subject(subject.trim())
