@@ -437,6 +437,106 @@ mod tests {
     }
 
     #[test]
+    fn rpo_and_drill_gauges_are_per_scope_and_kept_where_a_check_could_not_list() {
+        use chrono::TimeZone;
+        let scope = |t: &str, r: &str| ("nightly".to_string(), t.to_string(), r.to_string());
+        let counts = |breached| RpoCounts {
+            compliant: 2,
+            breached,
+            never_protected: 0,
+            no_rpo: 0,
+        };
+        let at = chrono::Utc.with_ymd_and_hms(2026, 11, 3, 4, 0, 0).unwrap();
+        let mut m = Metrics::default();
+        m.set_rpo(
+            "nightly",
+            BTreeMap::from([
+                (scope("alpha", "us-east-1"), counts(3)),
+                (scope("beta", "us-east-1"), counts(1)),
+            ]),
+            BTreeMap::from([(
+                scope("alpha", "us-east-1"),
+                DrillGauge {
+                    at,
+                    healthy: true,
+                    rto_seconds: Some(42),
+                },
+            )]),
+            &|_, _| false,
+            0,
+            1_700_000_000,
+        );
+        // The next check cannot list beta: its gauges stay; alpha's are replaced.
+        m.set_rpo(
+            "nightly",
+            BTreeMap::from([(scope("alpha", "us-east-1"), counts(0))]),
+            BTreeMap::new(),
+            &|t, _| t == "beta",
+            4,
+            1_700_000_900,
+        );
+        let text = m.render();
+        let l = "{plan=\"nightly\",tenant=\"alpha\",region=\"us-east-1\"}";
+        let b = "{plan=\"nightly\",tenant=\"beta\",region=\"us-east-1\"}";
+        assert!(
+            text.contains(&format!("rolesnap_rpo_breached_resources{l} 0")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("rolesnap_rpo_breached_resources{b} 1")),
+            "{text}"
+        );
+        assert!(
+            text.contains("rolesnap_rpo_resources{plan=\"nightly\",tenant=\"alpha\",region=\"us-east-1\",status=\"compliant\"} 2"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("rolesnap_drill_last_rto_seconds{"),
+            "alpha's drill is gone: {text}"
+        );
+        assert!(
+            text.contains("rolesnap_rpo_undecided_resources{plan=\"nightly\"} 4"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rolesnap_rpo_check_timestamp_seconds{plan=\"nightly\"} 1700000900"),
+            "{text}"
+        );
+        // A drill seen: result and RTO.
+        m.set_rpo(
+            "nightly",
+            BTreeMap::new(),
+            BTreeMap::from([(
+                scope("alpha", "us-east-1"),
+                DrillGauge {
+                    at,
+                    healthy: false,
+                    rto_seconds: None,
+                },
+            )]),
+            &|_, _| false,
+            0,
+            1_700_001_800,
+        );
+        let text = m.render();
+        assert!(
+            text.contains(&format!("rolesnap_drill_last_healthy{l} 0")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "rolesnap_drill_last_timestamp_seconds{l} {}",
+                at.timestamp()
+            )),
+            "{text}"
+        );
+        assert!(
+            !text.contains(&format!("rolesnap_rpo_breached_resources{b}")),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn last_backup_success_is_per_plan_tenant_and_region() {
         let mut m = Metrics::default();
         m.record(&Report {
