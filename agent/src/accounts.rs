@@ -97,8 +97,8 @@ pub async fn run(global: &Global, args: AccountsArgs) -> anyhow::Result<u8> {
         .into_builder()
         .region(aws_config_region(&region))
         .build();
-    let client = aws_sdk_organizations::Client::new(&conf);
-    let org = match client.describe_organization().send().await {
+    let organizations = aws_sdk_organizations::Client::new(&conf);
+    let org = match organizations.describe_organization().send().await {
         Ok(o) => o
             .organization
             .unwrap_or_else(|| aws_sdk_organizations::types::Organization::builder().build()),
@@ -116,7 +116,7 @@ pub async fn run(global: &Global, args: AccountsArgs) -> anyhow::Result<u8> {
     };
     let management = org.master_account_id.clone().unwrap_or_default();
     let mut members = Vec::new();
-    let mut pages = client.list_accounts().into_paginator().send();
+    let mut pages = organizations.list_accounts().into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = match page {
             Ok(p) => p,

@@ -37,6 +37,7 @@ use crate::exit;
 use crate::output::table;
 
 mod metrics;
+mod rpo;
 
 use metrics::{serve_metrics, Metrics};
 
@@ -564,6 +565,8 @@ struct Scheduler {
     told: std::collections::BTreeSet<String>,
     /// Those alerts still being sent (waited for at exit).
     sending: Vec<tokio::task::JoinHandle<()>>,
+    /// The periodic RPO check (see [`rpo`]).
+    rpo: rpo::RpoChecker,
 }
 
 impl Scheduler {
@@ -797,6 +800,11 @@ pub async fn run(global: &Global, args: AgentArgs) -> anyhow::Result<u8> {
         worst: exit::OK,
         told: Default::default(),
         sending: Vec::new(),
+        rpo: rpo::RpoChecker::new(if args.once {
+            0
+        } else {
+            args.rpo_check_interval
+        }),
     };
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -822,6 +830,7 @@ pub async fn run(global: &Global, args: AgentArgs) -> anyhow::Result<u8> {
             Some((name, reports)) = sched.running.next(), if !sched.running.is_empty() => {
                 sched.finished(&name, &reports);
             }
+            _ = sched.rpo.tick(&sched.plans, &sched.cx), if sched.rpo.enabled() => {}
             _ = sighup.recv() => sched.reload(&args.plans),
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,

@@ -538,6 +538,12 @@ pub struct AgentArgs {
     /// Seconds before the first completion poll of a job; doubles up to 60 s.
     #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
     pub poll_interval: f64,
+    /// Every this many seconds (0: never), check each scheduled plan's resources against
+    /// their RPO (as `rolesnap report` does) and send one rpo-breach alert per breached
+    /// resource and breach episode to the plan's [notify]; the counts go to --metrics.
+    /// The first check is one interval after the start; not with --once.
+    #[arg(long, value_name = "SECONDS", default_value_t = 900)]
+    pub rpo_check_interval: u64,
     /// Refuse to start (exit 2, nothing run) when any plan file is broken. Without it
     /// the valid plans run and each broken one is logged in cvd.log and counted in the
     /// rolesnap_plan_config_errors metric.

@@ -104,6 +104,7 @@ pub fn run(global: &Global, args: PolicyArgs) -> anyhow::Result<u8> {
                 let what = match name {
                     "sts-only" => "attach to the role or user rolesnap runs as (sts:AssumeRole only)",
                     "admin-role-trust" => "trust policy of the admin role (vsa-assume-role)",
+                    "admin-principal" => "attach beside sts-only to the role or user rolesnap runs as: sns:Publish on the [notify] topics of --accounts (without one: the placeholder topic rolesnap-alerts; add a plan's own [notify] topic); the organizations statement is optional (only `accounts --from-organization` uses it)",
                     "tenant-trust" => "trust policy of the tenant role (assume-role-policy-document)",
                     "vault-trust" => "trust policy of the vault role (assume-role-policy-document)",
                     _ if side == Side::Vault => "vault permissions: copies in with the vault's keys; deletes and shares only of _GX_BACKUP_-tagged copies",

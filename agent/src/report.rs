@@ -16,21 +16,21 @@ use rolesnap_core::discovery::{discover_tenant, Resource};
 use rolesnap_core::jobs::vault::vault_of;
 use rolesnap_core::report::{
     assess, human_duration, plan_rpo, render_csv, render_html, schedule_interval, LedgerJob,
-    Observed, Place, PlanSummary, Report, ResourceKey, Role, Unprotected,
+    Observed, Place, PlanSummary, Report, ResourceKey, ResourceReport, Role, Unprotected,
 };
 use rolesnap_core::store::ledger::{JobStatus, JobType, Ledger};
-use rolesnap_core::Plan;
+use rolesnap_core::{AdminSession, Loaded, Logs, Plan, Tenant};
 
 use crate::backup::parse_time;
 use crate::cli::{Global, Output, PlanArgs, ReportArgs, ReportFormat};
 use crate::exit;
-use crate::output::{setup, table, Setup};
+use crate::output::{setup, table};
 
 /// (tenant, resource kind, source region, source id): the points of one resource.
 type PointKey = (String, &'static str, String, String);
 
 /// (tenant, account, region, kind, id) of a resource discovery saw.
-type SeenKey = (String, String, String, String, String);
+pub(crate) type SeenKey = (String, String, String, String, String);
 
 pub async fn run(global: &Global, args: ReportArgs) -> anyhow::Result<u8> {
     let as_of = match &args.as_of {
@@ -67,46 +67,23 @@ pub async fn run(global: &Global, args: ReportArgs) -> anyhow::Result<u8> {
             s.tenants.retain(|t| &t.name == only);
         }
         any_tenant |= !s.tenants.is_empty();
-        let plan = &s.loaded.plan;
-        plans.push(plan_summary(plan, as_of, &ledgers));
-        let rpo = plan_rpo(plan.schedule.as_ref(), as_of);
-        let mut g = Gather {
-            s: &s,
-            region: args.region.as_deref(),
-            errors: &mut errors,
-            keys: Vec::new(),
-            points: BTreeMap::new(),
-            seen: &mut seen,
-            selected: &mut selected,
-        };
-        let connected = connect_tenants(&s.admin, &s.tenants, None, &s.logs).await;
-        let mut accounts: BTreeMap<String, String> = BTreeMap::new();
-        for (tenant, c) in s.tenants.iter().zip(connected) {
-            match c {
-                Ok(conn) => {
-                    accounts.insert(conn.account.clone(), tenant.name.clone());
-                    g.tenant(&conn).await;
-                }
-                Err(e) => g.errors.push(format!("plan {}: {e}", plan.name)),
-            }
+        let a = assess_plan(
+            &s.loaded,
+            &s.admin,
+            &s.logs,
+            &s.tenants,
+            args.region.as_deref(),
+            as_of,
+            &ledgers,
+        )
+        .await;
+        plans.push(a.summary);
+        resources.extend(a.resources);
+        errors.extend(a.errors);
+        for (k, mut reasons) in a.seen {
+            seen.entry(k).or_default().append(&mut reasons);
         }
-        g.vaults(&accounts).await;
-        let Gather {
-            keys, mut points, ..
-        } = g;
-        let mut drills = last_drills(&ledgers, &plan.name, as_of);
-        for (key, places) in keys {
-            let pk = (
-                key.tenant.clone(),
-                family_of_resource(&key.kind),
-                key.region.clone(),
-                key.id.clone(),
-            );
-            let pts = points.remove(&pk).unwrap_or_default();
-            let mut r = assess(key, rpo, &places, pts, as_of);
-            r.drill = drills.remove(&(r.key.tenant.clone(), r.key.id.clone()));
-            resources.push(r);
-        }
+        selected.extend(a.selected);
     }
     if args.tenant.is_some() && !any_tenant {
         eprintln!(
@@ -160,6 +137,136 @@ pub async fn run(global: &Global, args: ReportArgs) -> anyhow::Result<u8> {
     Ok(if failed { exit::PARTIAL } else { exit::OK })
 }
 
+/// What could not be listed in one plan's part of the report: the
+/// resources whose points are there are not decided (see
+/// [`PlanAssessment::undecided`]).
+#[derive(Debug, Default)]
+pub(crate) struct Unlisted {
+    /// Tenants that could not be reached at all.
+    pub tenants: BTreeMap<String, String>,
+    /// (tenant, region) whose points could not be listed, and why.
+    pub regions: BTreeMap<(String, String), String>,
+    /// Vaults whose copies could not be listed, and why.
+    pub vaults: BTreeMap<String, String>,
+}
+
+/// One plan's part of the report, decided at one instant.
+pub(crate) struct PlanAssessment {
+    pub summary: PlanSummary,
+    pub resources: Vec<ResourceReport>,
+    /// Where each resource keeps its points (parallel to `resources`).
+    pub places: Vec<Vec<Place>>,
+    pub errors: Vec<String>,
+    pub seen: BTreeMap<SeenKey, Vec<String>>,
+    pub selected: BTreeSet<SeenKey>,
+    pub unlisted: Unlisted,
+}
+
+impl PlanAssessment {
+    /// Why resource `i` cannot be decided: a place it keeps points in (its
+    /// tenant, a source or copy region, a vault) could not be listed, so a
+    /// missing point there says nothing. `None` when it can.
+    pub fn undecided(&self, i: usize) -> Option<String> {
+        let k = &self.resources[i].key;
+        if let Some(e) = self.unlisted.tenants.get(&k.tenant) {
+            return Some(format!("tenant {}: {e}", k.tenant));
+        }
+        self.places[i].iter().find_map(|p| match &p.vault {
+            Some(v) => self
+                .unlisted
+                .vaults
+                .get(v)
+                .map(|e| format!("vault {v}: {e}")),
+            None => self
+                .unlisted
+                .regions
+                .get(&(k.tenant.clone(), p.region.clone()))
+                .map(|e| format!("tenant {} {}: {e}", k.tenant, p.region)),
+        })
+    }
+}
+
+/// Decides every resource `loaded`'s plan selects in `tenants` (only
+/// `region`, if given) at `as_of`: discovery, the catalog by tag in the
+/// source and copy regions and the vaults, the newest drills of `ledgers`.
+/// What `rolesnap report` shows and the agent's RPO check alerts on.
+pub(crate) async fn assess_plan(
+    loaded: &Loaded,
+    admin: &AdminSession,
+    logs: &Logs,
+    tenants: &[Tenant],
+    region: Option<&str>,
+    as_of: DateTime<Utc>,
+    ledgers: &[Ledger],
+) -> PlanAssessment {
+    let plan = &loaded.plan;
+    let summary = plan_summary(plan, as_of, ledgers);
+    let rpo = plan_rpo(plan.schedule.as_ref(), as_of);
+    let mut errors = Vec::new();
+    let mut seen = BTreeMap::new();
+    let mut selected = BTreeSet::new();
+    let mut g = Gather {
+        loaded,
+        admin,
+        logs,
+        region,
+        errors: &mut errors,
+        keys: Vec::new(),
+        points: BTreeMap::new(),
+        seen: &mut seen,
+        selected: &mut selected,
+        unlisted: Unlisted::default(),
+    };
+    let connected = connect_tenants(admin, tenants, None, logs).await;
+    let mut accounts: BTreeMap<String, String> = BTreeMap::new();
+    for (tenant, c) in tenants.iter().zip(connected) {
+        match c {
+            Ok(conn) => {
+                accounts.insert(conn.account.clone(), tenant.name.clone());
+                g.tenant(&conn).await;
+            }
+            Err(e) => {
+                g.unlisted
+                    .tenants
+                    .insert(tenant.name.clone(), e.to_string());
+                g.errors.push(format!("plan {}: {e}", plan.name));
+            }
+        }
+    }
+    g.vaults(&accounts).await;
+    let Gather {
+        keys,
+        mut points,
+        unlisted,
+        ..
+    } = g;
+    let mut drills = last_drills(ledgers, &plan.name, as_of);
+    let mut resources = Vec::new();
+    let mut all_places = Vec::new();
+    for (key, places) in keys {
+        let pk = (
+            key.tenant.clone(),
+            family_of_resource(&key.kind),
+            key.region.clone(),
+            key.id.clone(),
+        );
+        let pts = points.remove(&pk).unwrap_or_default();
+        let mut r = assess(key, rpo, &places, pts, as_of);
+        r.drill = drills.remove(&(r.key.tenant.clone(), r.key.id.clone()));
+        resources.push(r);
+        all_places.push(places);
+    }
+    PlanAssessment {
+        summary,
+        resources,
+        places: all_places,
+        errors,
+        seen,
+        selected,
+        unlisted,
+    }
+}
+
 /// Written aside, then renamed: a reader never sees half a report.
 fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp-rolesnap");
@@ -172,7 +279,7 @@ fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
 
 /// This state directory's ledger (when there is one) and those of `--from`,
 /// all read-only: a report changes nothing.
-fn open_ledgers(
+pub(crate) fn open_ledgers(
     global: &Global,
     from: &[std::path::PathBuf],
     errors: &mut Vec<String>,
@@ -309,7 +416,9 @@ fn family_of_resource(kind: &str) -> &'static str {
 
 /// What one plan's part of the report gathers.
 struct Gather<'a> {
-    s: &'a Setup,
+    loaded: &'a Loaded,
+    admin: &'a AdminSession,
+    logs: &'a Logs,
     region: Option<&'a str>,
     errors: &'a mut Vec<String>,
     /// The selected resources and where the plan keeps their points.
@@ -317,21 +426,22 @@ struct Gather<'a> {
     points: BTreeMap<PointKey, Vec<Observed>>,
     seen: &'a mut BTreeMap<SeenKey, Vec<String>>,
     selected: &'a mut BTreeSet<SeenKey>,
+    unlisted: Unlisted,
 }
 
 impl Gather<'_> {
     /// Discovery (selected and left) and the points in the tenant's source
     /// and copy regions.
     async fn tenant(&mut self, conn: &Connected) {
-        let plan = &self.s.loaded.plan;
+        let plan = &self.loaded.plan;
         let tenant = conn.session.tenant.name.clone();
         let results = discover_tenant(
             plan,
             &conn.session,
             &conn.account,
-            &self.s.admin.admin.region,
+            &self.admin.admin.region,
             self.region,
-            &self.s.logs,
+            self.logs,
             false,
         )
         .await;
@@ -339,6 +449,9 @@ impl Gather<'_> {
         for rr in results {
             if let Some(e) = &rr.error {
                 self.errors.push(format!("plan {}: {e}", plan.name));
+                self.unlisted
+                    .regions
+                    .insert((tenant.clone(), rr.region.clone()), e.to_string());
                 continue;
             }
             // Not candidates for protection: terminated instances, and
@@ -417,7 +530,7 @@ impl Gather<'_> {
                 &region,
                 Some(&plan.name),
                 kinds(),
-                &self.s.admin.pacer(),
+                &self.admin.pacer(),
             )
             .await
             {
@@ -426,9 +539,13 @@ impl Gather<'_> {
                         self.add(&tenant, p, None);
                     }
                 }
-                Err(e) => self
-                    .errors
-                    .push(format!("plan {}: tenant {tenant} {region}: {e}", plan.name)),
+                Err(e) => {
+                    self.errors
+                        .push(format!("plan {}: tenant {tenant} {region}: {e}", plan.name));
+                    self.unlisted
+                        .regions
+                        .insert((tenant.clone(), region.clone()), e.to_string());
+                }
             }
         }
     }
@@ -436,21 +553,24 @@ impl Gather<'_> {
     /// The vault copies of the plan's points, in every region of each vault
     /// its `[[vault]]` rules copy into (as `list` finds them).
     async fn vaults(&mut self, accounts: &BTreeMap<String, String>) {
-        let plan = &self.s.loaded.plan;
+        let plan = &self.loaded.plan;
         for rule in &plan.vaults {
-            let Some(vault) = self.s.loaded.accounts.vault(&rule.vault) else {
+            let Some(vault) = self.loaded.accounts.vault(&rule.vault) else {
                 continue;
             };
             let listing = rolesnap_core::jobs::vault::list_vault(
-                &self.s.admin,
-                &self.s.logs,
+                self.admin,
+                self.logs,
                 vault,
                 &plan.name,
                 kinds(),
                 None,
-                &self.s.admin.pacer(),
+                &self.admin.pacer(),
             )
             .await;
+            if let Some(e) = listing.errors.first() {
+                self.unlisted.vaults.insert(vault.name.clone(), e.clone());
+            }
             self.errors.extend(listing.errors);
             for (_, points) in listing.regions {
                 for p in points {

@@ -5,8 +5,8 @@
 //! Events ([`EventKind`]): a job Failed or Completed w/ one or more errors
 //! (one event per job: a failure of the next night's job is a new event), a
 //! scheduled slot that did not run (one event per gap since the last slot
-//! that ran), an RPO breach (one per resource and newest point; the periodic
-//! check that finds them is not written yet) and a drill failure (drills do
+//! that ran), an RPO breach (one per resource and breach episode, found by the
+//! agent's periodic check, [`rpo`]) and a drill failure (drills do
 //! not exist yet; the kind is reserved).
 //!
 //! A key is claimed in `STATE_DIR/alerts-sent.json` before anything is sent,
@@ -191,34 +191,66 @@ impl Event {
         }
     }
 
-    /// A resource out of its RPO. The key names the resource and its newest
-    /// point (`never` without one): the same breach is told once; a new
-    /// point that ages out again is a new breach.
-    pub fn rpo_breach(
-        plan: &str,
-        tenant: &str,
-        region: &str,
-        resource: &str,
-        newest_point: Option<DateTime<Utc>>,
-        rpo: chrono::Duration,
-        now: DateTime<Utc>,
-    ) -> Event {
-        let newest = newest_point.map_or("never".to_string(), |t| t.to_rfc3339());
+    /// A resource out of its RPO, as the report decided it (see
+    /// [`crate::report::assess`]). The key names the resource and its newest
+    /// source point (`never` without one): the same breach is told once; a
+    /// new point that ages out again is a new breach. The agent's periodic
+    /// check keeps one key per breach episode ([`rpo::Episodes`]).
+    pub fn rpo_breach(r: &crate::report::ResourceReport, now: DateTime<Utc>) -> Event {
+        let k = &r.key;
+        let newest = r.newest.map_or("never".to_string(), |t| t.to_rfc3339());
+        let rpo = r.rpo_seconds.unwrap_or_default();
+        let first = r
+            .reasons
+            .first()
+            .map(|x| format!(": {x}"))
+            .unwrap_or_default();
+        let more = if r.reasons.len() > 1 {
+            format!(" (and {} more place(s))", r.reasons.len() - 1)
+        } else {
+            String::new()
+        };
+        let places: Vec<Value> = r
+            .places
+            .iter()
+            .filter(|p| p.status == crate::report::Status::Breached)
+            .map(|p| {
+                json!({
+                    "place": p.place.label(),
+                    "role": p.place.role,
+                    "region": p.place.region,
+                    "newest": p.newest,
+                    "newest_id": p.newest_id,
+                    "age_seconds": p.age_seconds,
+                })
+            })
+            .collect();
         Event {
             kind: EventKind::RpoBreach,
-            key: format!("rpo:{plan}:{tenant}:{region}:{resource}:{newest}"),
-            plan: plan.to_string(),
+            key: format!("rpo:{}:{}:{}:{}:{newest}", k.plan, k.tenant, k.region, k.id),
+            plan: k.plan.clone(),
             time: now,
             summary: format!(
-                "rolesnap: {resource} in {tenant}/{region} (plan {plan}) is out of its RPO of {} h: newest point {newest}",
-                rpo.num_hours()
+                "rolesnap: {} {} in {}/{} (plan {}) is out of its RPO of {}{first}{more}",
+                k.kind,
+                k.id,
+                k.tenant,
+                k.region,
+                k.plan,
+                crate::report::human_duration(chrono::Duration::seconds(rpo)),
             ),
             detail: json!({
-                "tenant": tenant,
-                "region": region,
-                "resource": resource,
-                "newest_point": newest_point,
-                "rpo_seconds": rpo.num_seconds(),
+                "tenant": k.tenant,
+                "account": k.account,
+                "region": k.region,
+                "kind": k.kind,
+                "resource": k.id,
+                "name": k.name,
+                "newest_point": r.newest,
+                "age_seconds": r.age_seconds,
+                "rpo_seconds": rpo,
+                "breached_places": places,
+                "reasons": r.reasons,
             }),
         }
     }
@@ -471,7 +503,7 @@ impl Notifier {
             .into_builder()
             .region(aws_config::Region::new(region))
             .build();
-        let client = aws_sdk_sns::Client::new(&conf);
+        let sns = aws_sdk_sns::Client::new(&conf);
         // SNS subjects: at most 100 printable ASCII characters, one line.
         let subject: String = event
             .summary
@@ -479,7 +511,7 @@ impl Notifier {
             .map(|c| if c.is_ascii_graphic() { c } else { ' ' })
             .take(100)
             .collect();
-        let out = client
+        let out = sns
             .publish()
             .topic_arn(arn)
             .subject(subject.trim())
@@ -608,6 +640,8 @@ async fn post(u: &HttpUrl, body: &str) -> Result<u16, String> {
         )),
     }
 }
+
+pub mod rpo;
 
 #[cfg(test)]
 mod tests;

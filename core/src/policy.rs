@@ -70,6 +70,8 @@ pub struct Scope {
     pub tenant_accounts: Vec<String>,
     /// The vault's KMS key ARNs (`[vault.keys]`), for `policy vault`.
     pub vault_keys: Vec<String>,
+    /// The SNS topics of the accounts file's `[notify]`, for `policy admin`.
+    pub notify_topics: Vec<String>,
 }
 
 impl Scope {
@@ -84,6 +86,13 @@ impl Scope {
         }
         if let Some(v) = vault.and_then(|n| accounts.vault(n)) {
             scope.vault_keys = v.keys.values().cloned().collect();
+        }
+        if let Some(arn) = accounts
+            .notify
+            .as_ref()
+            .and_then(|n| n.sns_topic_arn.as_ref())
+        {
+            push_unique(&mut scope.notify_topics, arn);
         }
         scope
     }
@@ -102,6 +111,41 @@ fn parse(s: &str) -> Value {
 /// The `sts-only` policy (both sides).
 pub fn sts_only() -> Value {
     parse(STS_ONLY)
+}
+
+/// The topic `policy admin` names when it is given no `[notify]` topic: the
+/// documented default name in the admin account, any region.
+pub fn placeholder_topic(admin_account: &str) -> String {
+    format!("arn:aws:sns:*:{admin_account}:rolesnap-alerts")
+}
+
+/// What the principal rolesnap runs as needs beside `sts-only`: `sns:Publish`
+/// on the `[notify]` topics only (alerts go out with the admin credentials,
+/// see [`crate::alerts`]), and, optional, what `accounts --from-organization`
+/// calls (Organizations has no resource-level permission for them).
+pub fn admin_principal(admin_account: &str, topics: &[String]) -> Value {
+    let topics: Vec<String> = if topics.is_empty() {
+        vec![placeholder_topic(admin_account)]
+    } else {
+        topics.to_vec()
+    };
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PublishAlertsToTheNotifyTopicsOnly",
+                "Effect": "Allow",
+                "Action": "sns:Publish",
+                "Resource": topics
+            },
+            {
+                "Sid": "OptionalAccountsFromOrganization",
+                "Effect": "Allow",
+                "Action": ["organizations:DescribeOrganization", "organizations:ListAccounts"],
+                "Resource": "*"
+            }
+        ]
+    })
 }
 
 /// Trust policy of the admin role (`vsa-assume-role`): the access node's EC2
@@ -807,6 +851,10 @@ pub fn documents(
         Side::Admin => vec![
             ("sts-only", sts_only()),
             ("admin-role-trust", admin_role_trust(admin_account)),
+            (
+                "admin-principal",
+                admin_principal(admin_account, &scope.notify_topics),
+            ),
             ("permissions", permissions(&scope.vault_accounts)),
         ],
         Side::Tenant => vec![

@@ -13,13 +13,13 @@ use serde_json::{json, Value};
 use crate::harness::{s, wait_for, Emulator, PlanText};
 
 /// A webhook receiver on 127.0.0.1: every POSTed body, as JSON.
-struct Hook {
+pub(crate) struct Hook {
     port: u16,
     got: Arc<Mutex<Vec<Value>>>,
 }
 
 impl Hook {
-    fn start() -> Hook {
+    pub(crate) fn start() -> Hook {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         let got = Arc::new(Mutex::new(Vec::new()));
@@ -61,17 +61,17 @@ impl Hook {
         Hook { port, got }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}/hook", self.port)
     }
 
-    fn messages(&self) -> Vec<Value> {
+    pub(crate) fn messages(&self) -> Vec<Value> {
         self.got.lock().unwrap().clone()
     }
 }
 
 /// An SNS topic in the admin account (made through the emulator's control API).
-fn topic(emu: &Emulator) -> String {
+pub(crate) fn topic(emu: &Emulator) -> String {
     let account = s(&emu.fixture["admin"]["account"]).to_string();
     let r = emu.control(
         "POST",
@@ -82,7 +82,7 @@ fn topic(emu: &Emulator) -> String {
 }
 
 /// The messages published to `arn`, as JSON.
-fn sns_messages(emu: &Emulator, arn: &str) -> Vec<Value> {
+pub(crate) fn sns_messages(emu: &Emulator, arn: &str) -> Vec<Value> {
     emu.control("GET", "/_harness/sns", None)["messages"]
         .as_array()
         .unwrap()

@@ -10,6 +10,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use rolesnap_core::alerts::rpo::{DrillGauge, RpoCounts, Scope};
 use rolesnap_core::jobs;
 use rolesnap_core::{LogFile, Logs};
 
@@ -25,6 +26,13 @@ pub(super) struct Metrics {
     pub(super) retries: BTreeMap<String, u64>,
     /// Plan files of `--plans` that do not load (the last load or reload).
     pub(super) config_errors: usize,
+    /// The last RPO check's resources per status: (plan, tenant, region).
+    pub(super) rpo: BTreeMap<Scope, RpoCounts>,
+    /// The newest drill per (plan, tenant, region), as the last check read it.
+    pub(super) drills: BTreeMap<Scope, DrillGauge>,
+    /// Per plan: when its last RPO check ended, and how many resources it
+    /// could not decide.
+    pub(super) rpo_checked: BTreeMap<String, (i64, u64)>,
 }
 
 type Labels = Vec<(&'static str, String)>;
@@ -157,10 +165,114 @@ impl Metrics {
             "Plan files that do not load (see cvd.log); the agent runs the others.",
             errors,
         );
+        self.render_rpo(&mut r);
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &r);
         out
+    }
+
+    /// One plan's RPO check: its gauges are replaced by `counts` and
+    /// `drills`, except those of (tenant, region) for which `keep` holds
+    /// (they could not be listed: the last check's values stay).
+    pub(super) fn set_rpo(
+        &mut self,
+        plan: &str,
+        counts: BTreeMap<Scope, RpoCounts>,
+        drills: BTreeMap<Scope, DrillGauge>,
+        keep: &dyn Fn(&str, &str) -> bool,
+        undecided: usize,
+        at: i64,
+    ) {
+        let stale = |(p, t, r): &Scope| p == plan && !keep(t, r);
+        self.rpo.retain(|k, _| !stale(k));
+        self.drills.retain(|k, _| !stale(k));
+        self.rpo
+            .extend(counts.into_iter().filter(|(k, _)| !keep(&k.1, &k.2)));
+        self.drills
+            .extend(drills.into_iter().filter(|(k, _)| !keep(&k.1, &k.2)));
+        self.rpo_checked
+            .insert(plan.to_string(), (at, undecided as u64));
+    }
+
+    /// The RPO and drill gauges (see docs/DESIGN.md "Metrics"): per plan,
+    /// tenant and region, never per resource (`rolesnap report` has those).
+    fn render_rpo(&self, r: &mut Registry) {
+        let scope = |(p, t, region): &Scope| -> Labels {
+            vec![
+                ("plan", p.clone()),
+                ("tenant", t.clone()),
+                ("region", region.clone()),
+            ]
+        };
+        let breached = Family::<Labels, Gauge>::default();
+        let by_status = Family::<Labels, Gauge>::default();
+        for (k, c) in &self.rpo {
+            breached.get_or_create(&scope(k)).set(c.breached as i64);
+            for (status, n) in [
+                ("compliant", c.compliant),
+                ("breached", c.breached),
+                ("never-protected", c.never_protected),
+                ("no-rpo", c.no_rpo),
+            ] {
+                let mut l = scope(k);
+                l.push(("status", status.to_string()));
+                by_status.get_or_create(&l).set(n as i64);
+            }
+        }
+        r.register(
+            "rolesnap_rpo_breached_resources",
+            "Resources out of their RPO at the agent's last RPO check, by plan, tenant and region.",
+            breached,
+        );
+        r.register(
+            "rolesnap_rpo_resources",
+            "Resources at the agent's last RPO check, by plan, tenant, region and status.",
+            by_status,
+        );
+        let checked = Family::<Labels, Gauge>::default();
+        let undecided = Family::<Labels, Gauge>::default();
+        for (p, (at, n)) in &self.rpo_checked {
+            checked.get_or_create(&vec![("plan", p.clone())]).set(*at);
+            undecided
+                .get_or_create(&vec![("plan", p.clone())])
+                .set(*n as i64);
+        }
+        r.register(
+            "rolesnap_rpo_check_timestamp_seconds",
+            "End of the agent's last RPO check of a plan.",
+            checked,
+        );
+        r.register(
+            "rolesnap_rpo_undecided_resources",
+            "Resources the last RPO check of a plan could not decide (a place could not be listed; see cvd.log).",
+            undecided,
+        );
+        let at = Family::<Labels, Gauge>::default();
+        let healthy = Family::<Labels, Gauge>::default();
+        let rto = Family::<Labels, Gauge>::default();
+        for (k, d) in &self.drills {
+            at.get_or_create(&scope(k)).set(d.at.timestamp());
+            healthy.get_or_create(&scope(k)).set(i64::from(d.healthy));
+            if let Some(s) = d.rto_seconds {
+                rto.get_or_create(&scope(k)).set(s);
+            }
+        }
+        r.register(
+            "rolesnap_drill_last_timestamp_seconds",
+            "Start of the newest restore drill of a resource of a plan, tenant and region (from the ledger).",
+            at,
+        );
+        r.register(
+            "rolesnap_drill_last_healthy",
+            "1 when that newest drill's restore was healthy, 0 when it failed.",
+            healthy,
+        );
+        r.register(
+            "rolesnap_drill_last_rto_seconds",
+            "Seconds from that newest drill's start until its restore was healthy.",
+            rto,
+        );
     }
 
     /// Counts one finished job.
@@ -322,6 +434,106 @@ mod tests {
         assert!(post.starts_with("HTTP/1.1 405 "), "{post}");
         let other = metrics_response("GET /health HTTP/1.1", &m);
         assert!(other.starts_with("HTTP/1.1 404 "), "{other}");
+    }
+
+    #[test]
+    fn rpo_and_drill_gauges_are_per_scope_and_kept_where_a_check_could_not_list() {
+        use chrono::TimeZone;
+        let scope = |t: &str, r: &str| ("nightly".to_string(), t.to_string(), r.to_string());
+        let counts = |breached| RpoCounts {
+            compliant: 2,
+            breached,
+            never_protected: 0,
+            no_rpo: 0,
+        };
+        let at = chrono::Utc.with_ymd_and_hms(2026, 11, 3, 4, 0, 0).unwrap();
+        let mut m = Metrics::default();
+        m.set_rpo(
+            "nightly",
+            BTreeMap::from([
+                (scope("alpha", "us-east-1"), counts(3)),
+                (scope("beta", "us-east-1"), counts(1)),
+            ]),
+            BTreeMap::from([(
+                scope("alpha", "us-east-1"),
+                DrillGauge {
+                    at,
+                    healthy: true,
+                    rto_seconds: Some(42),
+                },
+            )]),
+            &|_, _| false,
+            0,
+            1_700_000_000,
+        );
+        // The next check cannot list beta: its gauges stay; alpha's are replaced.
+        m.set_rpo(
+            "nightly",
+            BTreeMap::from([(scope("alpha", "us-east-1"), counts(0))]),
+            BTreeMap::new(),
+            &|t, _| t == "beta",
+            4,
+            1_700_000_900,
+        );
+        let text = m.render();
+        let l = "{plan=\"nightly\",tenant=\"alpha\",region=\"us-east-1\"}";
+        let b = "{plan=\"nightly\",tenant=\"beta\",region=\"us-east-1\"}";
+        assert!(
+            text.contains(&format!("rolesnap_rpo_breached_resources{l} 0")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("rolesnap_rpo_breached_resources{b} 1")),
+            "{text}"
+        );
+        assert!(
+            text.contains("rolesnap_rpo_resources{plan=\"nightly\",tenant=\"alpha\",region=\"us-east-1\",status=\"compliant\"} 2"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("rolesnap_drill_last_rto_seconds{"),
+            "alpha's drill is gone: {text}"
+        );
+        assert!(
+            text.contains("rolesnap_rpo_undecided_resources{plan=\"nightly\"} 4"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rolesnap_rpo_check_timestamp_seconds{plan=\"nightly\"} 1700000900"),
+            "{text}"
+        );
+        // A drill seen: result and RTO.
+        m.set_rpo(
+            "nightly",
+            BTreeMap::new(),
+            BTreeMap::from([(
+                scope("alpha", "us-east-1"),
+                DrillGauge {
+                    at,
+                    healthy: false,
+                    rto_seconds: None,
+                },
+            )]),
+            &|_, _| false,
+            0,
+            1_700_001_800,
+        );
+        let text = m.render();
+        assert!(
+            text.contains(&format!("rolesnap_drill_last_healthy{l} 0")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "rolesnap_drill_last_timestamp_seconds{l} {}",
+                at.timestamp()
+            )),
+            "{text}"
+        );
+        assert!(
+            !text.contains(&format!("rolesnap_rpo_breached_resources{b}")),
+            "{text}"
+        );
     }
 
     #[test]

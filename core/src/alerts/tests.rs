@@ -89,19 +89,6 @@ fn a_missed_gap_has_one_key_however_often_it_is_seen() {
 }
 
 #[test]
-fn a_breach_is_keyed_by_resource_and_newest_point() {
-    let rpo = chrono::Duration::hours(26);
-    let a = Event::rpo_breach("n", "alpha", "us-east-1", "i-1", Some(t(1)), rpo, t(5));
-    let again = Event::rpo_breach("n", "alpha", "us-east-1", "i-1", Some(t(1)), rpo, t(9));
-    assert_eq!(a.key, again.key);
-    let newer = Event::rpo_breach("n", "alpha", "us-east-1", "i-1", Some(t(3)), rpo, t(9));
-    assert_ne!(a.key, newer.key);
-    let never = Event::rpo_breach("n", "alpha", "us-east-1", "i-1", None, rpo, t(9));
-    assert!(never.key.ends_with(":never"));
-    assert_eq!(a.body()["event"], "rpo-breach");
-}
-
-#[test]
 fn claim_sends_once_and_forgets_old_keys() {
     let mut sent = SentKeys::new();
     assert!(claim_in(&mut sent, "k", t(1)));

@@ -85,6 +85,7 @@ fn scope() -> Scope {
         vault_accounts: vaults(),
         tenant_accounts: TENANTS.iter().map(|t| t.to_string()).collect(),
         vault_keys: vec![VAULT_KEY.to_string()],
+        notify_topics: Vec::new(),
     }
 }
 
@@ -517,4 +518,63 @@ fn the_vault_trust_is_the_admin_account_with_the_external_id() {
         t["Statement"]["Condition"]["StringEquals"]["sts:ExternalId"],
         "vault-ext"
     );
+}
+
+/// Calls the admin principal makes itself (alerts, `accounts
+/// --from-organization`): through clients bound to `sns` or `organizations`
+/// in the engine and the agent.
+fn admin_calls_in_source() -> BTreeSet<String> {
+    let re = regex::Regex::new(r"\b(sns|organizations)\s*\.\s*([a-z][a-z0-9_]*)\(\)").unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut dirs = vec![root.join("src"), root.join("../agent/src")];
+    let mut out = BTreeSet::new();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let src = std::fs::read_to_string(&path).unwrap();
+                for c in re.captures_iter(&src).filter(|c| &c[2] != "clone") {
+                    out.insert(format!("{}:{}", &c[1], action_name(&c[2])));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_admin_principal_document_grants_what_alerts_and_organizations_call_and_no_more() {
+    let calls = admin_calls_in_source();
+    assert!(calls.contains("sns:Publish"), "{calls:?}");
+    assert!(calls.contains("organizations:ListAccounts"), "{calls:?}");
+    let topic = "arn:aws:sns:us-east-1:111111111111:backup-alerts".to_string();
+    let doc = admin_principal("111111111111", std::slice::from_ref(&topic));
+    assert_eq!(granted_by(&doc), calls, "exactly what is called");
+    // sns:Publish on the configured topic only, never on `*`.
+    let publish = doc["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Action"] == "sns:Publish")
+        .unwrap();
+    assert_eq!(publish["Resource"], json!([topic]));
+    // Without a [notify] topic: the documented placeholder, in the admin account.
+    let none = admin_principal("111111111111", &[]);
+    assert_eq!(
+        none["Statement"][0]["Resource"],
+        json!(["arn:aws:sns:*:111111111111:rolesnap-alerts"])
+    );
+    let names: Vec<&str> = documents(
+        Side::Admin,
+        "111111111111",
+        None,
+        TrustOptions::default(),
+        &scope(),
+    )
+    .into_iter()
+    .map(|(n, _)| n)
+    .collect();
+    assert!(names.contains(&"admin-principal"), "{names:?}");
 }
