@@ -528,7 +528,8 @@ impl Notifier {
     async fn send_webhook(&self, text: &str) -> Result<String, String> {
         let url = self.notify.webhook_url.as_deref().unwrap_or_default();
         let u = HttpUrl::parse(url)?;
-        let status = tokio::time::timeout(SEND_TIMEOUT, post(&u, text))
+        let ca = self.notify.webhook_ca_file.as_deref();
+        let status = tokio::time::timeout(SEND_TIMEOUT, post(&u, ca, text))
             .await
             .map_err(|_| format!("no answer within {} s", SEND_TIMEOUT.as_secs()))??;
         if (200..300).contains(&status) {
@@ -597,13 +598,28 @@ pub async fn job_alerts(
 }
 
 /// One HTTP/1.1 POST of a JSON body; the response's status code.
-async fn post(u: &HttpUrl, body: &str) -> Result<u16, String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+async fn post(u: &HttpUrl, ca_file: Option<&Path>, body: &str) -> Result<u16, String> {
     let host = u.host.trim_start_matches('[').trim_end_matches(']');
-    let mut sock = tokio::net::TcpStream::connect((host, u.port))
+    let sock = tokio::net::TcpStream::connect((host, u.port))
         .await
         .map_err(|e| format!("cannot connect to {}:{}: {e}", u.host, u.port))?;
-    let host_header = if u.port == 80 {
+    if u.tls {
+        let tls = tls::connect(sock, host, ca_file).await?;
+        exchange(tls, u, body).await
+    } else {
+        exchange(sock, u, body).await
+    }
+}
+
+/// One HTTP/1.1 POST of `body` over `sock`; the answer's status code.
+async fn exchange(
+    mut sock: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    u: &HttpUrl,
+    body: &str,
+) -> Result<u16, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let default_port = if u.tls { 443 } else { 80 };
+    let host_header = if u.port == default_port {
         u.host.clone()
     } else {
         format!("{}:{}", u.host, u.port)
@@ -642,6 +658,7 @@ async fn post(u: &HttpUrl, body: &str) -> Result<u16, String> {
 }
 
 pub mod rpo;
+pub mod tls;
 
 #[cfg(test)]
 mod tests;

@@ -279,3 +279,158 @@ fn a_failed_drill_is_one_alert_and_the_report_shows_the_newest_drill() {
     assert_eq!(d["healthy"], false, "{d}");
     assert!(s(&d["reason"]).contains("UnauthorizedOperation"), "{d}");
 }
+
+/// An https receiver on 127.0.0.1 (Python's `ssl`, a certificate for
+/// 127.0.0.1 issued by a test CA made with the openssl CLI). Returns the
+/// URL, the CA file, the file the bodies go to (one JSON per line), and the
+/// server process.
+fn https_hook(
+    emu: &Emulator,
+) -> (
+    String,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    std::process::Child,
+) {
+    let dir = emu.path("tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    let sh = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("openssl");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    };
+    sh(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=rolesnap test CA",
+    ]);
+    sh(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    sh(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "leaf.ext",
+    ]);
+    let server = r#"
+import http.server, ssl, sys
+d, out = sys.argv[1], sys.argv[2]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with open(out, "ab") as f:
+            f.write(body + b"\n")
+        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers()
+        self.wfile.write(b"ok")
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", 0), H)
+c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+c.load_cert_chain(d + "/leaf.pem", d + "/leaf.key")
+s.socket = c.wrap_socket(s.socket, server_side=True)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+    let out = dir.join("posts.jsonl");
+    let mut child = std::process::Command::new(
+        std::env::var("ROLESNAP_PYTHON").unwrap_or_else(|_| "python3".into()),
+    )
+    .args(["-c", server, dir.to_str().unwrap(), out.to_str().unwrap()])
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let port: u16 = line.trim().parse().expect("the server's port");
+    (
+        format!("https://127.0.0.1:{port}/hook"),
+        dir.join("ca.pem"),
+        out,
+        child,
+    )
+}
+
+#[test]
+fn an_https_webhook_gets_the_alert_only_when_its_certificate_is_trusted() {
+    let emu = Emulator::start();
+    let (url, ca, posts, mut server) = https_hook(&emu);
+    let bodies = || -> Vec<Value> {
+        std::fs::read_to_string(&posts)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let p = emu.write_plan("nightly", PlanText::new().databases(false));
+    emu.fault(json!({"action": "CreateSnapshots", "code": "InvalidParameterValue", "status": 400}));
+
+    // The test CA is not among the system's roots: the handshake fails, the
+    // job's outcome is unchanged, and the log says why.
+    accounts_with_notify(&emu, &format!("webhook-url = \"{url}\""));
+    let run = emu.backup(&p, &[]);
+    assert_ne!(run.code, 0, "{run}");
+    assert!(bodies().is_empty(), "{:?}", bodies());
+    let cvd = emu.log_file("cvd.log");
+    assert!(cvd.contains("TLS handshake with 127.0.0.1 failed"), "{cvd}");
+
+    // With the CA file: exactly one POST, over TLS.
+    accounts_with_notify(
+        &emu,
+        &format!(
+            "webhook-url = \"{url}\"\nwebhook-ca-file = \"{}\"",
+            ca.display()
+        ),
+    );
+    let run = emu.backup(&p, &[]);
+    assert_ne!(run.code, 0, "{run}");
+    let job = run.json()["job"].as_u64().unwrap();
+    let got = bodies();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["job"], job);
+    assert_eq!(got[0]["problems"][0]["tenant"], "alpha");
+    let cvd = emu.log_file("cvd.log");
+    assert!(cvd.contains("sent to webhook (HTTP 200)"), "{cvd}");
+    let _ = server.kill();
+}

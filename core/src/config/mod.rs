@@ -86,8 +86,12 @@ pub struct Accounts {
 pub struct Notify {
     /// An SNS topic (in the admin account), published to with the admin credentials.
     pub sns_topic_arn: Option<String>,
-    /// An `http://` URL POSTed the event JSON (with a Slack-compatible `text`).
+    /// An `http://` or `https://` URL POSTed the event JSON (with a
+    /// Slack-compatible `text`).
     pub webhook_url: Option<String>,
+    /// PEM CA certificates an https webhook's server may chain to, besides
+    /// the system's roots (a private CA).
+    pub webhook_ca_file: Option<std::path::PathBuf>,
     /// A program and its arguments, run with the event JSON on stdin.
     pub command: Option<Vec<String>>,
 }

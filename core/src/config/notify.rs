@@ -42,6 +42,24 @@ pub(super) fn parse_notify(
             Some(u.get_ref().clone())
         }
     };
+    let webhook_ca_file = match &n.webhook_ca_file {
+        None => None,
+        Some(f) => {
+            if webhook_url.is_none() {
+                return Err(ctx.err(
+                    &f.span(),
+                    "notify.webhook-ca-file",
+                    "is set without webhook-url",
+                ));
+            }
+            ctx.check(
+                &f.span(),
+                "notify.webhook-ca-file",
+                ca_file_problem(f.get_ref()),
+            )?;
+            Some(std::path::PathBuf::from(f.get_ref()))
+        }
+    };
     let command = match &n.command {
         None => None,
         Some(c) => {
@@ -62,6 +80,7 @@ pub(super) fn parse_notify(
     let notify = Notify {
         sns_topic_arn,
         webhook_url,
+        webhook_ca_file,
         command,
     };
     if notify.is_empty() && !allow_empty {
@@ -117,18 +136,24 @@ pub fn sns_topic_arn_problem(s: &str) -> Option<String> {
     None
 }
 
-/// A webhook URL: `http://HOST[:PORT][/PATH]`. `https://` is refused for now
-/// (the agent's own HTTP client speaks plain HTTP/1.1 only): use a relay on
-/// the access node, `command = ["curl", …]`, or SNS.
+/// Why `path` cannot serve as `webhook-ca-file`: unreadable, or no PEM
+/// certificate in it.
+pub fn ca_file_problem(path: &str) -> Option<String> {
+    match std::fs::read(path) {
+        Err(e) => Some(format!("cannot read `{path}`: {e}")),
+        Ok(pem) => match crate::alerts::tls::certificates(&pem) {
+            Ok(c) if c.is_empty() => Some(format!("`{path}` holds no PEM certificate")),
+            Ok(_) => None,
+            Err(e) => Some(format!("`{path}`: {e}")),
+        },
+    }
+}
+
+/// A webhook URL: `http://HOST[:PORT][/PATH]` or `https://…` (TLS with the
+/// system's roots and `webhook-ca-file`).
 pub fn webhook_url_problem(s: &str) -> Option<String> {
     if let Some(p) = control_problem(s) {
         return Some(p);
-    }
-    if s.starts_with("https://") {
-        return Some(format!(
-            "`{s}`: https webhooks are not supported yet (plain http:// only); \
-             use command = [\"curl\", \"-fsS\", \"-H\", \"Content-Type: application/json\", \"--data-binary\", \"@-\", \"{s}\"] instead, or SNS"
-        ));
     }
     match HttpUrl::parse(s) {
         Ok(_) => None,
@@ -136,9 +161,11 @@ pub fn webhook_url_problem(s: &str) -> Option<String> {
     }
 }
 
-/// An `http://` URL split for a request.
+/// An `http://` or `https://` URL split for a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpUrl {
+    /// `https://`: the request goes over TLS.
+    pub tls: bool,
     pub host: String,
     pub port: u16,
     /// Path and query, at least `/`.
@@ -147,10 +174,16 @@ pub struct HttpUrl {
 
 impl HttpUrl {
     /// # Errors
-    /// Why `s` is not an `http://host[:port][/path]` URL.
+    /// Why `s` is not an `http(s)://host[:port][/path]` URL.
     pub fn parse(s: &str) -> Result<HttpUrl, String> {
-        let Some(rest) = s.strip_prefix("http://") else {
-            return Err("not an http:// URL (e.g. http://127.0.0.1:9000/hook)".into());
+        let (tls, rest) = if let Some(r) = s.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = s.strip_prefix("http://") {
+            (false, r)
+        } else {
+            return Err(
+                "not an http:// or https:// URL (e.g. https://hooks.example.com/backup)".into(),
+            );
         };
         if s.chars().any(char::is_whitespace) {
             return Err("contains a space".into());
@@ -190,6 +223,7 @@ impl HttpUrl {
             return Err(format!("`{host}` is not a host name or address"));
         }
         let port = match port {
+            None if tls => 443,
             None => 80,
             Some(p) => p
                 .parse::<u16>()
@@ -197,6 +231,11 @@ impl HttpUrl {
                 .filter(|p| *p > 0)
                 .ok_or_else(|| format!("`{p}` is not a port number"))?,
         };
-        Ok(HttpUrl { host, port, path })
+        Ok(HttpUrl {
+            tls,
+            host,
+            port,
+            path,
+        })
     }
 }

@@ -24,6 +24,8 @@ pub(super) struct RawAccounts {
 pub(super) struct RawNotify {
     pub(super) sns_topic_arn: Option<Spanned<String>>,
     pub(super) webhook_url: Option<Spanned<String>>,
+    /// PEM certificates trusted for an https webhook, beside the system's.
+    pub(super) webhook_ca_file: Option<Spanned<String>>,
     /// argv; the event JSON on stdin.
     pub(super) command: Option<Spanned<Vec<String>>>,
 }

@@ -694,7 +694,7 @@ fn bad_notify_values_name_file_line_and_key() {
         (
             "webhook-url = \"ftp://x/y\"",
             "notify.webhook-url",
-            "not an http:// URL",
+            "not an http:// or https:// URL",
         ),
         ("webhook-url = \"http://\"", "notify.webhook-url", "no host"),
         (
@@ -703,9 +703,14 @@ fn bad_notify_values_name_file_line_and_key() {
             "not a port",
         ),
         (
-            "webhook-url = \"https://hooks.slack.com/services/T/B/X\"",
-            "notify.webhook-url",
-            "https webhooks are not supported yet",
+            "webhook-ca-file = \"/nonexistent/ca.pem\"\nwebhook-url = \"https://hooks.slack.com/x\"",
+            "notify.webhook-ca-file",
+            "cannot read `/nonexistent/ca.pem`",
+        ),
+        (
+            "webhook-ca-file = \"/etc/hostname\"",
+            "notify.webhook-ca-file",
+            "without webhook-url",
         ),
         ("command = []", "notify.command", "as a list"),
         ("webhook-url = 3", "webhook-url", ""),
