@@ -14,4 +14,5 @@ mod night;
 mod onboard;
 mod report;
 mod restore;
+mod speed;
 mod vault;
