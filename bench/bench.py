@@ -410,7 +410,7 @@ def backup_timeline(log: str, ph: dict[str, Any]) -> dict[str, Any]:
         elif "completed in" in m:
             marks.setdefault("first_completed", rel)
             marks["last_completed"] = rel
-        elif "Completed:" in m or "Failed" in m and "Job [" in m:
+        elif " - Job [" in m and " item(s) done" in m:
             marks["job_end"] = rel
     return marks
 
