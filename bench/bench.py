@@ -18,6 +18,7 @@ inside moto are read. See BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import calendar
 import json
 import os
 import platform
@@ -377,6 +378,43 @@ def inventory(emu: Emulator) -> dict[str, Any]:
     return emu.h("GET", "/_harness/inventory")["totals"]
 
 
+def backup_timeline(log: str, ph: dict[str, Any]) -> dict[str, Any]:
+    """Seconds from the command's start to the Snap Backup job's milestones, from rolesnap's
+    vsbkp.log (whole seconds: the log's resolution): roles assumed, first and last create
+    asked, last create answered, last point confirmed complete, job end."""
+    jobs = {r["job"] for r in ph.get("reports", []) if r.get("job_type") == "Snap Backup"}
+    t0 = ph["started"]
+    marks: dict[str, float] = {}
+    year = time.gmtime(t0).tm_year
+    try:
+        lines = open(log, encoding="utf-8", errors="replace").read().splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        f = line.split(None, 5)
+        if len(f) < 6 or not f[4].isdigit() or int(f[4]) not in jobs:
+            continue
+        try:
+            at = calendar.timegm(time.strptime(f"{year}/{f[2]} {f[3]}", "%Y/%m/%d %H:%M:%S"))
+        except ValueError:
+            continue
+        rel = round(at - t0, 1)
+        m = f[5]
+        if "Assumed role" in m:
+            marks["roles_assumed"] = rel
+        elif "CreateSnapshots for" in m or "CreateDBSnapshot [" in m or "CreateDBClusterSnapshot [" in m:
+            marks.setdefault("first_create", rel)
+            marks["last_create_asked"] = rel
+        elif "Created snapshot set" in m:
+            marks["last_create_answered"] = rel
+        elif "completed in" in m:
+            marks.setdefault("first_completed", rel)
+            marks["last_completed"] = rel
+        elif " - Job [" in m and " item(s) done" in m:
+            marks["job_end"] = rel
+    return marks
+
+
 def rolesnap_reports(path: str) -> list[dict[str, Any]]:
     try:
         with open(path) as f:
@@ -416,6 +454,9 @@ def main() -> int:
     ap.add_argument("--nightly", action="store_true",
                     help="rolesnap only: night 2 is one `backup --prune` (the scheduled run: prune beside "
                          "backup + copy) instead of `backup` then `prune`")
+    ap.add_argument("--backup-only", action="store_true",
+                    help="measure only night 1's backup phase: rolesnap `backup --no-copy`, c7n-org's backup "
+                         "policy (issue 19's backup phase); nothing is aged, no night 2")
     args = ap.parse_args()
 
     workdir = os.path.abspath(args.workdir or os.path.splitext(args.out)[0] + ".work")
@@ -460,7 +501,7 @@ def main() -> int:
                     "--endpoint-url", emu.endpoint, "-o", "json"]
             backup = base + ["backup", "-p", plan, "--poll-interval", str(args.poll_interval), "--wait-timeout", "7200"]
             b = "backup+copy"
-            if args.no_copy:
+            if args.no_copy or args.backup_only:
                 backup.append("--no-copy")
                 b = "backup"
             phases_n1 = [(f"night1-{b}", backup)]
@@ -482,37 +523,43 @@ def main() -> int:
 
             phases_n1 = [("night1-backup", org("backup")), ("night1-copy", org("copy"))]
             phases_n2 = [("night2-backup", org("backup")), ("night2-copy", org("copy")), ("night2-prune", org("prune"))]
+        if args.backup_only:
+            phases_n1, phases_n2 = phases_n1[:1], []
 
         for name, cmd in phases_n1:
             ph = run_measured(name, cmd, env, workdir, emu)
             ph["inventory_after"] = inventory(emu)
             if args.tool == "rolesnap":
                 ph["reports"] = report_summary(rolesnap_reports(ph["stdout"]))
+                ph["timeline"] = backup_timeline(os.path.join(workdir, "logs", "vsbkp.log"), ph)
             result["phases"].append(ph)
 
-        # a week passes: everything that exists now is the first generation
-        emu.h("POST", "/_harness/config", {"token_buckets": False})
-        aged = emu.h("POST", "/_harness/age", {"all": True, "age_seconds": 8 * DAY}, timeout=1800)["aged"]
-        result["aged"] = {"count": len(aged), "age_days": 8}
-        result["inventory_after_night1"] = inventory(emu)
-        print(f"  aged {len(aged)} snapshots/DB snapshots by 8 days; inventory {result['inventory_after_night1']}", flush=True)
+        result["backup_only"] = bool(args.backup_only)
+        if not args.backup_only:
+            # a week passes: everything that exists now is the first generation
+            emu.h("POST", "/_harness/config", {"token_buckets": False})
+            aged = emu.h("POST", "/_harness/age", {"all": True, "age_seconds": 8 * DAY}, timeout=1800)["aged"]
+            result["aged"] = {"count": len(aged), "age_days": 8}
+            result["inventory_after_night1"] = inventory(emu)
+            print(f"  aged {len(aged)} snapshots/DB snapshots by 8 days; inventory {result['inventory_after_night1']}", flush=True)
 
-        if args.tool == "c7n":
-            # c7n names RDS snapshots Backup-<id>-<YYYY-mm-dd-HH-MM>: the second night
-            # must not start in the minute the first one did (real nights are a day apart)
-            started = time.gmtime(result["phases"][0]["started"])[:5]
-            while time.gmtime()[:5] == started:
-                time.sleep(1)
+            if args.tool == "c7n":
+                # c7n names RDS snapshots Backup-<id>-<YYYY-mm-dd-HH-MM>: the second night
+                # must not start in the minute the first one did (real nights are a day apart)
+                started = time.gmtime(result["phases"][0]["started"])[:5]
+                while time.gmtime()[:5] == started:
+                    time.sleep(1)
 
         for name, cmd in phases_n2:
             ph = run_measured(name, cmd, env, workdir, emu)
             ph["inventory_after"] = inventory(emu)
             if args.tool == "rolesnap":
                 ph["reports"] = report_summary(rolesnap_reports(ph["stdout"]))
+                ph["timeline"] = backup_timeline(os.path.join(workdir, "logs", "vsbkp.log"), ph)
             result["phases"].append(ph)
 
         # derived figures
-        ideal = ideal_bounds(args.instances, 2, args.bucket_scale, copy=not args.no_copy)
+        ideal = ideal_bounds(args.instances, 2, args.bucket_scale, copy=not (args.no_copy or args.backup_only))
         result["no_copy"] = bool(args.no_copy)
         result["nightly"] = bool(args.nightly)
         result["lower_bound"] = ideal

@@ -7,9 +7,10 @@
 #
 # Environment:
 #   BENCH_OUT          result folder (default bench/results/<UTC time>)
-#   BENCH_RUNS         space-separated TOOL:SCALE[:BUCKET_SCALE][:nocopy][:nightly] (default below);
+#   BENCH_RUNS         space-separated TOOL:SCALE[:BUCKET_SCALE][:nocopy][:nightly][:backuponly] (default below);
 #                      nocopy = rolesnap backup --no-copy (snapshots and prune only);
-#                      nightly = rolesnap's night 2 is one `backup --prune` (prune beside backup + copy)
+#                      nightly = rolesnap's night 2 is one `backup --prune` (prune beside backup + copy);
+#                      backuponly = only night 1's backup phase (rolesnap backup --no-copy, c7n-org's backup)
 #   BENCH_TENANTS      tenants at scale 1 (default 3); scale N uses N x that many tenants
 #   BENCH_INSTANCES    instances per tenant and region (default 200)
 #   BENCH_LATENCY_MS   emulator latency per call (default 40)
@@ -91,10 +92,12 @@ for run in $RUNS; do
     bscale=1.0
     nocopy=""
     nightly=""
+    backuponly=""
     for opt in ${rest//:/ }; do
         case $opt in
             nocopy) nocopy=--no-copy ;;
             nightly) nightly=--nightly ;;
+            backuponly) backuponly=--backup-only ;;
             *) bscale=$opt ;;
         esac
     done
@@ -103,9 +106,10 @@ for run in $RUNS; do
     [[ "$bscale" != "1.0" ]] && name="$name-bs$bscale"
     [[ -n "$nocopy" ]] && name="$name-nocopy"
     [[ -n "$nightly" ]] && name="$name-nightly"
+    [[ -n "$backuponly" ]] && name="$name-backuponly"
     say "$name: $tenants tenants x 2 regions x $INSTANCES instances, latency $LATENCY ms, bucket_scale $bscale $nocopy $nightly"
     args=(--tool "$tool" --tenants "$tenants" --instances "$INSTANCES" --latency-ms "$LATENCY"
-          --bucket-scale "$bscale" --out "$OUT/$name.json" $nocopy $nightly)
+          --bucket-scale "$bscale" --out "$OUT/$name.json" $nocopy $nightly $backuponly)
     if [[ $tool == rolesnap ]]; then args+=(--bin "$BIN"); else args+=(--c7n-org "$VENV/bin/c7n-org"); fi
     python3 "$HERE/bench.py" "${args[@]}" || say "$name failed (see $OUT/$name.work)"
 done

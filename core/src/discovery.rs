@@ -107,6 +107,9 @@ pub struct Wanted {
     pub ec2: bool,
     pub rds: bool,
     pub aurora: bool,
+    /// No DescribeVolumes: the attached volumes' sizes, types and encryption
+    /// stay unknown (a snapshot-set backup learns each size from its snapshot).
+    pub skip_volumes: bool,
 }
 
 impl Wanted {
@@ -115,6 +118,7 @@ impl Wanted {
             ec2: w.ec2 || g.ec2,
             rds: w.rds || g.rds,
             aurora: w.aurora || g.aurora,
+            skip_volumes: false,
         })
     }
 }
@@ -199,7 +203,7 @@ pub async fn discover_region(
     inv.availability_zones.sort();
 
     if wanted.ec2 {
-        inv.instances = discover_instances(&ec2, &site).await?;
+        inv.instances = discover_instances(&ec2, &site, !wanted.skip_volumes).await?;
     }
     if wanted.rds || wanted.aurora {
         let rds = session.rds(region);
@@ -347,6 +351,7 @@ pub async fn live_sources(
 async fn discover_instances(
     ec2: &aws_sdk_ec2::Client,
     site: &Site<'_>,
+    volumes: bool,
 ) -> Result<Vec<Instance>, AwsError> {
     let mut instances = Vec::new();
     let mut pages = ec2.describe_instances().into_paginator().send();
@@ -402,6 +407,10 @@ async fn discover_instances(
                 });
             }
         }
+    }
+    if !volumes {
+        instances.sort_by(|a, b| a.id.cmp(&b.id));
+        return Ok(instances);
     }
     // Sizes, types and encryption come from DescribeVolumes, filtered to the
     // attached volumes in batches (a filter takes up to 200 values).
@@ -701,10 +710,55 @@ pub async fn discover_tenant(
     for_backup: bool,
 ) -> Vec<RegionResult> {
     let groups = groups_for(plan, &session.tenant);
+    let (mut results, per_region) =
+        tenant_regions(session, admin_region, region_filter, &groups).await;
+    let futures = per_region.into_iter().map(|(region, gs)| {
+        let wanted = Wanted::for_groups(gs.iter().copied());
+        region_result(session, account, region, gs, wanted, logs, for_backup)
+    });
+    results.extend(join_all(futures).await);
+    results
+}
+
+/// For a backup: a tenant's regions, each as soon as it is discovered (its
+/// selection in the backup form, [`Selected::for_backup`]), so that a
+/// region's creates start while other regions are still being listed.
+/// `volumes`: whether the attached volumes are described (their sizes); a
+/// snapshot-set backup takes each size from its snapshot instead.
+pub async fn discover_tenant_for_backup<'a>(
+    plan: &'a Plan,
+    session: &'a TenantSession,
+    account: &'a str,
+    admin_region: &'a str,
+    region_filter: Option<&'a str>,
+    logs: &'a Logs,
+    volumes: bool,
+) -> impl futures::Stream<Item = RegionResult> + 'a {
+    let groups = groups_for(plan, &session.tenant);
+    let (failed, per_region) = tenant_regions(session, admin_region, region_filter, &groups).await;
+    let regions: futures::stream::FuturesUnordered<_> = per_region
+        .into_iter()
+        .map(|(region, gs)| {
+            let mut wanted = Wanted::for_groups(gs.iter().copied());
+            wanted.skip_volumes = !volumes;
+            region_result(session, account, region, gs, wanted, logs, true)
+        })
+        .collect();
+    futures::StreamExt::chain(futures::stream::iter(failed), regions)
+}
+
+/// The regions `groups` cover for the tenant, each with the groups applied
+/// there; a group whose regions cannot be resolved is a failed result.
+async fn tenant_regions<'g>(
+    session: &TenantSession,
+    admin_region: &str,
+    region_filter: Option<&str>,
+    groups: &[&'g Group],
+) -> (Vec<RegionResult>, BTreeMap<String, Vec<&'g Group>>) {
     // Resolve each group's regions; a group is applied in every region it covers.
     let mut per_region: BTreeMap<String, Vec<&Group>> = BTreeMap::new();
     let mut results = Vec::new();
-    for g in &groups {
+    for g in groups {
         match regions_for(session, admin_region, &g.regions).await {
             Ok(regions) => {
                 for r in regions {
@@ -722,84 +776,92 @@ pub async fn discover_tenant(
             }),
         }
     }
-    let futures = per_region.into_iter().map(|(region, gs)| async move {
-        let wanted = Wanted::for_groups(gs.iter().copied());
-        match discover_region(session, account, &region, wanted, logs).await {
-            Ok(inv) => {
-                let selection = select(&inv, &gs);
-                for s in &selection.selected {
-                    logs.write(
-                        LogFile::Discovery,
-                        session.job,
-                        "CAmazonDiscovery::SelectResources",
-                        &format!(
-                            "Selected {} [{}] in [{}/{}] by group [{}]: {}",
-                            s.resource.kind(),
-                            s.resource.id(),
-                            region,
-                            s.resource.az().unwrap_or("-"),
-                            s.group,
-                            s.reason
-                        ),
-                    );
-                }
-                for s in &selection.skipped {
-                    logs.write(
-                        LogFile::Discovery,
-                        session.job,
-                        "CAmazonDiscovery::SelectResources",
-                        &format!(
-                            "Skipped {} [{}] in [{}]: {}",
-                            s.kind, s.id, region, s.reason
-                        ),
-                    );
-                }
-                if for_backup {
-                    // Only what the backup needs is kept, as soon as each
-                    // region is known (other regions may still be listing).
-                    drop(inv);
-                    return RegionResult {
-                        tenant: session.tenant.name.clone(),
-                        region,
-                        inventory: None,
-                        selection: Selection {
-                            selected: selection
-                                .selected
-                                .into_iter()
-                                .map(Selected::for_backup)
-                                .collect(),
-                            skipped: Vec::new(),
-                        },
-                        error: None,
-                    };
-                }
-                RegionResult {
-                    tenant: session.tenant.name.clone(),
-                    region,
-                    inventory: Some(inv),
-                    selection,
-                    error: None,
-                }
-            }
-            Err(e) => {
+    (results, per_region)
+}
+
+/// Discovers one region and applies its groups' selection.
+async fn region_result(
+    session: &TenantSession,
+    account: &str,
+    region: String,
+    gs: Vec<&Group>,
+    wanted: Wanted,
+    logs: &Logs,
+    for_backup: bool,
+) -> RegionResult {
+    match discover_region(session, account, &region, wanted, logs).await {
+        Ok(inv) => {
+            let selection = select(&inv, &gs);
+            for s in &selection.selected {
                 logs.write(
                     LogFile::Discovery,
                     session.job,
-                    "CAmazonDiscovery::DiscoverRegion",
-                    &format!("Discovery failed: {e}"),
+                    "CAmazonDiscovery::SelectResources",
+                    &format!(
+                        "Selected {} [{}] in [{}/{}] by group [{}]: {}",
+                        s.resource.kind(),
+                        s.resource.id(),
+                        region,
+                        s.resource.az().unwrap_or("-"),
+                        s.group,
+                        s.reason
+                    ),
                 );
-                RegionResult {
+            }
+            for s in &selection.skipped {
+                logs.write(
+                    LogFile::Discovery,
+                    session.job,
+                    "CAmazonDiscovery::SelectResources",
+                    &format!(
+                        "Skipped {} [{}] in [{}]: {}",
+                        s.kind, s.id, region, s.reason
+                    ),
+                );
+            }
+            if for_backup {
+                // Only what the backup needs is kept, as soon as each
+                // region is known (other regions may still be listing).
+                drop(inv);
+                return RegionResult {
                     tenant: session.tenant.name.clone(),
                     region,
                     inventory: None,
-                    selection: Selection::default(),
-                    error: Some(e),
-                }
+                    selection: Selection {
+                        selected: selection
+                            .selected
+                            .into_iter()
+                            .map(Selected::for_backup)
+                            .collect(),
+                        skipped: Vec::new(),
+                    },
+                    error: None,
+                };
+            }
+            RegionResult {
+                tenant: session.tenant.name.clone(),
+                region,
+                inventory: Some(inv),
+                selection,
+                error: None,
             }
         }
-    });
-    results.extend(join_all(futures).await);
-    results
+        Err(e) => {
+            logs.write(
+                LogFile::Discovery,
+                session.job,
+                "CAmazonDiscovery::DiscoverRegion",
+                &format!("Discovery failed: {e}"),
+            );
+            RegionResult {
+                tenant: session.tenant.name.clone(),
+                region,
+                inventory: None,
+                selection: Selection::default(),
+                error: Some(e),
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -15,4 +15,5 @@ mod onboard;
 mod report;
 mod restore;
 mod rpo;
+mod speed;
 mod vault;

@@ -3,14 +3,19 @@
 //! tokens on work instead of on throttled retries.
 //!
 //! The model keeps a safety margin: it plans on [`RATE_MARGIN`] of each
-//! refill rate and never spends the last [`RESERVE`] tokens of a burst. AWS
-//! sees each call a round trip later than the pacer let it go, with jitter
-//! (scheduling, connection set-up); a model that drains the bucket to exactly
-//! zero sends some calls a few milliseconds "early", and those are throttled.
-//! Five tokens held back absorb a second of such jitter at 5 tokens/s; the
-//! rate margin absorbs clock drift between the two models. The cost is about
-//! 3 % of a long run's time, against the retries and backoff a throttled call
-//! costs (each one also waits out [`crate::aws::retry::backoff`]).
+//! refill rate and does not spend the last [`RESERVE`] tokens of a burst while
+//! more calls are to follow. AWS sees each call a round trip later than the
+//! pacer let it go, with jitter (scheduling, connection set-up); when a burst
+//! reaches AWS late, AWS's full bucket loses refill that the model counted, and
+//! a model that drains the bucket to exactly zero then sends some calls a few
+//! milliseconds "early": those are throttled. Five tokens held back absorb a
+//! second of such jitter at 5 tokens/s; the rate margin absorbs clock drift
+//! between the two models. The reserve protects the calls that come after,
+//! so a job that says how many calls it will make ([`Pacer::expect`]) lets its
+//! last ones spend it: the reserve shrinks with what is left. The cost is
+//! about 1 s (none for announced calls) plus 1 % of a long run's time, against
+//! the retries and backoff a throttled call costs (each one also waits out
+//! [`crate::aws::retry::backoff`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -66,14 +71,20 @@ impl Bucket {
 }
 
 /// Share of each bucket's refill rate the pacer plans on.
-pub const RATE_MARGIN: f64 = 0.97;
-/// Tokens of each burst the pacer never spends (at most a tenth of the bucket).
+pub const RATE_MARGIN: f64 = 0.99;
+/// Tokens of each burst the pacer does not spend while calls are to follow
+/// (at most a tenth of the bucket).
 pub const RESERVE: f64 = 5.0;
 
 #[derive(Debug)]
 struct State {
+    /// Tokens of the model, against the whole bucket; negative while calls
+    /// wait for the refill.
     tokens: f64,
     at: Instant,
+    /// Calls announced by [`Pacer::expect`] and not yet taken; 0 when
+    /// nothing was announced (every call then keeps the whole reserve).
+    left: u64,
 }
 
 /// account, region, bucket
@@ -135,11 +146,30 @@ impl Pacer {
         Turn(self.turns.clone().acquire_owned().await.ok())
     }
 
+    /// Announces `calls` more calls on `bucket` of `account` × `region` (a
+    /// job's creates or deletes of a region, once known). The reserve is kept
+    /// for the calls that follow: the last of the announced calls may spend
+    /// it, one token per call fewer to follow.
+    pub fn expect(&self, account: &str, region: &str, bucket: Bucket, calls: usize) {
+        if self.scale.is_none() || calls == 0 {
+            return;
+        }
+        let (size, _) = bucket.size_and_refill();
+        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let st = map
+            .entry((account.to_string(), region.to_string(), bucket))
+            .or_insert(State {
+                tokens: size,
+                at: Instant::now(),
+                left: 0,
+            });
+        st.left += calls as u64;
+    }
+
     /// Takes one token from `bucket` of `account` × `region`, waiting for it.
     pub async fn take(&self, account: &str, region: &str, bucket: Bucket) {
         let Some(scale) = self.scale else { return };
         let (size, refill) = bucket.size_and_refill();
-        let size = size - RESERVE.min(size / 10.0);
         let refill = refill * scale * RATE_MARGIN;
         let wait = {
             let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
@@ -149,16 +179,25 @@ impl Pacer {
                 .or_insert(State {
                     tokens: size,
                     at: now,
+                    left: 0,
                 });
             st.tokens = (st.tokens + now.duration_since(st.at).as_secs_f64() * refill).min(size);
             st.at = now;
-            // Reserve the token now (possibly going negative) so that waiters
-            // queue in order instead of racing for the next refill.
+            // The reserve protects the calls that follow this one: all of it
+            // when nobody said how many follow, else at most that many tokens.
+            let full = RESERVE.min(size / 10.0);
+            let reserve = match st.left {
+                0 => full,
+                left => full.min((left - 1) as f64),
+            };
+            st.left = st.left.saturating_sub(1);
+            // Reserve the token now (possibly going below the reserve) so
+            // that waiters queue in order instead of racing for the next refill.
             st.tokens -= 1.0;
-            if st.tokens >= 0.0 {
+            if st.tokens >= reserve {
                 Duration::ZERO
             } else {
-                Duration::from_secs_f64(-st.tokens / refill)
+                Duration::from_secs_f64((reserve - st.tokens) / refill)
             }
         };
         if !wait.is_zero() {
@@ -186,7 +225,7 @@ mod tests {
         for _ in 0..9 {
             p.take("a", "r", Bucket::CreateSnapshot).await;
         }
-        // Ten beyond the burst at 97 % of 5 per second: 10 / 4.85 s.
+        // Ten beyond the burst at 99 % of 5 per second: 10 / 4.95 s.
         let e = start.elapsed().as_secs_f64();
         assert!((2.0..2.1).contains(&e), "{e}");
         // Another account's bucket is untouched.
@@ -237,6 +276,50 @@ mod tests {
         let bound = (800.0 - size) / refill;
         let e = released.last().copied().unwrap_or_default();
         assert!(e < bound * 1.06, "{e} s vs bound {bound} s");
+    }
+
+    /// Announced calls keep the reserve while more follow, and the last
+    /// five spend it: 200 creates end at (200 - 100) / 4.95 s, not at
+    /// (200 - 95) / 4.95 s; an unannounced call after them keeps it again.
+    #[tokio::test(start_paused = true)]
+    async fn the_last_announced_calls_spend_the_reserve() {
+        let p = Pacer::new();
+        p.expect("a", "r", Bucket::CreateSnapshot, 200);
+        let start = Instant::now();
+        let mut at = Vec::new();
+        for _ in 0..200 {
+            p.take("a", "r", Bucket::CreateSnapshot).await;
+            at.push(start.elapsed().as_secs_f64());
+        }
+        // The 96th still waits for the refill: calls follow it.
+        assert_eq!(at[94], 0.0);
+        assert!(at[95] > 0.0, "{}", at[95]);
+        let bound = 100.0 / (5.0 * RATE_MARGIN);
+        let last = at[199];
+        assert!((last - bound).abs() < 0.01, "{last} vs {bound}");
+        // The last five go together, on the token that the 195th waited for.
+        assert!((at[194] - last).abs() < 1e-9, "{} vs {last}", at[194]);
+        // Nothing announced any more: the next call keeps the whole reserve.
+        p.take("a", "r", Bucket::CreateSnapshot).await;
+        let next = start.elapsed().as_secs_f64();
+        assert!(next - last > 5.0 / 4.95 - 0.01, "{next} after {last}");
+    }
+
+    /// Two regions announce their own calls; one's count never lends the
+    /// other its reserve.
+    #[tokio::test(start_paused = true)]
+    async fn announced_calls_are_per_account_and_region() {
+        let p = Pacer::new();
+        p.expect("a", "r1", Bucket::DeleteSnapshot, 96);
+        for _ in 0..96 {
+            p.take("a", "r1", Bucket::DeleteSnapshot).await;
+        }
+        let start = Instant::now();
+        for _ in 0..96 {
+            p.take("a", "r2", Bucket::DeleteSnapshot).await;
+        }
+        // r2 announced nothing: its 96th waited for a token.
+        assert!(start.elapsed() > Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use crate::aws::credentials::TenantSession;
 use crate::aws::error::AwsError;
 use crate::aws::identity_filters;
+use crate::aws::pace::Bucket;
 use crate::config::Method;
 use crate::discovery::{Instance, Resource, Selected};
 use crate::jobs::work::Job;
@@ -195,6 +196,20 @@ async fn start_all<'w>(
             None => fresh.push((seq, s)),
         }
     }
+    // DB snapshots first: they draw on no EC2 bucket and take longest to
+    // complete, so they complete while the instances' creates are paced.
+    fresh.sort_by_key(|(_, s)| matches!(s.resource, Resource::Instance(_)));
+    // The creates to come: the pacer lets the last of them spend its reserve.
+    let ec2_creates = fresh
+        .iter()
+        .filter(|(_, s)| matches!(s.resource, Resource::Instance(_)))
+        .count();
+    let bucket = match job.plan.method {
+        Method::SnapshotSet => Bucket::CreateSnapshot,
+        Method::Ami => Bucket::CreateImage,
+    };
+    job.pacer
+        .expect(&work.account, &work.region, bucket, ec2_creates);
     let started: Vec<Result<Pending, NotMade>> = stream::iter(fresh)
         .map(|(seq, s)| start_one(job, work, *seq, s, deadline))
         .buffer_unordered(CREATES_IN_FLIGHT)

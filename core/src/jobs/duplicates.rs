@@ -123,9 +123,16 @@ pub(crate) async fn resolve_region(
         let get = |k: &str| p.tags.get(k).cloned();
         job.identity.made(get) || job.adopt.iter().any(|a| a.made(get))
     };
+    // Only the kinds this job backed up here: a region without DB
+    // instances is not asked for DB snapshots, and the other way round.
+    let has = |db: bool| {
+        work.resources
+            .iter()
+            .any(|(_, s)| db != matches!(s.resource, crate::discovery::Resource::Instance(_)))
+    };
     let kinds = Kinds {
-        ec2: true,
-        rds: true,
+        ec2: has(false),
+        rds: has(true),
         all_tags: false,
     };
     let mut delay = job.options.poll_initial;

@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use crate::aws::credentials::{connect_tenants, AdminSession, Connected};
 use crate::aws::pace::Pacer;
 use crate::config::{Plan, Tenant, Vault};
-use crate::discovery::{discover_tenant, groups_for, regions_for, Resource};
+use crate::discovery::{groups_for, regions_for, Resource};
 use crate::jobs::backup::{backup_region, RegionWork};
 use crate::jobs::copy::copy_tenant;
 use crate::jobs::prune::{prune_tenant, Beside};
@@ -108,7 +108,8 @@ pub struct Request<'a> {
     /// say when each has ended (see [`crate::jobs::prune::prune_tenant`]); a dropped
     /// sender counts as both ended. `None`: nothing runs beside.
     pub beside: Option<tokio::sync::watch::Receiver<crate::jobs::prune::Beside>>,
-    /// Told the number of selected resources once discovery is done.
+    /// Told the number of selected resources as regions are discovered (the
+    /// running total; the last call, once discovery is done, is the total).
     pub on_total: Arc<dyn Fn(usize) + Send + Sync>,
     pub on_done: Arc<dyn Fn(&Item) + Send + Sync>,
     /// Called when a snapshot, image or copy has been started and is waited
@@ -567,33 +568,38 @@ where
     }
 }
 
-/// Discovers the reached tenants concurrently, then backs up every tenant ×
-/// region concurrently.
+/// Discovers the reached tenants concurrently and backs up each tenant ×
+/// region as soon as it is discovered, concurrently with the others: a
+/// region's creates do not wait for the slowest region's listing (its own
+/// buckets are full from the start).
 async fn backup_tenants(req: &Request<'_>, job: &Job<'_>, reached: &[(&Tenant, Connected)]) {
+    use futures::stream::{self, StreamExt};
     let log = |m: &str| job.log(m);
-    let mut works: Vec<RegionWork> = Vec::new();
-    let mut seq = 0;
-    // Every tenant is discovered at once (each has its own buckets); the
-    // creates start when all are known, so that sequence numbers and the
-    // progress total are fixed up front.
-    let discovered = join_all(reached.iter().map(|(_, conn)| async move {
+    // A snapshot set's item takes each volume's size from its snapshot; an
+    // AMI backup and a dry run describe the volumes.
+    let volumes = req.options.dry_run || req.plan.method == crate::config::Method::Ami;
+    let (tx, rx) = futures::channel::mpsc::unbounded::<RegionWork>();
+    let discover = async move {
+        // Every tenant is discovered at once (each has its own buckets).
         // Only the selection is kept, in its backup form: the whole
         // inventory (unselected instances, volumes, tags) is not held
         // through the job.
-        discover_tenant(
-            req.plan,
-            &conn.session,
-            &conn.account,
-            &req.admin.admin.region,
-            req.filter.region.as_deref(),
-            req.logs,
-            true,
-        )
-        .await
-    }))
-    .await;
-    for ((tenant, conn), results) in reached.iter().zip(discovered) {
-        for r in results {
+        let mut regions = stream::select_all(reached.iter().map(|(tenant, conn)| {
+            stream::once(crate::discovery::discover_tenant_for_backup(
+                req.plan,
+                &conn.session,
+                &conn.account,
+                &req.admin.admin.region,
+                req.filter.region.as_deref(),
+                req.logs,
+                volumes,
+            ))
+            .flatten()
+            .map(move |r| (*tenant, conn, r))
+            .boxed_local()
+        }));
+        let (mut seq, mut total) = (0, 0);
+        while let Some((tenant, conn, r)) = regions.next().await {
             if let Some(e) = r.error {
                 log(&format!(
                     "Region [{}] of tenant [{}] skipped: {e}",
@@ -619,17 +625,24 @@ async fn backup_tenants(req: &Request<'_>, job: &Job<'_>, reached: &[(&Tenant, C
                 })
                 .collect();
             if !resources.is_empty() {
-                works.push(RegionWork {
+                total += resources.len();
+                (req.on_total)(total);
+                let work = RegionWork {
                     session: conn.session.clone(),
                     account: conn.account.clone(),
                     region: r.region,
                     resources,
-                });
+                };
+                // The receiver lives until every region is sent.
+                let _ = tx.unbounded_send(work);
             }
         }
-    }
-    (req.on_total)(works.iter().map(|w| w.resources.len()).sum());
-    join_all(works.iter().map(|w| backup_region(job, w))).await;
+        (req.on_total)(total);
+    };
+    let backups = rx.for_each_concurrent(None, |work| async move {
+        backup_region(job, &work).await;
+    });
+    tokio::join!(discover, backups);
 }
 
 /// Decides the job's status, logs the end, and closes the job in the ledger.

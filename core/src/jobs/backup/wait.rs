@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use super::{item_for, Made, Pending, RegionWork};
 use crate::aws::error::AwsError;
+use crate::aws::rds::id_filter;
 use crate::aws::tag_filter;
 use crate::jobs::work::Job;
 use crate::store::ledger::{Item, ItemStatus};
@@ -19,6 +20,15 @@ enum State {
     Pending(String),
     Done,
     Failed(String),
+}
+
+/// What one poll saw: each point's state, and the size of each EBS snapshot
+/// (GiB, its volume's), from which a snapshot set's item takes its size: a
+/// snapshot-set backup does not describe the volumes (discovery.rs).
+#[derive(Debug, Default)]
+struct Polled {
+    states: BTreeMap<String, State>,
+    sizes: BTreeMap<String, i64>,
 }
 
 /// Polls every pending recovery point of the region in batches until all are
@@ -39,7 +49,7 @@ pub(super) async fn wait_all(
     let mut poll_error: Option<AwsError>;
     while !pending.is_empty() {
         polls += 1;
-        let states = match poll(job, work, &pending).await {
+        let polled = match poll(job, work, &pending).await {
             Ok(s) => {
                 poll_error = None;
                 s
@@ -57,12 +67,12 @@ pub(super) async fn wait_all(
             Err(e) => {
                 job.log(&format!("Poll failed (will retry): {e}"));
                 poll_error = Some(e);
-                BTreeMap::new()
+                Polled::default()
             }
         };
         let mut still = Vec::new();
         for p in pending {
-            match settle(job, work, p, &states, deadline).await {
+            match settle(job, work, p, &polled, deadline).await {
                 Settled::Waiting(p) => still.push(p),
                 Settled::Completed(item) => completed.push(item),
                 Settled::Failed => {}
@@ -133,7 +143,7 @@ async fn settle<'a>(
     job: &Job<'_>,
     work: &RegionWork,
     mut p: Pending<'a>,
-    states: &BTreeMap<String, State>,
+    polled: &Polled,
     deadline: Instant,
 ) -> Settled<'a> {
     let (tenant, region) = (&work.session.tenant.name, &work.region);
@@ -141,7 +151,8 @@ async fn settle<'a>(
     let st: Vec<State> = ids
         .iter()
         .map(|id| {
-            states
+            polled
+                .states
                 .get(id)
                 .cloned()
                 .unwrap_or(State::Pending("not listed yet".into()))
@@ -184,6 +195,15 @@ async fn settle<'a>(
     let mut created = ids.clone();
     created.extend(p.extra.clone());
     let mut item = item_for(work, p.selected, ItemStatus::Completed, created, None);
+    if let Made::Snapshots(set) = &p.made {
+        let sizes: Option<Vec<i64>> = set
+            .iter()
+            .map(|(id, _)| polled.sizes.get(id).copied())
+            .collect();
+        if let Some(sizes) = sizes {
+            item.size_gib = sizes.iter().sum();
+        }
+    }
     item.detail["name"] = json!(p.name);
     item.detail["method"] = json!(match p.made {
         Made::Snapshots(_) => "snapshot-set",
@@ -205,8 +225,9 @@ async fn poll(
     job: &Job<'_>,
     work: &RegionWork,
     pending: &[Pending<'_>],
-) -> Result<BTreeMap<String, State>, AwsError> {
+) -> Result<Polled, AwsError> {
     let mut states = BTreeMap::new();
+    let mut sizes = BTreeMap::new();
     let has = |f: fn(&Made) -> bool| pending.iter().any(|p| f(&p.made));
     let ec2 = job.ec2(&work.session, &work.account, &work.region);
     if has(|m| matches!(m, Made::Snapshots(_))) {
@@ -220,7 +241,11 @@ async fn poll(
                     s.progress().unwrap_or("")
                 )),
             };
-            states.insert(s.snapshot_id().unwrap_or_default().to_string(), st);
+            let id = s.snapshot_id().unwrap_or_default().to_string();
+            if let Some(gib) = s.volume_size() {
+                sizes.insert(id.clone(), i64::from(gib));
+            }
+            states.insert(id, st);
         })
         .await?;
     }
@@ -237,36 +262,41 @@ async fn poll(
             states.insert(i.image_id().unwrap_or_default().to_string(), st);
         }
     }
-    let wanted: BTreeSet<String> = pending
-        .iter()
-        .filter(|p| matches!(p.made, Made::DbSnapshot(_) | Made::ClusterSnapshot(_)))
-        .flat_map(|p| p.made.ids())
-        .collect();
     let rds = job.rds(&work.session, &work.account, &work.region);
     for cluster in [false, true] {
-        if !has(if cluster {
-            |m| matches!(m, Made::ClusterSnapshot(_))
-        } else {
-            |m| matches!(m, Made::DbSnapshot(_))
-        }) {
-            continue;
+        // Only the job's own snapshots of the kind, by identifier: not every
+        // manual snapshot of the region.
+        let wanted: BTreeSet<String> = pending
+            .iter()
+            .filter(|p| match p.made {
+                Made::DbSnapshot(_) => !cluster,
+                Made::ClusterSnapshot(_) => cluster,
+                _ => false,
+            })
+            .flat_map(|p| p.made.ids())
+            .collect();
+        let wanted: Vec<String> = wanted.into_iter().collect();
+        for ids in wanted.chunks(RDS_IDS_PER_POLL) {
+            rds.each_snapshot(cluster, vec![id_filter(cluster, ids)], |s| {
+                if ids.iter().any(|id| id == s.id) {
+                    let st = match s.status {
+                        Some("available") => State::Done,
+                        Some("creating" | "copying" | "pending") | None => {
+                            State::Pending(s.status.unwrap_or("?").to_string())
+                        }
+                        Some(other) => State::Failed(format!("status {other}")),
+                    };
+                    states.insert(s.id.to_string(), st);
+                }
+            })
+            .await?;
         }
-        rds.each_snapshot(cluster, vec![], |s| {
-            if wanted.contains(s.id) {
-                let st = match s.status {
-                    Some("available") => State::Done,
-                    Some("creating" | "copying" | "pending") | None => {
-                        State::Pending(s.status.unwrap_or("?").to_string())
-                    }
-                    Some(other) => State::Failed(format!("status {other}")),
-                };
-                states.insert(s.id.to_string(), st);
-            }
-        })
-        .await?;
     }
-    Ok(states)
+    Ok(Polled { states, sizes })
 }
+
+/// DB snapshot identifiers asked for in one describe call.
+const RDS_IDS_PER_POLL: usize = 100;
 
 /// This job's tag, and those of killed jobs whose points it adopted; all of
 /// this agent (another ledger's jobs of the same numbers are not ours).
