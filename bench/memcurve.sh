@@ -17,6 +17,8 @@ BACKENDS=${MEMCURVE_BACKENDS:-4}
 BIN=${ROLESNAP_BIN:-${CARGO_TARGET_DIR:-/work/bench-target}/release/rolesnap}
 OUT=${MEMCURVE_OUT:-$HERE/results/memcurve-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+mkdir -p "$OUT"
 [[ $# -gt 0 ]] || set -- 25 75 250
 EPID=
 trap '[[ -n $EPID ]] && kill $EPID 2>/dev/null || true' EXIT
@@ -52,6 +54,7 @@ EOF
     # shellcheck disable=SC1091
     . "$W/env.sh"
     curl -s -X DELETE "$EP/_harness/calls" >/dev/null
+    while [[ ! -x $BIN ]]; do sleep 5; done   # seeding may start while rolesnap still builds
     load=$(cut -d' ' -f1-3 /proc/loadavg)
     t0=$SECONDS
     (cd "$W" && /usr/bin/time -f "%M %e %U %S" -o "$W/backup.time" \
