@@ -87,6 +87,16 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def die_with_parent() -> None:
+    """A backend gets SIGTERM when the router dies, even by SIGKILL (Linux prctl)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 class Backend:
     def __init__(self, index: int, workdir: str, verbose: bool) -> None:
         self.index = index
@@ -94,7 +104,8 @@ class Backend:
         args = [sys.executable, os.path.join(HERE, "server.py"), "--port", "0"]
         if verbose:
             args.append("--verbose")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log, text=True,
+                                     preexec_fn=die_with_parent)
         self.port = 0
         self.local = threading.local()
         self.cpu_mark = 0.0
@@ -260,6 +271,8 @@ class Router:
                 self.keys[m.group(1).decode()] = idx
 
     def stop(self) -> None:
+        for b in self.backends:  # all at once, then wait: at most one time-out in all
+            b.proc.send_signal(signal.SIGTERM)
         for b in self.backends:
             b.stop()
 
