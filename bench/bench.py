@@ -61,12 +61,18 @@ BUCKETS = {
 
 
 class Emulator:
-    def __init__(self, workdir: str) -> None:
+    def __init__(self, workdir: str, backends: int = 0) -> None:
         self.workdir = workdir
         ready = os.path.join(workdir, "emulator.port")
         self.log = open(os.path.join(workdir, "emulator.log"), "w")
+        if backends > 0:
+            # tests/emulator/router.py: `backends` server.py processes, accounts spread over them
+            cmd = [sys.executable, os.path.join(EMU, "router.py"), "--backends", str(backends),
+                   "--workdir", os.path.join(workdir, "backends")]
+        else:
+            cmd = [sys.executable, os.path.join(EMU, "server.py")]
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(EMU, "server.py"), "--port", "0", "--ready-file", ready],
+            cmd + ["--port", "0", "--ready-file", ready],
             stdout=subprocess.PIPE, stderr=self.log, text=True,
         )
         line = self.proc.stdout.readline().strip()
@@ -186,7 +192,9 @@ def run_measured(name: str, cmd: list[str], env: dict[str, str], workdir: str, e
         "calls": calls["calls"],
         "calls_total": calls["total"],
         "buckets": buckets,
-        "emulator": {k: timing[k] for k in ("requests", "moto_seconds", "lock_wait_seconds", "moto_busy_fraction", "wall_seconds")},
+        "emulator": {k: timing[k] for k in ("requests", "moto_seconds", "lock_wait_seconds", "moto_busy_fraction", "wall_seconds",
+                                             "moto_busy_fraction_mean", "backend_cpu_seconds", "backends", "router")
+                     if k in timing},
         "emulator_by_action": timing["by_action"],
         "stdout": out_path,
         "stderr": err_path,
@@ -283,6 +291,8 @@ def write_rolesnap_files(fx: dict[str, Any], workdir: str) -> str:
     with open(os.path.join(workdir, "accounts.toml"), "w") as f:
         f.write("\n".join(acc))
     names = json.dumps([t["name"] for t in fx["tenants"]])
+    # each region is copied to the other one (none with one region)
+    copies = "".join(f'[[copy]]\nregion = "{r}"\n\n' for r in reversed(REGIONS)) if len(REGIONS) == 2 else ""
     plan = f'''# rolesnap benchmark plan (bench/bench.py)
 accounts = "accounts.toml"
 
@@ -296,14 +306,7 @@ wait-timeout-minutes = 120
 days = 7
 allow-delete-last = false
 
-# each region is copied to the other one
-[[copy]]
-region = "us-west-2"
-
-[[copy]]
-region = "us-east-1"
-
-[[group]]
+{copies}[[group]]
 name = "all"
 tenants = {names}
 regions = {json.dumps(REGIONS)}
@@ -331,7 +334,7 @@ def write_c7n_files(fx: dict[str, Any], workdir: str) -> dict[str, str]:
     def region_is(r: str) -> str:
         return f"  conditions:\n  - type: value\n    key: region\n    value: {r}\n"
 
-    other = {REGIONS[0]: REGIONS[1], REGIONS[1]: REGIONS[0]}
+    other = {REGIONS[0]: REGIONS[1], REGIONS[1]: REGIONS[0]} if len(REGIONS) == 2 else {}
     backup = "policies:\n"
     for r in REGIONS:
         # the region tag tells originals from copies (c7n's copy keeps the source's tags)
@@ -341,11 +344,11 @@ def write_c7n_files(fx: dict[str, Any], workdir: str) -> dict[str, str]:
     backup += (f"- name: rds-snapshot\n  resource: rds\n{region_is(RDS_REGION)}  actions:\n  - snapshot\n"
                f"- name: rds-cluster-snapshot\n  resource: rds-cluster\n{region_is(RDS_REGION)}  actions:\n  - snapshot\n")
     copy = "policies:\n"
-    for r in REGIONS:
+    for r in (REGIONS if other else []):
         copy += (f"- name: ebs-copy-{r}\n  resource: ebs-snapshot\n{region_is(r)}"
                  f"  filters:\n  - 'tag:bench_origin': {r}\n  - type: age\n    days: 1\n    op: lt\n"
                  f"  actions:\n  - type: copy\n    target_region: {other[r]}\n    encrypted: false\n")
-    copy += (f"- name: rds-copy\n  resource: rds-snapshot\n{region_is(RDS_REGION)}"
+    copy += "" if not other else (f"- name: rds-copy\n  resource: rds-snapshot\n{region_is(RDS_REGION)}"
              f"  filters:\n  - SnapshotType: manual\n  - type: age\n    days: 1\n    op: lt\n"
              f"  actions:\n  - type: region-copy\n    target_region: {other[RDS_REGION]}\n"
              f"- name: rds-cluster-copy\n  resource: rds-cluster-snapshot\n{region_is(RDS_REGION)}"
@@ -362,7 +365,7 @@ def write_c7n_files(fx: dict[str, Any], workdir: str) -> dict[str, str]:
              "  filters:\n  - SnapshotType: manual\n  - type: age\n    days: 7\n    op: ge\n"
              "  actions:\n  - delete\n")
     paths = {}
-    for name, text in (("backup", backup), ("copy", copy), ("prune", prune)):
+    for name, text in (("backup", backup), ("copy", copy if other else "policies: []\n"), ("prune", prune)):
         paths[name] = os.path.join(workdir, f"c7n-{name}.yml")
         with open(paths[name], "w") as f:
             f.write(text)
@@ -449,6 +452,11 @@ def main() -> int:
     ap.add_argument("--poll-interval", type=float, default=2.0)
     ap.add_argument("--workdir", help="default: a folder beside --out")
     ap.add_argument("--out", required=True, help="result JSON")
+    ap.add_argument("--regions", default=",".join(REGIONS),
+                    help="comma-separated, one or two (with two, each is copied to the other)")
+    ap.add_argument("--backends", type=int, default=0,
+                    help="serve the fleet from this many emulator processes behind tests/emulator/router.py "
+                         "(accounts spread over them); 0 = one server.py")
     ap.add_argument("--no-copy", action="store_true",
                     help="rolesnap only: backup --no-copy (snapshots and prune, no cross-region copies)")
     ap.add_argument("--nightly", action="store_true",
@@ -458,6 +466,10 @@ def main() -> int:
                     help="measure only night 1's backup phase: rolesnap `backup --no-copy`, c7n-org's backup "
                          "policy (issue 19's backup phase); nothing is aged, no night 2")
     args = ap.parse_args()
+    REGIONS[:] = [r.strip() for r in args.regions.split(",") if r.strip()]
+    if not 1 <= len(REGIONS) <= 2 or RDS_REGION not in REGIONS:
+        ap.error(f"--regions: one or two regions, one of them {RDS_REGION}")
+    no_copy = args.no_copy or len(REGIONS) == 1
 
     workdir = os.path.abspath(args.workdir or os.path.splitext(args.out)[0] + ".work")
     shutil.rmtree(workdir, ignore_errors=True)
@@ -466,12 +478,13 @@ def main() -> int:
         "tool": args.tool,
         "fleet": {"tenants": args.tenants, "regions": REGIONS, "instances_per_tenant_region": args.instances,
                   "volumes_per_instance": 2, "rds": "1 postgres + 1 Aurora cluster (1 member) per tenant, us-east-1"},
-        "emulator_config": {"token_buckets": True, "latency_ms": args.latency_ms, "bucket_scale": args.bucket_scale},
+        "emulator_config": {"token_buckets": True, "latency_ms": args.latency_ms, "bucket_scale": args.bucket_scale,
+                            "backends": args.backends},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "phases": [],
     }
-    emu = Emulator(workdir)
+    emu = Emulator(workdir, args.backends)
     try:
         t0 = time.time()
         fixture = os.path.join(workdir, "fixture.json")
@@ -501,7 +514,7 @@ def main() -> int:
                     "--endpoint-url", emu.endpoint, "-o", "json"]
             backup = base + ["backup", "-p", plan, "--poll-interval", str(args.poll_interval), "--wait-timeout", "7200"]
             b = "backup+copy"
-            if args.no_copy or args.backup_only:
+            if no_copy or args.backup_only:
                 backup.append("--no-copy")
                 b = "backup"
             phases_n1 = [(f"night1-{b}", backup)]
@@ -523,6 +536,9 @@ def main() -> int:
 
             phases_n1 = [("night1-backup", org("backup")), ("night1-copy", org("copy"))]
             phases_n2 = [("night2-backup", org("backup")), ("night2-copy", org("copy")), ("night2-prune", org("prune"))]
+            if no_copy:
+                phases_n1 = [p for p in phases_n1 if not p[0].endswith("copy")]
+                phases_n2 = [p for p in phases_n2 if not p[0].endswith("copy")]
         if args.backup_only:
             phases_n1, phases_n2 = phases_n1[:1], []
 
@@ -559,8 +575,8 @@ def main() -> int:
             result["phases"].append(ph)
 
         # derived figures
-        ideal = ideal_bounds(args.instances, 2, args.bucket_scale, copy=not (args.no_copy or args.backup_only))
-        result["no_copy"] = bool(args.no_copy)
+        ideal = ideal_bounds(args.instances, 2, args.bucket_scale, copy=not (no_copy or args.backup_only))
+        result["no_copy"] = bool(no_copy)
         result["nightly"] = bool(args.nightly)
         result["lower_bound"] = ideal
         for ph in result["phases"]:

@@ -119,6 +119,26 @@ def night_table(runs: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def emulator_table(runs: list[dict[str, Any]]) -> str:
+    """Runs on tests/emulator/router.py: each emulator process's CPU against the phase's wall,
+    the router's own CPU and the tool's, to show whether the emulator was the limit."""
+    out = ["| run | phase | wall s | calls | calls/s | emulator CPU s per process | busiest process CPU % of wall | moto lock held, busiest % | router CPU s | tool CPU s | load before→after |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        for p in r["phases"]:
+            e = p["emulator"]
+            if "backends" not in e:
+                continue
+            w = p["wall_seconds"]
+            cpus = [b["cpu_seconds"] for b in e["backends"]]
+            out.append(
+                f"| {label(r)} | {p['phase']} | {w:.1f} | {p['summary']['total']} | {p['summary']['total'] / w:.0f} | "
+                f"{' / '.join(f'{c:.1f}' for c in cpus)} | {100 * max(cpus) / w:.0f} | {100 * e['moto_busy_fraction']:.0f} | "
+                f"{e['router']['cpu_seconds']:.1f} | {p['time_v'].get('cpu_seconds', 0):.1f} | "
+                f"{p['load_before'][0]:.1f}→{p['load_after'][0]:.1f} |")
+    return "\n".join(out) if len(out) > 2 else ""
+
+
 def bound_text(r: dict[str, Any]) -> str:
     lb = r["lower_bound"]
     f = r["fleet"]
@@ -142,6 +162,10 @@ def main() -> int:
     print(phases_table(runs))
     print("\n## Night 2 (backup + copy + prune)\n")
     print(night_table(runs))
+    emu = emulator_table(runs)
+    if emu:
+        print("\n## Emulator processes (tests/emulator/router.py)\n")
+        print(emu)
     print("\n## Lower bounds\n")
     for r in runs:
         print(f"**{label(r)}**\n")

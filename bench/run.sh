@@ -14,6 +14,11 @@
 #   BENCH_TENANTS      tenants at scale 1 (default 3); scale N uses N x that many tenants
 #   BENCH_INSTANCES    instances per tenant and region (default 200)
 #   BENCH_LATENCY_MS   emulator latency per call (default 40)
+#   BENCH_REGIONS      comma-separated, one or two (default us-east-1,us-west-2; with one, nothing is copied)
+#   BENCH_BACKENDS     serve the fleet from N emulator processes behind tests/emulator/router.py
+#                      (default 0: one server.py). The many-accounts fleets of BENCHMARKS.md:
+#     BENCH_TENANTS=50 BENCH_INSTANCES=20 BENCH_BACKENDS=4 BENCH_RUNS="rolesnap:1:nightly c7n:1" bash bench/run.sh
+#     BENCH_TENANTS=200 BENCH_INSTANCES=10 BENCH_REGIONS=us-east-1 BENCH_BACKENDS=4 BENCH_RUNS="rolesnap:1:nightly c7n:1" bash bench/run.sh
 #   CARGO_TARGET_DIR   where rolesnap is built (default /work/bench-target if it exists,
 #                      else target/bench), ROLESNAP_BIN to use a built binary as it is
 set -euo pipefail
@@ -25,6 +30,8 @@ RUNS=${BENCH_RUNS:-"rolesnap:1:nightly rolesnap:1 c7n:1 rolesnap:1:nocopy rolesn
 TENANTS=${BENCH_TENANTS:-3}
 INSTANCES=${BENCH_INSTANCES:-200}
 LATENCY=${BENCH_LATENCY_MS:-40}
+REGIONS=${BENCH_REGIONS:-us-east-1,us-west-2}
+BACKENDS=${BENCH_BACKENDS:-0}
 C7N_VERSION=0.9.53
 C7N_ORG_VERSION=0.6.52
 VENV=$HERE/.venv-c7n
@@ -103,12 +110,18 @@ for run in $RUNS; do
     done
     tenants=$((TENANTS * scale))
     name="$tool-${scale}x"
+    if [[ $BACKENDS -gt 0 || $REGIONS != us-east-1,us-west-2 ]]; then
+        nreg=$(tr ',' '\n' <<<"$REGIONS" | wc -l)
+        name="$tool-${tenants}t${nreg}r${INSTANCES}i"
+        [[ $BACKENDS -gt 0 ]] && name="$name-router$BACKENDS"
+    fi
     [[ "$bscale" != "1.0" ]] && name="$name-bs$bscale"
     [[ -n "$nocopy" ]] && name="$name-nocopy"
     [[ -n "$nightly" ]] && name="$name-nightly"
     [[ -n "$backuponly" ]] && name="$name-backuponly"
-    say "$name: $tenants tenants x 2 regions x $INSTANCES instances, latency $LATENCY ms, bucket_scale $bscale $nocopy $nightly"
+    say "$name: $tenants tenants x regions $REGIONS x $INSTANCES instances, latency $LATENCY ms, bucket_scale $bscale, backends $BACKENDS $nocopy $nightly $backuponly"
     args=(--tool "$tool" --tenants "$tenants" --instances "$INSTANCES" --latency-ms "$LATENCY"
+          --regions "$REGIONS" --backends "$BACKENDS"
           --bucket-scale "$bscale" --out "$OUT/$name.json" $nocopy $nightly $backuponly)
     if [[ $tool == rolesnap ]]; then args+=(--bin "$BIN"); else args+=(--c7n-org "$VENV/bin/c7n-org"); fi
     python3 "$HERE/bench.py" "${args[@]}" || say "$name failed (see $OUT/$name.work)"

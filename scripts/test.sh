@@ -102,7 +102,9 @@ COUNTS="$(mktemp)"
 trap 'rm -f "$COUNTS"' EXIT
 selftest() { "$ROLESNAP_PYTHON" tests/emulator/selftest.py 2>&1 | tee -a "$COUNTS"; return "${PIPESTATUS[0]}"; }
 cargotest() { cargo test --workspace 2>&1 | tee -a "$COUNTS"; return "${PIPESTATUS[0]}"; }
+routertest() { "$ROLESNAP_PYTHON" tests/emulator/router_selftest.py 2>&1 | tee -a "$COUNTS"; return "${PIPESTATUS[0]}"; }
 step "emulator self-test (tests/emulator/selftest.py)" selftest
+step "many-accounts router self-test (tests/emulator/router_selftest.py)" routertest
 step "cargo test --workspace" cargotest
 
 # ---------------------------------------------------------------- summary

@@ -169,6 +169,37 @@ def seed_admin(endpoint: str) -> dict[str, Any]:
     }
 
 
+def replicate_admin(endpoint: str, admin: dict[str, Any]) -> int:
+    """Behind tests/emulator/router.py, every backend process needs the admin user (it
+    assumes the tenant roles there) with the one key the admin holds: create it in each
+    backend that does not own the admin account, with the same key. Returns how many."""
+    try:
+        info = harness(endpoint, "GET", "/_harness/backends")
+        home = harness(endpoint, "GET", f"/_harness/route?account={ADMIN_ACCOUNT}")["backend"]
+    except Exception:
+        return 0  # a single server.py
+    n = 0
+    for b in info["backends"]:
+        if b["index"] == home:
+            continue
+        iam = Clients(b["endpoint"], ADMIN_ACCOUNT)("iam")
+        iam.create_user(UserName=ADMIN_USER)
+        policy = iam.create_policy(
+            PolicyName=STS_POLICY_NAME, PolicyDocument=json.dumps(load_json("amazon_sts_assumerole.json"))
+        )["Policy"]
+        iam.attach_user_policy(UserName=ADMIN_USER, PolicyArn=policy["Arn"])
+        req = urllib.request.Request(
+            b["endpoint"] + "/_harness/access-key", method="POST",
+            data=json.dumps({"account": ADMIN_ACCOUNT, "user_name": ADMIN_USER,
+                             "access_key_id": admin["access_key_id"],
+                             "secret_access_key": admin["secret_access_key"]}).encode(),
+            headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            r.read()
+        n += 1
+    return n
+
+
 def tenant_trust_policy(trusted_account: str, external_id: str | None) -> dict[str, Any]:
     text = json.dumps(load_json("tenant-trust-policy.json")).replace("ADMIN_ACCOUNT_ID", trusted_account)
     doc = json.loads(text)
@@ -539,6 +570,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     endpoint = args.endpoint.rstrip("/")
     admin = seed_admin(endpoint)
+    replicate_admin(endpoint, admin)
     jobs = []
     if args.profile == "small":
         for name, account, ext, regions, trusts in SMALL_TENANTS:

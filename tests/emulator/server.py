@@ -1616,6 +1616,28 @@ def dispatch(method: str, route: str, environ: dict[str, Any]) -> tuple[int, Any
             revoked.append(k)
         return 200, {"revoked": revoked}
 
+    if route == "/access-key" and method == "POST":
+        # Gives an existing IAM user an access key with a given id and secret (moto only
+        # makes random ones). router.py's backends all need the admin user with the one
+        # key the admin holds: seed.py copies it into every backend (README, "router.py").
+        body = _json_body(environ)
+        for f in ("account", "user_name", "access_key_id", "secret_access_key"):
+            if not isinstance(body.get(f), str) or not body[f]:
+                raise BadRequest(f"access-key needs '{f}'")
+        iam = iam_backends[body["account"]][PARTITION]
+        try:
+            user = iam.get_user(body["user_name"])
+        except Exception:
+            return 404, {"error": f"no user {body['user_name']} in account {body['account']}"}
+        from moto.iam.models import AccessKey
+
+        key = AccessKey(user.name, prefix="AKIA", account_id=body["account"])
+        key.access_key_id = body["access_key_id"]
+        key.secret_access_key = body["secret_access_key"]
+        user.access_keys.append(key)
+        iam.access_keys[key.physical_resource_id] = key
+        return 200, {"access_key_id": key.access_key_id}
+
     if route == "/reset" and method == "POST":
         for (kind, _a, _r, _i), rec in list(STATE.held.items()):
             apply_complete(kind, rec["obj"])
