@@ -368,8 +368,10 @@ fn terminal_width() -> Option<usize> {
 const DROP: [&str; 8] = [
     "agent", "job", "state", "GiB", "lock", "kind", "hold", "tenant",
 ];
-/// Columns cut (with `…`) before any is dropped, and their narrowest.
-const CUT: [(&str, usize); 4] = [("kept by", 10), ("id", 12), ("source", 10), ("tenant", 8)];
+/// Columns cut (with `…`) before any is dropped, in order, and their
+/// narrowest: ids first (whole with `--wide` or `-o json`), so that the rule
+/// that keeps a point stays readable.
+const CUT: [(&str, usize); 4] = [("id", 12), ("source", 10), ("kept by", 10), ("tenant", 8)];
 
 /// Fits a table (UTF-8 outer borders, padding, blank separators) into `width`: empty
 /// columns go, then the long texts are cut (ids in the middle, rules at the
@@ -417,6 +419,7 @@ pub fn fit(
     let mut drops = DROP.iter();
     loop {
         let mut w = widths(&header, &rows);
+        let whole = w.clone();
         // Cut the long columns, widest first, down to their narrowest.
         let mut over = total(&w).saturating_sub(width);
         for (name, min) in CUT {
@@ -432,6 +435,16 @@ pub fn fit(
             }
         }
         if over == 0 || drops.len() == 0 {
+            // Room left over (a column cut to its narrowest, then another
+            // dropped): give it back to the cut columns, in order.
+            let mut slack = width.saturating_sub(total(&w));
+            for (name, _) in CUT {
+                if let Some(i) = header.iter().position(|h| h == name) {
+                    let add = (whole[i] - w[i]).min(slack);
+                    w[i] += add;
+                    slack -= add;
+                }
+            }
             for (i, h) in header.iter().enumerate() {
                 let middle = h == "id" || h == "source";
                 for r in rows.iter_mut() {
@@ -521,6 +534,12 @@ mod tests {
         }
         assert!(out.contains("snap-0"), "{out}");
         assert!(out.contains('…'), "{out}");
+        // What was cut uses the whole width: no room is left unused.
+        assert_eq!(
+            out.lines().map(|l| l.chars().count()).max(),
+            Some(100),
+            "{out}"
+        );
     }
 
     #[test]

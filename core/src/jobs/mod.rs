@@ -108,7 +108,10 @@ pub struct Request<'a> {
     /// say when each has ended (see [`crate::jobs::prune::prune_tenant`]); a dropped
     /// sender counts as both ended. `None`: nothing runs beside.
     pub beside: Option<tokio::sync::watch::Receiver<crate::jobs::prune::Beside>>,
-    /// Told the number of selected resources once discovery is done.
+    /// Told how many more resources or copies the job works on; the total
+    /// is the sum: a backup says its selected resources once discovery is
+    /// done, a copy or vault copy job the points it queues for each
+    /// destination region as it queues them.
     pub on_total: Arc<dyn Fn(usize) + Send + Sync>,
     pub on_done: Arc<dyn Fn(&Item) + Send + Sync>,
     /// Called when a snapshot, image or copy has been started and is waited
@@ -312,6 +315,7 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
             started: start,
         },
         adopt,
+        on_total: req.on_total.clone(),
         on_done: req.on_done.clone(),
         on_started: req.on_started.clone(),
         // A later outcome replaces an earlier one: the prune's passes, and a
