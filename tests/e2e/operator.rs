@@ -103,10 +103,39 @@ async fn list_fits_a_narrow_terminal_and_shows_the_expiry_the_retention_decides(
         PlanText::new()
             .cron("0 1 * * *")
             .retention("days = 7\nweekly = 4")
-            .databases(false),
+            .databases(true),
     );
     let first = emu.backup_completed(&p)[0]["job"].as_u64().unwrap();
     let second = emu.backup_completed(&p)[0]["job"].as_u64().unwrap();
+    // The RDS points (alpha-pg, alpha-aurora) as AWS lists them: their ids
+    // share the plan prefix and the agent suffix.
+    let rds = emu.rds("alpha", EAST).await;
+    let mut rds_ids: BTreeSet<String> = BTreeSet::new();
+    for s in rds
+        .describe_db_snapshots()
+        .send()
+        .await
+        .unwrap()
+        .db_snapshots()
+    {
+        rds_ids.insert(s.db_snapshot_identifier().unwrap().to_string());
+    }
+    for s in rds
+        .describe_db_cluster_snapshots()
+        .send()
+        .await
+        .unwrap()
+        .db_cluster_snapshots()
+    {
+        rds_ids.insert(s.db_cluster_snapshot_identifier().unwrap().to_string());
+    }
+    // (moto's automated `rds:` snapshots are not the plan's.)
+    rds_ids.retain(|i| i.starts_with("sp-"));
+    assert_eq!(
+        rds_ids.len(),
+        4,
+        "two jobs of alpha-pg and alpha-aurora: {rds_ids:?}"
+    );
     let old = points_of(&emu, EAST, first).await;
     let new = points_of(&emu, EAST, second).await;
     assert_eq!(old.len(), 2, "app1 and app2: {old:?}");
@@ -138,10 +167,15 @@ async fn list_fits_a_narrow_terminal_and_shows_the_expiry_the_retention_decides(
     let run = emu.run(&["list", "--plan", p.to_str().unwrap(), "-o", "json"]);
     assert_eq!(run.code, 0, "{run}");
     let rows = run.json().as_array().unwrap().clone();
-    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert_eq!(rows.len(), 8, "{rows:?}");
     let mut full_ids = BTreeSet::new();
     for r in &rows {
         let id = s(&r["id"]).to_string();
+        if r["kind"] != "snapshot-set" {
+            assert!(rds_ids.contains(&id), "{id}: as AWS lists it");
+            full_ids.insert(id);
+            continue;
+        }
         // A snapshot set's point: its snapshots joined by `+`.
         let members: BTreeSet<String> = id.split('+').map(str::to_string).collect();
         let source = s(&r["source"]);
@@ -189,14 +223,16 @@ async fn list_fits_a_narrow_terminal_and_shows_the_expiry_the_retention_decides(
         "{text}"
     );
     let cells = table_rows(&text);
-    assert_eq!(cells.len(), 4, "{text}");
+    assert_eq!(cells.len(), 8, "{text}");
     let mut cut_widths = BTreeSet::new();
     let mut seen = BTreeSet::new();
     for c in &cells {
         let id = &c["id"];
+        // Cut in the middle, or at the end where the middle would make two
+        // ids look alike (the RDS names).
         let (head, tail) = id
             .split_once('…')
-            .unwrap_or_else(|| panic!("{id}: cut in the middle\n{text}"));
+            .unwrap_or_else(|| panic!("{id}: cut\n{text}"));
         let full: Vec<&String> = full_ids
             .iter()
             .filter(|f| f.starts_with(head) && f.ends_with(tail))
@@ -214,7 +250,7 @@ async fn list_fits_a_narrow_terminal_and_shows_the_expiry_the_retention_decides(
             assert!(c["kept by"].starts_with("weekly"), "{text}");
         }
     }
-    assert_eq!(seen, full_ids, "every point once\n{text}");
+    assert_eq!(seen, full_ids, "every point once, each told apart\n{text}");
     assert_eq!(cut_widths.len(), 1, "one width for every id\n{text}");
     golden::check("list-100-columns.txt", &text);
 
@@ -641,4 +677,70 @@ fn completion_scripts_and_the_man_page_match_their_golden_files() {
             &std::fs::read_to_string(dir.path().join(page)).unwrap(),
         );
     }
+}
+
+/// `systemd-analyze verify` of the shipped units, where systemd-analyze is
+/// installed: every key known, the command (the binary built here, put in
+/// place of /usr/local/bin/rolesnap) executable, `/bin/kill` for reload, and
+/// the `Documentation=man:rolesnap-agent(1)` page found among the pages
+/// `rolesnap man --out` writes. Starting the units needs systemd as PID 1,
+/// which this test does not have (README "systemd").
+#[test]
+fn systemd_units_pass_systemd_analyze_verify() {
+    let probe = std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output();
+    if !probe.map(|o| o.status.success()).unwrap_or(false) {
+        eprintln!("SKIP systemd-analyze verify: systemd-analyze is not installed here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let man = dir.path().join("man");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rolesnap"))
+        .args(["man", "--out"])
+        .arg(man.join("man1"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let src = crate::harness::repo_root().join("deploy/systemd");
+    let names = [
+        "rolesnap-agent.service",
+        "rolesnap-once.service",
+        "rolesnap-once.timer",
+    ];
+    for name in names {
+        let text = std::fs::read_to_string(src.join(name)).unwrap();
+        std::fs::write(
+            dir.path().join(name),
+            text.replace("/usr/local/bin/rolesnap", env!("CARGO_BIN_EXE_rolesnap")),
+        )
+        .unwrap();
+    }
+    let verify = |manpath: &std::path::Path| {
+        let out = std::process::Command::new("systemd-analyze")
+            .arg("verify")
+            .args(names.iter().map(|n| dir.path().join(n)))
+            .env("MANPATH", manpath)
+            .env("SYSTEMD_LOG_COLOR", "0")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, text) = verify(&man);
+    // An unknown key is only a warning (exit 0): nothing may be printed.
+    assert!(
+        ok && text.trim().is_empty(),
+        "systemd-analyze verify:\n{text}"
+    );
+    // Without the man pages, the Documentation= reference fails: the check
+    // above did look for them.
+    let (ok, text) = verify(&dir.path().join("no-man"));
+    assert!(!ok && text.contains("rolesnap-agent(1)"), "{text}");
 }

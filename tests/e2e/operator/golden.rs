@@ -23,13 +23,15 @@ pub fn normalise(text: &str) -> String {
     let version = env!("CARGO_PKG_VERSION");
     let mut s = text.replace(&format!("rolesnap {version}"), "rolesnap <version>");
     s = s.replace(&format!("rolesnap-{version}"), "rolesnap-<version>");
-    let rules: [(&str, &str); 10] = [
+    let rules: [(&str, &str); 12] = [
         // Ids cut in the middle or at the end by the table fitting.
         (
             r"\b(snap|ami|vol|i|sg|subnet|eni)-[0-9a-f]*…[0-9a-f,+\-snap]*",
             "<$1…>",
         ),
         (r"\b(snap|ami|vol|i|sg|subnet|eni)-[0-9a-f]{8,17}\b", "<$1>"),
+        // rolesnap's RDS snapshot names: sp-PLAN-JOB-SEQ-START-AGENT.
+        (r"\bsp-\d+-\d+-\d+-\d+-[0-9a-f]{16}\b", "<sp>"),
         // RFC 3339 and table times.
         (
             r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}| UTC)?",
@@ -37,6 +39,8 @@ pub fn normalise(text: &str) -> String {
         ),
         (r"\b\d{4}-\d{2}-\d{2}\b", "<date>"),
         (r"\b\d{4}-W\d{2}\b", "<week>"),
+        // A year left alone (a rule cut after it: `weekly keep 2026-…`).
+        (r"\b20\d{2}\b", "<year>"),
         // Durations: `12d 3h`, `5h 20m`, `40m`, `7d`.
         (r"\b\d+d \d+h\b", "<age>"),
         (r"\b\d+h \d+m\b", "<age>"),
