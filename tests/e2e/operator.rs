@@ -621,8 +621,10 @@ async fn validate_names_the_probe_aws_answered_neither_way() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
     let p = emu.write_plan("nightly", PlanText::new().databases(false));
-    emu.fault(json!({"action": "CreateSnapshots", "code": "InternalError",
-                     "message": "probe-boom", "account": ALPHA}));
+    emu.fault(
+        json!({"action": "CreateSnapshots", "code": "OptInRequired", "status": 400,
+                     "message": "probe-boom", "account": ALPHA}),
+    );
     let run = emu.run(&["validate", "--plan", p.to_str().unwrap()]);
     let line = run
         .stdout
@@ -630,13 +632,13 @@ async fn validate_names_the_probe_aws_answered_neither_way() {
         .find(|l| l.contains("alpha"))
         .unwrap_or_else(|| panic!("{run}"));
     let re = regex::Regex::new(
-        r"OK \(1 of \d+ probes undecided in us-east-1: ec2:CreateSnapshots \(InternalError: probe-boom\)\)",
+        r"OK \(1 of \d+ probes undecided in us-east-1: ec2:CreateSnapshots \(OptInRequired: probe-boom\)\)",
     )
     .unwrap();
     assert!(re.is_match(&run.stdout), "{run}");
     assert!(line.contains("undecided"), "{line}");
-    // The probe reached AWS (the SDK retries an InternalError).
-    assert!(emu.count_calls(ALPHA, "CreateSnapshots", "injected") >= 1);
+    // The probe reached AWS: the answer is AWS's, not a guess.
+    assert_eq!(emu.count_calls(ALPHA, "CreateSnapshots", "injected"), 1);
 }
 
 // ------------------------------------------------------------ golden files
@@ -660,6 +662,38 @@ fn completion_scripts_and_the_man_page_match_their_golden_files() {
         );
     }
     golden::check_verbatim("rolesnap.1", &rolesnap_out(&["man"]));
+    // The bash script completes as README "Shell integration" says.
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("rolesnap.bash");
+    std::fs::write(&script, rolesnap_out(&["completions", "bash"])).unwrap();
+    for (words, cword, cur, prev, want) in [
+        ("rolesnap pr", 1, "pr", "rolesnap", "prune"),
+        ("rolesnap prune --d", 2, "--d", "prune", "--dry-run"),
+        ("rolesnap list --w", 2, "--w", "list", "--wide"),
+        (
+            "rolesnap restore instance --keep",
+            3,
+            "--keep",
+            "instance",
+            "--keep-all-tags",
+        ),
+    ] {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source {} && COMP_WORDS=({words}) && COMP_CWORD={cword} && \
+                 _rolesnap rolesnap {cur} {prev} && echo \"${{COMPREPLY[@]}}\"",
+                script.display()
+            ))
+            .output()
+            .unwrap();
+        let got = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            got.split_whitespace().any(|w| w == want),
+            "`{words}<Tab>` offers {want}: {got}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rolesnap"))
         .args(["man", "--out"])
@@ -743,4 +777,50 @@ fn systemd_units_pass_systemd_analyze_verify() {
     // above did look for them.
     let (ok, text) = verify(&dir.path().join("no-man"));
     assert!(!ok && text.contains("rolesnap-agent(1)"), "{text}");
+}
+
+/// `kubectl kustomize deploy/kubernetes` (offline, where kubectl is
+/// installed) renders what README "Kubernetes" applies: every object in
+/// namespace `rolesnap`, the StatefulSet with the kustomization's image. The
+/// StatefulSet's `podManagementPolicy` is immutable: the manifest and the
+/// README say how to apply over an existing one.
+#[test]
+fn the_kustomization_renders_and_says_how_to_replace_the_statefulset() {
+    let root = crate::harness::repo_root();
+    let orphan = "kubectl -n rolesnap delete statefulset rolesnap --cascade=orphan";
+    for f in ["deploy/kubernetes/statefulset.yaml", "README.md"] {
+        let text = std::fs::read_to_string(root.join(f)).unwrap();
+        assert!(text.contains(orphan), "{f} says `{orphan}`");
+    }
+    let out = std::process::Command::new("kubectl")
+        .args(["kustomize", "deploy/kubernetes"])
+        .current_dir(&root)
+        .output();
+    let out = match out {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("SKIP kubectl kustomize: kubectl is not installed here ({e})");
+            return;
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let docs: Vec<&str> = text.split("\n---\n").collect();
+    assert!(docs.len() >= 5, "{text}");
+    for d in &docs {
+        assert!(
+            d.lines().any(|l| l == "  namespace: rolesnap"),
+            "namespaced: {d}"
+        );
+    }
+    let sts = docs
+        .iter()
+        .find(|d| d.contains("kind: StatefulSet"))
+        .unwrap_or_else(|| panic!("a StatefulSet: {text}"));
+    assert!(sts.contains("podManagementPolicy: Parallel"), "{sts}");
+    assert!(sts.contains("image: rolesnap:latest"), "{sts}");
 }
