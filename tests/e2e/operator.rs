@@ -822,5 +822,15 @@ fn the_kustomization_renders_and_says_how_to_replace_the_statefulset() {
         .find(|d| d.contains("kind: StatefulSet"))
         .unwrap_or_else(|| panic!("a StatefulSet: {text}"));
     assert!(sts.contains("podManagementPolicy: Parallel"), "{sts}");
-    assert!(sts.contains("image: rolesnap:latest"), "{sts}");
+    // The image the kustomization's `images:` entry names (README: set it
+    // to the registry the cluster pulls from).
+    let k = std::fs::read_to_string(root.join("deploy/kubernetes/kustomization.yaml")).unwrap();
+    let field = |key: &str| {
+        k.lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .map(|v| v.trim().trim_matches('"').to_string())
+            .unwrap_or_else(|| panic!("kustomization.yaml: {key}"))
+    };
+    let image = format!("image: {}:{}", field("newName:"), field("newTag:"));
+    assert!(sts.contains(&image), "{image}: {sts}");
 }
