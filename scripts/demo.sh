@@ -87,7 +87,7 @@ run() {
     RESULTS+=("$(printf '%-4s rolesnap %s' "$rc" "$*")")
     if [ "$rc" -ne 0 ]; then
         FAILED=1
-        echo "demo: 'rolesnap $*' exited $rc (0 done, 1 done with errors, 2 usage/config error, 3 failed)"
+        echo "demo: 'rolesnap $*' exited $rc (0 done, 1 done with errors, 2 usage/config error, 3 failed, 4 busy, 5 refused)"
     fi
     return 0
 }

@@ -176,8 +176,9 @@ async fn run_job_with(
         ledger,
         pacer,
         beside,
+        // A copy job adds each destination region's copies as it queues them.
         on_total: Arc::new(move |n| {
-            c1.total.store(n, Ordering::Relaxed);
+            c1.total.fetch_add(n, Ordering::Relaxed);
             u1();
         }),
         on_done: Arc::new(move |_item| {
@@ -192,6 +193,8 @@ async fn run_job_with(
     .await;
     if let Some(t) = ticker {
         t.abort();
+        // The phase's last line: what it came to, and how long it took.
+        eprintln!("progress: {}", counts.line(kind, t0.elapsed()));
     }
     let report = report?;
     if let Some(b) = bar {

@@ -21,7 +21,8 @@ RUST_LOG shows tracing events on stderr, e.g. RUST_LOG=aws_smithy_runtime=debug 
 SDK's own (requests, retries, credentials), rolesnap=info for the log file lines \
 (targets rolesnap::cvd, rolesnap::vsbkp, ...); unset, nothing more is printed.\n\n\
 Exit codes: 0 done; 1 done with errors; 2 usage or configuration error (nothing sent to AWS); \
-3 failed."
+3 failed; 4 busy: another run of the plan holds it on this state directory (nothing done); \
+5 refused: a restore or drill refused before anything was made."
 )]
 pub struct Cli {
     #[command(flatten)]

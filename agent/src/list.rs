@@ -368,8 +368,10 @@ fn terminal_width() -> Option<usize> {
 const DROP: [&str; 8] = [
     "agent", "job", "state", "GiB", "lock", "kind", "hold", "tenant",
 ];
-/// Columns cut (with `…`) before any is dropped, and their narrowest.
-const CUT: [(&str, usize); 4] = [("kept by", 10), ("id", 12), ("source", 10), ("tenant", 8)];
+/// Columns cut (with `…`) before any is dropped, in order, and their
+/// narrowest: ids first (whole with `--wide` or `-o json`), so that the rule
+/// that keeps a point stays readable.
+const CUT: [(&str, usize); 4] = [("id", 12), ("source", 10), ("kept by", 10), ("tenant", 8)];
 
 /// Fits a table (UTF-8 outer borders, padding, blank separators) into `width`: empty
 /// columns go, then the long texts are cut (ids in the middle, rules at the
@@ -417,6 +419,7 @@ pub fn fit(
     let mut drops = DROP.iter();
     loop {
         let mut w = widths(&header, &rows);
+        let whole = w.clone();
         // Cut the long columns, widest first, down to their narrowest.
         let mut over = total(&w).saturating_sub(width);
         for (name, min) in CUT {
@@ -432,10 +435,21 @@ pub fn fit(
             }
         }
         if over == 0 || drops.len() == 0 {
+            // Room left over (a column cut to its narrowest, then another
+            // dropped): give it back to the cut columns, in order.
+            let mut slack = width.saturating_sub(total(&w));
+            for (name, _) in CUT {
+                if let Some(i) = header.iter().position(|h| h == name) {
+                    let add = (whole[i] - w[i]).min(slack);
+                    w[i] += add;
+                    slack -= add;
+                }
+            }
             for (i, h) in header.iter().enumerate() {
-                let middle = h == "id" || h == "source";
-                for r in rows.iter_mut() {
-                    r[i] = cut(&r[i], w[i], middle);
+                let column: Vec<String> = rows.iter().map(|r| r[i].clone()).collect();
+                let ids = h == "id" || h == "source";
+                for (r, c) in rows.iter_mut().zip(cut_column(&column, w[i], ids)) {
+                    r[i] = c;
                 }
             }
             return (header, rows);
@@ -445,6 +459,31 @@ pub fn fit(
         if let Some(i) = drops.find_map(|d| header.iter().position(|h| h == d)) {
             drop_col(&mut header, &mut rows, i);
         }
+    }
+}
+
+/// A column's texts cut to `max` characters. Ids are cut in the middle
+/// (`snap-0a1…cdef0`), unless that makes two different ids look alike (RDS
+/// snapshot names share their plan prefix and agent suffix: `sp-2-1…1da6f`);
+/// then at the end, which keeps them apart when their heads differ. Other
+/// texts are cut at the end.
+fn cut_column(texts: &[String], max: usize, ids: bool) -> Vec<String> {
+    let cut_all =
+        |middle: bool| -> Vec<String> { texts.iter().map(|t| cut(t, max, middle)).collect() };
+    if !ids {
+        return cut_all(false);
+    }
+    let distinct = |v: &[String]| v.iter().collect::<std::collections::BTreeSet<_>>().len();
+    let whole = distinct(texts);
+    let middle = cut_all(true);
+    if distinct(&middle) == whole {
+        return middle;
+    }
+    let end = cut_all(false);
+    if distinct(&end) > distinct(&middle) {
+        end
+    } else {
+        middle
     }
 }
 
@@ -521,6 +560,39 @@ mod tests {
         }
         assert!(out.contains("snap-0"), "{out}");
         assert!(out.contains('…'), "{out}");
+        // What was cut uses the whole width: no room is left unused.
+        assert_eq!(
+            out.lines().map(|l| l.chars().count()).max(),
+            Some(100),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn ids_that_would_look_alike_cut_in_the_middle_are_cut_at_the_end() {
+        let rds: Vec<String> = [
+            "sp-2-1000-3-1795988012-9a019d1b35d1da6f",
+            "sp-2-1000-4-1795988012-9a019d1b35d1da6f",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            cut_column(&rds, 12, true),
+            vec!["sp-2-1000-3…", "sp-2-1000-4…"]
+        );
+        let snaps: Vec<String> = ["snap-0123456789abcdef0", "snap-0123456789abcdef1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            cut_column(&snaps, 12, true),
+            vec!["snap-0…cdef0", "snap-0…cdef1"]
+        );
+        assert_eq!(
+            cut_column(&["weekly keep 2026-W48".to_string()], 10, false),
+            vec!["weekly ke…"]
+        );
     }
 
     #[test]

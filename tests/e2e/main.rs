@@ -12,6 +12,7 @@ mod iam;
 mod integrity;
 mod night;
 mod onboard;
+mod operator;
 mod report;
 mod restore;
 mod rpo;

@@ -108,8 +108,10 @@ pub struct Request<'a> {
     /// say when each has ended (see [`crate::jobs::prune::prune_tenant`]); a dropped
     /// sender counts as both ended. `None`: nothing runs beside.
     pub beside: Option<tokio::sync::watch::Receiver<crate::jobs::prune::Beside>>,
-    /// Told the number of selected resources as regions are discovered (the
-    /// running total; the last call, once discovery is done, is the total).
+    /// Told how many more resources or copies the job works on; the total
+    /// is the sum: a backup says each region's selected resources as that
+    /// region's discovery ends, a copy or vault copy job the points it
+    /// queues for each destination region as it queues them.
     pub on_total: Arc<dyn Fn(usize) + Send + Sync>,
     pub on_done: Arc<dyn Fn(&Item) + Send + Sync>,
     /// Called when a snapshot, image or copy has been started and is waited
@@ -313,6 +315,7 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
             started: start,
         },
         adopt,
+        on_total: req.on_total.clone(),
         on_done: req.on_done.clone(),
         on_started: req.on_started.clone(),
         // A later outcome replaces an earlier one: the prune's passes, and a
@@ -598,7 +601,7 @@ async fn backup_tenants(req: &Request<'_>, job: &Job<'_>, reached: &[(&Tenant, C
             .map(move |r| (*tenant, conn, r))
             .boxed_local()
         }));
-        let (mut seq, mut total) = (0, 0);
+        let mut seq = 0;
         while let Some((tenant, conn, r)) = regions.next().await {
             if let Some(e) = r.error {
                 log(&format!(
@@ -625,8 +628,7 @@ async fn backup_tenants(req: &Request<'_>, job: &Job<'_>, reached: &[(&Tenant, C
                 })
                 .collect();
             if !resources.is_empty() {
-                total += resources.len();
-                (req.on_total)(total);
+                (req.on_total)(resources.len());
                 let work = RegionWork {
                     session: conn.session.clone(),
                     account: conn.account.clone(),
@@ -637,7 +639,6 @@ async fn backup_tenants(req: &Request<'_>, job: &Job<'_>, reached: &[(&Tenant, C
                 let _ = tx.unbounded_send(work);
             }
         }
-        (req.on_total)(total);
     };
     let backups = rx.for_each_concurrent(None, |work| async move {
         backup_region(job, &work).await;

@@ -167,6 +167,9 @@ pub struct Job<'a> {
     /// resumed after a crash): only points whose identity tags say that job
     /// made them.
     pub adopt: Vec<tags::Identity>,
+    /// Told how many more resources or copies the job works on (progress:
+    /// the total is the sum), see [`crate::jobs::Request::on_total`].
+    pub on_total: Arc<dyn Fn(usize) + Send + Sync>,
     /// Called once per finished resource (progress bars).
     pub on_done: Arc<dyn Fn(&Item) + Send + Sync>,
     /// Called when a create or copy has been started and is waited for

@@ -82,6 +82,8 @@ pub(crate) async fn copy_into(
         deadline: Instant::now() + job.options.wait_timeout,
         source,
     };
+    // Progress: the copies of this destination count in the job's total.
+    (job.on_total)(tasks.len());
     let mut queue: VecDeque<Task> = tasks.into();
     let mut starting = FuturesUnordered::new();
     let mut starting_copies = 0usize;
