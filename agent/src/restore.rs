@@ -153,36 +153,20 @@ async fn run_job(
     })
     .await?;
     // A failed drill is an alert (the plan's or the accounts file's [notify]).
-    if drill && !report.dry_run && report.status != JobStatus::Completed {
-        if let Some(notify) = s.loaded.notify() {
-            let n = rolesnap_core::alerts::Notifier::new(
-                notify,
-                Some(s.admin.config.clone()),
-                &global.state_dir,
-                &s.logs,
-            );
-            let reason = report
-                .drill
-                .as_ref()
-                .and_then(|d| d.reason.clone())
-                .or_else(|| report.error.clone())
-                .unwrap_or_else(|| report.status.to_string());
-            let agent = ledger
-                .as_ref()
-                .map(|l| l.agent_id().to_string())
-                .unwrap_or_default();
-            n.send(&rolesnap_core::alerts::Event::drill_failed(
-                &s.loaded.plan.name,
-                &agent,
-                report.job,
-                &report.tenant,
-                report.region.as_deref().unwrap_or("-"),
-                &report.source,
-                &reason,
-                chrono::Utc::now(),
-            ))
-            .await;
-        }
+    if drill {
+        let agent = ledger
+            .as_ref()
+            .map(|l| l.agent_id().to_string())
+            .unwrap_or_default();
+        alert_failed_drill(
+            &s.loaded,
+            &s.admin,
+            &global.state_dir,
+            &s.logs,
+            &report,
+            &agent,
+        )
+        .await;
     }
     match global.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
@@ -193,6 +177,43 @@ async fn run_job(
     } else {
         exit_code(report.status)
     })
+}
+
+/// A drill that did not complete is a `drill-failed` alert to the plan's
+/// (or the accounts file's) `[notify]`; sending never fails the drill.
+pub async fn alert_failed_drill(
+    loaded: &rolesnap_core::Loaded,
+    admin: &rolesnap_core::aws::credentials::AdminSession,
+    state_dir: &std::path::Path,
+    logs: &rolesnap_core::Logs,
+    report: &Report,
+    agent: &str,
+) {
+    if report.dry_run || report.status == JobStatus::Completed {
+        return;
+    }
+    let Some(notify) = loaded.notify() else {
+        return;
+    };
+    let n =
+        rolesnap_core::alerts::Notifier::new(notify, Some(admin.config.clone()), state_dir, logs);
+    let reason = report
+        .drill
+        .as_ref()
+        .and_then(|d| d.reason.clone())
+        .or_else(|| report.error.clone())
+        .unwrap_or_else(|| report.status.to_string());
+    n.send(&rolesnap_core::alerts::Event::drill_failed(
+        &loaded.plan.name,
+        agent,
+        report.job,
+        &report.tenant,
+        report.region.as_deref().unwrap_or("-"),
+        &report.source,
+        &reason,
+        chrono::Utc::now(),
+    ))
+    .await;
 }
 
 fn which(p: &RestorePointArgs) -> anyhow::Result<Which> {
