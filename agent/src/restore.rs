@@ -59,7 +59,7 @@ pub async fn run(global: &Global, args: RestoreArgs) -> anyhow::Result<u8> {
             )
         }
     };
-    run_job(global, point, target, false).await
+    run_job(global, point, target, false, false, None).await
 }
 
 /// `rolesnap drill`: a restore of the newest point into a throw-away target,
@@ -96,7 +96,7 @@ pub async fn drill(global: &Global, a: DrillArgs) -> anyhow::Result<u8> {
             ..Default::default()
         })
     };
-    run_job(global, a.point, target, true).await
+    run_job(global, a.point, target, true, a.connect, a.check).await
 }
 
 async fn run_job(
@@ -104,6 +104,8 @@ async fn run_job(
     point: RestorePointArgs,
     target: Target,
     drill: bool,
+    connect: bool,
+    check: Option<String>,
 ) -> anyhow::Result<u8> {
     let which = match which(&point) {
         Ok(w) => w,
@@ -150,6 +152,8 @@ async fn run_job(
             poll_max: Duration::from_secs(30),
         },
         drill,
+        connect,
+        check,
     })
     .await?;
     // A failed drill is an alert (the plan's or the accounts file's [notify]).
@@ -305,6 +309,19 @@ fn print_human(r: &Report, quiet: bool) {
             );
             for c in &d.checks {
                 println!("  checked: {c}");
+            }
+            if let Some(c) = &d.check {
+                println!(
+                    "  check command `{}`: SSM {}, exit {}{}",
+                    c.command,
+                    c.status,
+                    c.exit_code.map_or("-".to_string(), |x| x.to_string()),
+                    c.output
+                        .lines()
+                        .next()
+                        .map(|l| format!(": {l}"))
+                        .unwrap_or_default()
+                );
             }
         }
         if !r.calls.is_empty() {

@@ -143,6 +143,8 @@ pub(super) async fn run_drills(
                 poll_max: Duration::from_secs(30),
             },
             drill: true,
+            connect: rule.connect,
+            check: rule.check.clone(),
         })
         .await;
         match report {

@@ -28,6 +28,8 @@ pub(super) struct RawDrill {
     sample: Option<Spanned<u32>>,
     from_copy: Option<Spanned<String>>,
     timeout_minutes: Option<Spanned<u32>>,
+    connect: Option<Spanned<bool>>,
+    check: Option<Spanned<String>>,
     #[serde(default)]
     target: Vec<Spanned<RawDrillTarget>>,
 }
@@ -82,6 +84,12 @@ pub struct DrillRule {
     /// age after which a drill's resources count as leftovers of a killed
     /// drill (`prune` and the next drill remove them).
     pub timeout_minutes: u32,
+    /// Databases: healthy only once a TCP connect from the access node to
+    /// the restored endpoint succeeds.
+    pub connect: bool,
+    /// Instances: a shell command run through SSM Run Command once the
+    /// status checks pass; healthy only if it exits 0.
+    pub check: Option<String>,
     pub targets: Vec<DrillTarget>,
 }
 
@@ -189,6 +197,20 @@ pub(super) fn parse_drill(
         }
         Some(t) => *t.get_ref(),
     };
+    let check = match &raw.check {
+        None => None,
+        Some(c) if c.get_ref().trim().is_empty() => {
+            return Err(ctx.err(
+                &c.span(),
+                "drill.check",
+                "empty: a shell command, e.g. \"systemctl is-system-running\"",
+            ))
+        }
+        Some(c) if c.get_ref().chars().count() > 4096 => {
+            return Err(ctx.err(&c.span(), "drill.check", "longer than 4096 characters"))
+        }
+        Some(c) => Some(c.get_ref().clone()),
+    };
     let mut targets = Vec::new();
     let mut seen = BTreeSet::new();
     for t in &raw.target {
@@ -206,6 +228,8 @@ pub(super) fn parse_drill(
         selection,
         from_copy,
         timeout_minutes,
+        connect: raw.connect.as_ref().is_some_and(|c| *c.get_ref()),
+        check,
         targets,
     })
 }
@@ -374,6 +398,7 @@ security-groups = ["sg-0b", "sg-0c"]
         assert_eq!(d.selection, DrillSelection::EveryDays(7));
         assert_eq!(d.from_copy.as_deref(), Some("us-west-2"));
         assert_eq!(d.timeout_minutes, DEFAULT_DRILL_TIMEOUT_MINUTES);
+        assert!(!d.connect);
         assert_eq!(d.schedule.cron_source, "0 4 * * 6");
         assert_eq!(d.schedule.timezone, chrono_tz::Europe::Berlin);
         assert_eq!(
@@ -385,13 +410,15 @@ security-groups = ["sg-0b", "sg-0c"]
         assert!(d.target("alpha", "us-east-1").is_none());
         let d = parse(&DRILL.replace(
             "every-days = 7",
-            "sample = 3\ntimezone = \"UTC\"\ntimeout-minutes = 20",
+            "sample = 3\ntimezone = \"UTC\"\ntimeout-minutes = 20\nconnect = true\ncheck = \"systemctl is-system-running\"",
         ))
         .unwrap()
         .unwrap();
         assert_eq!(d.selection, DrillSelection::Sample(3));
         assert_eq!(d.schedule.timezone, chrono_tz::UTC);
         assert_eq!(d.timeout_minutes, 20);
+        assert!(d.connect);
+        assert_eq!(d.check.as_deref(), Some("systemctl is-system-running"));
         assert!(parse("").unwrap().is_none());
     }
 
@@ -434,6 +461,13 @@ security-groups = ["sg-0b", "sg-0c"]
                 "drill.from-copy",
                 22,
                 "not a [[copy]] region",
+            ),
+            (
+                "every-days = 7",
+                "every-days = 7\ncheck = \" \"",
+                "drill.check",
+                22,
+                "empty",
             ),
             (
                 "every-days = 7",
