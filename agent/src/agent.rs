@@ -36,6 +36,7 @@ use crate::cli::{AgentArgs, Global, Output, PlansArgs, ScheduleArgs};
 use crate::exit;
 use crate::output::table;
 
+mod drills;
 mod metrics;
 mod rpo;
 
@@ -144,6 +145,11 @@ pub fn schedule(global: &Global, args: ScheduleArgs) -> anyhow::Result<u8> {
                         "cron": l.plan.schedule.as_ref().map(|s| s.cron_source.clone()),
                         "timezone": l.plan.schedule.as_ref().map(|s| s.timezone.name()),
                         "next": runs,
+                        "drill": l.plan.drill.as_ref().map(|d| json!({
+                            "cron": d.schedule.cron_source,
+                            "timezone": d.schedule.timezone.name(),
+                            "next": next_runs(&d.schedule, now, args.count),
+                        })),
                     })
                 })
                 .collect();
@@ -172,6 +178,24 @@ pub fn schedule(global: &Global, args: ScheduleArgs) -> anyhow::Result<u8> {
                     ),
                 };
                 t.add_row(vec![l.plan.name.clone(), cron, tz, next]);
+                if let Some(d) = &l.plan.drill {
+                    let s = &d.schedule;
+                    let next = next_runs(s, now, args.count)
+                        .iter()
+                        .map(|r| {
+                            r.with_timezone(&s.timezone)
+                                .format("%a %Y-%m-%d %H:%M:%S %Z")
+                                .to_string()
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    t.add_row(vec![
+                        format!("{} (drills)", l.plan.name),
+                        s.cron_source.clone(),
+                        s.timezone.name().to_string(),
+                        next,
+                    ]);
+                }
             }
             println!("{t}");
         }
@@ -546,8 +570,17 @@ fn log_start(
     Ok(())
 }
 
-/// A plan run in flight: the plan's name and, once done, its reports.
-type PlanRun = LocalBoxFuture<'static, (String, Vec<jobs::Report>)>;
+/// One job a plan run recorded, as the scheduler tells it.
+pub(super) struct Ran {
+    plan: String,
+    job: u64,
+    job_type: rolesnap_core::store::ledger::JobType,
+    status: rolesnap_core::store::ledger::JobStatus,
+}
+
+/// A plan run in flight (its backup, or its drills): the name it runs
+/// under and, once done, its jobs.
+type PlanRun = LocalBoxFuture<'static, (String, Vec<Ran>)>;
 
 /// The scheduler's state: the plans, the slots they last ran, the runs in
 /// flight and the worst exit code so far.
@@ -574,23 +607,42 @@ impl Scheduler {
     /// when the next one is due (at most one tick away).
     fn start_due(&mut self, now: DateTime<Utc>) -> DateTime<Utc> {
         let mut next_wake = now + chrono::Duration::from_std(TICK).expect("tick");
-        for l in self.plans.clone() {
-            let Some(s) = &l.plan.schedule else { continue };
-            if self.busy.contains(&l.plan.name) {
+        // Each plan's backup schedule, and its [drill] schedule under its
+        // own slot key (see drills::slot_key).
+        let runs: Vec<(Arc<Loaded>, String, rolesnap_core::config::Schedule)> = self
+            .plans
+            .iter()
+            .flat_map(|l| {
+                let backup = l
+                    .plan
+                    .schedule
+                    .clone()
+                    .map(|s| (l.clone(), l.plan.name.clone(), s));
+                let drill = l.plan.drill.as_ref().map(|d| {
+                    (
+                        l.clone(),
+                        drills::slot_key(&l.plan.name),
+                        d.schedule.clone(),
+                    )
+                });
+                backup.into_iter().chain(drill)
+            })
+            .collect();
+        for (l, name, s) in runs {
+            if self.busy.contains(&name) {
                 continue;
             }
-            let last = self.slots.map.get(&l.plan.name).copied();
-            let d = decide(s, last, now, self.catch_up);
+            let last = self.slots.map.get(&name).copied();
+            let d = decide(&s, last, now, self.catch_up);
             if let (Some(last), true) = (last, d.skipped > 0) {
-                let e = Event::missed_run(&l.plan.name, last, None, d.skipped, now, &d.reason);
+                let e = Event::missed_run(&name, last, None, d.skipped, now, &d.reason);
                 if self.told.insert(e.key.clone()) {
                     self.cx.logs.write(
                         LogFile::Cvd,
                         None,
                         "CvdAgent::Schedule",
                         &format!(
-                            "Plan [{}]: {} scheduled run(s) missed since {}",
-                            l.plan.name,
+                            "Plan [{name}]: {} scheduled run(s) missed since {}",
                             d.skipped,
                             last.to_rfc3339()
                         ),
@@ -605,13 +657,12 @@ impl Scheduler {
                         None,
                         "CvdAgent::Schedule",
                         &format!(
-                            "Plan [{}] due for slot {} ({missed} older slot(s) skipped): {}",
-                            l.plan.name,
+                            "Plan [{name}] due for slot {} ({missed} older slot(s) skipped): {}",
                             slot.to_rfc3339(),
                             d.reason
                         ),
                     );
-                    self.start(l, slot);
+                    self.start(l, name, slot);
                 }
                 Due::At(t) => next_wake = next_wake.min(t),
             }
@@ -626,9 +677,10 @@ impl Scheduler {
         let _ = tokio::time::timeout(limit, all).await;
     }
 
-    /// Records `slot` as the plan's last and starts its run.
-    fn start(&mut self, l: Arc<Loaded>, slot: DateTime<Utc>) {
-        if let Err(e) = self.slots.set(&l.plan.name, slot) {
+    /// Records `slot` as the last of `name` (the plan, or its drills) and
+    /// starts its run.
+    fn start(&mut self, l: Arc<Loaded>, name: String, slot: DateTime<Utc>) {
+        if let Err(e) = self.slots.set(&name, slot) {
             self.cx.logs.write(
                 LogFile::Cvd,
                 None,
@@ -636,20 +688,35 @@ impl Scheduler {
                 &format!("Cannot record the slot: {e}"),
             );
         }
+        let drill = name != l.plan.name;
         event(
             self.json_events,
-            json!({"event": "run", "plan": l.plan.name, "slot": slot}),
+            json!({"event": "run", "plan": l.plan.name, "slot": slot, "drill": drill}),
         );
-        self.busy.push(l.plan.name.clone());
-        let name = l.plan.name.clone();
-        let fut = run_plan(l, self.cx.clone(), slot);
-        self.running
-            .push(Box::pin(async move { (name, fut.await) }));
+        self.busy.push(name.clone());
+        let cx = self.cx.clone();
+        self.running.push(Box::pin(async move {
+            let ran = if drill {
+                drills::run_drills(l, cx, slot).await
+            } else {
+                run_plan(l, cx, slot)
+                    .await
+                    .into_iter()
+                    .map(|r| Ran {
+                        plan: r.plan,
+                        job: r.job,
+                        job_type: r.job_type,
+                        status: r.status,
+                    })
+                    .collect()
+            };
+            (name, ran)
+        }));
     }
 
     /// A plan run ended: the plan may run again, its jobs count in the exit
     /// code and are told as events.
-    fn finished(&mut self, name: &str, reports: &[jobs::Report]) {
+    fn finished(&mut self, name: &str, reports: &[Ran]) {
         self.busy.retain(|b| b != name);
         for r in reports {
             self.worst = self.worst.max(crate::backup::exit_code(r.status));

@@ -111,7 +111,8 @@ the instance (--instance) or database (--db / --cluster) is restored into a thro
 instance into --subnet with --security-groups (give a subnet and a security group without ingress), \
 without the source's own tags; a database under a new identifier (rolesnap-drill-<time>) in \
 --db-subnet-group (default: the recorded one). Healthy means: an instance running with both EC2 \
-status checks ok (DescribeInstanceStatus); a database available. Everything the drill makes is \
+status checks ok (DescribeInstanceStatus); a database available (with --connect: and its endpoint \
+accepting a TCP connection from this node). Everything the drill makes is \
 tagged CV_Integrity_Snap and _GX_BACKUP_ (the drill job) and is removed at the end, whether the \
 drill passed or not; instances an earlier, killed drill left (older than --wait-timeout) are \
 terminated first. The source is never touched. Exit 0 healthy and removed, 3 failed."
@@ -644,6 +645,16 @@ pub struct DrillArgs {
     /// Database drills: the DB subnet group (default: the recorded one).
     #[arg(long)]
     pub db_subnet_group: Option<String>,
+    /// Database drills: healthy only once a TCP connect from this node to the restored
+    /// endpoint (address:port) succeeds within 10 s; refused or timed out = failed.
+    #[arg(long, conflicts_with = "instance")]
+    pub connect: bool,
+    /// Instance drills: a shell command run in the restored instance through SSM Run Command
+    /// (AWS-RunShellScript) once its status checks pass, e.g. "systemctl is-system-running";
+    /// healthy only if it exits 0 within --wait-timeout. Needs the SSM agent and an instance
+    /// profile that lets it reach SSM.
+    #[arg(long, value_name = "COMMAND", requires = "instance")]
+    pub check: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -59,7 +59,7 @@ pub async fn run(global: &Global, args: RestoreArgs) -> anyhow::Result<u8> {
             )
         }
     };
-    run_job(global, point, target, false).await
+    run_job(global, point, target, false, false, None).await
 }
 
 /// `rolesnap drill`: a restore of the newest point into a throw-away target,
@@ -96,7 +96,7 @@ pub async fn drill(global: &Global, a: DrillArgs) -> anyhow::Result<u8> {
             ..Default::default()
         })
     };
-    run_job(global, a.point, target, true).await
+    run_job(global, a.point, target, true, a.connect, a.check).await
 }
 
 async fn run_job(
@@ -104,6 +104,8 @@ async fn run_job(
     point: RestorePointArgs,
     target: Target,
     drill: bool,
+    connect: bool,
+    check: Option<String>,
 ) -> anyhow::Result<u8> {
     let which = match which(&point) {
         Ok(w) => w,
@@ -150,39 +152,25 @@ async fn run_job(
             poll_max: Duration::from_secs(30),
         },
         drill,
+        connect,
+        check,
     })
     .await?;
     // A failed drill is an alert (the plan's or the accounts file's [notify]).
-    if drill && !report.dry_run && report.status != JobStatus::Completed {
-        if let Some(notify) = s.loaded.notify() {
-            let n = rolesnap_core::alerts::Notifier::new(
-                notify,
-                Some(s.admin.config.clone()),
-                &global.state_dir,
-                &s.logs,
-            );
-            let reason = report
-                .drill
-                .as_ref()
-                .and_then(|d| d.reason.clone())
-                .or_else(|| report.error.clone())
-                .unwrap_or_else(|| report.status.to_string());
-            let agent = ledger
-                .as_ref()
-                .map(|l| l.agent_id().to_string())
-                .unwrap_or_default();
-            n.send(&rolesnap_core::alerts::Event::drill_failed(
-                &s.loaded.plan.name,
-                &agent,
-                report.job,
-                &report.tenant,
-                report.region.as_deref().unwrap_or("-"),
-                &report.source,
-                &reason,
-                chrono::Utc::now(),
-            ))
-            .await;
-        }
+    if drill {
+        let agent = ledger
+            .as_ref()
+            .map(|l| l.agent_id().to_string())
+            .unwrap_or_default();
+        alert_failed_drill(
+            &s.loaded,
+            &s.admin,
+            &global.state_dir,
+            &s.logs,
+            &report,
+            &agent,
+        )
+        .await;
     }
     match global.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
@@ -193,6 +181,43 @@ async fn run_job(
     } else {
         exit_code(report.status)
     })
+}
+
+/// A drill that did not complete is a `drill-failed` alert to the plan's
+/// (or the accounts file's) `[notify]`; sending never fails the drill.
+pub async fn alert_failed_drill(
+    loaded: &rolesnap_core::Loaded,
+    admin: &rolesnap_core::aws::credentials::AdminSession,
+    state_dir: &std::path::Path,
+    logs: &rolesnap_core::Logs,
+    report: &Report,
+    agent: &str,
+) {
+    if report.dry_run || report.status == JobStatus::Completed {
+        return;
+    }
+    let Some(notify) = loaded.notify() else {
+        return;
+    };
+    let n =
+        rolesnap_core::alerts::Notifier::new(notify, Some(admin.config.clone()), state_dir, logs);
+    let reason = report
+        .drill
+        .as_ref()
+        .and_then(|d| d.reason.clone())
+        .or_else(|| report.error.clone())
+        .unwrap_or_else(|| report.status.to_string());
+    n.send(&rolesnap_core::alerts::Event::drill_failed(
+        &loaded.plan.name,
+        agent,
+        report.job,
+        &report.tenant,
+        report.region.as_deref().unwrap_or("-"),
+        &report.source,
+        &reason,
+        chrono::Utc::now(),
+    ))
+    .await;
 }
 
 fn which(p: &RestorePointArgs) -> anyhow::Result<Which> {
@@ -284,6 +309,19 @@ fn print_human(r: &Report, quiet: bool) {
             );
             for c in &d.checks {
                 println!("  checked: {c}");
+            }
+            if let Some(c) = &d.check {
+                println!(
+                    "  check command `{}`: SSM {}, exit {}{}",
+                    c.command,
+                    c.status,
+                    c.exit_code.map_or("-".to_string(), |x| x.to_string()),
+                    c.output
+                        .lines()
+                        .next()
+                        .map(|l| format!(": {l}"))
+                        .unwrap_or_default()
+                );
             }
         }
         if !r.calls.is_empty() {

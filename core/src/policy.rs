@@ -203,6 +203,9 @@ pub const AUTHORITY_TAGS: &[&str] = &[
     // CopyDB(Cluster)Snapshot in the vault account; prune there trusts them).
     tags::VAULT_OF,
     tags::VAULT,
+    // A restore drill's: the tenant policy lets SSM Run Command reach only
+    // instances carrying it.
+    tags::INTEGRITY,
 ];
 
 /// `_GX_AMI_` holds the AMI's id, which does not exist yet when CreateImage or
@@ -298,6 +301,34 @@ pub const KMS_VIA_SERVICE: &[&str] = &[
     "kms:ReEncryptTo",
 ];
 
+/// Restore drills' check command (`[drill] check`, `rolesnap drill
+/// --check`): SSM Run Command with the `AWS-RunShellScript` document only,
+/// and only on instances tagged `CV_Integrity_Snap` (an authority tag: set
+/// only when a drill launches the instance); its result read back.
+fn drill_check_statements() -> Value {
+    json!([
+        {
+            "Sid": "SsmDrillCheckDocument",
+            "Effect": "Allow",
+            "Action": "ssm:SendCommand",
+            "Resource": "arn:aws:ssm:*::document/AWS-RunShellScript"
+        },
+        {
+            "Sid": "SsmDrillCheckOnDrillInstances",
+            "Effect": "Allow",
+            "Action": "ssm:SendCommand",
+            "Resource": "arn:aws:ec2:*:*:instance/*",
+            "Condition": {"StringLike": {"ssm:resourceTag/CV_Integrity_Snap": "*"}}
+        },
+        {
+            "Sid": "SsmDrillCheckResult",
+            "Effect": "Allow",
+            "Action": "ssm:GetCommandInvocation",
+            "Resource": "*"
+        }
+    ])
+}
+
 fn rds_snapshot_arns() -> Value {
     json!([
         format!("arn:aws:rds:*:*:snapshot:{RDS_SNAPSHOT_PREFIX}*"),
@@ -320,6 +351,7 @@ pub fn permissions(vault_accounts: &[String]) -> Value {
         kms_statements(),
         share_statements("Vault", vault_accounts),
         kms_key_check_statements(vault_accounts),
+        drill_check_statements(),
     ] {
         if let Value::Array(s) = group {
             statements.extend(s);

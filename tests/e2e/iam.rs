@@ -1512,6 +1512,8 @@ async fn drills_run_and_clean_up_under_the_printed_policy() {
             &subnet,
             "--security-groups",
             &sg,
+            "--check",
+            "systemctl is-system-running",
         ],
         vec!["--db", "alpha-pg"],
     ] {
@@ -1528,10 +1530,34 @@ async fn drills_run_and_clean_up_under_the_printed_policy() {
         ("TerminateInstances", "the drill's instance"),
         ("DeleteDBInstance", "the drill's database"),
         ("DescribeInstanceStatus", "the health check"),
+        ("SendCommand", "the check command"),
+        ("GetCommandInvocation", "the check command's result"),
     ] {
         assert_eq!(emu.count_calls(ALPHA, action, "denied"), 0, "{what}");
         assert!(emu.count_calls(ALPHA, action, "ok") > 0, "{what}");
     }
+    // Run Command reaches only a drill's instances (CV_Integrity_Snap), and
+    // only with AWS-RunShellScript.
+    let ssm = aws_sdk_ssm::Client::new(&emu.account_config(ALPHA, EAST).await);
+    for (instance, document) in [
+        (src.as_str(), "AWS-RunShellScript"),
+        (src.as_str(), "AWS-RunPowerShellScript"),
+    ] {
+        let e = ssm
+            .send_command()
+            .document_name(document)
+            .instance_ids(instance)
+            .parameters("commands", vec!["id".to_string()])
+            .send()
+            .await
+            .expect_err("SendCommand to the untagged source is denied");
+        assert_eq!(
+            aws_sdk_ssm::error::ProvideErrorMetadata::code(&e),
+            Some("AccessDeniedException"),
+            "{e:?}"
+        );
+    }
+    assert!(emu.count_calls(ALPHA, "SendCommand", "denied") >= 2);
     // The name is what the delete is granted on: the source cannot be deleted.
     let rds = emu.rds("alpha", EAST).await;
     let e = rds

@@ -4,6 +4,7 @@ mod backup;
 mod copy_prune;
 mod deploy;
 mod drill;
+mod drill_plan;
 mod drills;
 mod foundation;
 mod guard;

@@ -18,7 +18,9 @@ files:
   as stored in moto's IAM backend) for every authorisation AWS makes: Action/NotAction,
   Resource/NotResource (ARN wildcards), the resource-tag keys (`ec2:ResourceTag/K`,
   `aws:ResourceTag/K`, `rds:snapshot-tag/K`, `rds:cluster-snapshot-tag/K`, `rds:db-tag/K`,
-  `rds:cluster-tag/K`, tags looked up in moto's backends) and the request keys
+  `rds:cluster-tag/K`, `ssm:resourceTag/K` (SSM SendCommand: the document's ARN and
+  each target instance's, the instance's tags), tags looked up in moto's backends)
+  and the request keys
   (`ec2:CreateAction`, `aws:RequestTag/K`, `aws:TagKeys`, `iam:PassedToService`), with
   IAM's ForAnyValue/ForAllValues/Null/IfExists semantics. An explicit Deny wins; every
   authorisation needs an Allow. Refused: EC2 `UnauthorizedOperation` / RDS `AccessDenied`,
@@ -26,6 +28,8 @@ files:
   resource, moto's own action check is skipped for that one request (it cannot match
   resource ARNs, and it applies a Deny with a Condition unconditionally); its signature
   check still runs. A resource that does not exist is left to moto (its NotFound error).
+* **SSM** speaks JSON like KMS (`X-Amz-Target: AmazonSSM.<Operation>`): its operation
+  is the request's Action, and its refusals are `AccessDeniedException`, HTTP 400, JSON.
 * **KMS** (same switch, same callers): a direct KMS call is authorised on the key's ARN
   with `kms:ViaService` absent (refused: `AccessDeniedException`, HTTP 400, JSON); the
   customer managed keys EC2 (CopySnapshot, CopyImage, CreateVolume, RunInstances) and RDS
@@ -118,6 +122,8 @@ TAG_KEYS = {
     "rds:cluster-snapshot-tag/": {"db-cluster-snapshot"},
     "rds:db-tag/": {"db"},
     "rds:cluster-tag/": {"cluster"},
+    # SSM Run Command on an EC2 instance: the instance's tags.
+    "ssm:resourcetag/": {"instance"},
 }
 
 
@@ -723,12 +729,32 @@ def evaluations(req: Any) -> tuple[list[Eval], str | None] | None:
     keys on the caller's behalf add the KMS authorisations (`kms_on_behalf`)."""
     if req.service == "kms":
         return kms_direct(req)
+    if req.service == "ssm":
+        return ssm_evaluations(req)
     base = _service_evaluations(req)
     kms = kms_on_behalf(req) if req.service in ("ec2", "rds") else []
     if not kms:
         return base
     evs, decided = base if base is not None else ([], None)
     return evs + kms, decided
+
+
+def ssm_evaluations(req: Any) -> tuple[list[Eval], str | None] | None:
+    """SSM SendCommand, as AWS authorises it: `ssm:SendCommand` on the
+    document's ARN (an AWS-owned document has no account in it) and on each
+    target instance's ARN, the instance's tags as `ssm:resourceTag/K`.
+    Everything else SSM is left to moto's check of the action on `*`."""
+    if req.action != "SendCommand":
+        return None
+    body = getattr(req, "json_params", None) or {}
+    doc = str(body.get("DocumentName") or "")
+    evs: list[Eval] = [("ssm:SendCommand", f"arn:{PARTITION}:ssm:{req.region}::document/{doc}", "document", {}, NO_CTX)]
+    backend = _ec2_backend(req.account, req.region)
+    for iid in body.get("InstanceIds") or []:
+        arn = f"arn:{PARTITION}:ec2:{req.region}:{req.account}:instance/{iid}"
+        tags = dict(_dict_get(backend.tags, iid) or {}) if backend is not None else {}
+        evs.append(("ssm:SendCommand", arn, "instance", tags, NO_CTX))
+    return evs, "ssm:SendCommand"
 
 
 def _service_evaluations(req: Any) -> tuple[list[Eval], str | None] | None:
@@ -810,7 +836,7 @@ def check(req: Any) -> tuple[int, str, str] | None:
                     f"User: {req.principal_arn} is not authorized to perform: {action} on resource: {arn} "
                     f"because no identity-based policy allows the {action} action"
                 )
-                if req.service == "kms":
+                if req.service in ("kms", "ssm"):
                     return 400, "AccessDeniedException", msg
                 if req.service == "ec2":
                     return 403, "UnauthorizedOperation", f"You are not authorized to perform this operation. {msg}"
@@ -842,7 +868,10 @@ def install(server: Any) -> None:
             super().__init__(environ)
             self.json_params: dict[str, Any] = {}
             target = environ.get("HTTP_X_AMZ_TARGET") or ""
-            if not self.action and self.service == "kms" and target.startswith("TrentService."):
+            json_service = (self.service == "kms" and target.startswith("TrentService.")) or (
+                self.service == "ssm" and target.startswith("AmazonSSM.")
+            )
+            if not self.action and json_service:
                 self.action = target.split(".", 1)[1]
                 try:
                     body = json.loads(self.body or b"{}")
@@ -855,7 +884,7 @@ def install(server: Any) -> None:
     orig_error_response = server.error_response
 
     def error_response(service: str, code: str, message: str, status: int) -> tuple[int, bytes]:
-        if service == "kms":
+        if service in ("kms", "ssm"):
             return status, json.dumps({"__type": code, "message": message}).encode("utf-8")
         return orig_error_response(service, code, message, status)
 
@@ -920,13 +949,13 @@ def install(server: Any) -> None:
             super().__init__(err_code, message)
             self.code = status
             self.description = server.error_response(service, err_code, message, status)[1].decode()
-            self.content_type = "application/x-amz-json-1.1" if service == "kms" else "text/xml"
+            self.content_type = "application/x-amz-json-1.1" if service in ("kms", "ssm") else "text/xml"
 
     def _raise_access_denied(self: Any) -> None:
         svc, arn, action = self._service, self._access_key.arn, self._action
-        if svc == "kms":  # KMS: AccessDeniedException, HTTP 400, JSON
+        if svc in ("kms", "ssm"):  # KMS, SSM: AccessDeniedException, HTTP 400, JSON
             raise AwsShapedDenial(
-                "kms", "AccessDeniedException",
+                svc, "AccessDeniedException",
                 f"User: {arn} is not authorized to perform: {action} because no identity-based policy allows the {action} action",
                 400,
             )

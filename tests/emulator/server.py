@@ -371,6 +371,12 @@ def expire_lingering() -> None:
             del STATE.lingering[key]
 
 
+# Rules of `POST /_harness/db_endpoints`: {"prefix", "address", "port"}.
+DB_ENDPOINTS: list[dict[str, Any]] = []
+# Rules of `POST /_harness/ssm`: {"account", "instance_id"?, "exit_code", "output", "status"?}.
+SSM_RESULTS: list[dict[str, Any]] = []
+
+
 def install_model_hooks() -> None:
     # moto bug: DescribeInstances filter "availability-zone" compares against the
     # Placement object, so it never matches.  Compare the zone name instead.
@@ -523,6 +529,62 @@ def install_model_hooks() -> None:
         lambda i: RDSClientError("InvalidDBClusterSnapshotStateFault", f"Cannot delete the cluster snapshot {i} because it is in the deleting state."),
     )(rds_models.RDSBackend.delete_db_cluster_snapshot)
 
+    # moto's RDS endpoints are names that resolve nowhere and listen on
+    # nothing. `POST /_harness/db_endpoints` names a prefix of DB instance
+    # identifiers whose endpoint is answered as an address and port the test
+    # chose (127.0.0.1 and a port it listens on, or one that is closed), so a
+    # restore drill's TCP connect to the database can be tested.
+    orig_address = rds_models.DBInstance.address
+    orig_endpoint = rds_models.DBInstance.endpoint
+
+    def endpoint_rule(ident: str) -> dict[str, Any] | None:
+        for rule in DB_ENDPOINTS:
+            if ident.startswith(rule["prefix"]):
+                return rule
+        return None
+
+    def address(self: Any) -> str:
+        rule = endpoint_rule(self.db_instance_identifier)
+        return rule["address"] if rule else orig_address.fget(self)
+
+    def endpoint(self: Any) -> dict[str, Any]:
+        rule = endpoint_rule(self.db_instance_identifier)
+        if rule is None:
+            return orig_endpoint.fget(self)
+        return {"Address": rule["address"], "Port": rule["port"]}
+
+    rds_models.DBInstance.address = property(address)  # type: ignore[assignment]
+    rds_models.DBInstance.endpoint = property(endpoint)  # type: ignore[assignment]
+
+    # moto's SSM Run Command reports every command a Success with exit code 0
+    # and no output, at once, on any instance id. `POST /_harness/ssm` sets
+    # what an invocation reports instead, per account and optionally per
+    # instance: its exit code, output and status (InProgress: it never ends),
+    # so that a restore drill's check command can pass, fail or time out.
+    from moto.ssm import models as ssm_models
+
+    orig_invocation = ssm_models.Command.invocation_response
+
+    def invocation_response(self: Any, instance_id: str, plugin_name: str) -> dict[str, Any]:
+        out = orig_invocation(self, instance_id, plugin_name)
+        rule = next(
+            (r for r in SSM_RESULTS
+             if r["account"] == self.account_id and r.get("instance_id") in (None, instance_id)),
+            None,
+        )
+        if rule is not None:
+            code = int(rule.get("exit_code", 0))
+            status = rule.get("status") or ("Success" if code == 0 else "Failed")
+            out.update({
+                "ResponseCode": -1 if status == "InProgress" else code,
+                "Status": status,
+                "StatusDetails": status,
+                "StandardOutputContent": str(rule.get("output", "")),
+            })
+        return out
+
+    ssm_models.Command.invocation_response = invocation_response  # type: ignore[method-assign]
+
     # The one AMI from amis.json is loaded into every region; moto also makes a
     # placeholder snapshot for it, which would show up in every DescribeSnapshots
     # (moto ignores OwnerIds).  Drop those placeholder snapshots.
@@ -557,6 +619,36 @@ def _rds_name(ident: str) -> tuple[str | None, str | None, str]:
     if m:
         return m.group(1), m.group(2), m.group(3)
     return None, None, ident
+
+
+LIVE_KINDS = ("instance", "db-instance", "db-cluster")
+
+
+def age_live(account: str, region: str | None, ident: str, kind: str, when: dt.datetime) -> str | None:
+    """Sets the creation time of an EC2 instance, DB instance or DB cluster;
+    returns its region, or None when there is no such resource."""
+    bd = ec2_backends if kind == "instance" else rds_backends
+    for reg, backend in _created_regions(bd, account):
+        if region and reg != region:
+            continue
+        if kind == "instance":
+            obj = backend.get_instance_by_id(ident) if hasattr(backend, "get_instance_by_id") else None
+            if obj is not None:
+                obj.launch_time = when
+                return reg
+        elif kind == "db-instance":
+            obj = backend.databases.get(ident)
+            if obj is not None:
+                obj.created = when
+                obj.instance_create_time = when
+                return reg
+        else:
+            obj = backend.clusters.get(ident)
+            if obj is not None:
+                obj.created = when
+                obj.cluster_create_time = when
+                return reg
+    return None
 
 
 def find_object(account: str, region: str | None, ident: str, kind: str | None = None) -> tuple[str, str, str, Any] | None:
@@ -1460,6 +1552,15 @@ def dispatch(method: str, route: str, environ: dict[str, Any]) -> tuple[int, Any
                 when = real_now() - dt.timedelta(seconds=float(it["age_seconds"]))
             else:
                 raise BadRequest("age needs 'age_seconds' or 'time'")
+            if it.get("kind") in LIVE_KINDS:
+                # moto dates an instance's LaunchTime and a database's create
+                # time at its creation and cannot change them: age them here
+                # (the leftovers of a killed drill, say).
+                aged = age_live(str(account), it.get("region"), str(ident), str(it["kind"]), when)
+                if aged is None:
+                    return 404, {"error": f"{it['kind']} {ident} not found in account {account}"}
+                out.append({"kind": it["kind"], "account": account, "region": aged, "id": ident, "time": iso_z(when)})
+                continue
             found = find_object(str(account), it.get("region"), str(ident))
             if found is None:
                 return 404, {"error": f"{ident} not found in account {account}" + (f" region {it.get('region')}" if it.get("region") else "")}
@@ -1638,10 +1739,27 @@ def dispatch(method: str, route: str, environ: dict[str, Any]) -> tuple[int, Any
         iam.access_keys[key.physical_resource_id] = key
         return 200, {"access_key_id": key.access_key_id}
 
+    if route == "/db_endpoints" and method == "POST":
+        body = _json_body(environ)
+        if not body.get("prefix") or not body.get("address") or not isinstance(body.get("port"), int):
+            raise BadRequest("db_endpoints needs 'prefix', 'address' and an integer 'port'")
+        DB_ENDPOINTS[:] = [r for r in DB_ENDPOINTS if r["prefix"] != body["prefix"]]
+        DB_ENDPOINTS.append({"prefix": str(body["prefix"]), "address": str(body["address"]), "port": body["port"]})
+        return 200, {"db_endpoints": DB_ENDPOINTS}
+
+    if route == "/ssm" and method == "POST":
+        body = _json_body(environ)
+        if not body.get("account"):
+            raise BadRequest("ssm needs 'account' (and 'exit_code', 'output', 'status', 'instance_id' as wanted)")
+        SSM_RESULTS.insert(0, {k: body[k] for k in ("account", "instance_id", "exit_code", "output", "status") if k in body})
+        return 200, {"ssm": SSM_RESULTS}
+
     if route == "/reset" and method == "POST":
         for (kind, _a, _r, _i), rec in list(STATE.held.items()):
             apply_complete(kind, rec["obj"])
         STATE.reset()
+        DB_ENDPOINTS.clear()
+        SSM_RESULTS.clear()
         return 200, {"reset": True}
 
     return 404, {"error": f"no such control endpoint: {method} /_harness{route}"}

@@ -637,6 +637,11 @@ impl TenantSession {
         self.clients(region).rds
     }
 
+    /// An SSM client in `region` (a drill's check command; not kept).
+    pub fn ssm(&self, region: &str) -> aws_sdk_ssm::Client {
+        aws_sdk_ssm::Client::new(&self.config(region))
+    }
+
     /// A KMS client in `region` (only `validate` reads keys; not kept).
     pub fn kms(&self, region: &str) -> aws_sdk_kms::Client {
         aws_sdk_kms::Client::new(&self.config(region))

@@ -15,6 +15,7 @@
 mod accounts;
 mod checks;
 mod crontab;
+mod drill;
 mod errors;
 mod group;
 mod notify;
@@ -38,6 +39,7 @@ pub use checks::{
     MAX_DESCRIPTION_CHARS, MAX_TAG_VALUE_CHARS,
 };
 pub use crontab::{crontab_weekdays, MAX_YEARS_TO_NEXT_RUN};
+pub use drill::{DrillRule, DrillSelection, DrillTarget, DEFAULT_DRILL_TIMEOUT_MINUTES};
 pub use errors::ConfigError;
 pub use notify::{sns_topic_arn_problem, webhook_url_problem, HttpUrl};
 pub use plan::{parse_plan_only, ALLOW_EMPTY, DEFAULT_WAIT_TIMEOUT_MINUTES};
@@ -415,6 +417,8 @@ pub struct Plan {
     /// `[notify]` of the plan file: replaces the accounts file's (an empty
     /// one: no alerts for this plan).
     pub notify: Option<Notify>,
+    /// `[drill]`: scheduled restore drills.
+    pub drill: Option<DrillRule>,
     /// The file the plan was read from.
     pub source: PathBuf,
 }

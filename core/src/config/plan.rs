@@ -70,6 +70,21 @@ pub fn parse_plan_only(path: &Path, src: &str) -> Result<(Plan, Option<String>),
         Some(n) => Some(super::notify::parse_notify(&ctx, n, true)?),
         None => None,
     };
+    let drill = match &raw.drill {
+        Some(d) => {
+            let copy_regions: Vec<String> = copies.iter().map(|c| c.region.clone()).collect();
+            let tenants: Vec<String> = groups.iter().flat_map(|g| g.tenants.clone()).collect();
+            let tz = schedule.as_ref().map(|s| s.timezone);
+            Some(super::drill::parse_drill(
+                &ctx,
+                d,
+                tz,
+                &copy_regions,
+                &tenants,
+            )?)
+        }
+        None => None,
+    };
     Ok((
         Plan {
             name,
@@ -84,6 +99,7 @@ pub fn parse_plan_only(path: &Path, src: &str) -> Result<(Plan, Option<String>),
             lock,
             vaults,
             notify,
+            drill,
             source: path.to_path_buf(),
         },
         raw.accounts,

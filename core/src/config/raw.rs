@@ -85,6 +85,9 @@ pub(super) struct RawPlanFile {
     /// Replaces the accounts file's `[notify]` for this plan.
     #[serde(default)]
     pub(super) notify: Option<Spanned<RawNotify>>,
+    /// Scheduled restore drills (see drill.rs).
+    #[serde(default)]
+    pub(super) drill: Option<Spanned<super::drill::RawDrill>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -254,6 +254,7 @@ pub async fn prune_tenant(
 ) {
     let sources =
         prune_tenant_regions(job, session, account, source_regions, now, dry_run, beside).await;
+    remove_drill_leftovers(job, session, account, source_regions, now, dry_run).await;
     // The vault copies of this tenant's points, by their vault rules; only
     // when the tenant's live sources are known (the newest copy of a live
     // source is kept).
@@ -270,6 +271,64 @@ pub async fn prune_tenant(
                 v,
             )
             .await;
+        }
+    }
+}
+
+/// What killed restore drills left in the plan's source and copy regions
+/// (see [`crate::jobs::restore::leftovers`]): drill resources made longer
+/// ago than the plan's `[drill] timeout-minutes` (the default when it has
+/// none), an item each.
+async fn remove_drill_leftovers(
+    job: &Job<'_>,
+    session: &TenantSession,
+    account: &str,
+    source_regions: &[String],
+    now: DateTime<Utc>,
+    dry_run: bool,
+) {
+    let minutes = job
+        .plan
+        .drill
+        .as_ref()
+        .map_or(crate::config::DEFAULT_DRILL_TIMEOUT_MINUTES, |d| {
+            d.timeout_minutes
+        });
+    let older_than = now - chrono::Duration::minutes(i64::from(minutes));
+    let mut regions: Vec<String> = source_regions.to_vec();
+    for c in &job.plan.copies {
+        if !regions.contains(&c.region) {
+            regions.push(c.region.clone());
+        }
+    }
+    for region in &regions {
+        let sweep = crate::jobs::restore::leftovers::Sweep {
+            session,
+            account,
+            pacer: &job.pacer,
+            region,
+            older_than,
+            dry_run,
+            plan: Some(&job.plan.name),
+        };
+        let (found, _) = sweep.run(&|m| job.log(m)).await;
+        for f in found {
+            job.record(&Item {
+                tenant: session.tenant.name.clone(),
+                account: account.to_string(),
+                region: f.region.clone(),
+                kind: f.kind,
+                source_id: f.id.clone(),
+                status: match (&f.error, dry_run) {
+                    (Some(_), _) => ItemStatus::Failed,
+                    (None, true) => ItemStatus::WouldDelete,
+                    (None, false) => ItemStatus::Deleted,
+                },
+                created: vec![],
+                size_gib: 0,
+                error: f.error.clone(),
+                detail: json!({"drill_leftover": true}),
+            });
         }
     }
 }

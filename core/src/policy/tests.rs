@@ -19,7 +19,7 @@ fn action_name(method: &str) -> String {
         .collect()
 }
 
-/// Calls made through clients bound to `ec2`, `rds`, `sts` or `kms` anywhere
+/// Calls made through clients bound to `ec2`, `rds`, `sts`, `kms` or `ssm` anywhere
 /// in the engine's source (a convention the engine keeps so that this test
 /// sees every call).
 ///
@@ -29,7 +29,7 @@ fn action_name(method: &str) -> String {
 /// declared); the vault's own calls are listed in [`VAULT_CALLS`] and
 /// checked against `policy vault` below.
 fn calls_in_source() -> BTreeSet<String> {
-    let re = regex::Regex::new(r"\b(ec2|rds|sts|kms)\s*\.\s*([a-z][a-z0-9_]*)\(\)").unwrap();
+    let re = regex::Regex::new(r"\b(ec2|rds|sts|kms|ssm)\s*\.\s*([a-z][a-z0-9_]*)\(\)").unwrap();
     let mut dirs = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
     let mut out = BTreeSet::new();
     while let Some(dir) = dirs.pop() {

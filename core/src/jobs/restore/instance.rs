@@ -474,6 +474,7 @@ impl Restorer<'_> {
         let prov = self.prov(&id, &p.id(), &name);
         let mut instance_tags = carried;
         instance_tags.extend(prov.iter().cloned());
+        instance_tags.extend(self.drill_owner());
         let (image, bdms, mapped) = match p.kind {
             PointKind::Ami => (p.id(), vec![], vec![]),
             _ => self.image_of_set(&p, s, &launch, &prov).await?,

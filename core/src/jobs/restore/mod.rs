@@ -38,6 +38,7 @@ mod context;
 mod drill;
 mod error;
 mod instance;
+pub mod leftovers;
 mod lookup;
 mod point;
 mod rds;
@@ -210,6 +211,13 @@ pub struct Request<'a> {
     /// waits until the restored resource is healthy, and removes all it made
     /// whatever the outcome (a Drill job in the ledger).
     pub drill: bool,
+    /// A database drill: healthy only once a TCP connect from this node to
+    /// the restored endpoint succeeds (`--connect`, `[drill] connect`).
+    pub connect: bool,
+    /// An instance drill: a shell command run in the instance through SSM
+    /// Run Command once its status checks pass; healthy only if it exits 0
+    /// (`--check`, `[drill] check`).
+    pub check: Option<String>,
 }
 
 // ---------------------------------------------------------------- report
@@ -299,7 +307,27 @@ pub struct DrillResult {
     /// How health was decided (e.g. `running; system and instance status checks ok`).
     pub checks: Vec<String>,
     pub reason: Option<String>,
+    /// The check command run in the instance (`[drill] check`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckOutcome>,
 }
+
+/// A drill's check command: what SSM Run Command reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckOutcome {
+    pub command: String,
+    /// SSM's command id.
+    pub command_id: Option<String>,
+    /// SSM's invocation status (`Success`, `Failed`, `TimedOut`, …).
+    pub status: String,
+    /// The command's exit code (SSM's ResponseCode; -1 when it has none).
+    pub exit_code: Option<i32>,
+    /// Standard output then standard error, at most [`CHECK_OUTPUT_CHARS`].
+    pub output: String,
+}
+
+/// How much of a check command's output a drill keeps.
+pub const CHECK_OUTPUT_CHARS: usize = 2000;
 
 // ---------------------------------------------------------------- the job
 
@@ -317,6 +345,11 @@ struct Restorer<'a> {
     vault: Option<vault::VaultSide>,
     /// A restore drill (see [`Request::drill`]) and what it found.
     drill: bool,
+    /// See [`Request::connect`].
+    connect: bool,
+    /// See [`Request::check`], and what it gave.
+    check: Option<String>,
+    checked: Option<CheckOutcome>,
     drilled: Option<DrillResult>,
     /// Unix time the job started (a drill's RTO counts from it).
     started: i64,
@@ -375,6 +408,9 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
         temporaries: vec![],
         kms_key: req.which.kms_key_id.clone(),
         drill: req.drill,
+        connect: req.connect,
+        check: req.check.clone(),
+        checked: None,
         drilled: None,
         started: start,
         refused: false,
@@ -504,6 +540,7 @@ impl Restorer<'_> {
                         rto_seconds: None,
                         checks: vec![],
                         reason: None,
+                        check: self.checked.clone(),
                     });
                     d.reason = Some(e.to_string());
                 }

@@ -59,7 +59,8 @@ impl Restorer<'_> {
             .unwrap_or_else(|| format!("{}-1", s.target_id));
         self.refuse_existing(&region, s, &writer).await?;
         let subnet_group = self.db_subnet_group(&p, s);
-        let prov = self.prov(&source, &snapshot, &s.target_id);
+        let mut prov = self.prov(&source, &snapshot, &s.target_id);
+        prov.extend(self.drill_owner());
         let from = FromSnapshot {
             region,
             snapshot,
@@ -203,7 +204,8 @@ impl Restorer<'_> {
             subnet_group.as_deref().unwrap_or("(default)"),
             tag_list(prov)
         ));
-        let wprov = self.prov(source, snapshot, writer);
+        let mut wprov = self.prov(source, snapshot, writer);
+        wprov.extend(self.drill_owner());
         self.cx.call(format!(
             "CreateDBInstance DBInstanceIdentifier={writer} DBClusterIdentifier={} Engine={engine} DBInstanceClass={class} Tags={}",
             s.target_id,
