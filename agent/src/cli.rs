@@ -443,7 +443,8 @@ account's copies), and its age. The plan's RPO is the longest gap between two ru
 A resource is compliant when the newest completed point of every one of those places is \
 within the RPO; breached when one is older, or a copy region or vault has none; never \
 protected when the source region has no completed point; no-rpo when the plan has no \
-schedule. The last restore drill and its RTO are reported as null: drills do not exist yet.\n\n\
+schedule. The last restore drill of each resource (passed or failed) and its RTO come from the ledgers' \
+Drill jobs (`rolesnap drill`, or a plan's [drill] run by the agent); null when it was never drilled.\n\n\
 Also lists, per tenant and region, the resources discovery sees that no plan of the report \
 selects (unprotected), with each plan's reason. Discovery only looks where a plan's groups \
 look: a plan without rds/aurora does not list databases.\n\n\

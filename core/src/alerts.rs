@@ -6,8 +6,8 @@
 //! (one event per job: a failure of the next night's job is a new event), a
 //! scheduled slot that did not run (one event per gap since the last slot
 //! that ran), an RPO breach (one per resource and breach episode, found by the
-//! agent's periodic check, [`rpo`]) and a drill failure (drills do
-//! not exist yet; the kind is reserved).
+//! agent's periodic check, [`rpo`]) and a failed restore drill
+//! (`rolesnap drill`, or a plan's `[drill]` run by the agent).
 //!
 //! A key is claimed in `STATE_DIR/alerts-sent.json` before anything is sent,
 //! so an event is sent at most once per state directory, even when sending

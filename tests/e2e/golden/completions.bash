@@ -262,7 +262,7 @@ _rolesnap() {
             return 0
             ;;
         rolesnap__subcmd__agent)
-            opts="-p -o -v -q -h --plans --accounts --once --shard --catch-up --grace --metrics --metrics-allow-remote --json-events --poll-interval --strict --log-dir --log-max-bytes --state-dir --group-access --endpoint-url --output --verbose --quiet --help"
+            opts="-p -o -v -q -h --plans --accounts --once --shard --catch-up --grace --metrics --metrics-allow-remote --json-events --poll-interval --rpo-check-interval --strict --log-dir --log-max-bytes --state-dir --group-access --endpoint-url --output --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -297,6 +297,10 @@ _rolesnap() {
                     return 0
                     ;;
                 --poll-interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rpo-check-interval)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -592,7 +596,7 @@ _rolesnap() {
             return 0
             ;;
         rolesnap__subcmd__drill)
-            opts="-p -t -j -r -o -v -q -h --plan --accounts --tenant --job --at --from-copy --region --from-vault --kms-key-id --dry-run --wait-timeout --poll-interval --instance --db --cluster --subnet --security-groups --db-subnet-group --log-dir --log-max-bytes --state-dir --group-access --endpoint-url --output --verbose --quiet --help"
+            opts="-p -t -j -r -o -v -q -h --plan --accounts --tenant --job --at --from-copy --region --from-vault --kms-key-id --dry-run --wait-timeout --poll-interval --instance --db --cluster --subnet --security-groups --db-subnet-group --connect --check --log-dir --log-max-bytes --state-dir --group-access --endpoint-url --output --verbose --quiet --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -679,6 +683,10 @@ _rolesnap() {
                     return 0
                     ;;
                 --db-subnet-group)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --check)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -293,6 +293,7 @@ complete -c rolesnap -n "__fish_rolesnap_using_subcommand drill" -l cluster -d '
 complete -c rolesnap -n "__fish_rolesnap_using_subcommand drill" -l subnet -d 'Instance drills: the throw-away subnet to launch in (required for --instance)' -r
 complete -c rolesnap -n "__fish_rolesnap_using_subcommand drill" -l security-groups -d 'Instance drills: security group ids, comma-separated (a group without ingress)' -r
 complete -c rolesnap -n "__fish_rolesnap_using_subcommand drill" -l db-subnet-group -d 'Database drills: the DB subnet group (default: the recorded one)' -r
+complete -c rolesnap -n "__fish_rolesnap_using_subcommand drill" -l check -d 'Instance drills: a shell command run in the restored instance through SSM Run Command (AWS-RunShellScript) once its status checks pass, e.g. "systemctl is-system-running"; healthy only if it exits 0 within --wait-timeout. Needs the SSM agent and an instance profile that lets it reach SSM' -r
 complete -c rolesnap -n "__fish_rolesnap_using_subcommand drill" -l log-dir -d 'Directory of the GxTail log files (cvd.log, vsdiscovery.log, vsbkp.log, vsrst.log)' -r -F
 complete -c rolesnap -n "__fish_rolesnap_using_subcommand drill" -l log-max-bytes -d 'Size in bytes at which a log file rotates' -r
 complete -c rolesnap -n "__fish_rolesnap_using_subcommand drill" -l state-dir -d 'Directory of the job ledger (ledger.db) and job locks' -r -F
@@ -300,6 +301,7 @@ complete -c rolesnap -n "__fish_rolesnap_using_subcommand drill" -l endpoint-url
 complete -c rolesnap -n "__fish_rolesnap_using_subcommand drill" -s o -l output -d 'Output format' -r -f -a "human\t'Tables and sentences for people'
 json\t'One JSON document on stdout, for scripts'"
 complete -c rolesnap -n "__fish_rolesnap_using_subcommand drill" -l dry-run -d 'Print the calls the restore would make; create nothing, record no job'
+complete -c rolesnap -n "__fish_rolesnap_using_subcommand drill" -l connect -d 'Database drills: healthy only once a TCP connect from this node to the restored endpoint (address:port) succeeds within 10 s; refused or timed out = failed'
 complete -c rolesnap -n "__fish_rolesnap_using_subcommand drill" -l group-access -d 'Create the state and log directories 0750 and the log files 0640 (readable by the directory\'s group, e.g. for a log shipper) instead of 0700 and 0600'
 complete -c rolesnap -n "__fish_rolesnap_using_subcommand drill" -s v -l verbose -d 'Also print log lines on stderr'
 complete -c rolesnap -n "__fish_rolesnap_using_subcommand drill" -s q -l quiet -d 'Print only errors (human output)'
@@ -332,6 +334,7 @@ complete -c rolesnap -n "__fish_rolesnap_using_subcommand agent" -l catch-up -d 
 complete -c rolesnap -n "__fish_rolesnap_using_subcommand agent" -l grace -d 'Seconds in-flight jobs get to finish after SIGTERM/SIGINT before they are recorded Killed' -r
 complete -c rolesnap -n "__fish_rolesnap_using_subcommand agent" -l metrics -d 'Serve Prometheus metrics (GET /metrics) and a health check (GET /healthz) on this address (e.g. 127.0.0.1:9187); loopback only, unless --metrics-allow-remote' -r
 complete -c rolesnap -n "__fish_rolesnap_using_subcommand agent" -l poll-interval -d 'Seconds before the first completion poll of a job; doubles up to 60 s' -r
+complete -c rolesnap -n "__fish_rolesnap_using_subcommand agent" -l rpo-check-interval -d 'Every this many seconds (0: never), check each scheduled plan\'s resources against their RPO (as `rolesnap report` does) and send one rpo-breach alert per breached resource and breach episode to the plan\'s [notify]; the counts go to --metrics. The first check is one interval after the start; not with --once' -r
 complete -c rolesnap -n "__fish_rolesnap_using_subcommand agent" -l log-dir -d 'Directory of the GxTail log files (cvd.log, vsdiscovery.log, vsbkp.log, vsrst.log)' -r -F
 complete -c rolesnap -n "__fish_rolesnap_using_subcommand agent" -l log-max-bytes -d 'Size in bytes at which a log file rotates' -r
 complete -c rolesnap -n "__fish_rolesnap_using_subcommand agent" -l state-dir -d 'Directory of the job ledger (ledger.db) and job locks' -r -F

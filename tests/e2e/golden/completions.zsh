@@ -456,6 +456,7 @@ _arguments "${_arguments_options[@]}" : \
 '--subnet=[Instance drills\: the throw-away subnet to launch in (required for --instance)]:SUBNET:_default' \
 '*--security-groups=[Instance drills\: security group ids, comma-separated (a group without ingress)]:SECURITY_GROUPS:_default' \
 '--db-subnet-group=[Database drills\: the DB subnet group (default\: the recorded one)]:DB_SUBNET_GROUP:_default' \
+'--check=[Instance drills\: a shell command run in the restored instance through SSM Run Command (AWS-RunShellScript) once its status checks pass, e.g. "systemctl is-system-running"; healthy only if it exits 0 within --wait-timeout. Needs the SSM agent and an instance profile that lets it reach SSM]:COMMAND:_default' \
 '--log-dir=[Directory of the GxTail log files (cvd.log, vsdiscovery.log, vsbkp.log, vsrst.log)]:LOG_DIR:_files' \
 '--log-max-bytes=[Size in bytes at which a log file rotates]:LOG_MAX_BYTES:_default' \
 '--state-dir=[Directory of the job ledger (ledger.db) and job locks]:STATE_DIR:_files' \
@@ -465,6 +466,7 @@ json\:"One JSON document on stdout, for scripts"))' \
 '--output=[Output format]:OUTPUT:((human\:"Tables and sentences for people"
 json\:"One JSON document on stdout, for scripts"))' \
 '--dry-run[Print the calls the restore would make; create nothing, record no job]' \
+'(--instance)--connect[Database drills\: healthy only once a TCP connect from this node to the restored endpoint (address\:port) succeeds within 10 s; refused or timed out = failed]' \
 '--group-access[Create the state and log directories 0750 and the log files 0640 (readable by the directory'\''s group, e.g. for a log shipper) instead of 0700 and 0600]' \
 '-v[Also print log lines on stderr]' \
 '--verbose[Also print log lines on stderr]' \
@@ -517,6 +519,7 @@ _arguments "${_arguments_options[@]}" : \
 '--grace=[Seconds in-flight jobs get to finish after SIGTERM/SIGINT before they are recorded Killed]:SECONDS:_default' \
 '--metrics=[Serve Prometheus metrics (GET /metrics) and a health check (GET /healthz) on this address (e.g. 127.0.0.1\:9187); loopback only, unless --metrics-allow-remote]:ADDR:_default' \
 '--poll-interval=[Seconds before the first completion poll of a job; doubles up to 60 s]:SECONDS:_default' \
+'--rpo-check-interval=[Every this many seconds (0\: never), check each scheduled plan'\''s resources against their RPO (as \`rolesnap report\` does) and send one rpo-breach alert per breached resource and breach episode to the plan'\''s \[notify\]; the counts go to --metrics. The first check is one interval after the start; not with --once]:SECONDS:_default' \
 '--log-dir=[Directory of the GxTail log files (cvd.log, vsdiscovery.log, vsbkp.log, vsrst.log)]:LOG_DIR:_files' \
 '--log-max-bytes=[Size in bytes at which a log file rotates]:LOG_MAX_BYTES:_default' \
 '--state-dir=[Directory of the job ledger (ledger.db) and job locks]:STATE_DIR:_files' \
