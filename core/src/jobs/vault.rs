@@ -394,19 +394,15 @@ async fn stop_left_shares(
                     filter(&format!("tag:{}", tags::PLAN), &[&job.plan.name]),
                 ],
             )
-            .await;
-        let images = match images {
-            Ok(found) => {
+            .await
+            .map(|found| {
                 left.extend(
                     found
                         .iter()
                         .filter_map(|i| i.image_id())
                         .map(|id| (PointKind::Ami, id.to_string())),
                 );
-                Ok(())
-            }
-            Err(e) => Err(e),
-        };
+            });
         // Only what this plan made: a shared snapshot's tags are the owner's
         // (the vault does not see them), so EBS snapshots are checked in the
         // tenant account; RDS snapshots by the plan's identifier prefix.
@@ -439,12 +435,10 @@ async fn stop_left_shares(
                 })
         };
         // When they cannot be checked, no EBS share is touched this time.
-        let kept = ours.as_ref().ok();
         left.retain(|(kind, id)| {
-            kind != &PointKind::SnapshotSet || kept.is_some_and(|o| o.contains(id))
+            kind != &PointKind::SnapshotSet || ours.as_ref().is_ok_and(|o| o.contains(id))
         });
-        let ours = ours.map(|_| ());
-        for r in [listed, rds_listed, images, ours] {
+        for r in [listed, rds_listed, images, ours.map(|_| ())] {
             if let Err(e) = r {
                 job.log(&format!(
                     "Cannot list what [{tenant}/{src}] shares with vault [{}] (the next run stops what is left): {e}",

@@ -416,22 +416,34 @@ async fn delete_db(cx: &Context<'_>, m: &Made, cluster: bool) -> Result<(), AwsE
         m.id
     ));
     cx.take(region, Bucket::Rds).await;
+    delete_database(&rds, &site, &m.id, cluster).await
+}
+
+/// DeleteDBCluster or DeleteDBInstance `id` without a final snapshot (an
+/// instance also without its automated backups): what a restore or drill
+/// made, or a killed drill left ([`super::leftovers`]).
+pub(super) async fn delete_database(
+    rds: &aws_sdk_rds::Client,
+    site: &Site<'_>,
+    id: &str,
+    cluster: bool,
+) -> Result<(), AwsError> {
     if cluster {
         rds.delete_db_cluster()
-            .db_cluster_identifier(&m.id)
+            .db_cluster_identifier(id)
             .skip_final_snapshot(true)
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| site.err("DeleteDBCluster", Some(&m.id), e.into_service_error()))
+            .map_err(|e| site.err("DeleteDBCluster", Some(id), e.into_service_error()))
     } else {
         rds.delete_db_instance()
-            .db_instance_identifier(&m.id)
+            .db_instance_identifier(id)
             .skip_final_snapshot(true)
             .delete_automated_backups(true)
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| site.err("DeleteDBInstance", Some(&m.id), e.into_service_error()))
+            .map_err(|e| site.err("DeleteDBInstance", Some(id), e.into_service_error()))
     }
 }

@@ -16,6 +16,7 @@ use crate::aws::pace::{Bucket, Pacer};
 use crate::store::ledger::ItemKind;
 use crate::tags;
 
+use super::cleanup::delete_database;
 use super::DRILL_DB_PREFIX;
 
 /// One leftover found: removed, or why not.
@@ -245,33 +246,10 @@ impl Sweep<'_> {
                     continue;
                 }
                 self.take(Bucket::Rds).await;
-                let r = if *m == cluster {
-                    rds.delete_db_cluster()
-                        .db_cluster_identifier(m)
-                        .skip_final_snapshot(true)
-                        .send()
-                        .await
-                        .err()
-                        .map(|e| {
-                            self.site()
-                                .err("DeleteDBCluster", Some(m), e.into_service_error())
-                                .to_string()
-                        })
-                } else {
-                    rds.delete_db_instance()
-                        .db_instance_identifier(m)
-                        .skip_final_snapshot(true)
-                        .delete_automated_backups(true)
-                        .send()
-                        .await
-                        .err()
-                        .map(|e| {
-                            self.site()
-                                .err("DeleteDBInstance", Some(m), e.into_service_error())
-                                .to_string()
-                        })
-                };
-                error = r;
+                error = delete_database(&rds, &self.site(), m, *m == cluster)
+                    .await
+                    .err()
+                    .map(|e| e.to_string());
             }
             found.push(Leftover {
                 kind: ItemKind::DbCluster,
@@ -285,18 +263,10 @@ impl Sweep<'_> {
                 None
             } else {
                 self.take(Bucket::Rds).await;
-                rds.delete_db_instance()
-                    .db_instance_identifier(&id)
-                    .skip_final_snapshot(true)
-                    .delete_automated_backups(true)
-                    .send()
+                delete_database(&rds, &self.site(), &id, false)
                     .await
                     .err()
-                    .map(|e| {
-                        self.site()
-                            .err("DeleteDBInstance", Some(&id), e.into_service_error())
-                            .to_string()
-                    })
+                    .map(|e| e.to_string())
             };
             found.push(Leftover {
                 kind: ItemKind::DbInstance,
