@@ -119,6 +119,10 @@ for run in $RUNS; do
     [[ -n "$nocopy" ]] && name="$name-nocopy"
     [[ -n "$nightly" ]] && name="$name-nightly"
     [[ -n "$backuponly" ]] && name="$name-backuponly"
+    # A configuration listed more than once keeps every run: -run2, -run3 ...
+    n=1
+    while [[ -e $OUT/$name$([[ $n -gt 1 ]] && echo "-run$n").json ]]; do n=$((n + 1)); done
+    [[ $n -gt 1 ]] && name="$name-run$n"
     say "$name: $tenants tenants x regions $REGIONS x $INSTANCES instances, latency $LATENCY ms, bucket_scale $bscale, backends $BACKENDS $nocopy $nightly $backuponly"
     args=(--tool "$tool" --tenants "$tenants" --instances "$INSTANCES" --latency-ms "$LATENCY"
           --regions "$REGIONS" --backends "$BACKENDS"

@@ -236,18 +236,31 @@ pub async fn list_region(
         plan,
         kinds,
     };
-    let mut points = Vec::new();
-    if kinds.ec2 {
-        lister
-            .ec2(&Ec2::new(session.ec2(region), at), &mut points)
-            .await?;
-    }
-    if kinds.rds {
-        let rds = Rds::new(session.rds(region), at);
-        for cluster in [false, true] {
-            lister.rds(&rds, cluster, &mut points).await?;
+    // The kinds' listings go out at once: each is a call (or pages) of its
+    // own, so the region is listed after the slowest, not after their sum.
+    let ec2 = Ec2::new(session.ec2(region), at);
+    let rds = Rds::new(session.rds(region), at);
+    let ec2_points = async {
+        let mut v = Vec::new();
+        if kinds.ec2 {
+            lister.ec2(&ec2, &mut v).await?;
         }
-    }
+        Ok::<_, AwsError>(v)
+    };
+    let rds_points = |cluster: bool| {
+        let (lister, rds) = (&lister, &rds);
+        async move {
+            let mut v = Vec::new();
+            if kinds.rds {
+                lister.rds(rds, cluster, &mut v).await?;
+            }
+            Ok::<_, AwsError>(v)
+        }
+    };
+    let (mut points, db, clusters) =
+        futures::try_join!(ec2_points, rds_points(false), rds_points(true))?;
+    points.extend(db);
+    points.extend(clusters);
     points.sort_by_key(|p| (p.created, p.id()));
     Ok(points)
 }
@@ -315,7 +328,8 @@ impl Lister<'_> {
     /// Snapshot sets and AMIs (with the snapshots behind them).
     async fn ec2(&self, ec2: &Ec2<'_>, points: &mut Vec<RecoveryPoint>) -> Result<(), AwsError> {
         let mut snaps: Vec<(Snap, DateTime<Utc>)> = Vec::new();
-        ec2.each_snapshot(self.filters(), |s| {
+        // The images and the snapshots are listed at once.
+        let snapshots = ec2.each_snapshot(self.filters(), |s| {
             let t = ec2_tag_map(s.tags(), |k| self.wanted(k));
             if self.keep(&t) {
                 snaps.push((
@@ -334,9 +348,10 @@ impl Lister<'_> {
                     to_utc(s.start_time()),
                 ));
             }
-        })
-        .await?;
-        let mut amis = self.images(&ec2.images(self.filters()).await?);
+        });
+        let (listed, images) = futures::join!(snapshots, ec2.images(self.filters()));
+        listed?;
+        let mut amis = self.images(&images?);
         let sets = self.sets(snaps, &mut amis);
         for mut p in amis.into_values().chain(sets.into_values()) {
             p.size_gib = p.snapshots.iter().map(|s| s.size_gib).sum();

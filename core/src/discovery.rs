@@ -190,29 +190,42 @@ pub async fn discover_region(
         &format!("Discovering tenant [{tenant}] account [{account}] region [{region}]"),
     );
     let ec2 = session.ec2(region);
-    let azs = ec2
-        .describe_availability_zones()
-        .send()
-        .await
-        .map_err(|e| site.err("DescribeAvailabilityZones", None, e.into_service_error()))?;
-    inv.availability_zones = azs
-        .availability_zones()
-        .iter()
-        .filter_map(|z| z.zone_name().map(str::to_string))
-        .collect();
-    inv.availability_zones.sort();
-
-    if wanted.ec2 {
-        inv.instances = discover_instances(&ec2, &site, !wanted.skip_volumes).await?;
-    }
-    if wanted.rds || wanted.aurora {
-        let rds = session.rds(region);
+    let rds = session.rds(region);
+    // The region's listings go out at once: each is a call of its own (two
+    // services, no order between them), so the region is known after the
+    // slowest, not after their sum.
+    let zones = async {
+        let azs = ec2
+            .describe_availability_zones()
+            .send()
+            .await
+            .map_err(|e| site.err("DescribeAvailabilityZones", None, e.into_service_error()))?;
+        let mut v: Vec<String> = azs
+            .availability_zones()
+            .iter()
+            .filter_map(|z| z.zone_name().map(str::to_string))
+            .collect();
+        v.sort();
+        Ok::<_, AwsError>(v)
+    };
+    let instances = async {
+        if wanted.ec2 {
+            discover_instances(&ec2, &site, !wanted.skip_volumes).await
+        } else {
+            Ok(Vec::new())
+        }
+    };
+    let db_instances = async {
+        let mut v = Vec::new();
+        if !(wanted.rds || wanted.aurora) {
+            return Ok(v);
+        }
         let mut pages = rds.describe_db_instances().into_paginator().send();
         while let Some(page) = pages.next().await {
             let page =
                 page.map_err(|e| site.err("DescribeDBInstances", None, e.into_service_error()))?;
             for d in page.db_instances() {
-                inv.db_instances.push(DbInstance {
+                v.push(DbInstance {
                     id: d.db_instance_identifier().unwrap_or_default().to_string(),
                     arn: d.db_instance_arn().unwrap_or_default().to_string(),
                     engine: d.engine().unwrap_or_default().to_string(),
@@ -231,31 +244,43 @@ pub async fn discover_region(
                 });
             }
         }
-        if wanted.aurora {
-            let mut pages = rds.describe_db_clusters().into_paginator().send();
-            while let Some(page) = pages.next().await {
-                let page =
-                    page.map_err(|e| site.err("DescribeDBClusters", None, e.into_service_error()))?;
-                for c in page.db_clusters() {
-                    inv.db_clusters.push(DbCluster {
-                        id: c.db_cluster_identifier().unwrap_or_default().to_string(),
-                        arn: c.db_cluster_arn().unwrap_or_default().to_string(),
-                        engine: c.engine().unwrap_or_default().to_string(),
-                        status: c.status().map(str::to_string),
-                        members: c
-                            .db_cluster_members()
-                            .iter()
-                            .filter_map(|m| m.db_instance_identifier().map(str::to_string))
-                            .collect(),
-                        encrypted: c.storage_encrypted().unwrap_or(false),
-                        kms_key_id: c.kms_key_id().map(str::to_string),
-                        subnet_group: c.db_subnet_group().map(str::to_string),
-                        tags: tag_map(c.tag_list().iter().map(|t| (t.key(), t.value()))),
-                    });
-                }
+        Ok::<_, AwsError>(v)
+    };
+    let db_clusters = async {
+        let mut v = Vec::new();
+        if !wanted.aurora {
+            return Ok(v);
+        }
+        let mut pages = rds.describe_db_clusters().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| site.err("DescribeDBClusters", None, e.into_service_error()))?;
+            for c in page.db_clusters() {
+                v.push(DbCluster {
+                    id: c.db_cluster_identifier().unwrap_or_default().to_string(),
+                    arn: c.db_cluster_arn().unwrap_or_default().to_string(),
+                    engine: c.engine().unwrap_or_default().to_string(),
+                    status: c.status().map(str::to_string),
+                    members: c
+                        .db_cluster_members()
+                        .iter()
+                        .filter_map(|m| m.db_instance_identifier().map(str::to_string))
+                        .collect(),
+                    encrypted: c.storage_encrypted().unwrap_or(false),
+                    kms_key_id: c.kms_key_id().map(str::to_string),
+                    subnet_group: c.db_subnet_group().map(str::to_string),
+                    tags: tag_map(c.tag_list().iter().map(|t| (t.key(), t.value()))),
+                });
             }
         }
-    }
+        Ok::<_, AwsError>(v)
+    };
+    let (zones, instances, db_instances, db_clusters) =
+        futures::try_join!(zones, instances, db_instances, db_clusters)?;
+    inv.availability_zones = zones;
+    inv.instances = instances;
+    inv.db_instances = db_instances;
+    inv.db_clusters = db_clusters;
     logs.write(
         LogFile::Discovery,
         job,

@@ -87,3 +87,98 @@ async fn a_snapshot_set_backup_sizes_its_points_without_describing_volumes() {
         .sum();
     assert_eq!(report["size_gib"], json!(items_size));
 }
+
+/// A region's points are waited for from the first one made, not after its
+/// last create: with more instances than CreateSnapshots' burst (100 tokens),
+/// the last creates are paced at 5 a second, and the first points are
+/// confirmed complete while they are. Every point the job reports complete
+/// is a set of completed snapshots in AWS, with the job's marker.
+#[tokio::test(flavor = "multi_thread")]
+async fn points_are_confirmed_while_the_regions_last_creates_are_still_paced() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let ec2 = emu.ec2("alpha", "us-east-1").await;
+    // 110 more nightly instances beside the seeded ones: past the burst.
+    let seeded = emu.nightly_instances("alpha", "us-east-1");
+    let one = ec2
+        .describe_instances()
+        .instance_ids(seeded[0]["id"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let inst = &one.reservations()[0].instances()[0];
+    ec2.run_instances()
+        .image_id(inst.image_id().unwrap())
+        .subnet_id(inst.subnet_id().unwrap())
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(110)
+        .max_count(110)
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+                .tags(
+                    aws_sdk_ec2::types::Tag::builder()
+                        .key("Backup")
+                        .value("nightly")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let p = emu.write_plan("nightly", PlanText::new().method("snapshot-set"));
+    emu.control("DELETE", "/_harness/calls", None);
+    let run = emu.backup(&p, &["--no-copy"]);
+    assert_eq!(run.code, 0, "{run}");
+    let report = run.json();
+    let items = report["items"].as_array().unwrap();
+    assert!(items.len() > 110, "{} items", items.len());
+
+    // In the job's log, a point is confirmed before the region's last create
+    // is asked (the old order: every create, then every confirmation).
+    let log = emu.log_file("vsbkp.log");
+    let lines: Vec<&str> = log.lines().collect();
+    let last_create = lines
+        .iter()
+        .rposition(|l| l.contains("CreateSnapshots for instance"))
+        .expect("creates are logged");
+    let first_done = lines
+        .iter()
+        .position(|l| l.contains("Recovery point of [") && l.contains("completed in"))
+        .expect("completions are logged");
+    assert!(
+        first_done < last_create,
+        "the first point was confirmed (line {first_done}) after the last create was asked (line {last_create})"
+    );
+
+    // Every point reported complete is, in AWS: each of its snapshots
+    // exists, is completed and carries the job's marker.
+    let snaps = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .max_results(1000)
+        .send()
+        .await
+        .unwrap();
+    let state: BTreeMap<&str, (&str, bool)> = snaps
+        .snapshots()
+        .iter()
+        .map(|s| {
+            (
+                s.snapshot_id().unwrap(),
+                (
+                    s.state().map(|x| x.as_str()).unwrap_or(""),
+                    s.tags().iter().any(|t| t.key() == Some("_GX_BACKUP_")),
+                ),
+            )
+        })
+        .collect();
+    for i in items {
+        assert_eq!(i["status"], "Completed", "{i}");
+        for id in i["created"].as_array().unwrap() {
+            let id = id.as_str().unwrap();
+            assert_eq!(state.get(id), Some(&("completed", true)), "{id} of {i}");
+        }
+    }
+}

@@ -22,6 +22,12 @@ use crate::tags;
 /// answer a region's every snapshot at once: one answer of many megabytes.
 pub const SNAPSHOTS_PER_PAGE: i32 = 1000;
 
+/// DescribeSnapshots pages read at once over the whole process (requested,
+/// parsed and handed to the caller).
+pub const SNAPSHOT_PAGES_AT_ONCE: usize = 8;
+static SNAPSHOT_PAGES: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(SNAPSHOT_PAGES_AT_ONCE);
+
 /// EC2 calls of one tenant × region.
 pub struct Ec2<'a> {
     /// Named for the service: the policy test finds the calls by the field name.
@@ -85,7 +91,15 @@ impl<'a> Ec2<'a> {
         // Every page is a call, and takes its token: the first here, the
         // next ones when a page says there is more.
         self.at.take(Bucket::Describe).await;
-        while let Some(page) = pages.next().await {
+        loop {
+            // A page is the largest answer rolesnap reads (up to 1 000
+            // snapshots with their tags, parsed): a process reads a few at a
+            // time, so that memory does not grow with the regions listing or
+            // polling at once. The semaphore is never closed.
+            let _reading = SNAPSHOT_PAGES.acquire().await.ok();
+            let Some(page) = pages.next().await else {
+                break;
+            };
             let page = page.map_err(|e| {
                 self.at
                     .err("DescribeSnapshots", None, e.into_service_error())

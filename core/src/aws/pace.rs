@@ -12,8 +12,9 @@
 //! second of such jitter at 5 tokens/s; the rate margin absorbs clock drift
 //! between the two models. The reserve protects the calls that come after,
 //! so a job that says how many calls it will make ([`Pacer::expect`]) lets its
-//! last ones spend it: the reserve shrinks with what is left. The cost is
-//! about 1 s (none for announced calls) plus 1 % of a long run's time, against
+//! last ones spend it down to [`LAST_RESERVE`]: the reserve shrinks with what
+//! is left. The cost is about 1 s (0.4 s for announced calls) plus 1 % of a
+//! long run's time, against
 //! the retries and backoff a throttled call costs (each one also waits out
 //! [`crate::aws::retry::backoff`]).
 
@@ -75,6 +76,10 @@ pub const RATE_MARGIN: f64 = 0.99;
 /// Tokens of each burst the pacer does not spend while calls are to follow
 /// (at most a tenth of the bucket).
 pub const RESERVE: f64 = 5.0;
+/// Tokens even the last announced calls leave: AWS counts a burst's refill
+/// from the burst's arrival, which can be late by a busy second, and a last
+/// call throttled for it pays a backoff and then the whole reserve again.
+pub const LAST_RESERVE: f64 = 2.0;
 
 #[derive(Debug)]
 struct State {
@@ -188,7 +193,7 @@ impl Pacer {
             let full = RESERVE.min(size / 10.0);
             let reserve = match st.left {
                 0 => full,
-                left => full.min((left - 1) as f64),
+                left => full.min((left - 1) as f64).max(LAST_RESERVE.min(full)),
             };
             st.left = st.left.saturating_sub(1);
             // Reserve the token now (possibly going below the reserve) so
@@ -279,8 +284,9 @@ mod tests {
     }
 
     /// Announced calls keep the reserve while more follow, and the last
-    /// five spend it: 200 creates end at (200 - 100) / 4.95 s, not at
-    /// (200 - 95) / 4.95 s; an unannounced call after them keeps it again.
+    /// ones spend it down to [`LAST_RESERVE`]: 200 creates end at
+    /// (200 - 98) / 4.95 s, not at (200 - 95) / 4.95 s; an unannounced call
+    /// after them keeps the whole reserve again.
     #[tokio::test(start_paused = true)]
     async fn the_last_announced_calls_spend_the_reserve() {
         let p = Pacer::new();
@@ -294,15 +300,25 @@ mod tests {
         // The 96th still waits for the refill: calls follow it.
         assert_eq!(at[94], 0.0);
         assert!(at[95] > 0.0, "{}", at[95]);
-        let bound = 100.0 / (5.0 * RATE_MARGIN);
+        let r = 5.0 * RATE_MARGIN;
         let last = at[199];
+        let bound = (100.0 + LAST_RESERVE) / r;
         assert!((last - bound).abs() < 0.01, "{last} vs {bound}");
-        // The last five go together, on the token that the 195th waited for.
-        assert!((at[194] - last).abs() < 1e-9, "{} vs {last}", at[194]);
+        // The 195th to 198th go together, on the token the 195th waited
+        // for; the last two each leave LAST_RESERVE tokens.
+        assert!(
+            (at[197] - at[194]).abs() < 1e-9,
+            "{} vs {}",
+            at[197],
+            at[194]
+        );
+        assert!((at[194] - 100.0 / r).abs() < 0.01, "{}", at[194]);
+        assert!((at[198] - 101.0 / r).abs() < 0.01, "{}", at[198]);
         // Nothing announced any more: the next call keeps the whole reserve.
         p.take("a", "r", Bucket::CreateSnapshot).await;
         let next = start.elapsed().as_secs_f64();
-        assert!(next - last > 5.0 / 4.95 - 0.01, "{next} after {last}");
+        let want = (RESERVE - LAST_RESERVE + 1.0) / r;
+        assert!(next - last > want - 0.01, "{next} after {last}");
     }
 
     /// Two regions announce their own calls; one's count never lends the

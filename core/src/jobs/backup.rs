@@ -4,8 +4,8 @@
 //! EC2 instances get either one `CreateSnapshots` call (a crash-consistent set
 //! across the instance's volumes) or `CreateImage` with NoReboot; RDS instances
 //! `CreateDBSnapshot`, Aurora clusters `CreateDBClusterSnapshot`. Everything is
-//! tagged at creation. Waiting is batched: one describe call per region lists
-//! every snapshot or image of the job by its `_GX_BACKUP_` tag.
+//! tagged at creation. Waiting is batched and starts with the first point
+//! made: each poll asks by id for the region's points not yet settled.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,7 +20,7 @@ use crate::aws::pace::Bucket;
 use crate::config::Method;
 use crate::discovery::{Instance, Resource, Selected};
 use crate::jobs::work::Job;
-use crate::store::ledger::{Item, ItemStatus};
+use crate::store::ledger::{Item, ItemKind, ItemStatus};
 use crate::tags;
 
 mod wait;
@@ -37,8 +37,59 @@ pub struct RegionWork {
     pub session: TenantSession,
     pub account: String,
     pub region: String,
-    /// (sequence number in the job, resource)
+    /// (sequence number in the job, resource): taken by the creates, each
+    /// dropped once its create has returned.
     pub resources: Vec<(usize, Selected)>,
+    /// Every selected resource in the compact form kept while its point is
+    /// waited for and checked for duplicates.
+    pub sources: Vec<Source>,
+}
+
+impl RegionWork {
+    pub fn new(
+        session: TenantSession,
+        account: String,
+        region: String,
+        resources: Vec<(usize, Selected)>,
+    ) -> RegionWork {
+        let sources = resources.iter().map(|(_, s)| Source::of(s)).collect();
+        RegionWork {
+            session,
+            account,
+            region,
+            resources,
+            sources,
+        }
+    }
+}
+
+/// What a job keeps of a selected resource once its create is made: what
+/// its item, the duplicate check and a second look at an unknown create
+/// need. The instance's volumes and recorded configuration
+/// (`tags::instance_config`) are only needed for the create itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub kind: ItemKind,
+    pub id: String,
+    pub group: String,
+    pub az: Option<String>,
+    pub size_gib: i64,
+}
+
+impl Source {
+    pub fn of(s: &Selected) -> Source {
+        Source {
+            kind: s.resource.item_kind(),
+            id: s.resource.id().to_string(),
+            group: s.group.clone(),
+            az: s.resource.az().map(str::to_string),
+            size_gib: s.resource.size_gib(),
+        }
+    }
+
+    pub fn is_instance(&self) -> bool {
+        self.kind == ItemKind::Instance
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -59,10 +110,10 @@ impl Made {
     }
 }
 
-/// A recovery point being made; it borrows its resource from the region's work
-/// (no second copy of every instance while the job waits).
-struct Pending<'a> {
-    selected: &'a Selected,
+/// A recovery point being made, with the compact form of its source: the
+/// resource itself is dropped once its create has returned.
+struct Pending {
+    src: Source,
     name: String,
     made: Made,
     /// Image: its backing snapshots once tagged.
@@ -131,9 +182,11 @@ pub fn plan_item(job: &Job<'_>, work: &RegionWork, seq: usize, s: &Selected) -> 
 
 /// Backs up one tenant × region: creates, waits, records. Never fails as a
 /// whole: each resource ends in an [`Item`], given to [`Job::record`].
-pub async fn backup_region(job: &Job<'_>, work: &RegionWork) {
+pub async fn backup_region(job: &Job<'_>, mut work: RegionWork, ahead: Ahead<'_>) {
+    let resources = std::mem::take(&mut work.resources);
+    let work = &work;
     if job.options.dry_run {
-        for (seq, s) in &work.resources {
+        for (seq, s) in &resources {
             job.record(&plan_item(job, work, *seq, s));
         }
         return;
@@ -143,18 +196,68 @@ pub async fn backup_region(job: &Job<'_>, work: &RegionWork) {
         work.session.tenant.name,
         work.account,
         work.region,
-        work.resources.len(),
+        work.sources.len(),
         job.plan.method
     ));
     let deadline = Instant::now() + job.options.wait_timeout;
-    let (pending, unknown) = start_all(job, work, deadline).await;
-    let mut completed = wait_all(job, work, pending, deadline).await;
+    // Points are waited for as they are made: the first polls go out while
+    // the region's later creates are still paced.
+    let (made, arriving) = futures::channel::mpsc::unbounded();
+    // Completed items are kept for the lock only; the ledger has them.
+    let keep = crate::aws::lock::source_rule(job.plan, &work.region).is_some();
+    let (unknown, mut completed) = tokio::join!(
+        start_all(job, work, resources, ahead, deadline, made),
+        wait_all(job, work, arriving, deadline, keep)
+    );
     let found = recheck_unknown(job, work, unknown).await;
     if !found.is_empty() {
-        completed.extend(wait_all(job, work, found, deadline).await);
+        completed.extend(wait_all(job, work, stream::iter(found), deadline, keep).await);
     }
     let removed = crate::jobs::duplicates::resolve_region(job, work, deadline).await;
     lock_completed(job, work, completed, &removed).await;
+}
+
+/// The share of the job's [`SELECTED_AHEAD`] a region's selection holds: one
+/// is given back as each resource's create returns (or it is adopted), the
+/// rest when the region is done.
+pub struct Ahead<'s> {
+    budget: &'s tokio::sync::Semaphore,
+    held: usize,
+}
+
+/// Selected resources whose creates have not returned yet, across a job:
+/// discovery of further regions waits while this many are held. It bounds
+/// the memory of a large fleet (each held resource is its volumes and
+/// recorded configuration, 0.5–1 KB) without slowing one that fits: every
+/// region's creates are paced by its own buckets, and 8 192 creates are
+/// more than the calls in flight (`[admin] max-calls-in-flight`) carry in
+/// the seconds a region's burst takes.
+pub const SELECTED_AHEAD: usize = 8192;
+
+impl<'s> Ahead<'s> {
+    /// Waits until `n` more selected resources may be held (a region larger
+    /// than the whole budget takes all of it).
+    pub async fn take(budget: &'s tokio::sync::Semaphore, n: usize) -> Ahead<'s> {
+        let held = n.min(SELECTED_AHEAD);
+        // The semaphore is never closed; `held` fits in u32 (≤ SELECTED_AHEAD).
+        if let Ok(p) = budget.acquire_many(held as u32).await {
+            p.forget();
+        }
+        Ahead { budget, held }
+    }
+
+    fn release_one(&mut self) {
+        if self.held > 0 {
+            self.held -= 1;
+            self.budget.add_permits(1);
+        }
+    }
+}
+
+impl Drop for Ahead<'_> {
+    fn drop(&mut self) {
+        self.budget.add_permits(self.held);
+    }
 }
 
 /// A create that did not give a recovery point.
@@ -167,31 +270,38 @@ struct NotMade {
 }
 
 /// Adopts what killed jobs made, and starts every other resource's create.
-/// Returns the points to wait for, and the creates whose outcome is unknown.
-async fn start_all<'w>(
+/// Each point to wait for goes to `made` as soon as it is known; returns the
+/// creates whose outcome is unknown.
+async fn start_all(
     job: &Job<'_>,
-    work: &'w RegionWork,
+    work: &RegionWork,
+    resources: Vec<(usize, Selected)>,
+    mut ahead: Ahead<'_>,
     deadline: Instant,
-) -> (Vec<Pending<'w>>, Vec<Item>) {
+    made: futures::channel::mpsc::UnboundedSender<Pending>,
+) -> Vec<Item> {
     let mut adopted = adoptable(job, work).await;
-    let mut pending = Vec::new();
     let mut fresh = Vec::new();
-    for (seq, s) in &work.resources {
+    for (seq, s) in resources {
         match adopted.remove(s.resource.id()) {
-            Some((name, made)) => {
+            Some((name, point)) => {
                 job.log(&format!(
                     "Adopting [{}] of [{}] from killed job(s) [{}] of agent [{}] instead of creating it again",
-                    made.ids().join(","),
+                    point.ids().join(","),
                     s.resource.id(),
                     job.adopt.iter().map(|k| k.job.to_string()).collect::<Vec<_>>().join(","),
                     job.identity.agent
                 ));
-                pending.push(Pending {
-                    selected: s,
-                    name,
-                    made,
-                    extra: vec![],
-                });
+                made_tx(
+                    &made,
+                    Pending {
+                        src: Source::of(&s),
+                        name,
+                        made: point,
+                        extra: vec![],
+                    },
+                );
+                ahead.release_one();
             }
             None => fresh.push((seq, s)),
         }
@@ -210,21 +320,20 @@ async fn start_all<'w>(
     };
     job.pacer
         .expect(&work.account, &work.region, bucket, ec2_creates);
-    let started: Vec<Result<Pending, NotMade>> = stream::iter(fresh)
-        .map(|(seq, s)| start_one(job, work, *seq, s, deadline))
-        .buffer_unordered(CREATES_IN_FLIGHT)
-        .collect()
-        .await;
     let mut unknown = Vec::new();
-    for r in started {
+    let mut started = stream::iter(fresh)
+        .map(|(seq, s)| start_one(job, work, seq, s, deadline))
+        .buffer_unordered(CREATES_IN_FLIGHT);
+    while let Some(r) = started.next().await {
+        ahead.release_one();
         match r {
             Ok(p) => {
-                let mut item = item_for(work, p.selected, ItemStatus::Pending, p.made.ids(), None);
+                let mut item = item_for(work, &p.src, ItemStatus::Pending, p.made.ids(), None);
                 item.detail["name"] = json!(p.name);
                 item.detail["waiting"] = json!(true);
                 job.note_made(&item);
                 (job.on_started)(&item.source_id);
-                pending.push(p);
+                made_tx(&made, p);
             }
             Err(NotMade {
                 item,
@@ -233,36 +342,34 @@ async fn start_all<'w>(
             Err(NotMade { item, .. }) => job.record(&item),
         }
     }
-    (pending, unknown)
+    unknown
+}
+
+/// Hands a point to the region's waiter, which lives as long as the creates.
+fn made_tx(made: &futures::channel::mpsc::UnboundedSender<Pending>, p: Pending) {
+    // The waiter ends only once every sender is dropped.
+    let _ = made.unbounded_send(p);
 }
 
 /// Creates whose outcome could not be learnt are asked once more, now that
 /// time has passed: what is found is returned to be waited for; what still
 /// cannot be checked is recorded as unknown, never created again.
-async fn recheck_unknown<'w>(
-    job: &Job<'_>,
-    work: &'w RegionWork,
-    unknown: Vec<Item>,
-) -> Vec<Pending<'w>> {
+async fn recheck_unknown(job: &Job<'_>, work: &RegionWork, unknown: Vec<Item>) -> Vec<Pending> {
     let mut found = Vec::new();
     let ec2 = job.ec2(&work.session, &work.account, &work.region);
     let mine = || identity_filters(&job.identity);
     for mut item in unknown {
-        let Some((_, s)) = work
-            .resources
-            .iter()
-            .find(|(_, s)| s.resource.id() == item.source_id)
-        else {
+        let Some(src) = work.sources.iter().find(|s| s.id == item.source_id) else {
             job.record(&item);
             continue;
         };
-        let again = match (&s.resource, job.plan.method) {
-            (Resource::Instance(i), Method::SnapshotSet) => ec2
-                .find_set(&i.id, mine())
+        let again = match (src.is_instance(), job.plan.method) {
+            (true, Method::SnapshotSet) => ec2
+                .find_set(&src.id, mine())
                 .await
                 .map(|o| o.map(Made::Snapshots)),
-            (Resource::Instance(i), Method::Ami) => ec2
-                .find_image(&i.id, mine())
+            (true, Method::Ami) => ec2
+                .find_image(&src.id, mine())
                 .await
                 .map(|o| o.map(Made::Image)),
             _ => Ok(None),
@@ -275,7 +382,7 @@ async fn recheck_unknown<'w>(
                     item.source_id
                 ));
                 found.push(Pending {
-                    selected: s,
+                    src: src.clone(),
                     name: item.detail["name"].as_str().unwrap_or_default().to_string(),
                     made,
                     extra: vec![],
@@ -391,7 +498,7 @@ async fn adoptable(job: &Job<'_>, work: &RegionWork) -> BTreeMap<String, (String
 
 fn item_for(
     work: &RegionWork,
-    s: &Selected,
+    s: &Source,
     status: ItemStatus,
     created: Vec<String>,
     error: Option<String>,
@@ -400,23 +507,23 @@ fn item_for(
         tenant: work.session.tenant.name.clone(),
         account: work.account.clone(),
         region: work.region.clone(),
-        kind: s.resource.item_kind(),
-        source_id: s.resource.id().to_string(),
+        kind: s.kind,
+        source_id: s.id.clone(),
         status,
         created,
-        size_gib: s.resource.size_gib(),
+        size_gib: s.size_gib,
         error,
-        detail: json!({"group": s.group, "az": s.resource.az()}),
+        detail: json!({"group": s.group, "az": s.az}),
     }
 }
 
-async fn start_one<'a>(
+async fn start_one(
     job: &Job<'_>,
     work: &RegionWork,
     seq: usize,
-    s: &'a Selected,
+    s: Selected,
     deadline: Instant,
-) -> Result<Pending<'a>, NotMade> {
+) -> Result<Pending, NotMade> {
     let unix = chrono::Utc::now().timestamp();
     let made = match (&s.resource, job.plan.method) {
         (Resource::Instance(inst), Method::SnapshotSet) => {
@@ -431,7 +538,7 @@ async fn start_one<'a>(
     };
     match made {
         Ok((name, made)) => Ok(Pending {
-            selected: s,
+            src: Source::of(&s),
             name,
             made,
             extra: vec![],
@@ -439,7 +546,13 @@ async fn start_one<'a>(
         Err(e) => {
             job.log(&format!("Failed to back up [{}]: {e}", s.resource.id()));
             Err(NotMade {
-                item: item_for(work, s, ItemStatus::Failed, vec![], Some(e.to_string())),
+                item: item_for(
+                    work,
+                    &Source::of(&s),
+                    ItemStatus::Failed,
+                    vec![],
+                    Some(e.to_string()),
+                ),
                 unknown: e.code == crate::aws::retry::UNKNOWN,
             })
         }
@@ -575,4 +688,33 @@ async fn start_rds(
         Made::DbSnapshot(id)
     };
     Ok((name, made))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Ahead, SELECTED_AHEAD};
+    use futures::FutureExt;
+    use tokio::sync::Semaphore;
+
+    /// Discovery waits while the job holds its budget of selected resources;
+    /// a region gives one back per returned create and the rest when done,
+    /// and a region larger than the budget takes all of it, not more.
+    #[tokio::test]
+    async fn the_selection_budget_is_held_per_region_and_given_back_as_creates_return() {
+        let budget = Semaphore::new(SELECTED_AHEAD);
+        let mut first = Ahead::take(&budget, 3000).await;
+        assert_eq!(budget.available_permits(), SELECTED_AHEAD - 3000);
+        first.release_one();
+        first.release_one();
+        assert_eq!(budget.available_permits(), SELECTED_AHEAD - 2998);
+        // A region of twice the budget must wait for all of it.
+        let mut big = Box::pin(Ahead::take(&budget, 2 * SELECTED_AHEAD));
+        assert!((&mut big).now_or_never().is_none(), "it waits");
+        drop(first);
+        let big = big.await;
+        assert_eq!(big.held, SELECTED_AHEAD);
+        assert_eq!(budget.available_permits(), 0);
+        drop(big);
+        assert_eq!(budget.available_permits(), SELECTED_AHEAD);
+    }
 }

@@ -114,7 +114,7 @@ pub(crate) async fn resolve_region(
     deadline: Instant,
 ) -> BTreeSet<String> {
     let mut removed = BTreeSet::new();
-    if job.identity.agent.is_empty() || work.resources.is_empty() {
+    if job.identity.agent.is_empty() || work.sources.is_empty() {
         return removed;
     }
     let tenant = &work.session.tenant.name;
@@ -125,11 +125,8 @@ pub(crate) async fn resolve_region(
     };
     // Only the kinds this job backed up here: a region without DB
     // instances is not asked for DB snapshots, and the other way round.
-    let has = |db: bool| {
-        work.resources
-            .iter()
-            .any(|(_, s)| db != matches!(s.resource, crate::discovery::Resource::Instance(_)))
-    };
+    let has = |db: bool| work.sources.iter().any(|s| db != s.is_instance());
+    let backed_up: BTreeSet<&str> = work.sources.iter().map(|s| s.id.as_str()).collect();
     let kinds = Kinds {
         ec2: has(false),
         rds: has(true),
@@ -159,12 +156,7 @@ pub(crate) async fn resolve_region(
         // The originals of each source this job backed up.
         let mut by_source: BTreeMap<&str, Vec<&RecoveryPoint>> = BTreeMap::new();
         for p in &points {
-            if p.copy_of().is_none()
-                && work
-                    .resources
-                    .iter()
-                    .any(|(_, s)| s.resource.id() == p.source)
-            {
+            if p.copy_of().is_none() && backed_up.contains(p.source.as_str()) {
                 by_source.entry(p.source.as_str()).or_default().push(p);
             }
         }
@@ -201,11 +193,7 @@ pub(crate) async fn resolve_region(
 }
 
 async fn remove_one(job: &Job<'_>, work: &RegionWork, dup: RecoveryPoint, kept: RecoveryPoint) {
-    let Some((_, s)) = work
-        .resources
-        .iter()
-        .find(|(_, s)| s.resource.id() == dup.source)
-    else {
+    let Some(s) = work.sources.iter().find(|s| s.id == dup.source) else {
         return;
     };
     let (tenant, region) = (&work.session.tenant.name, &work.region);
@@ -225,7 +213,7 @@ async fn remove_one(job: &Job<'_>, work: &RegionWork, dup: RecoveryPoint, kept: 
         tenant: tenant.clone(),
         account: work.account.clone(),
         region: region.clone(),
-        kind: s.resource.item_kind(),
+        kind: s.kind,
         source_id: dup.source.clone(),
         status: ItemStatus::DuplicateRemoved,
         created: vec![],

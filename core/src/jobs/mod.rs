@@ -581,7 +581,11 @@ async fn backup_tenants(req: &Request<'_>, job: &Job<'_>, reached: &[(&Tenant, C
     // A snapshot set's item takes each volume's size from its snapshot; an
     // AMI backup and a dry run describe the volumes.
     let volumes = req.options.dry_run || req.plan.method == crate::config::Method::Ami;
-    let (tx, rx) = futures::channel::mpsc::unbounded::<RegionWork>();
+    let (tx, rx) = futures::channel::mpsc::unbounded::<(RegionWork, backup::Ahead)>();
+    // Discovery stops taking regions while this many selected resources
+    // wait for their creates (backup::SELECTED_AHEAD).
+    let budget = tokio::sync::Semaphore::new(backup::SELECTED_AHEAD);
+    let budget = &budget;
     let discover = async move {
         // Every tenant is discovered at once (each has its own buckets).
         // Only the selection is kept, in its backup form: the whole
@@ -629,19 +633,20 @@ async fn backup_tenants(req: &Request<'_>, job: &Job<'_>, reached: &[(&Tenant, C
                 .collect();
             if !resources.is_empty() {
                 (req.on_total)(resources.len());
-                let work = RegionWork {
-                    session: conn.session.clone(),
-                    account: conn.account.clone(),
-                    region: r.region,
+                let ahead = backup::Ahead::take(budget, resources.len()).await;
+                let work = RegionWork::new(
+                    conn.session.clone(),
+                    conn.account.clone(),
+                    r.region,
                     resources,
-                };
+                );
                 // The receiver lives until every region is sent.
-                let _ = tx.unbounded_send(work);
+                let _ = tx.unbounded_send((work, ahead));
             }
         }
     };
-    let backups = rx.for_each_concurrent(None, |work| async move {
-        backup_region(job, &work).await;
+    let backups = rx.for_each_concurrent(None, |(work, ahead)| async move {
+        backup_region(job, work, ahead).await;
     });
     tokio::join!(discover, backups);
 }

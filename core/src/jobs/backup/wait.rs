@@ -1,6 +1,7 @@
-//! Waiting for a region's recovery points: one describe per kind and poll
-//! finds every point of the job by its tags; each point ends Completed (an
-//! AMI's snapshots tagged first), Failed, or still Pending at the timeout.
+//! Waiting for a region's recovery points: polls begin while the region's
+//! later creates are still paced, and ask by id for the points not yet
+//! settled; each point ends Completed (an AMI's snapshots tagged first),
+//! Failed, or still Pending at the timeout.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -8,9 +9,9 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::{item_for, Made, Pending, RegionWork};
+use crate::aws::ec2::filter;
 use crate::aws::error::AwsError;
 use crate::aws::rds::id_filter;
-use crate::aws::tag_filter;
 use crate::jobs::work::Job;
 use crate::store::ledger::{Item, ItemStatus};
 use crate::tags;
@@ -31,23 +32,53 @@ struct Polled {
     sizes: BTreeMap<String, i64>,
 }
 
-/// Polls every pending recovery point of the region in batches until all are
-/// done or the deadline passes.
+/// Polls the region's recovery points in batches, from the first one made
+/// until all are done or the deadline passes. Points arrive from `made` as
+/// their creates return; polls start while later creates are still being
+/// paced (`poll_initial` after the first point, then doubling to `poll_max`)
+/// and ask only for the points not yet settled, by id. When the creates end
+/// the next poll goes out at once, so the last points are confirmed without
+/// waiting out a delay begun long before.
 /// Returns the items of the points that completed (to be locked once the
-/// region's duplicates are resolved).
+/// region's duplicates are resolved) when `keep` (the plan locks its points);
+/// else none: they are in the ledger.
 pub(super) async fn wait_all(
     job: &Job<'_>,
     work: &RegionWork,
-    mut pending: Vec<Pending<'_>>,
+    mut made: impl futures::Stream<Item = Pending> + Unpin,
     deadline: Instant,
+    keep: bool,
 ) -> Vec<Item> {
+    use futures::StreamExt;
     let mut completed = Vec::new();
+    let mut pending: Vec<Pending> = Vec::new();
+    // Whether creates may still send points.
+    let mut open = true;
     let mut delay = job.options.poll_initial;
+    let mut next = Instant::now() + delay;
     let mut polls = 0u32;
     // The last poll's error, while polls fail: an item still pending at the
     // timeout says why it could not be seen, not only that it was pending.
     let mut poll_error: Option<AwsError>;
-    while !pending.is_empty() {
+    loop {
+        // Until the next poll is due, take the points as they are made.
+        while open && (pending.is_empty() || Instant::now() < next) {
+            tokio::select! {
+                p = made.next() => match p {
+                    Some(p) => pending.push(p),
+                    None => {
+                        open = false;
+                        next = Instant::now();
+                        delay = job.options.poll_initial;
+                    }
+                },
+                _ = tokio::time::sleep_until(next), if !pending.is_empty() => {}
+            }
+        }
+        if pending.is_empty() {
+            return completed;
+        }
+        tokio::time::sleep_until(next).await;
         polls += 1;
         let polled = match poll(job, work, &pending).await {
             Ok(s) => {
@@ -56,11 +87,14 @@ pub(super) async fn wait_all(
             }
             Err(e) if crate::aws::retry::classify(&e.code) == crate::aws::retry::Class::Fatal => {
                 // Access denied, a role that can no longer be assumed:
-                // waiting longer cannot help.
+                // waiting longer cannot help, also for points still to come.
                 job.log(&format!("Poll failed, giving up on waiting: {e}"));
+                let why = format!("its completion could not be checked: {e}");
                 for p in pending.drain(..) {
-                    let why = format!("its completion could not be checked: {e}");
-                    job.record(&unseen_item(job, work, &p, ItemStatus::Failed, why));
+                    job.record(&unseen_item(job, work, &p, ItemStatus::Failed, why.clone()));
+                }
+                while let Some(p) = made.next().await {
+                    job.record(&unseen_item(job, work, &p, ItemStatus::Failed, why.clone()));
                 }
                 return completed;
             }
@@ -74,15 +108,23 @@ pub(super) async fn wait_all(
         for p in pending {
             match settle(job, work, p, &polled, deadline).await {
                 Settled::Waiting(p) => still.push(p),
-                Settled::Completed(item) => completed.push(item),
+                Settled::Completed(item) if keep => completed.push(item),
+                Settled::Completed(_) => {}
                 Settled::Failed => {}
             }
         }
         pending = still;
         if pending.is_empty() {
-            break;
+            if open {
+                next = Instant::now() + delay;
+                delay = (delay * 2).min(job.options.poll_max);
+                continue;
+            }
+            return completed;
         }
-        if Instant::now() + delay > deadline {
+        // The creates keep to the deadline themselves; the timeout is decided
+        // once they have all returned.
+        if !open && Instant::now() + delay > deadline {
             for p in pending.drain(..) {
                 let why = match &poll_error {
                     Some(e) => format!("could not be checked: the polls failed, the last with {e}"),
@@ -96,7 +138,7 @@ pub(super) async fn wait_all(
                 job.log(item.error.as_deref().unwrap_or_default());
                 job.record(&item);
             }
-            break;
+            return completed;
         }
         job.log(&format!(
             "Waiting for {} recovery point(s) in [{}/{}] (poll {polls}, next in {} ms)",
@@ -105,10 +147,9 @@ pub(super) async fn wait_all(
             work.region,
             delay.as_millis()
         ));
-        tokio::time::sleep(delay).await;
+        next = Instant::now() + delay;
         delay = (delay * 2).min(job.options.poll_max);
     }
-    completed
 }
 
 /// The item of a point whose completion the job could not see: made, and
@@ -116,7 +157,7 @@ pub(super) async fn wait_all(
 fn unseen_item(
     job: &Job<'_>,
     work: &RegionWork,
-    p: &Pending<'_>,
+    p: &Pending,
     status: ItemStatus,
     why: String,
 ) -> Item {
@@ -125,27 +166,27 @@ fn unseen_item(
         "tenant {} region {}: {ids} {why}; it stays tagged _GX_BACKUP_={} _GX_AGENT_={} and is found by `rolesnap list`",
         work.session.tenant.name, work.region, job.number, job.identity.agent
     );
-    let mut item = item_for(work, p.selected, status, p.made.ids(), Some(error));
+    let mut item = item_for(work, &p.src, status, p.made.ids(), Some(error));
     item.detail["name"] = json!(p.name);
     item
 }
 
 /// How one point stands after a poll.
-enum Settled<'a> {
-    Waiting(Pending<'a>),
+enum Settled {
+    Waiting(Pending),
     Completed(Item),
     Failed,
 }
 
 /// Records a point the poll found failed or complete (an AMI's snapshots
 /// tagged first); returns it when it is still on its way.
-async fn settle<'a>(
+async fn settle(
     job: &Job<'_>,
     work: &RegionWork,
-    mut p: Pending<'a>,
+    mut p: Pending,
     polled: &Polled,
     deadline: Instant,
-) -> Settled<'a> {
+) -> Settled {
     let (tenant, region) = (&work.session.tenant.name, &work.region);
     let ids = p.made.ids();
     let st: Vec<State> = ids
@@ -159,7 +200,7 @@ async fn settle<'a>(
         })
         .collect();
     let fail = |created: Vec<String>, why: String| {
-        let item = item_for(work, p.selected, ItemStatus::Failed, created, Some(why));
+        let item = item_for(work, &p.src, ItemStatus::Failed, created, Some(why));
         job.log(item.error.as_deref().unwrap_or_default());
         job.record(&item);
         Settled::Failed
@@ -172,7 +213,7 @@ async fn settle<'a>(
             format!(
                 "tenant {tenant} region {region}: recovery point {} of {} failed: {why}",
                 ids.join(","),
-                p.selected.resource.id()
+                p.src.id
             ),
         );
     }
@@ -194,7 +235,7 @@ async fn settle<'a>(
     }
     let mut created = ids.clone();
     created.extend(p.extra.clone());
-    let mut item = item_for(work, p.selected, ItemStatus::Completed, created, None);
+    let mut item = item_for(work, &p.src, ItemStatus::Completed, created, None);
     if let Made::Snapshots(set) = &p.made {
         let sizes: Option<Vec<i64>> = set
             .iter()
@@ -213,25 +254,29 @@ async fn settle<'a>(
     });
     job.log(&format!(
         "Recovery point of [{}] completed in [{tenant}/{region}]: [{}]",
-        p.selected.resource.id(),
+        p.src.id,
         item.created.join(", ")
     ));
     job.record(&item);
     Settled::Completed(item)
 }
 
-/// One describe call per kind present, filtered by the job's tag.
-async fn poll(
-    job: &Job<'_>,
-    work: &RegionWork,
-    pending: &[Pending<'_>],
-) -> Result<Polled, AwsError> {
+/// The points not yet settled, asked for by id: one describe call per kind
+/// and batch of ids, so a poll costs what is still pending, not the
+/// region's whole job.
+async fn poll(job: &Job<'_>, work: &RegionWork, pending: &[Pending]) -> Result<Polled, AwsError> {
     let mut states = BTreeMap::new();
     let mut sizes = BTreeMap::new();
-    let has = |f: fn(&Made) -> bool| pending.iter().any(|p| f(&p.made));
+    let ids = |f: fn(&Made) -> bool| -> Vec<String> {
+        pending
+            .iter()
+            .filter(|p| f(&p.made))
+            .flat_map(|p| p.made.ids())
+            .collect()
+    };
     let ec2 = job.ec2(&work.session, &work.account, &work.region);
-    if has(|m| matches!(m, Made::Snapshots(_))) {
-        ec2.each_snapshot(job_filters(job), |s| {
+    for chunk in ids(|m| matches!(m, Made::Snapshots(_))).chunks(EC2_IDS_PER_POLL) {
+        ec2.each_snapshot(vec![filter("snapshot-id", chunk)], |s| {
             let st = match s.state().map(|x| x.as_str()) {
                 Some("completed") => State::Done,
                 Some("error") => State::Failed(s.state_message().unwrap_or("error").to_string()),
@@ -249,8 +294,8 @@ async fn poll(
         })
         .await?;
     }
-    if has(|m| matches!(m, Made::Image(_))) {
-        for i in ec2.images(job_filters(job)).await? {
+    for chunk in ids(|m| matches!(m, Made::Image(_))).chunks(EC2_IDS_PER_POLL) {
+        for i in ec2.images(vec![filter("image-id", chunk)]).await? {
             let st = match i.state().map(|x| x.as_str()) {
                 Some("available") => State::Done,
                 Some("pending") | None => State::Pending("pending".into()),
@@ -295,25 +340,12 @@ async fn poll(
     Ok(Polled { states, sizes })
 }
 
+/// Snapshot or image ids asked for in one describe call (an EC2 filter
+/// takes up to 200 values).
+const EC2_IDS_PER_POLL: usize = 200;
+
 /// DB snapshot identifiers asked for in one describe call.
 const RDS_IDS_PER_POLL: usize = 100;
-
-/// This job's tag, and those of killed jobs whose points it adopted; all of
-/// this agent (another ledger's jobs of the same numbers are not ours).
-fn job_filters(job: &Job<'_>) -> Vec<aws_sdk_ec2::types::Filter> {
-    let job_tags: Vec<String> = std::iter::once(job.number)
-        .chain(job.adopt.iter().map(|k| k.job))
-        .map(|j| j.to_string())
-        .collect();
-    let mut f = vec![crate::aws::ec2::filter(
-        &format!("tag:{}", tags::BACKUP),
-        &job_tags,
-    )];
-    if !job.identity.agent.is_empty() {
-        f.push(tag_filter(tags::AGENT, &job.identity.agent));
-    }
-    f
-}
 
 /// Adds `_GX_AMI_` to the snapshots backing an available AMI. They got the
 /// rest of the contract (`_GX_BACKUP_` …) at creation, from CreateImage's
