@@ -110,10 +110,11 @@ impl Made {
     }
 }
 
-/// A recovery point being made, with the compact form of its source: the
-/// resource itself is dropped once its create has returned.
-struct Pending {
-    src: Source,
+/// A recovery point being made, with the compact form of its source (the
+/// region's own, in `RegionWork::sources`): the resource itself is dropped
+/// once its create has returned.
+struct Pending<'w> {
+    src: &'w Source,
     name: String,
     made: Made,
     /// Image: its backing snapshots once tagged.
@@ -272,17 +273,18 @@ struct NotMade {
 /// Adopts what killed jobs made, and starts every other resource's create.
 /// Each point to wait for goes to `made` as soon as it is known; returns the
 /// creates whose outcome is unknown.
-async fn start_all(
+async fn start_all<'w>(
     job: &Job<'_>,
-    work: &RegionWork,
+    work: &'w RegionWork,
     resources: Vec<(usize, Selected)>,
     mut ahead: Ahead<'_>,
     deadline: Instant,
-    made: futures::channel::mpsc::UnboundedSender<Pending>,
+    made: futures::channel::mpsc::UnboundedSender<Pending<'w>>,
 ) -> Vec<Item> {
     let mut adopted = adoptable(job, work).await;
     let mut fresh = Vec::new();
-    for (seq, s) in resources {
+    // `sources` is the selection's compact form, in the same order.
+    for ((seq, s), src) in resources.into_iter().zip(&work.sources) {
         match adopted.remove(s.resource.id()) {
             Some((name, point)) => {
                 job.log(&format!(
@@ -295,7 +297,7 @@ async fn start_all(
                 made_tx(
                     &made,
                     Pending {
-                        src: Source::of(&s),
+                        src,
                         name,
                         made: point,
                         extra: vec![],
@@ -303,16 +305,16 @@ async fn start_all(
                 );
                 ahead.release_one();
             }
-            None => fresh.push((seq, s)),
+            None => fresh.push((seq, s, src)),
         }
     }
     // DB snapshots first: they draw on no EC2 bucket and take longest to
     // complete, so they complete while the instances' creates are paced.
-    fresh.sort_by_key(|(_, s)| matches!(s.resource, Resource::Instance(_)));
+    fresh.sort_by_key(|(_, s, _)| matches!(s.resource, Resource::Instance(_)));
     // The creates to come: the pacer lets the last of them spend its reserve.
     let ec2_creates = fresh
         .iter()
-        .filter(|(_, s)| matches!(s.resource, Resource::Instance(_)))
+        .filter(|(_, s, _)| matches!(s.resource, Resource::Instance(_)))
         .count();
     let bucket = match job.plan.method {
         Method::SnapshotSet => Bucket::CreateSnapshot,
@@ -322,13 +324,13 @@ async fn start_all(
         .expect(&work.account, &work.region, bucket, ec2_creates);
     let mut unknown = Vec::new();
     let mut started = stream::iter(fresh)
-        .map(|(seq, s)| start_one(job, work, seq, s, deadline))
+        .map(|(seq, s, src)| start_one(job, work, seq, s, src, deadline))
         .buffer_unordered(CREATES_IN_FLIGHT);
     while let Some(r) = started.next().await {
         ahead.release_one();
         match r {
             Ok(p) => {
-                let mut item = item_for(work, &p.src, ItemStatus::Pending, p.made.ids(), None);
+                let mut item = item_for(work, p.src, ItemStatus::Pending, p.made.ids(), None);
                 item.detail["name"] = json!(p.name);
                 item.detail["waiting"] = json!(true);
                 job.note_made(&item);
@@ -346,7 +348,7 @@ async fn start_all(
 }
 
 /// Hands a point to the region's waiter, which lives as long as the creates.
-fn made_tx(made: &futures::channel::mpsc::UnboundedSender<Pending>, p: Pending) {
+fn made_tx<'w>(made: &futures::channel::mpsc::UnboundedSender<Pending<'w>>, p: Pending<'w>) {
     // The waiter ends only once every sender is dropped.
     let _ = made.unbounded_send(p);
 }
@@ -354,7 +356,11 @@ fn made_tx(made: &futures::channel::mpsc::UnboundedSender<Pending>, p: Pending) 
 /// Creates whose outcome could not be learnt are asked once more, now that
 /// time has passed: what is found is returned to be waited for; what still
 /// cannot be checked is recorded as unknown, never created again.
-async fn recheck_unknown(job: &Job<'_>, work: &RegionWork, unknown: Vec<Item>) -> Vec<Pending> {
+async fn recheck_unknown<'w>(
+    job: &Job<'_>,
+    work: &'w RegionWork,
+    unknown: Vec<Item>,
+) -> Vec<Pending<'w>> {
     let mut found = Vec::new();
     let ec2 = job.ec2(&work.session, &work.account, &work.region);
     let mine = || identity_filters(&job.identity);
@@ -382,7 +388,7 @@ async fn recheck_unknown(job: &Job<'_>, work: &RegionWork, unknown: Vec<Item>) -
                     item.source_id
                 ));
                 found.push(Pending {
-                    src: src.clone(),
+                    src,
                     name: item.detail["name"].as_str().unwrap_or_default().to_string(),
                     made,
                     extra: vec![],
@@ -517,13 +523,14 @@ fn item_for(
     }
 }
 
-async fn start_one(
+async fn start_one<'w>(
     job: &Job<'_>,
     work: &RegionWork,
     seq: usize,
     s: Selected,
+    src: &'w Source,
     deadline: Instant,
-) -> Result<Pending, NotMade> {
+) -> Result<Pending<'w>, NotMade> {
     let unix = chrono::Utc::now().timestamp();
     let made = match (&s.resource, job.plan.method) {
         (Resource::Instance(inst), Method::SnapshotSet) => {
@@ -538,7 +545,7 @@ async fn start_one(
     };
     match made {
         Ok((name, made)) => Ok(Pending {
-            src: Source::of(&s),
+            src,
             name,
             made,
             extra: vec![],
@@ -546,13 +553,7 @@ async fn start_one(
         Err(e) => {
             job.log(&format!("Failed to back up [{}]: {e}", s.resource.id()));
             Err(NotMade {
-                item: item_for(
-                    work,
-                    &Source::of(&s),
-                    ItemStatus::Failed,
-                    vec![],
-                    Some(e.to_string()),
-                ),
+                item: item_for(work, src, ItemStatus::Failed, vec![], Some(e.to_string())),
                 unknown: e.code == crate::aws::retry::UNKNOWN,
             })
         }

@@ -42,16 +42,16 @@ struct Polled {
 /// Returns the items of the points that completed (to be locked once the
 /// region's duplicates are resolved) when `keep` (the plan locks its points);
 /// else none: they are in the ledger.
-pub(super) async fn wait_all(
+pub(super) async fn wait_all<'w>(
     job: &Job<'_>,
-    work: &RegionWork,
-    mut made: impl futures::Stream<Item = Pending> + Unpin,
+    work: &'w RegionWork,
+    mut made: impl futures::Stream<Item = Pending<'w>> + Unpin,
     deadline: Instant,
     keep: bool,
 ) -> Vec<Item> {
     use futures::StreamExt;
     let mut completed = Vec::new();
-    let mut pending: Vec<Pending> = Vec::new();
+    let mut pending: Vec<Pending<'w>> = Vec::new();
     // Whether creates may still send points.
     let mut open = true;
     let mut delay = job.options.poll_initial;
@@ -157,7 +157,7 @@ pub(super) async fn wait_all(
 fn unseen_item(
     job: &Job<'_>,
     work: &RegionWork,
-    p: &Pending,
+    p: &Pending<'_>,
     status: ItemStatus,
     why: String,
 ) -> Item {
@@ -166,27 +166,27 @@ fn unseen_item(
         "tenant {} region {}: {ids} {why}; it stays tagged _GX_BACKUP_={} _GX_AGENT_={} and is found by `rolesnap list`",
         work.session.tenant.name, work.region, job.number, job.identity.agent
     );
-    let mut item = item_for(work, &p.src, status, p.made.ids(), Some(error));
+    let mut item = item_for(work, p.src, status, p.made.ids(), Some(error));
     item.detail["name"] = json!(p.name);
     item
 }
 
 /// How one point stands after a poll.
-enum Settled {
-    Waiting(Pending),
+enum Settled<'w> {
+    Waiting(Pending<'w>),
     Completed(Item),
     Failed,
 }
 
 /// Records a point the poll found failed or complete (an AMI's snapshots
 /// tagged first); returns it when it is still on its way.
-async fn settle(
+async fn settle<'w>(
     job: &Job<'_>,
     work: &RegionWork,
-    mut p: Pending,
+    mut p: Pending<'w>,
     polled: &Polled,
     deadline: Instant,
-) -> Settled {
+) -> Settled<'w> {
     let (tenant, region) = (&work.session.tenant.name, &work.region);
     let ids = p.made.ids();
     let st: Vec<State> = ids
@@ -200,7 +200,7 @@ async fn settle(
         })
         .collect();
     let fail = |created: Vec<String>, why: String| {
-        let item = item_for(work, &p.src, ItemStatus::Failed, created, Some(why));
+        let item = item_for(work, p.src, ItemStatus::Failed, created, Some(why));
         job.log(item.error.as_deref().unwrap_or_default());
         job.record(&item);
         Settled::Failed
@@ -235,7 +235,7 @@ async fn settle(
     }
     let mut created = ids.clone();
     created.extend(p.extra.clone());
-    let mut item = item_for(work, &p.src, ItemStatus::Completed, created, None);
+    let mut item = item_for(work, p.src, ItemStatus::Completed, created, None);
     if let Made::Snapshots(set) = &p.made {
         let sizes: Option<Vec<i64>> = set
             .iter()
@@ -264,7 +264,11 @@ async fn settle(
 /// The points not yet settled, asked for by id: one describe call per kind
 /// and batch of ids, so a poll costs what is still pending, not the
 /// region's whole job.
-async fn poll(job: &Job<'_>, work: &RegionWork, pending: &[Pending]) -> Result<Polled, AwsError> {
+async fn poll(
+    job: &Job<'_>,
+    work: &RegionWork,
+    pending: &[Pending<'_>],
+) -> Result<Polled, AwsError> {
     let mut states = BTreeMap::new();
     let mut sizes = BTreeMap::new();
     let ids = |f: fn(&Made) -> bool| -> Vec<String> {
