@@ -2,6 +2,7 @@
 //! groups select from it (a pure function, tested in tables).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use futures::future::join_all;
 use serde::Serialize;
@@ -745,11 +746,21 @@ pub async fn discover_tenant(
     results
 }
 
+/// How a backup discovers a tenant.
+#[derive(Clone, Copy)]
+pub struct BackupDiscovery<'a> {
+    /// Whether the attached volumes are described (their sizes); a
+    /// snapshot-set backup takes each size from its snapshot instead.
+    pub volumes: bool,
+    /// A region's discovery starts only once it has one of these permits,
+    /// which comes with its result: the caller bounds the regions discovered
+    /// and not yet taken up by holding the permits (a failed group has none).
+    pub ahead: &'a Arc<tokio::sync::Semaphore>,
+}
+
 /// For a backup: a tenant's regions, each as soon as it is discovered (its
 /// selection in the backup form, [`Selected::for_backup`]), so that a
 /// region's creates start while other regions are still being listed.
-/// `volumes`: whether the attached volumes are described (their sizes); a
-/// snapshot-set backup takes each size from its snapshot instead.
 pub async fn discover_tenant_for_backup<'a>(
     plan: &'a Plan,
     session: &'a TenantSession,
@@ -757,19 +768,25 @@ pub async fn discover_tenant_for_backup<'a>(
     admin_region: &'a str,
     region_filter: Option<&'a str>,
     logs: &'a Logs,
-    volumes: bool,
-) -> impl futures::Stream<Item = RegionResult> + 'a {
+    BackupDiscovery { volumes, ahead }: BackupDiscovery<'a>,
+) -> impl futures::Stream<Item = (RegionResult, Option<tokio::sync::OwnedSemaphorePermit>)> + 'a {
     let groups = groups_for(plan, &session.tenant);
     let (failed, per_region) = tenant_regions(session, admin_region, region_filter, &groups).await;
     let regions: futures::stream::FuturesUnordered<_> = per_region
         .into_iter()
-        .map(|(region, gs)| {
+        .map(|(region, gs)| async move {
+            // The semaphore is never closed.
+            let permit = ahead.clone().acquire_owned().await.ok();
             let mut wanted = Wanted::for_groups(gs.iter().copied());
             wanted.skip_volumes = !volumes;
-            region_result(session, account, region, gs, wanted, logs, true)
+            let r = region_result(session, account, region, gs, wanted, logs, true).await;
+            (r, permit)
         })
         .collect();
-    futures::StreamExt::chain(futures::stream::iter(failed), regions)
+    futures::StreamExt::chain(
+        futures::stream::iter(failed.into_iter().map(|r| (r, None))),
+        regions,
+    )
 }
 
 /// The regions `groups` cover for the tenant, each with the groups applied

@@ -86,14 +86,16 @@ pub fn filter(name: &str, values: &[String]) -> Filter {
 }
 
 /// The filter that finds snapshots by identifier, for the kind.
-pub fn id_filter(cluster: bool, ids: &[String]) -> Filter {
+pub fn id_filter(cluster: bool, ids: &[impl AsRef<str>]) -> Filter {
     filter(
         if cluster {
             "db-cluster-snapshot-id"
         } else {
             "db-snapshot-id"
         },
-        ids,
+        &ids.iter()
+            .map(|i| i.as_ref().to_string())
+            .collect::<Vec<_>>(),
     )
 }
 

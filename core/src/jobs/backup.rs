@@ -8,6 +8,7 @@
 //! made: each poll asks by id for the region's points not yet settled.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
 use serde_json::json;
@@ -38,8 +39,10 @@ pub struct RegionWork {
     pub account: String,
     pub region: String,
     /// (sequence number in the job, resource): taken by the creates, each
-    /// dropped once its create has returned.
-    pub resources: Vec<(usize, Selected)>,
+    /// freed once its create has returned (boxed, so that what is freed is
+    /// the resource itself, not a slot in a list that lives until the
+    /// region's last create).
+    pub resources: Vec<(usize, Box<Selected>)>,
     /// Every selected resource in the compact form kept while its point is
     /// waited for and checked for duplicates.
     pub sources: Vec<Source>,
@@ -52,12 +55,20 @@ impl RegionWork {
         region: String,
         resources: Vec<(usize, Selected)>,
     ) -> RegionWork {
-        let sources = resources.iter().map(|(_, s)| Source::of(s)).collect();
+        // A region's resources share a few groups and AZs: one copy each.
+        let mut shared = Shared::default();
+        let sources = resources
+            .iter()
+            .map(|(_, s)| Source::of(s, &mut shared))
+            .collect();
         RegionWork {
             session,
             account,
             region,
-            resources,
+            resources: resources
+                .into_iter()
+                .map(|(n, s)| (n, Box::new(s)))
+                .collect(),
             sources,
         }
     }
@@ -66,23 +77,40 @@ impl RegionWork {
 /// What a job keeps of a selected resource once its create is made: what
 /// its item, the duplicate check and a second look at an unknown create
 /// need. The instance's volumes and recorded configuration
-/// (`tags::instance_config`) are only needed for the create itself.
+/// (`tags::instance_config`) are only needed for the create itself. One is
+/// kept per selected resource until the region is done, so it is small:
+/// group and AZ are shared by the region's resources.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
     pub kind: ItemKind,
-    pub id: String,
-    pub group: String,
-    pub az: Option<String>,
+    pub id: Box<str>,
+    pub group: Arc<str>,
+    pub az: Option<Arc<str>>,
     pub size_gib: i64,
 }
 
+/// The group and AZ names a region's sources share.
+#[derive(Default)]
+struct Shared(Vec<Arc<str>>);
+
+impl Shared {
+    fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(a) = self.0.iter().find(|a| &***a == name) {
+            return a.clone();
+        }
+        let a: Arc<str> = name.into();
+        self.0.push(a.clone());
+        a
+    }
+}
+
 impl Source {
-    pub fn of(s: &Selected) -> Source {
+    fn of(s: &Selected, shared: &mut Shared) -> Source {
         Source {
             kind: s.resource.item_kind(),
-            id: s.resource.id().to_string(),
-            group: s.group.clone(),
-            az: s.resource.az().map(str::to_string),
+            id: s.resource.id().into(),
+            group: shared.get(&s.group),
+            az: s.resource.az().map(|az| shared.get(az)),
             size_gib: s.resource.size_gib(),
         }
     }
@@ -92,21 +120,35 @@ impl Source {
     }
 }
 
+/// The ids of a point being made, in their smallest form: a large fleet
+/// holds one for every point not yet confirmed (BENCHMARKS.md, "Memory").
 #[derive(Debug, Clone)]
 enum Made {
-    /// (snapshot id, volume id)
-    Snapshots(Vec<(String, String)>),
-    Image(String),
-    DbSnapshot(String),
-    ClusterSnapshot(String),
+    /// The set's snapshot ids.
+    Snapshots(Box<[Box<str>]>),
+    Image(Box<str>),
+    DbSnapshot(Box<str>),
+    ClusterSnapshot(Box<str>),
 }
 
 impl Made {
+    /// A snapshot set from CreateSnapshots' (snapshot id, volume id) pairs.
+    fn set(pairs: Vec<(String, String)>) -> Made {
+        Made::Snapshots(pairs.into_iter().map(|(id, _)| id.into()).collect())
+    }
+
+    fn each_id(&self) -> impl Iterator<Item = &str> {
+        let ids: &[Box<str>] = match self {
+            Made::Snapshots(s) => s,
+            Made::Image(i) | Made::DbSnapshot(i) | Made::ClusterSnapshot(i) => {
+                std::slice::from_ref(i)
+            }
+        };
+        ids.iter().map(|i| &**i)
+    }
+
     fn ids(&self) -> Vec<String> {
-        match self {
-            Made::Snapshots(s) => s.iter().map(|(id, _)| id.clone()).collect(),
-            Made::Image(i) | Made::DbSnapshot(i) | Made::ClusterSnapshot(i) => vec![i.clone()],
-        }
+        self.each_id().map(str::to_string).collect()
     }
 }
 
@@ -115,7 +157,7 @@ impl Made {
 /// once its create has returned.
 struct Pending<'w> {
     src: &'w Source,
-    name: String,
+    name: Box<str>,
     made: Made,
     /// Image: its backing snapshots once tagged.
     extra: Vec<String>,
@@ -218,12 +260,37 @@ pub async fn backup_region(job: &Job<'_>, mut work: RegionWork, ahead: Ahead<'_>
     lock_completed(job, work, completed, &removed).await;
 }
 
-/// The share of the job's [`SELECTED_AHEAD`] a region's selection holds: one
-/// is given back as each resource's create returns (or it is adopted), the
-/// rest when the region is done.
+/// What a job lets discovery hand to the creates at once: a budget of
+/// selected resources whose creates have not returned, and a number of
+/// regions still creating. Discovery of further tenant × regions waits while
+/// either is spent.
+pub struct Admission {
+    selected: tokio::sync::Semaphore,
+    regions: tokio::sync::Semaphore,
+}
+
+impl Default for Admission {
+    fn default() -> Admission {
+        Admission::new(SELECTED_AHEAD, REGIONS_CREATING)
+    }
+}
+
+impl Admission {
+    pub fn new(selected: usize, regions: usize) -> Admission {
+        Admission {
+            selected: tokio::sync::Semaphore::new(selected),
+            regions: tokio::sync::Semaphore::new(regions.max(1)),
+        }
+    }
+}
+
+/// A region's admission: one of [`REGIONS_CREATING`], given back when its
+/// creates have all returned, and its share of [`SELECTED_AHEAD`], one given
+/// back as each resource's create returns (or it is adopted).
 pub struct Ahead<'s> {
     budget: &'s tokio::sync::Semaphore,
     held: usize,
+    _region: Option<tokio::sync::SemaphorePermit<'s>>,
 }
 
 /// Selected resources whose creates have not returned yet, across a job:
@@ -235,16 +302,36 @@ pub struct Ahead<'s> {
 /// the seconds a region's burst takes.
 pub const SELECTED_AHEAD: usize = 8192;
 
+/// Tenant × regions whose creates run at once. A region that is still
+/// creating keeps every selected resource's compact form, its waiting points
+/// and its clients; without a bound, a fleet of many small regions would
+/// have them all at once, each creating slowly, and a job's memory would grow
+/// with the fleet (BENCHMARKS.md, "Memory"). 32 regions draw on 32 of AWS's
+/// create buckets, more than `[admin] max-calls-in-flight` (64) carries at
+/// 100–300 ms a call once their bursts are spent. A region gives its place
+/// back when its creates have returned, not when its points complete: AWS
+/// may take hours to complete a first full snapshot, and the regions behind
+/// it should not wait for that.
+pub const REGIONS_CREATING: usize = 32;
+
 impl<'s> Ahead<'s> {
-    /// Waits until `n` more selected resources may be held (a region larger
-    /// than the whole budget takes all of it).
-    pub async fn take(budget: &'s tokio::sync::Semaphore, n: usize) -> Ahead<'s> {
+    /// Waits for a place among the regions creating, then until `n` more
+    /// selected resources may be held (a region larger than the whole budget
+    /// takes all of it).
+    pub async fn take(admission: &'s Admission, n: usize) -> Ahead<'s> {
+        // The semaphores are never closed.
+        let region = admission.regions.acquire().await.ok();
+        let budget = &admission.selected;
         let held = n.min(SELECTED_AHEAD);
-        // The semaphore is never closed; `held` fits in u32 (≤ SELECTED_AHEAD).
+        // `held` fits in u32 (≤ SELECTED_AHEAD).
         if let Ok(p) = budget.acquire_many(held as u32).await {
             p.forget();
         }
-        Ahead { budget, held }
+        Ahead {
+            budget,
+            held,
+            _region: region,
+        }
     }
 
     fn release_one(&mut self) {
@@ -276,7 +363,7 @@ struct NotMade {
 async fn start_all<'w>(
     job: &Job<'_>,
     work: &'w RegionWork,
-    resources: Vec<(usize, Selected)>,
+    resources: Vec<(usize, Box<Selected>)>,
     mut ahead: Ahead<'_>,
     deadline: Instant,
     made: futures::channel::mpsc::UnboundedSender<Pending<'w>>,
@@ -323,8 +410,10 @@ async fn start_all<'w>(
     job.pacer
         .expect(&work.account, &work.region, bucket, ec2_creates);
     let mut unknown = Vec::new();
+    // Boxed: a finished create's state is freed with its box, not kept in
+    // the stream's task slot while a waker of it is still held elsewhere.
     let mut started = stream::iter(fresh)
-        .map(|(seq, s, src)| start_one(job, work, seq, s, src, deadline))
+        .map(|(seq, s, src)| Box::pin(start_one(job, work, seq, s, src, deadline)))
         .buffer_unordered(CREATES_IN_FLIGHT);
     while let Some(r) = started.next().await {
         ahead.release_one();
@@ -365,7 +454,7 @@ async fn recheck_unknown<'w>(
     let ec2 = job.ec2(&work.session, &work.account, &work.region);
     let mine = || identity_filters(&job.identity);
     for mut item in unknown {
-        let Some(src) = work.sources.iter().find(|s| s.id == item.source_id) else {
+        let Some(src) = work.sources.iter().find(|s| *s.id == *item.source_id) else {
             job.record(&item);
             continue;
         };
@@ -373,11 +462,11 @@ async fn recheck_unknown<'w>(
             (true, Method::SnapshotSet) => ec2
                 .find_set(&src.id, mine())
                 .await
-                .map(|o| o.map(Made::Snapshots)),
+                .map(|o| o.map(Made::set)),
             (true, Method::Ami) => ec2
                 .find_image(&src.id, mine())
                 .await
-                .map(|o| o.map(Made::Image)),
+                .map(|o| o.map(|i| Made::Image(i.into()))),
             _ => Ok(None),
         };
         match again {
@@ -389,7 +478,7 @@ async fn recheck_unknown<'w>(
                 ));
                 found.push(Pending {
                     src,
-                    name: item.detail["name"].as_str().unwrap_or_default().to_string(),
+                    name: item.detail["name"].as_str().unwrap_or_default().into(),
                     made,
                     extra: vec![],
                 });
@@ -442,7 +531,7 @@ async fn lock_completed(
 }
 
 /// Recovery points a killed run of this plan already made in this region, by source id.
-async fn adoptable(job: &Job<'_>, work: &RegionWork) -> BTreeMap<String, (String, Made)> {
+async fn adoptable(job: &Job<'_>, work: &RegionWork) -> BTreeMap<String, (Box<str>, Made)> {
     use crate::catalog::{list_region, Kinds, PointKind, PointState};
     let mut out = BTreeMap::new();
     if job.adopt.is_empty() {
@@ -486,17 +575,14 @@ async fn adoptable(job: &Job<'_>, work: &RegionWork) -> BTreeMap<String, (String
             continue;
         }
         let made = match p.kind {
-            PointKind::SnapshotSet => Made::Snapshots(
-                p.snapshots
-                    .iter()
-                    .map(|s| (s.id.clone(), s.volume_id.clone()))
-                    .collect(),
-            ),
-            PointKind::Ami => Made::Image(p.id()),
-            PointKind::DbSnapshot => Made::DbSnapshot(p.id()),
-            PointKind::ClusterSnapshot => Made::ClusterSnapshot(p.id()),
+            PointKind::SnapshotSet => {
+                Made::Snapshots(p.snapshots.iter().map(|s| s.id.as_str().into()).collect())
+            }
+            PointKind::Ami => Made::Image(p.id().into()),
+            PointKind::DbSnapshot => Made::DbSnapshot(p.id().into()),
+            PointKind::ClusterSnapshot => Made::ClusterSnapshot(p.id().into()),
         };
-        let name = p.name().unwrap_or_default().to_string();
+        let name: Box<str> = p.name().unwrap_or_default().into();
         out.insert(p.source.clone(), (name, made));
     }
     out
@@ -514,12 +600,12 @@ fn item_for(
         account: work.account.clone(),
         region: work.region.clone(),
         kind: s.kind,
-        source_id: s.id.clone(),
+        source_id: s.id.to_string(),
         status,
         created,
         size_gib: s.size_gib,
         error,
-        detail: json!({"group": s.group, "az": s.az}),
+        detail: json!({"group": &*s.group, "az": s.az.as_deref()}),
     }
 }
 
@@ -527,7 +613,7 @@ async fn start_one<'w>(
     job: &Job<'_>,
     work: &RegionWork,
     seq: usize,
-    s: Selected,
+    s: Box<Selected>,
     src: &'w Source,
     deadline: Instant,
 ) -> Result<Pending<'w>, NotMade> {
@@ -546,7 +632,7 @@ async fn start_one<'w>(
     match made {
         Ok((name, made)) => Ok(Pending {
             src,
-            name,
+            name: name.into(),
             made,
             extra: vec![],
         }),
@@ -605,7 +691,7 @@ async fn start_set(
             .collect::<Vec<_>>()
             .join(", ")
     ));
-    Ok((name, Made::Snapshots(snaps)))
+    Ok((name, Made::set(snaps)))
 }
 
 /// CreateImage (NoReboot) of `inst`.
@@ -643,7 +729,7 @@ async fn start_image(
         )
         .await?;
     job.log(&format!("Created image [{image}] for [{}]", inst.id));
-    Ok((name, Made::Image(image)))
+    Ok((name, Made::Image(image.into())))
 }
 
 /// CreateDBSnapshot of a DB instance, CreateDBClusterSnapshot of an Aurora cluster.
@@ -684,32 +770,32 @@ async fn start_rds(
         .create_snapshot(cluster, source, &name, &t, deadline)
         .await?;
     let made = if cluster {
-        Made::ClusterSnapshot(id)
+        Made::ClusterSnapshot(id.into())
     } else {
-        Made::DbSnapshot(id)
+        Made::DbSnapshot(id.into())
     };
     Ok((name, made))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Ahead, SELECTED_AHEAD};
+    use super::{Admission, Ahead, SELECTED_AHEAD};
     use futures::FutureExt;
-    use tokio::sync::Semaphore;
 
     /// Discovery waits while the job holds its budget of selected resources;
     /// a region gives one back per returned create and the rest when done,
     /// and a region larger than the budget takes all of it, not more.
     #[tokio::test]
     async fn the_selection_budget_is_held_per_region_and_given_back_as_creates_return() {
-        let budget = Semaphore::new(SELECTED_AHEAD);
-        let mut first = Ahead::take(&budget, 3000).await;
+        let admission = Admission::new(SELECTED_AHEAD, 8);
+        let budget = &admission.selected;
+        let mut first = Ahead::take(&admission, 3000).await;
         assert_eq!(budget.available_permits(), SELECTED_AHEAD - 3000);
         first.release_one();
         first.release_one();
         assert_eq!(budget.available_permits(), SELECTED_AHEAD - 2998);
         // A region of twice the budget must wait for all of it.
-        let mut big = Box::pin(Ahead::take(&budget, 2 * SELECTED_AHEAD));
+        let mut big = Box::pin(Ahead::take(&admission, 2 * SELECTED_AHEAD));
         assert!((&mut big).now_or_never().is_none(), "it waits");
         drop(first);
         let big = big.await;
@@ -717,5 +803,22 @@ mod tests {
         assert_eq!(budget.available_permits(), 0);
         drop(big);
         assert_eq!(budget.available_permits(), SELECTED_AHEAD);
+    }
+
+    /// At most so many regions are creating at once, however small they
+    /// are: the next waits until one is done creating.
+    #[tokio::test]
+    async fn at_most_the_regions_creating_are_admitted_at_once() {
+        let admission = Admission::new(SELECTED_AHEAD, 2);
+        let a = Ahead::take(&admission, 1).await;
+        let _b = Ahead::take(&admission, 1).await;
+        let mut c = Box::pin(Ahead::take(&admission, 1));
+        assert!((&mut c).now_or_never().is_none(), "a third region waits");
+        drop(a);
+        let c = c
+            .now_or_never()
+            .expect("admitted once a region is done creating");
+        assert_eq!(c.held, 1);
+        assert_eq!(admission.selected.available_permits(), SELECTED_AHEAD - 2);
     }
 }

@@ -126,7 +126,7 @@ pub(crate) async fn resolve_region(
     // Only the kinds this job backed up here: a region without DB
     // instances is not asked for DB snapshots, and the other way round.
     let has = |db: bool| work.sources.iter().any(|s| db != s.is_instance());
-    let backed_up: BTreeSet<&str> = work.sources.iter().map(|s| s.id.as_str()).collect();
+    let backed_up: BTreeSet<&str> = work.sources.iter().map(|s| &*s.id).collect();
     let kinds = Kinds {
         ec2: has(false),
         rds: has(true),
@@ -193,7 +193,7 @@ pub(crate) async fn resolve_region(
 }
 
 async fn remove_one(job: &Job<'_>, work: &RegionWork, dup: RecoveryPoint, kept: RecoveryPoint) {
-    let Some(s) = work.sources.iter().find(|s| s.id == dup.source) else {
+    let Some(s) = work.sources.iter().find(|s| *s.id == *dup.source) else {
         return;
     };
     let (tenant, region) = (&work.session.tenant.name, &work.region);
@@ -220,7 +220,7 @@ async fn remove_one(job: &Job<'_>, work: &RegionWork, dup: RecoveryPoint, kept: 
         size_gib: dup.size_gib,
         error: None,
         detail: json!({
-            "group": s.group,
+            "group": &*s.group,
             "removed": dup.id(),
             "kept": kept.id(),
             "kept_job": kept.job_label(),

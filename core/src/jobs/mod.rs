@@ -575,18 +575,31 @@ where
 /// region as soon as it is discovered, concurrently with the others: a
 /// region's creates do not wait for the slowest region's listing (its own
 /// buckets are full from the start).
+/// Regions of a backup discovered, or being discovered, and not yet taken
+/// up by the creates (each holds its selection, about 1 KB a resource).
+pub const DISCOVERED_AHEAD: usize = crate::discovery::REGIONS_DISCOVERED_AT_ONCE;
+
 async fn backup_tenants(req: &Request<'_>, job: &Job<'_>, reached: &[(&Tenant, Connected)]) {
     use futures::stream::{self, StreamExt};
     let log = |m: &str| job.log(m);
     // A snapshot set's item takes each volume's size from its snapshot; an
     // AMI backup and a dry run describe the volumes.
     let volumes = req.options.dry_run || req.plan.method == crate::config::Method::Ami;
-    let (tx, rx) = futures::channel::mpsc::unbounded::<(RegionWork, backup::Ahead)>();
     // Discovery stops taking regions while this many selected resources
-    // wait for their creates (backup::SELECTED_AHEAD).
-    let budget = tokio::sync::Semaphore::new(backup::SELECTED_AHEAD);
-    let budget = &budget;
+    // wait for their creates (backup::SELECTED_AHEAD), or this many regions
+    // are creating (backup::REGIONS_CREATING).
+    let admission = backup::Admission::default();
+    let admission = &admission;
+    // Regions discovered, or being discovered, and not yet taken up: a
+    // region's discovery starts only with one of these permits, and gives it
+    // back when the region is taken up. The discovery streams are polled
+    // all the while, so an answer in flight is read, never left waiting in
+    // its connection while the creates are full.
+    let discovered_ahead = Arc::new(tokio::sync::Semaphore::new(DISCOVERED_AHEAD));
+    let discovered_ahead = &discovered_ahead;
+    let (tx, rx) = futures::channel::mpsc::unbounded::<(RegionWork, backup::Ahead)>();
     let discover = async move {
+        use futures::FutureExt;
         // Every tenant is discovered at once (each has its own buckets).
         // Only the selection is kept, in its backup form: the whole
         // inventory (unselected instances, volumes, tags) is not held
@@ -599,49 +612,78 @@ async fn backup_tenants(req: &Request<'_>, job: &Job<'_>, reached: &[(&Tenant, C
                 &req.admin.admin.region,
                 req.filter.region.as_deref(),
                 req.logs,
-                volumes,
+                crate::discovery::BackupDiscovery {
+                    volumes,
+                    ahead: discovered_ahead,
+                },
             ))
             .flatten()
             .map(move |r| (*tenant, conn, r))
             .boxed_local()
         }));
         let mut seq = 0;
-        while let Some((tenant, conn, r)) = regions.next().await {
-            if let Some(e) = r.error {
-                log(&format!(
-                    "Region [{}] of tenant [{}] skipped: {e}",
-                    r.region, tenant.name
-                ));
-                job.record(&setup_item(
-                    tenant,
-                    &conn.account,
-                    &r.region,
-                    ItemKind::Region,
-                    e.to_string(),
-                ));
-                continue;
+        // Discovered regions waiting to be taken up, in order, each with its
+        // permit; the first one's admission, while it waits.
+        let mut queue = std::collections::VecDeque::new();
+        let mut admitting: Option<futures::future::LocalBoxFuture<'_, backup::Ahead<'_>>> = None;
+        let mut listing = true;
+        while listing || !queue.is_empty() {
+            if admitting.is_none() {
+                if let Some((_, _, resources, _)) = queue.front() {
+                    let n = Vec::len(resources);
+                    admitting = Some(backup::Ahead::take(admission, n).boxed_local());
+                }
             }
-            let resources: Vec<_> = r
-                .selection
-                .selected
-                .into_iter()
-                .filter(|s| req.filter.keeps(&s.resource))
-                .map(|s| {
-                    seq += 1;
-                    (seq, s)
-                })
-                .collect();
-            if !resources.is_empty() {
-                (req.on_total)(resources.len());
-                let ahead = backup::Ahead::take(budget, resources.len()).await;
-                let work = RegionWork::new(
-                    conn.session.clone(),
-                    conn.account.clone(),
-                    r.region,
-                    resources,
-                );
-                // The receiver lives until every region is sent.
-                let _ = tx.unbounded_send((work, ahead));
+            tokio::select! {
+                found = regions.next(), if listing => {
+                    let Some((tenant, conn, (r, permit))) = found else {
+                        listing = false;
+                        continue;
+                    };
+                    if let Some(e) = r.error {
+                        log(&format!(
+                            "Region [{}] of tenant [{}] skipped: {e}",
+                            r.region, tenant.name
+                        ));
+                        job.record(&setup_item(
+                            tenant,
+                            &conn.account,
+                            &r.region,
+                            ItemKind::Region,
+                            e.to_string(),
+                        ));
+                        continue;
+                    }
+                    let resources: Vec<_> = r
+                        .selection
+                        .selected
+                        .into_iter()
+                        .filter(|s| req.filter.keeps(&s.resource))
+                        .map(|s| {
+                            seq += 1;
+                            (seq, s)
+                        })
+                        .collect();
+                    if !resources.is_empty() {
+                        (req.on_total)(resources.len());
+                        queue.push_back((conn, r.region, resources, permit));
+                    }
+                }
+                ahead = async { admitting.as_mut().expect("admitting").await }, if admitting.is_some() => {
+                    admitting = None;
+                    let Some((conn, region, resources, permit)) = queue.pop_front() else {
+                        continue;
+                    };
+                    drop(permit);
+                    let work = RegionWork::new(
+                        conn.session.clone(),
+                        conn.account.clone(),
+                        region,
+                        resources,
+                    );
+                    // The receiver lives until every region is sent.
+                    let _ = tx.unbounded_send((work, ahead));
+                }
             }
         }
     };

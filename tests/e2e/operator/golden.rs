@@ -23,7 +23,7 @@ pub fn normalise(text: &str) -> String {
     let version = env!("CARGO_PKG_VERSION");
     let mut s = text.replace(&format!("rolesnap {version}"), "rolesnap <version>");
     s = s.replace(&format!("rolesnap-{version}"), "rolesnap-<version>");
-    let rules: [(&str, &str); 12] = [
+    let rules: [(&str, &str); 13] = [
         // Ids cut in the middle or at the end by the table fitting.
         (
             r"\b(snap|ami|vol|i|sg|subnet|eni)-[0-9a-f]*…[0-9a-f,+\-snap]*",
@@ -41,7 +41,9 @@ pub fn normalise(text: &str) -> String {
         (r"\b\d{4}-W\d{2}\b", "<week>"),
         // A year left alone (a rule cut after it: `weekly keep 2026-…`).
         (r"\b20\d{2}\b", "<year>"),
-        // Durations: `12d 3h`, `5h 20m`, `40m`, `7d`.
+        // Durations: `12d 3h`, `5h 20m`, `40m`, `7d`, and the compact
+        // `10d1s` of a rule's reason (seconds show when a run is slow).
+        (r"\b(?:\d+[dhms]){2,}\b", "<age>"),
         (r"\b\d+d \d+h\b", "<age>"),
         (r"\b\d+h \d+m\b", "<age>"),
         (r"\b\d+[dms]\b", "<age>"),
@@ -154,6 +156,10 @@ fn the_normaliser_hides_ids_times_ages_and_widths() {
     assert_eq!(
         n,
         "┌─┐\n│ id age expires │\n│ <snap> <age> <time> │\n│ <snap…> <age> expired │\n└─┘\n"
+    );
+    assert_eq!(
+        normalise("expired: age 10d1s >= 7d\n"),
+        "expired: age <age> >= <age>\n"
     );
     assert_eq!(
         normalise(&format!("rolesnap {}\n", env!("CARGO_PKG_VERSION"))),

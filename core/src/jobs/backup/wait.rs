@@ -239,7 +239,7 @@ async fn settle<'w>(
     if let Made::Snapshots(set) = &p.made {
         let sizes: Option<Vec<i64>> = set
             .iter()
-            .map(|(id, _)| polled.sizes.get(id).copied())
+            .map(|id| polled.sizes.get(&**id).copied())
             .collect();
         if let Some(sizes) = sizes {
             item.size_gib = sizes.iter().sum();
@@ -271,11 +271,11 @@ async fn poll(
 ) -> Result<Polled, AwsError> {
     let mut states = BTreeMap::new();
     let mut sizes = BTreeMap::new();
-    let ids = |f: fn(&Made) -> bool| -> Vec<String> {
+    let ids = |f: fn(&Made) -> bool| -> Vec<&str> {
         pending
             .iter()
             .filter(|p| f(&p.made))
-            .flat_map(|p| p.made.ids())
+            .flat_map(|p| p.made.each_id())
             .collect()
     };
     let ec2 = job.ec2(&work.session, &work.account, &work.region);
@@ -315,19 +315,19 @@ async fn poll(
     for cluster in [false, true] {
         // Only the job's own snapshots of the kind, by identifier: not every
         // manual snapshot of the region.
-        let wanted: BTreeSet<String> = pending
+        let wanted: BTreeSet<&str> = pending
             .iter()
             .filter(|p| match p.made {
                 Made::DbSnapshot(_) => !cluster,
                 Made::ClusterSnapshot(_) => cluster,
                 _ => false,
             })
-            .flat_map(|p| p.made.ids())
+            .flat_map(|p| p.made.each_id())
             .collect();
-        let wanted: Vec<String> = wanted.into_iter().collect();
+        let wanted: Vec<&str> = wanted.into_iter().collect();
         for ids in wanted.chunks(RDS_IDS_PER_POLL) {
             rds.each_snapshot(cluster, vec![id_filter(cluster, ids)], |s| {
-                if ids.iter().any(|id| id == s.id) {
+                if ids.contains(&s.id) {
                     let st = match s.status {
                         Some("available") => State::Done,
                         Some("creating" | "copying" | "pending") | None => {
