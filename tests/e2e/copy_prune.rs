@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{tags_of, Emulator, PlanText, Tags};
+use crate::harness::{selected_by_nightly, tags_of, Emulator, PlanText, Tags};
 
 const ALPHA: &str = "222222222222";
 
@@ -690,17 +690,7 @@ async fn validate_refuses_a_copy_of_an_encrypted_source_without_a_destination_ke
         .min_count(1)
         .max_count(1)
         .block_device_mappings(ebs("/dev/xvda"))
-        .tag_specifications(
-            aws_sdk_ec2::types::TagSpecification::builder()
-                .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
-                .tags(
-                    aws_sdk_ec2::types::Tag::builder()
-                        .key("Backup")
-                        .value("nightly")
-                        .build(),
-                )
-                .build(),
-        )
+        .tag_specifications(selected_by_nightly())
         .send()
         .await
         .unwrap();

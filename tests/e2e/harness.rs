@@ -754,6 +754,20 @@ fn backup_args<'a>(p: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
+/// The tag specification of an instance the test plans select
+/// (`Backup=nightly`), for RunInstances.
+pub fn selected_by_nightly() -> aws_sdk_ec2::types::TagSpecification {
+    aws_sdk_ec2::types::TagSpecification::builder()
+        .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("Backup")
+                .value("nightly")
+                .build(),
+        )
+        .build()
+}
+
 /// A resource's tags: key → value.
 pub type Tags = BTreeMap<String, String>;
 

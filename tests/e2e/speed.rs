@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use crate::harness::{Emulator, PlanText};
+use crate::harness::{selected_by_nightly, Emulator, PlanText};
 
 /// A snapshot-set backup reads each volume's size from the snapshot it made,
 /// not from DescribeVolumes: discovery makes no DescribeVolumes call in any
@@ -113,17 +113,7 @@ async fn points_are_confirmed_while_the_regions_last_creates_are_still_paced() {
         .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
         .min_count(110)
         .max_count(110)
-        .tag_specifications(
-            aws_sdk_ec2::types::TagSpecification::builder()
-                .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
-                .tags(
-                    aws_sdk_ec2::types::Tag::builder()
-                        .key("Backup")
-                        .value("nightly")
-                        .build(),
-                )
-                .build(),
-        )
+        .tag_specifications(selected_by_nightly())
         .send()
         .await
         .unwrap();

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
-use crate::harness::{rds_tags_of, s, tags_of, Emulator, PlanText, Tags};
+use crate::harness::{rds_tags_of, s, selected_by_nightly, tags_of, Emulator, PlanText, Tags};
 
 const ALPHA: &str = "222222222222";
 
@@ -542,17 +542,7 @@ pub(crate) async fn encrypted_instance(emu: &Emulator, key: Option<&str>) -> Str
                 .ebs(ebs.build())
                 .build(),
         )
-        .tag_specifications(
-            aws_sdk_ec2::types::TagSpecification::builder()
-                .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
-                .tags(
-                    aws_sdk_ec2::types::Tag::builder()
-                        .key("Backup")
-                        .value("nightly")
-                        .build(),
-                )
-                .build(),
-        )
+        .tag_specifications(selected_by_nightly())
         .send()
         .await
         .unwrap();

@@ -78,10 +78,12 @@ impl<'s> From<&'s DbClusterSnapshot> for RdsSnapshot<'s> {
 }
 
 /// A `Filter` on one field with several values.
-pub fn filter(name: &str, values: &[String]) -> Filter {
+pub fn filter(name: &str, values: &[impl AsRef<str>]) -> Filter {
     Filter::builder()
         .name(name)
-        .set_values(Some(values.to_vec()))
+        .set_values(Some(
+            values.iter().map(|v| v.as_ref().to_string()).collect(),
+        ))
         .build()
 }
 
