@@ -143,6 +143,8 @@ pub async fn regions_for(
         Regions::TenantDefault => Ok(session.tenant.regions.clone()),
         Regions::AllEnabled => {
             let ec2 = session.ec2(admin_region);
+            // Asked once per tenant: the region's clients are not kept for it.
+            session.release(admin_region);
             let site = Site {
                 tenant: &session.tenant.name,
                 region: admin_region,

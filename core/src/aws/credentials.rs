@@ -3,11 +3,11 @@
 //! The admin credentials come from the default AWS chain (environment, profile,
 //! instance profile) or a named profile, optionally followed by an admin role
 //! (the guide's `vsa-assume-role`). Each tenant is reached through STS
-//! AssumeRole from those, with its ExternalId. The tenant's `SdkConfig` carries
-//! aws-config's `AssumeRoleProvider` behind one [`TenantCredentials`] cache,
-//! so every EC2/RDS client of a tenant, in every region, reuses one session
-//! and the role is assumed again shortly before it expires: a job that
-//! outlives the session keeps working. The SDK's own cache cannot do one
+//! AssumeRole from those, with its ExternalId, sent with the admin session's
+//! one STS client. The tenant's `SdkConfig` carries one [`TenantCredentials`]
+//! cache, so every EC2/RDS client of a tenant, in every region, reuses one
+//! session and the role is assumed again shortly before it expires: a job
+//! that outlives the session keeps working. The SDK's own cache cannot do one
 //! thing: drop a session that AWS rejects before its expiry (a revoked
 //! session, clock skew). Here an interceptor on every tenant client sees
 //! `ExpiredToken` / `InvalidClientTokenId` / `RequestExpired`, the session is
@@ -17,7 +17,7 @@
 //!
 //! Every SDK client of the process shares one HTTPS client (one connection
 //! pool, one TLS setup), and a tenant keeps one EC2 and one RDS client per
-//! region. Without that, the SDK gives each new client its own HTTPS stack,
+//! region until the job is done there ([`TenantSession::release`]). Without that, the SDK gives each new client its own HTTPS stack,
 //! and a run that backs up many account × regions at once grows by megabytes
 //! per account × region (BENCHMARKS.md, "Memory").
 //!
@@ -87,6 +87,8 @@ pub struct AssumeRoleFailure {
 #[derive(Debug, Clone)]
 pub struct AdminSession {
     pub config: SdkConfig,
+    /// The one STS client every tenant's AssumeRole is sent with.
+    sts: aws_sdk_sts::Client,
     pub endpoint: Endpoint,
     pub admin: Admin,
     /// Where tenant sessions log their renewals (cvd.log).
@@ -160,6 +162,7 @@ pub async fn admin_session(accounts: &Accounts, endpoint: &Endpoint, logs: &Logs
         }
     };
     AdminSession {
+        sts: aws_sdk_sts::Client::new(&config),
         config,
         endpoint: endpoint.clone(),
         admin: admin.clone(),
@@ -222,11 +225,11 @@ pub fn session_name(tenant: &str, job: Option<u64>) -> String {
 /// were measured with.
 const RENEW_BEFORE: Duration = Duration::from_secs(10);
 
-/// A tenant's credentials: the AssumeRole provider and the one session all
+/// A tenant's credentials: how its role is assumed and the one session all
 /// of the tenant's clients share. See the module comment.
 #[derive(Debug)]
 pub struct TenantCredentials {
-    provider: AssumeRoleProvider,
+    assume: AssumeRole,
     /// The session; the lock also makes one renewal serve every call that
     /// waits for it.
     cache: tokio::sync::Mutex<Option<Credentials>>,
@@ -311,7 +314,7 @@ impl TenantCredentials {
                 self.role, self.tenant
             ));
         }
-        match self.provider.provide_credentials().await {
+        match self.assume.credentials().await {
             Ok(c) => {
                 if reason.is_some() {
                     let until = c
@@ -356,6 +359,50 @@ impl ProvideCredentials for Renewing {
         Self: 'a,
     {
         future::ProvideCredentials::new(self.0.get())
+    }
+}
+
+/// One tenant's AssumeRole call, sent with the admin session's one STS
+/// client. aws-config's `AssumeRoleProvider` would build an STS client (its
+/// configuration and runtime plugins, about 35 KB) for every tenant and keep
+/// it for the whole job; a fleet of many accounts paid that per account
+/// (BENCHMARKS.md, "Issue 19, session 11"). What it sends is the same.
+#[derive(Debug)]
+struct AssumeRole {
+    sts: aws_sdk_sts::Client,
+    role_arn: String,
+    external_id: Option<String>,
+    session_name: String,
+    session_seconds: i32,
+}
+
+impl AssumeRole {
+    /// A new session, or the STS error inside a [`CredentialsError`] (where
+    /// [`error_code`] finds its code).
+    async fn credentials(&self) -> Result<Credentials, CredentialsError> {
+        let out = self
+            .sts
+            .assume_role()
+            .role_arn(&self.role_arn)
+            .set_external_id(self.external_id.clone())
+            .role_session_name(&self.session_name)
+            .duration_seconds(self.session_seconds)
+            .send()
+            .await
+            .map_err(CredentialsError::provider_error)?;
+        let c = out
+            .credentials
+            .ok_or_else(|| CredentialsError::unhandled("AssumeRole returned no credentials"))?;
+        let expiry = SystemTime::try_from(c.expiration).map_err(|_| {
+            CredentialsError::unhandled("the session's expiry cannot be represented")
+        })?;
+        Ok(Credentials::new(
+            c.access_key_id,
+            c.secret_access_key,
+            Some(c.session_token),
+            Some(expiry),
+            "rolesnap-assume-role",
+        ))
     }
 }
 
@@ -466,16 +513,15 @@ struct RegionClients {
 
 impl TenantSession {
     /// Builds the tenant's configuration; nothing is sent to AWS yet.
-    pub async fn new(admin: &AdminSession, tenant: &Tenant, job: Option<u64>) -> TenantSession {
-        let mut b = AssumeRoleProvider::builder(tenant.role_arn.arn.clone())
-            .session_name(session_name(&tenant.name, job))
-            .session_length(Duration::from_secs(u64::from(tenant.session_seconds)))
-            .configure(&admin.config);
-        if let Some(x) = &tenant.external_id {
-            b = b.external_id(x);
-        }
+    pub fn new(admin: &AdminSession, tenant: &Tenant, job: Option<u64>) -> TenantSession {
         let credentials = Arc::new(TenantCredentials {
-            provider: b.build().await,
+            assume: AssumeRole {
+                sts: admin.sts.clone(),
+                role_arn: tenant.role_arn.arn.clone(),
+                external_id: tenant.external_id.clone(),
+                session_name: session_name(&tenant.name, job),
+                session_seconds: i32::try_from(tenant.session_seconds).unwrap_or(i32::MAX),
+            },
             cache: tokio::sync::Mutex::new(None),
             rejected: Mutex::new(None),
             after_rejection: Mutex::new(None),
@@ -602,8 +648,9 @@ impl TenantSession {
             .build()
     }
 
-    /// The tenant's clients in `region`, made on first use and kept (a client
-    /// is a handle: clones share its configuration and connections).
+    /// The tenant's clients in `region`, made on first use and kept until
+    /// [`TenantSession::release`] (a client is a handle: clones share its
+    /// configuration and connections).
     fn clients(&self, region: &str) -> RegionClients {
         let mut map = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(region.to_string())
@@ -627,6 +674,24 @@ impl TenantSession {
                 }
             })
             .clone()
+    }
+
+    /// Forgets the tenant's clients in `region` once a job is done there:
+    /// they cost about 26 KB, and a job over many accounts × regions must not
+    /// keep them all to its end. Clones in use keep working; the next use
+    /// makes new ones.
+    pub fn release(&self, region: &str) {
+        let mut map = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(region);
+        // HashMap keeps its capacity; give it back when it empties.
+        if map.is_empty() {
+            map.shrink_to_fit();
+        }
+    }
+
+    /// Forgets the tenant's clients in every region (see [`Self::release`]).
+    pub fn release_all(&self) {
+        *self.clients.lock().unwrap_or_else(|p| p.into_inner()) = HashMap::new();
     }
 
     pub fn ec2(&self, region: &str) -> aws_sdk_ec2::Client {
@@ -692,6 +757,55 @@ mod tests {
         assert_eq!(session_name("a b/c", None), "rolesnap-abc");
         assert!(session_name(&"x".repeat(100), Some(1)).len() <= 64);
     }
+
+    fn regions_kept(s: &TenantSession) -> Vec<String> {
+        let mut v: Vec<String> = s.clients.lock().unwrap().keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// A tenant × region's clients are kept for reuse until the job is done
+    /// there, then forgotten; a clone in use keeps working. Nothing is sent.
+    #[tokio::test]
+    async fn region_clients_are_kept_until_released() {
+        let accounts = crate::config::parse_accounts(
+            std::path::Path::new("accounts.toml"),
+            r#"
+[admin]
+region = "us-east-1"
+
+[[tenant]]
+name = "alpha"
+role-arn = "arn:aws:iam::222222222222:role/vsa-role"
+external-id = "ext-1"
+regions = ["us-east-1", "eu-west-1"]
+"#,
+        )
+        .unwrap();
+        let admin = admin_session(
+            &accounts,
+            &Endpoint(Some("http://127.0.0.1:9".into())),
+            &Logs::disabled(),
+        )
+        .await;
+        let a = TenantSession::new(&admin, &accounts.tenants[0], Some(1));
+        let b = a.clone();
+        let east = a.ec2("us-east-1");
+        a.rds("us-east-1");
+        b.ec2("eu-west-1");
+        assert_eq!(regions_kept(&a), ["eu-west-1", "us-east-1"]);
+        a.release("us-east-1");
+        assert_eq!(regions_kept(&b), ["eu-west-1"], "clones share the cache");
+        assert_eq!(
+            east.config().region().map(|r| r.as_ref()),
+            Some("us-east-1"),
+            "a released client in use is still whole"
+        );
+        a.ec2("us-east-1");
+        assert_eq!(regions_kept(&a), ["eu-west-1", "us-east-1"]);
+        b.release_all();
+        assert!(regions_kept(&a).is_empty());
+    }
 }
 
 /// A tenant that could be reached: its session and the account it acts in.
@@ -709,7 +823,7 @@ pub async fn connect_tenants(
     logs: &Logs,
 ) -> Vec<Result<Connected, AssumeRoleFailure>> {
     futures::future::join_all(tenants.iter().map(|t| async move {
-        let session = TenantSession::new(admin, t, job).await;
+        let session = TenantSession::new(admin, t, job);
         let account = session.connect(admin, logs).await?;
         Ok(Connected { session, account })
     }))

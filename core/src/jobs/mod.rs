@@ -507,6 +507,7 @@ async fn copy_or_prune(
         }
         Kind::Backup => {}
     }
+    conn.session.release_all();
 }
 
 static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -641,6 +642,7 @@ async fn backup_tenants(req: &Request<'_>, job: &Job<'_>, reached: &[(&Tenant, C
                         continue;
                     };
                     if let Some(e) = r.error {
+                        conn.session.release(&r.region);
                         log(&format!(
                             "Region [{}] of tenant [{}] skipped: {e}",
                             r.region, tenant.name
@@ -664,7 +666,9 @@ async fn backup_tenants(req: &Request<'_>, job: &Job<'_>, reached: &[(&Tenant, C
                             (seq, s)
                         })
                         .collect();
-                    if !resources.is_empty() {
+                    if resources.is_empty() {
+                        conn.session.release(&r.region);
+                    } else {
                         (req.on_total)(resources.len());
                         queue.push_back((conn, r.region, resources, permit));
                     }
@@ -688,7 +692,11 @@ async fn backup_tenants(req: &Request<'_>, job: &Job<'_>, reached: &[(&Tenant, C
         }
     };
     let backups = rx.for_each_concurrent(None, |(work, ahead)| async move {
+        let (session, region) = (work.session.clone(), work.region.clone());
         backup_region(job, work, ahead).await;
+        // The job is done in this tenant × region: a fleet of many of them
+        // must not keep every one's clients to the end.
+        session.release(&region);
     });
     tokio::join!(discover, backups);
 }

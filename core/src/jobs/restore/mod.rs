@@ -380,7 +380,7 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
     let log_job = (!dry_run).then_some(number);
     let start = Utc::now().timestamp();
     log_started(&req, &life);
-    let session = TenantSession::new(req.admin, req.tenant, log_job).await;
+    let session = TenantSession::new(req.admin, req.tenant, log_job);
     let mut r = Restorer {
         cx: Context {
             plan: req.plan,
@@ -479,7 +479,7 @@ impl Restorer<'_> {
                         .join(", ")
                 )));
             };
-            let session = TenantSession::new(req.admin, &v.role, self.cx.log_job).await;
+            let session = TenantSession::new(req.admin, &v.role, self.cx.log_job);
             let account = session.connect(req.admin, req.logs).await?;
             self.cx.log(&format!(
                 "Assumed role [{}] for vault [{}] (account {account})",
