@@ -654,26 +654,52 @@ impl TenantSession {
     fn clients(&self, region: &str) -> RegionClients {
         let mut map = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(region.to_string())
-            .or_insert_with(|| {
-                let conf = self.config(region);
-                RegionClients {
-                    ec2: aws_sdk_ec2::Client::from_conf(
-                        aws_sdk_ec2::config::Builder::from(&conf)
-                            .interceptor(crate::aws::metrics::ApiCounter)
-                            .interceptor(RejectedToken(self.credentials.clone()))
-                            .retry_classifier(RejectedToken(self.credentials.clone()))
-                            .build(),
-                    ),
-                    rds: aws_sdk_rds::Client::from_conf(
-                        aws_sdk_rds::config::Builder::from(&conf)
-                            .interceptor(crate::aws::metrics::ApiCounter)
-                            .interceptor(RejectedToken(self.credentials.clone()))
-                            .retry_classifier(RejectedToken(self.credentials.clone()))
-                            .build(),
-                    ),
-                }
-            })
+            .or_insert_with(|| self.make(region))
             .clone()
+    }
+
+    /// The kept clients in `region`, or new ones that are not kept.
+    fn passing(&self, region: &str) -> RegionClients {
+        let kept = self
+            .clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(region)
+            .cloned();
+        kept.unwrap_or_else(|| self.make(region))
+    }
+
+    fn make(&self, region: &str) -> RegionClients {
+        let conf = self.config(region);
+        RegionClients {
+            ec2: aws_sdk_ec2::Client::from_conf(
+                aws_sdk_ec2::config::Builder::from(&conf)
+                    .interceptor(crate::aws::metrics::ApiCounter)
+                    .interceptor(RejectedToken(self.credentials.clone()))
+                    .retry_classifier(RejectedToken(self.credentials.clone()))
+                    .build(),
+            ),
+            rds: aws_sdk_rds::Client::from_conf(
+                aws_sdk_rds::config::Builder::from(&conf)
+                    .interceptor(crate::aws::metrics::ApiCounter)
+                    .interceptor(RejectedToken(self.credentials.clone()))
+                    .retry_classifier(RejectedToken(self.credentials.clone()))
+                    .build(),
+            ),
+        }
+    }
+
+    /// The EC2 client in `region` for a call made now and then (a poll for
+    /// completion): the kept one while the region has one, else a new one
+    /// that is not kept. A fleet's regions may all wait for their points at
+    /// once, and none of them keeps clients for it.
+    pub fn ec2_passing(&self, region: &str) -> aws_sdk_ec2::Client {
+        self.passing(region).ec2
+    }
+
+    /// The RDS client in `region`, as [`Self::ec2_passing`].
+    pub fn rds_passing(&self, region: &str) -> aws_sdk_rds::Client {
+        self.passing(region).rds
     }
 
     /// Forgets the tenant's clients in `region` once a job is done there:
@@ -765,7 +791,8 @@ mod tests {
     }
 
     /// A tenant × region's clients are kept for reuse until the job is done
-    /// there, then forgotten; a clone in use keeps working. Nothing is sent.
+    /// there, then forgotten; a clone in use keeps working; a poll's client
+    /// is not kept. Nothing is sent.
     #[tokio::test]
     async fn region_clients_are_kept_until_released() {
         let accounts = crate::config::parse_accounts(
@@ -803,6 +830,13 @@ regions = ["us-east-1", "eu-west-1"]
         );
         a.ec2("us-east-1");
         assert_eq!(regions_kept(&a), ["eu-west-1", "us-east-1"]);
+        a.ec2_passing("ap-south-1");
+        a.rds_passing("ap-south-1");
+        assert_eq!(
+            regions_kept(&a),
+            ["eu-west-1", "us-east-1"],
+            "a poll's client is not kept"
+        );
         b.release_all();
         assert!(regions_kept(&a).is_empty());
     }

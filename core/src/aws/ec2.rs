@@ -87,7 +87,11 @@ impl<'a> Ec2<'a> {
         req: aws_sdk_ec2::operation::describe_snapshots::builders::DescribeSnapshotsFluentBuilder,
         mut each: impl FnMut(&Snapshot),
     ) -> Result<(), AwsError> {
-        let mut pages = req.max_results(SNAPSHOTS_PER_PAGE).into_paginator().send();
+        // The paginator (the SDK's request state, a few KB) is made once
+        // the first page may be read: many regions that poll at once wait
+        // with only their request.
+        let mut req = Some(req);
+        let mut pages = None;
         // Every page is a call, and takes its token: the first here, the
         // next ones when a page says there is more.
         self.at.take(Bucket::Describe).await;
@@ -97,6 +101,13 @@ impl<'a> Ec2<'a> {
             // time, so that memory does not grow with the regions listing or
             // polling at once. The semaphore is never closed.
             let _reading = SNAPSHOT_PAGES.acquire().await.ok();
+            let pages = pages.get_or_insert_with(|| {
+                req.take()
+                    .expect("the request is taken once")
+                    .max_results(SNAPSHOTS_PER_PAGE)
+                    .into_paginator()
+                    .send()
+            });
             let Some(page) = pages.next().await else {
                 break;
             };

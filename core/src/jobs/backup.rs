@@ -248,16 +248,19 @@ pub async fn backup_region(job: &Job<'_>, mut work: RegionWork, ahead: Ahead<'_>
     let (made, arriving) = futures::channel::mpsc::unbounded();
     // Completed items are kept for the lock only; the ledger has them.
     let keep = crate::aws::lock::source_rule(job.plan, &work.region).is_some();
+    // Each step is boxed, so that a region's future holds only the step it
+    // is in: an async fn is as large as its largest step, and a fleet's
+    // regions may all wait for their points at once (on AWS, for minutes).
     let (unknown, mut completed) = tokio::join!(
-        start_all(job, work, resources, ahead, deadline, made),
-        wait_all(job, work, arriving, deadline, keep)
+        Box::pin(start_all(job, work, resources, ahead, deadline, made)),
+        Box::pin(wait_all(job, work, arriving, deadline, keep))
     );
-    let found = recheck_unknown(job, work, unknown).await;
+    let found = Box::pin(recheck_unknown(job, work, unknown)).await;
     if !found.is_empty() {
-        completed.extend(wait_all(job, work, stream::iter(found), deadline, keep).await);
+        completed.extend(Box::pin(wait_all(job, work, stream::iter(found), deadline, keep)).await);
     }
-    let removed = crate::jobs::duplicates::resolve_region(job, work, deadline).await;
-    lock_completed(job, work, completed, &removed).await;
+    let removed = Box::pin(crate::jobs::duplicates::resolve_region(job, work, deadline)).await;
+    Box::pin(lock_completed(job, work, completed, &removed)).await;
 }
 
 /// What a job lets discovery hand to the creates at once: a budget of
@@ -433,6 +436,9 @@ async fn start_all<'w>(
             Err(NotMade { item, .. }) => job.record(&item),
         }
     }
+    // The creates are done: the region's polls for completion make their
+    // own clients, not kept, while the region waits.
+    work.session.release(&work.region);
     unknown
 }
 

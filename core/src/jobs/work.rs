@@ -371,6 +371,33 @@ impl Job<'_> {
         Rds::new(session.rds(region), self.at(session, account, region))
     }
 
+    /// The EC2 calls of a poll in one tenant × region, with a client that
+    /// is not kept ([`TenantSession::ec2_passing`]).
+    pub(crate) fn ec2_passing<'s>(
+        &'s self,
+        session: &'s TenantSession,
+        account: &'s str,
+        region: &'s str,
+    ) -> Ec2<'s> {
+        Ec2::new(
+            session.ec2_passing(region),
+            self.at(session, account, region),
+        )
+    }
+
+    /// The RDS calls of a poll, as [`Job::ec2_passing`].
+    pub(crate) fn rds_passing<'s>(
+        &'s self,
+        session: &'s TenantSession,
+        account: &'s str,
+        region: &'s str,
+    ) -> Rds<'s> {
+        Rds::new(
+            session.rds_passing(region),
+            self.at(session, account, region),
+        )
+    }
+
     /// The deadline of this job's waits and retries, from now.
     pub(crate) fn deadline(&self) -> tokio::time::Instant {
         tokio::time::Instant::now() + self.options.wait_timeout

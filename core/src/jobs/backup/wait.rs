@@ -278,7 +278,9 @@ async fn poll(
             .flat_map(|p| p.made.each_id())
             .collect()
     };
-    let ec2 = job.ec2(&work.session, &work.account, &work.region);
+    // Not kept: the region's clients are released when its creates end,
+    // and a region waiting for its points keeps none.
+    let ec2 = job.ec2_passing(&work.session, &work.account, &work.region);
     for chunk in ids(|m| matches!(m, Made::Snapshots(_))).chunks(EC2_IDS_PER_POLL) {
         ec2.each_snapshot(vec![filter("snapshot-id", chunk)], |s| {
             let st = match s.state().map(|x| x.as_str()) {
@@ -311,7 +313,7 @@ async fn poll(
             states.insert(i.image_id().unwrap_or_default().to_string(), st);
         }
     }
-    let rds = job.rds(&work.session, &work.account, &work.region);
+    let rds = job.rds_passing(&work.session, &work.account, &work.region);
     for cluster in [false, true] {
         // Only the job's own snapshots of the kind, by identifier: not every
         // manual snapshot of the region.
