@@ -190,15 +190,26 @@ impl AdminSession {
     }
 }
 
+/// Idle connections the pool keeps per host (the SDK keeps every one for
+/// 90 s). Each keeps the read buffer its largest answer grew, up to 400 KB
+/// (hyper's, which the SDK does not let us cap), so a pool of every
+/// connection a burst of `max-calls-in-flight` opened held megabytes between
+/// bursts (BENCHMARKS.md, "Issue 19, session 11"). On AWS a host is one
+/// service in one region; its calls in flight are the region's creates and
+/// polls, a few at a time.
+const IDLE_CONNECTIONS_PER_HOST: usize = 8;
+
 /// One HTTPS client for the whole process, built the way the SDK builds its
 /// default one (rustls with aws-lc, proxy settings from the environment). It
 /// keeps one connector per connector settings, so all clients share its pool.
 fn shared_https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     use aws_smithy_http_client::{proxy::ProxyConfig, tls, Builder, ConnectorBuilder};
     Builder::new().build_with_connector_fn(|settings, components| {
-        let mut b = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::AwsLc,
-        ));
+        let mut b = ConnectorBuilder::default()
+            .pool_max_idle_per_host(IDLE_CONNECTIONS_PER_HOST)
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ));
         b.set_connector_settings(settings.cloned());
         if let Some(c) = components {
             b.set_sleep_impl(c.sleep_impl());
