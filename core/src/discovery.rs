@@ -142,9 +142,9 @@ pub async fn regions_for(
         Regions::List(l) => Ok(l.clone()),
         Regions::TenantDefault => Ok(session.tenant.regions.clone()),
         Regions::AllEnabled => {
-            let ec2 = session.ec2(admin_region);
-            // Asked once per tenant: the region's clients are not kept for it.
-            session.release(admin_region);
+            // Asked once per tenant: no clients are kept for it (nor are a
+            // backup's clients of that region dropped).
+            let ec2 = session.ec2_passing(admin_region);
             let site = Site {
                 tenant: &session.tenant.name,
                 region: admin_region,

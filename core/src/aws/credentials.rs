@@ -17,9 +17,10 @@
 //!
 //! Every SDK client of the process shares one HTTPS client (one connection
 //! pool, one TLS setup), and a tenant keeps one EC2 and one RDS client per
-//! region until the job is done there ([`TenantSession::release`]). Without that, the SDK gives each new client its own HTTPS stack,
-//! and a run that backs up many account × regions at once grows by megabytes
-//! per account × region (BENCHMARKS.md, "Memory").
+//! region until the job is done there ([`TenantSession::release`]). Without
+//! that, the SDK gives each new client its own HTTPS stack, and a run that
+//! backs up many account × regions at once grows by megabytes per account ×
+//! region (BENCHMARKS.md, "Memory").
 //!
 //! The endpoint comes from the standard `AWS_ENDPOINT_URL` (read by aws-config)
 //! or from [`Endpoint`]; nothing else in the crate knows about it.
@@ -669,48 +670,56 @@ impl TenantSession {
             .clone()
     }
 
-    /// The kept clients in `region`, or new ones that are not kept.
-    fn passing(&self, region: &str) -> RegionClients {
-        let kept = self
-            .clients
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(region)
-            .cloned();
-        kept.unwrap_or_else(|| self.make(region))
-    }
-
     fn make(&self, region: &str) -> RegionClients {
         let conf = self.config(region);
         RegionClients {
-            ec2: aws_sdk_ec2::Client::from_conf(
-                aws_sdk_ec2::config::Builder::from(&conf)
-                    .interceptor(crate::aws::metrics::ApiCounter)
-                    .interceptor(RejectedToken(self.credentials.clone()))
-                    .retry_classifier(RejectedToken(self.credentials.clone()))
-                    .build(),
-            ),
-            rds: aws_sdk_rds::Client::from_conf(
-                aws_sdk_rds::config::Builder::from(&conf)
-                    .interceptor(crate::aws::metrics::ApiCounter)
-                    .interceptor(RejectedToken(self.credentials.clone()))
-                    .retry_classifier(RejectedToken(self.credentials.clone()))
-                    .build(),
-            ),
+            ec2: self.make_ec2(&conf),
+            rds: self.make_rds(&conf),
         }
     }
 
+    fn make_ec2(&self, conf: &SdkConfig) -> aws_sdk_ec2::Client {
+        aws_sdk_ec2::Client::from_conf(
+            aws_sdk_ec2::config::Builder::from(conf)
+                .interceptor(crate::aws::metrics::ApiCounter)
+                .interceptor(RejectedToken(self.credentials.clone()))
+                .retry_classifier(RejectedToken(self.credentials.clone()))
+                .build(),
+        )
+    }
+
+    fn make_rds(&self, conf: &SdkConfig) -> aws_sdk_rds::Client {
+        aws_sdk_rds::Client::from_conf(
+            aws_sdk_rds::config::Builder::from(conf)
+                .interceptor(crate::aws::metrics::ApiCounter)
+                .interceptor(RejectedToken(self.credentials.clone()))
+                .retry_classifier(RejectedToken(self.credentials.clone()))
+                .build(),
+        )
+    }
+
+    /// The kept clients in `region`, if it has them.
+    fn kept(&self, region: &str) -> Option<RegionClients> {
+        self.clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(region)
+            .cloned()
+    }
+
     /// The EC2 client in `region` for a call made now and then (a poll for
-    /// completion): the kept one while the region has one, else a new one
-    /// that is not kept. A fleet's regions may all wait for their points at
-    /// once, and none of them keeps clients for it.
+    /// completion, DescribeRegions): the kept one while the region has one,
+    /// else a new one that is not kept. A fleet's regions may all wait for
+    /// their points at once, and none of them keeps clients for it.
     pub fn ec2_passing(&self, region: &str) -> aws_sdk_ec2::Client {
-        self.passing(region).ec2
+        self.kept(region)
+            .map_or_else(|| self.make_ec2(&self.config(region)), |c| c.ec2)
     }
 
     /// The RDS client in `region`, as [`Self::ec2_passing`].
     pub fn rds_passing(&self, region: &str) -> aws_sdk_rds::Client {
-        self.passing(region).rds
+        self.kept(region)
+            .map_or_else(|| self.make_rds(&self.config(region)), |c| c.rds)
     }
 
     /// Forgets the tenant's clients in `region` once a job is done there:
