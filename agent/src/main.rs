@@ -22,23 +22,52 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 
-/// Fixes glibc's mmap threshold at its default, 128 KiB. glibc raises it to
-/// the size of every large block freed (up to 32 MiB), after which a backup's
-/// large transient buffers (answers of hundreds of KB) are carved from the
-/// heap, and the freed space stays resident between them: 10 000 instances
-/// peaked 8 MiB higher, and the peak grew with the fleet (BENCHMARKS.md,
-/// "Issue 19, session 11"). A fixed threshold keeps them in their own
-/// mappings, given back when freed. (mimalloc, measured instead, peaked at
-/// 92 MiB.) Other C libraries: nothing to do.
+/// Tunes glibc's allocator for a long job whose state comes and goes by
+/// tenant × region (BENCHMARKS.md, "Issue 19"):
+///
+/// * the mmap threshold is fixed at its default, 128 KiB. glibc raises it to
+///   the size of every large block freed (up to 32 MiB), after which a
+///   backup's large transient buffers (answers of hundreds of KB) are carved
+///   from the heap, and the freed space stays resident between them: 10 000
+///   instances peaked 8 MiB higher. A fixed threshold keeps them in their
+///   own mappings, given back when freed. (mimalloc, measured instead,
+///   peaked at 92 MiB.)
+/// * one arena: the runtime's few threads free each other's blocks, and
+///   space freed in one thread's arena is not reused by another's.
+/// * every [`TRIM_EVERY`], the free pages inside the heap are given back
+///   (`malloc_trim`): a region done frees its state in the middle of the
+///   heap, where glibc's own trimming (the top of the heap only) never
+///   reaches.
+///
+/// Other C libraries: nothing to do.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 fn tune_allocator() {
-    // SAFETY: mallopt only sets a parameter of glibc's allocator; it is
-    // called before any other thread exists, and 128 KiB is a valid value.
+    // SAFETY: mallopt only sets parameters of glibc's allocator; it is
+    // called before any other thread exists, and both values are valid.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 1);
     }
+    // A thread of its own, outside the runtime: it allocates nothing while
+    // it runs, and a command that ends first simply ends the process.
+    let _ = std::thread::Builder::new()
+        .name("malloc-trim".into())
+        .spawn(|| loop {
+            std::thread::sleep(TRIM_EVERY);
+            // SAFETY: malloc_trim is thread-safe (it takes the arena's
+            // lock) and only gives free pages back to the kernel.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        });
 }
+
+/// How often the allocator's free pages are given back; each pass walks the
+/// free lists once (the job's CPU time did not grow measurably: BENCHMARKS.md,
+/// "Issue 19, session 12").
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_allocator() {}

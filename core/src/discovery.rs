@@ -18,7 +18,7 @@ use crate::store::logs::{LogFile, Logs};
 /// instance); a run over every account × region of a large fleet would
 /// otherwise hold them all together. Listing is a few calls per region, so
 /// this costs the nightly run little time.
-pub const REGIONS_DISCOVERED_AT_ONCE: usize = 16;
+pub const REGIONS_DISCOVERED_AT_ONCE: usize = 8;
 
 static DISCOVERING: tokio::sync::Semaphore =
     tokio::sync::Semaphore::const_new(REGIONS_DISCOVERED_AT_ONCE);

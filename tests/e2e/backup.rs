@@ -554,3 +554,64 @@ fn only_the_named_instance_is_backed_up() {
     assert_eq!(items[0]["source_id"], target.as_str());
     assert_eq!(items[0]["region"], "us-west-2");
 }
+
+/// A group with `regions = ["all"]` asks each tenant's account which regions
+/// it has (DescribeRegions, with the tenant's role) and backs up every one of
+/// them, not the tenant's default regions from the accounts file.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_over_all_regions_backs_up_every_region_the_account_has() {
+    let emu = Emulator::start();
+    let accounts = emu.write_accounts(&["alpha"], &[]);
+    // The tenant's defaults name one region only: the other seeded region
+    // is reached through DescribeRegions or not at all.
+    let text = std::fs::read_to_string(&accounts).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("regions = "))
+        .unwrap()
+        .to_string();
+    assert!(line.contains("us-west-2"), "{line}");
+    std::fs::write(&accounts, text.replace(&line, "regions = [\"us-east-1\"]")).unwrap();
+    let p = emu.write_plan(
+        "nightly",
+        plan(&["alpha"], "snapshot-set").regions(&["all"]),
+    );
+    emu.control("DELETE", "/_harness/calls", None);
+    let run = emu.backup(&p, &[]);
+    assert_eq!(run.code, 0, "{run}");
+    let report = run.json();
+    assert_eq!(report["status"], "Completed", "{run}");
+    let job = job_number(&report);
+    for r in ["us-east-1", "us-west-2"] {
+        assert_one_set_per_instance(&emu, "alpha", r, job).await;
+    }
+    let account = emu.tenant("alpha")["account"].as_str().unwrap().to_string();
+    let calls = emu.calls();
+    let asked = |action: &str| -> Vec<String> {
+        calls
+            .iter()
+            .filter(|(a, _, act, o, _)| *a == account && act == action && o == "ok")
+            .map(|(_, r, ..)| r.clone())
+            .collect()
+    };
+    assert_eq!(
+        asked("DescribeRegions"),
+        vec!["us-east-1".to_string()],
+        "asked once, in the admin region, as the tenant: {calls:?}"
+    );
+    // Every region the account has was listed, the unseeded ones too.
+    let listed = asked("DescribeInstances");
+    for r in ["us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2"] {
+        assert!(listed.iter().any(|x| x == r), "{r} listed: {listed:?}");
+    }
+    let items = report["items"].as_array().unwrap();
+    let west = items
+        .iter()
+        .filter(|i| i["region"] == "us-west-2" && i["status"] == "Completed")
+        .count();
+    assert_eq!(
+        west,
+        emu.nightly_instances("alpha", "us-west-2").len(),
+        "{report}"
+    );
+}

@@ -36,10 +36,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// account × regions allow; against AWS (100–300 ms per call) 200–600 calls/s.
 pub const DEFAULT_CALLS_IN_FLIGHT: usize = 64;
 
-/// An HTTP client that lets at most `permits` calls through at once.
+/// An HTTP client that lets at most `permits` calls through at once, and
+/// sends listings through a pool of their own.
 #[derive(Clone)]
 pub struct Limited {
     inner: SharedHttpClient,
+    listings: SharedHttpClient,
     permits: Arc<Semaphore>,
 }
 
@@ -52,9 +54,15 @@ impl fmt::Debug for Limited {
 }
 
 impl Limited {
-    pub fn wrap(inner: SharedHttpClient, max_in_flight: usize) -> SharedHttpClient {
+    /// `listings` carries the `Describe…` calls, `inner` every other one.
+    pub fn wrap(
+        inner: SharedHttpClient,
+        listings: SharedHttpClient,
+        max_in_flight: usize,
+    ) -> SharedHttpClient {
         Limited {
             inner,
+            listings,
             permits: Arc::new(Semaphore::new(max_in_flight.max(1))),
         }
         .into_shared()
@@ -69,6 +77,7 @@ impl HttpClient for Limited {
     ) -> SharedHttpConnector {
         SharedHttpConnector::new(LimitedConnector {
             inner: self.inner.http_connector(settings, components),
+            listings: self.listings.http_connector(settings, components),
             permits: self.permits.clone(),
         })
     }
@@ -100,12 +109,27 @@ impl HttpClient for Limited {
 #[derive(Debug)]
 struct LimitedConnector {
     inner: SharedHttpConnector,
+    listings: SharedHttpConnector,
     permits: Arc<Semaphore>,
+}
+
+/// Whether a request is a listing: an EC2, RDS or STS call (the query
+/// protocol, whose form body starts with its action) named `Describe…`.
+fn is_listing(request: &HttpRequest) -> bool {
+    request
+        .body()
+        .bytes()
+        .is_some_and(|b| b.starts_with(b"Action=Describe"))
 }
 
 impl HttpConnector for LimitedConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let (inner, permits) = (self.inner.clone(), self.permits.clone());
+        let inner = if is_listing(&request) {
+            self.listings.clone()
+        } else {
+            self.inner.clone()
+        };
+        let permits = self.permits.clone();
         HttpConnectorFuture::new(async move {
             // The semaphore is never closed.
             let permit = permits.acquire_owned().await.ok();
@@ -154,16 +178,19 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
-    /// Answers after 20 ms and counts the calls it has open at once.
-    #[derive(Debug, Default)]
+    /// Answers after 20 ms and counts the calls it was given and those it
+    /// has open at once (clones share the counts).
+    #[derive(Debug, Default, Clone)]
     struct Slow {
         open: Arc<AtomicUsize>,
         most: Arc<AtomicUsize>,
+        calls: Arc<AtomicUsize>,
     }
 
     impl HttpConnector for Slow {
         fn call(&self, _request: HttpRequest) -> HttpConnectorFuture {
             let (open, most) = (self.open.clone(), self.most.clone());
+            self.calls.fetch_add(1, Ordering::SeqCst);
             HttpConnectorFuture::new(async move {
                 let now = open.fetch_add(1, Ordering::SeqCst) + 1;
                 most.fetch_max(now, Ordering::SeqCst);
@@ -183,7 +210,8 @@ mod tests {
         let most = slow.most.clone();
         let permits = Arc::new(Semaphore::new(3));
         let c = LimitedConnector {
-            inner: SharedHttpConnector::new(slow),
+            inner: SharedHttpConnector::new(slow.clone()),
+            listings: SharedHttpConnector::new(slow),
             permits: permits.clone(),
         };
         let request = || HttpRequest::get("http://127.0.0.1/").expect("request");
@@ -199,6 +227,58 @@ mod tests {
         let r = c.call(request()).await.expect("answer");
         assert_eq!(permits.available_permits(), 2);
         drop(r);
+        assert_eq!(permits.available_permits(), 3);
+    }
+
+    /// A query-protocol call with its form body, as the SDK sends it.
+    fn query(action: &str) -> HttpRequest {
+        let mut r = HttpRequest::new(SdkBody::from(format!(
+            "Action={action}&Version=2016-11-15&MaxResults=1000"
+        )));
+        r.set_uri("http://127.0.0.1/").expect("uri");
+        r
+    }
+
+    #[tokio::test]
+    async fn listings_go_through_their_own_pool_under_the_same_cap() {
+        let (small, listing) = (Slow::default(), Slow::default());
+        let (small_calls, listing_calls) = (small.calls.clone(), listing.calls.clone());
+        // One count of calls open across both pools.
+        let listing = Slow {
+            open: small.open.clone(),
+            most: small.most.clone(),
+            ..listing
+        };
+        let most = small.most.clone();
+        let permits = Arc::new(Semaphore::new(3));
+        let c = LimitedConnector {
+            inner: SharedHttpConnector::new(small),
+            listings: SharedHttpConnector::new(listing),
+            permits: permits.clone(),
+        };
+        let actions = [
+            "DescribeSnapshots",
+            "CreateSnapshots",
+            "DescribeInstances",
+            "DescribeDBSnapshots",
+            "CopySnapshot",
+            "DeleteSnapshot",
+            "AssumeRole",
+        ];
+        let calls = actions.iter().cycle().take(21).map(|a| {
+            let c = &c;
+            async move {
+                drop(c.call(query(a)).await.expect("answer"));
+            }
+        });
+        futures::future::join_all(calls).await;
+        assert_eq!(
+            listing_calls.load(Ordering::SeqCst),
+            9,
+            "the Describe… calls"
+        );
+        assert_eq!(small_calls.load(Ordering::SeqCst), 12, "every other call");
+        assert_eq!(most.load(Ordering::SeqCst), 3, "one cap over both pools");
         assert_eq!(permits.available_permits(), 3);
     }
 }

@@ -119,7 +119,8 @@ pub async fn admin_session(accounts: &Accounts, endpoint: &Endpoint, logs: &Logs
     let admin = &accounts.admin;
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(crate::aws::connections::Limited::wrap(
-            shared_https_client(),
+            shared_https_client(IDLE_CONNECTIONS_PER_HOST),
+            shared_https_client(IDLE_LISTING_CONNECTIONS_PER_HOST),
             admin.max_calls_in_flight,
         ))
         .region(Region::new(admin.region.clone()))
@@ -191,23 +192,30 @@ impl AdminSession {
     }
 }
 
-/// Idle connections the pool keeps per host (the SDK keeps every one for
-/// 90 s). Each keeps the read buffer its largest answer grew, up to 400 KB
-/// (hyper's, which the SDK does not let us cap), so a pool of every
+/// Idle connections each pool keeps per host (the SDK keeps every one for
+/// 90 s). A connection keeps the read buffer its largest answer grew, up to
+/// 400 KB (hyper's, which the SDK does not let us cap), so a pool of every
 /// connection a burst of `max-calls-in-flight` opened held megabytes between
 /// bursts (BENCHMARKS.md, "Issue 19, session 11"). On AWS a host is one
 /// service in one region; its calls in flight are the region's creates and
 /// polls, a few at a time.
 const IDLE_CONNECTIONS_PER_HOST: usize = 8;
 
-/// One HTTPS client for the whole process, built the way the SDK builds its
-/// default one (rustls with aws-lc, proxy settings from the environment). It
-/// keeps one connector per connector settings, so all clients share its pool.
-fn shared_https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+/// Idle connections the pool of listings keeps per host (see
+/// [`crate::aws::connections`]): each of them has read answers of hundreds
+/// of KB, so few are kept between listings.
+const IDLE_LISTING_CONNECTIONS_PER_HOST: usize = 2;
+
+/// One HTTPS client, built the way the SDK builds its default one (rustls
+/// with aws-lc, proxy settings from the environment). It keeps one connector
+/// per connector settings, so all clients given it share its pool.
+fn shared_https_client(
+    idle_per_host: usize,
+) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     use aws_smithy_http_client::{proxy::ProxyConfig, tls, Builder, ConnectorBuilder};
-    Builder::new().build_with_connector_fn(|settings, components| {
+    Builder::new().build_with_connector_fn(move |settings, components| {
         let mut b = ConnectorBuilder::default()
-            .pool_max_idle_per_host(IDLE_CONNECTIONS_PER_HOST)
+            .pool_max_idle_per_host(idle_per_host)
             .tls_provider(tls::Provider::Rustls(
                 tls::rustls_provider::CryptoMode::AwsLc,
             ));
