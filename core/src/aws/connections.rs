@@ -12,6 +12,14 @@
 //! only bounds how many are on the wire together. A call waits here for a
 //! permit after the pacer has let it go, and holds the permit until its
 //! response body has been read, when its connection goes back to the pool.
+//!
+//! The EC2 and RDS listings (the query calls named `Describe…`) go through a
+//! pool of their own. hyper grows a connection's read buffer to its largest
+//! answer (up to 400 KB) and keeps it as long as the connection lives; a
+//! DescribeInstances or DescribeSnapshots answer is hundreds of KB, a
+//! create's a few. In one pool, every connection the creates used had once
+//! read a listing and held its buffer (BENCHMARKS.md, "Issue 19, session
+//! 12"). The two pools share the one cap on calls in flight.
 
 use std::fmt;
 use std::pin::Pin;

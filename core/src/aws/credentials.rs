@@ -197,8 +197,8 @@ impl AdminSession {
 /// 400 KB (hyper's, which the SDK does not let us cap), so a pool of every
 /// connection a burst of `max-calls-in-flight` opened held megabytes between
 /// bursts (BENCHMARKS.md, "Issue 19, session 11"). On AWS a host is one
-/// service in one region; its calls in flight are the region's creates and
-/// polls, a few at a time.
+/// service in one region; the calls in flight of this pool are its regions'
+/// creates, copies and deletes, paced by their buckets.
 const IDLE_CONNECTIONS_PER_HOST: usize = 8;
 
 /// Idle connections the pool of listings keeps per host (see
