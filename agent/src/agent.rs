@@ -287,7 +287,8 @@ async fn run_plan(loaded: Arc<Loaded>, cx: RunContext, slot: DateTime<Utc>) -> V
         ),
     );
     // Backup then copy, and the prune beside them. The prune deletes what has
-    // expired at once and looks again as each job ends (see
+    // expired at once and looks again as the jobs complete what its points
+    // wait for and as each job ends (see
     // rolesnap_core::jobs::prune::prune_tenant): the outcome is that of a prune run
     // after them, in less time than the two one after the other.
     let (done, pruned) = jobs::run_night(

@@ -9,7 +9,7 @@ use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use rolesnap_core::aws::pace::Pacer;
-use rolesnap_core::jobs::prune::Beside;
+use rolesnap_core::jobs::prune::NightLink;
 use rolesnap_core::jobs::work::JobOptions;
 use rolesnap_core::jobs::{self, Filter, Kind, Report, Request};
 use rolesnap_core::store::ledger::{JobStatus, Ledger, PlanLock};
@@ -110,8 +110,8 @@ async fn run_job(
     run_job_with(global, s, kind, filter, options, pacer, true, None).await
 }
 
-/// `run_job` with a shared pacer (jobs side by side), no bar, or a prune
-/// that waits for a copy job beside it.
+/// `run_job` with a shared pacer (jobs side by side), no bar, or a link to
+/// the other jobs of a nightly run (a prune beside a backup and copy job).
 #[allow(clippy::too_many_arguments)]
 async fn run_job_with(
     global: &Global,
@@ -121,7 +121,7 @@ async fn run_job_with(
     options: JobOptions,
     pacer: Pacer,
     with_bar: bool,
-    beside: Option<tokio::sync::watch::Receiver<Beside>>,
+    beside: Option<NightLink>,
 ) -> anyhow::Result<Report> {
     let ledger = if options.dry_run {
         None

@@ -509,3 +509,145 @@ async fn a_region_with_more_snapshots_than_a_page_is_listed_whole() {
         .sum();
     assert_eq!(pages, 2, "listed in pages of 1 000");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn old_copies_go_as_their_successors_complete_while_the_copy_job_still_runs() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    // us-east-1 copied to us-west-2; copies expire after 7 days too.
+    let body = plan()
+        .regions(&["us-east-1"])
+        .copy("us-west-2", "retention = { days = 7 }");
+    let p = emu.write_plan("nightly", &body);
+    // More old copies than one DeleteSnapshot burst (100) in us-west-2, so
+    // that deleting them only at the end of the copy job would lengthen the
+    // night: 55 more instances of two volumes each.
+    let ebs = |dev: &str| {
+        aws_sdk_ec2::types::BlockDeviceMapping::builder()
+            .device_name(dev)
+            .ebs(
+                aws_sdk_ec2::types::EbsBlockDevice::builder()
+                    .volume_size(1)
+                    .build(),
+            )
+            .build()
+    };
+    emu.ec2("alpha", "us-east-1")
+        .await
+        .run_instances()
+        .image_id(emu.fixture["image_id"].as_str().unwrap())
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(55)
+        .max_count(55)
+        .block_device_mappings(ebs("/dev/xvda"))
+        .block_device_mappings(ebs("/dev/sdf"))
+        .tag_specifications(crate::harness::selected_by_nightly())
+        .send()
+        .await
+        .unwrap();
+    // Night 1: every instance backed up and copied; then all of it expires.
+    let night1 = emu.backup(&p, &[]);
+    assert_eq!(night1.code, 0, "{night1}");
+    emu.age_all(ALPHA, 10);
+    let source = |t: &BTreeMap<String, String>| t["_GX_SOURCE_"].clone();
+    let old_copies: BTreeMap<String, String> = emu
+        .snapshots("alpha", "us-west-2")
+        .await
+        .into_iter()
+        .map(|(id, t)| (id, source(&t)))
+        .collect();
+    let sources: BTreeSet<&String> = old_copies.values().collect();
+    assert!(sources.len() >= 55, "{sources:?}");
+    // One instance's new copies stay pending until the end: the copy job
+    // waits for them. Every other copy completes as soon as it is seen.
+    let slow = (*sources.iter().next().unwrap()).clone();
+    emu.control(
+        "POST",
+        "/_harness/hold",
+        Some(json!({"account": ALPHA, "region": "us-west-2", "kinds": ["snapshot"]})),
+    );
+    let mut child = emu
+        .rolesnap()
+        .args(["backup", "--plan", p.to_str().unwrap(), "--prune"])
+        .args(["--poll-interval", "0.2", "-o", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let others: BTreeSet<&String> = old_copies
+        .iter()
+        .filter(|(_, s)| **s != slow)
+        .map(|(id, _)| id)
+        .collect();
+    // What the prune guarantees while the copy job runs: a region's old
+    // copies waiting for their successors never stay above one
+    // DeleteSnapshot burst once those successors complete.
+    const BURST: usize = 100;
+    let enough = |gone: usize| gone > 0 && others.len() - gone <= BURST;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (mut gone_while_copying, mut slow_copy_pending) = (0, false);
+    while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+        let west = emu.snapshots("alpha", "us-west-2").await;
+        let held: Vec<String> = emu.control("GET", "/_harness/hold", None)["held"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_str().unwrap().to_string())
+            .collect();
+        let release: Vec<&String> = held
+            .iter()
+            .filter(|id| west.get(*id).is_some_and(|t| source(t) != slow))
+            .collect();
+        if !release.is_empty() {
+            emu.control("POST", "/_harness/release", Some(json!({"ids": release})));
+        }
+        slow_copy_pending = held
+            .iter()
+            .any(|id| west.get(id).is_some_and(|t| source(t) == slow));
+        if slow_copy_pending {
+            // The copy job still waits for the slow instance's copies.
+            gone_while_copying = others.iter().filter(|id| !west.contains_key(**id)).count();
+            // The slow instance's old copy is still its newest complete one.
+            for (id, s) in &old_copies {
+                if *s == slow {
+                    assert!(
+                        west.contains_key(id),
+                        "{id} deleted before its successor completed"
+                    );
+                }
+            }
+            if enough(gone_while_copying) {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Released in any case, so that the run ends.
+    emu.control("POST", "/_harness/release", Some(json!({"all": true})));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        slow_copy_pending,
+        "the slow instance's copy was never seen pending"
+    );
+    assert!(
+        enough(gone_while_copying),
+        "only {gone_while_copying} of {} superseded old copy snapshots were deleted while the copy job ran",
+        others.len()
+    );
+    // At the end, as after a copy job and then a prune: every old copy is
+    // gone, and every source has its new copy.
+    let west = emu.snapshots("alpha", "us-west-2").await;
+    for id in old_copies.keys() {
+        assert!(!west.contains_key(id), "old copy {id} kept");
+    }
+    let covered: BTreeSet<String> = west.values().map(source).collect();
+    for s in sources {
+        assert!(covered.contains(s), "{s} has no copy left in us-west-2");
+    }
+}

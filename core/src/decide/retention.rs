@@ -87,6 +87,14 @@ use serde::{Deserialize, Serialize};
 use crate::config::Retention;
 use crate::tags;
 
+/// The start of the rule text of a point kept only as the newest completed
+/// point of its live source (rule 8): a newer completed point lets it go.
+pub const NEWEST_OF_LIVE_SOURCE: &str = "newest completed point of a live source";
+
+/// The start of the rule text of a failed point kept until a newer point of
+/// its source completes (rule 5).
+pub const FAILED_UNTIL_NEWER: &str = "failed; kept until a newer point of its source";
+
 /// One recovery point (snapshot set, AMI, DB snapshot, cluster snapshot) in
 /// one region.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -250,7 +258,7 @@ fn judge(
                 Verdict::Delete,
                 "failed, and a newer point of its source completed".into(),
             ),
-            _ => keep("failed; kept until a newer point of its source completes".into()),
+            _ => keep(format!("{FAILED_UNTIL_NEWER} completes")),
         };
     }
     if p.created > now {
@@ -262,9 +270,7 @@ fn judge(
     let expired = format!("expired: {}", reasons.miss.join(" and "));
     let last_of_live = group.is_some_and(|g| g.live && g.newest == Some(p.created));
     if !rule.allow_delete_last && last_of_live {
-        return keep(format!(
-            "newest completed point of a live source; otherwise {expired}"
-        ));
+        return keep(format!("{NEWEST_OF_LIVE_SOURCE}; otherwise {expired}"));
     }
     (Verdict::Delete, expired)
 }

@@ -25,7 +25,7 @@ use crate::config::{Plan, Tenant, Vault};
 use crate::discovery::{groups_for, regions_for, Resource};
 use crate::jobs::backup::{backup_region, RegionWork};
 use crate::jobs::copy::copy_tenant;
-use crate::jobs::prune::{prune_tenant, Beside};
+use crate::jobs::prune::{prune_tenant, Beside, Night, NightLink};
 use crate::jobs::work::{log_job, tally, Counted, Job, JobOptions, Lifecycle, Outcomes};
 use crate::store::ledger::{Item, ItemKind, ItemStatus, JobStatus, JobType, Ledger, LedgerError};
 use crate::store::logs::{LogFile, Logs};
@@ -104,10 +104,12 @@ pub struct Request<'a> {
     /// `None` for a dry run: nothing is recorded.
     pub ledger: Option<Arc<Mutex<Ledger>>>,
     pub pacer: Pacer,
-    /// Prune only: the plan's backup and copy jobs run beside this prune and
-    /// say when each has ended (see [`crate::jobs::prune::prune_tenant`]); a dropped
-    /// sender counts as both ended. `None`: nothing runs beside.
-    pub beside: Option<tokio::sync::watch::Receiver<crate::jobs::prune::Beside>>,
+    /// A nightly run's link between its jobs (see [`run_night`]): a prune
+    /// is told when the backup and copy jobs beside it end and what they
+    /// complete (see [`crate::jobs::prune::prune_tenant`]; a dropped sender
+    /// counts as both ended); a backup or copy job reports each point or
+    /// copy it completes. `None`: nothing runs beside.
+    pub beside: Option<NightLink>,
     /// Told how many more resources or copies the job works on; the total
     /// is the sum: a backup says each region's selected resources as that
     /// region's discovery ends, a copy or vault copy job the points it
@@ -316,7 +318,19 @@ pub async fn run(req: Request<'_>) -> Result<Report, LedgerError> {
         },
         adopt,
         on_total: req.on_total.clone(),
-        on_done: req.on_done.clone(),
+        on_done: match &req.beside {
+            // A job beside a prune reports each point or copy it completes.
+            Some(NightLink::Reports(night)) => {
+                let (night, on_done) = (night.clone(), req.on_done.clone());
+                Arc::new(move |item: &Item| {
+                    on_done(item);
+                    if item.status == ItemStatus::Completed {
+                        night.send_modify(|n| n.complete(&item.tenant, &item.region));
+                    }
+                })
+            }
+            _ => req.on_done.clone(),
+        },
         on_started: req.on_started.clone(),
         // A later outcome replaces an earlier one: the prune's passes, and a
         // backup's point found to be a duplicate after it completed.
@@ -500,7 +514,10 @@ async fn copy_or_prune(
                 &regions,
                 now,
                 req.options.dry_run,
-                req.beside.clone(),
+                match &req.beside {
+                    Some(NightLink::Prune(night)) => Some(night.clone()),
+                    _ => None,
+                },
                 vaults,
             )
             .await;
@@ -525,10 +542,12 @@ pub fn stopping() -> bool {
 
 /// The nightly sequence of a plan: a backup, then a copy job when `copy`,
 /// then a vault copy job when `vault`, and, when `prune` is given (its `now`), the prune beside them. `run` runs
-/// one job kind; the prune's call gets the channel on which it is told when
-/// the backup and the copy job have ended (see [`prune_tenant`]). A job that
-/// errs ends the sequence (no copy after a failed backup). Returns the backup
-/// and copy results in order, and the prune's.
+/// one job kind; with a prune, the prune's call gets the channel on which it
+/// is told when the backup and the copy job have ended and what they have
+/// completed so far, and the backup's and copy job's calls get its sending
+/// end (see [`prune_tenant`]). A job that errs ends the sequence (no copy
+/// after a failed backup). Returns the backup and copy results in order, and
+/// the prune's.
 pub async fn run_night<T, E, F, Fut>(
     copy: bool,
     vault: bool,
@@ -536,37 +555,48 @@ pub async fn run_night<T, E, F, Fut>(
     run: F,
 ) -> (Vec<Result<T, E>>, Option<Result<T, E>>)
 where
-    F: Fn(Kind, Option<tokio::sync::watch::Receiver<Beside>>) -> Fut,
+    F: Fn(Kind, Option<NightLink>) -> Fut,
     Fut: std::future::Future<Output = Result<T, E>>,
 {
-    let (stage, beside) = tokio::sync::watch::channel(Beside::Backup);
+    let (stage, beside) = tokio::sync::watch::channel(Night::default());
+    let stage = Arc::new(stage);
+    // Only a prune listens to what the backup and copy jobs complete.
+    let reports = || {
+        prune
+            .is_some()
+            .then(|| NightLink::Reports(Arc::clone(&stage)))
+    };
     let backup_and_copy = async {
-        let backup = run(Kind::Backup, None).await;
-        stage.send_replace(if copy || vault {
-            Beside::Copy
-        } else {
-            Beside::Ended
+        let backup = run(Kind::Backup, reports()).await;
+        stage.send_modify(|n| {
+            n.stage = if copy || vault {
+                Beside::Copy
+            } else {
+                Beside::Ended
+            }
         });
         // No new job after a stop was asked for (SIGTERM to the agent).
         let copy = copy && backup.is_ok() && !stopping();
         let ok = backup.is_ok();
         let mut out = vec![backup];
         if copy {
-            out.push(run(Kind::Copy, None).await);
+            out.push(run(Kind::Copy, reports()).await);
         }
         // The vault copy comes after the region copies (both read the same
         // points; the region copies matter for a region outage first).
         if vault && ok && !stopping() {
             out.push(run(Kind::VaultCopy, None).await);
         }
-        stage.send_replace(Beside::Ended);
+        stage.send_modify(|n| n.stage = Beside::Ended);
         out
     };
     match prune {
         None => (backup_and_copy.await, None),
         Some(now) => {
-            let (done, pruned) =
-                tokio::join!(backup_and_copy, run(Kind::Prune { now }, Some(beside)));
+            let (done, pruned) = tokio::join!(
+                backup_and_copy,
+                run(Kind::Prune { now }, Some(NightLink::Prune(beside)))
+            );
             (done, Some(pruned))
         }
     }
@@ -793,4 +823,64 @@ fn finish(
         lost_log_lines,
         items,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With a prune, the backup and copy jobs get the sending end and the
+    /// prune hears what they complete and when they end; the vault copy job
+    /// reports nothing. Without a prune, no job gets a link.
+    #[tokio::test]
+    async fn a_night_links_the_backup_and_copy_jobs_to_the_prune() {
+        let links = Mutex::new(Vec::new());
+        let now = Utc::now();
+        let run = |kind: Kind, link: Option<NightLink>| {
+            let links = &links;
+            async move {
+                let name = match &link {
+                    None => "none",
+                    Some(NightLink::Reports(_)) => "reports",
+                    Some(NightLink::Prune(_)) => "prune",
+                };
+                links.lock().unwrap().push((kind.job_type(), name));
+                match link {
+                    Some(NightLink::Reports(night)) => {
+                        night.send_modify(|n| n.complete("t", "us-west-2"));
+                        Ok::<usize, ()>(0)
+                    }
+                    Some(NightLink::Prune(mut night)) => {
+                        let n = night.wait_for(|n| n.stage == Beside::Ended).await.unwrap();
+                        Ok(n.completed_in("t", "us-west-2"))
+                    }
+                    None => Ok(0),
+                }
+            }
+        };
+        let (done, pruned) = run_night(true, true, Some(now), run).await;
+        assert_eq!(done.len(), 3);
+        // The prune heard the backup's and the copy job's completions.
+        assert_eq!(pruned, Some(Ok(2)));
+        let mut seen = links.lock().unwrap().clone();
+        seen.sort_by_key(|(t, _)| t.as_str());
+        assert_eq!(
+            seen,
+            [
+                (JobType::DataAging, "prune"),
+                (JobType::SnapBackup, "reports"),
+                (JobType::SnapCopy, "reports"),
+                (JobType::VaultCopy, "none"),
+            ]
+        );
+
+        links.lock().unwrap().clear();
+        let (done, pruned) = run_night(true, false, None, run).await;
+        assert_eq!((done.len(), pruned), (2, None));
+        assert!(
+            links.lock().unwrap().iter().all(|(_, l)| *l == "none"),
+            "{:?}",
+            links.lock().unwrap()
+        );
+    }
 }

@@ -220,14 +220,59 @@ pub const DELETES_IN_FLIGHT: usize = 8;
 
 /// Where the jobs that run beside a prune are (the nightly run: backup, then
 /// copy, with the prune beside them). Ordered: each stage follows the last.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum Beside {
     /// The backup job is running.
+    #[default]
     Backup,
     /// The backup has ended; the copy job is running.
     Copy,
     /// Both have ended (or there is nothing beside the prune).
     Ended,
+}
+
+/// What the prune beside a nightly run is told: where the jobs beside it are,
+/// and how many points and copies they have completed so far, per tenant ×
+/// region (a copy counts in its destination region).
+#[derive(Debug, Clone, Default)]
+pub struct Night {
+    pub stage: Beside,
+    made: BTreeMap<String, BTreeMap<String, usize>>,
+}
+
+impl Night {
+    /// Points and copies of `tenant` completed in `region` so far.
+    pub fn completed_in(&self, tenant: &str, region: &str) -> usize {
+        self.made
+            .get(tenant)
+            .and_then(|m| m.get(region))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// One more point or copy of `tenant` completed in `region`.
+    pub fn complete(&mut self, tenant: &str, region: &str) {
+        let m = self.made.entry(tenant.to_string()).or_default();
+        *m.entry(region.to_string()).or_default() += 1;
+    }
+}
+
+/// A job's end of a nightly run's channel (see [`crate::jobs::run_night`]).
+#[derive(Debug, Clone)]
+pub enum NightLink {
+    /// The prune: told where the jobs beside it are and what they completed.
+    Prune(watch::Receiver<Night>),
+    /// The backup or the copy job: reports each point or copy it completes.
+    Reports(std::sync::Arc<watch::Sender<Night>>),
+}
+
+/// The EBS snapshots one DeleteSnapshot burst deletes at once (the bucket's
+/// size). A region where the points a pass kept for want of a newer one
+/// have more snapshots than this is worth a pass before the job beside
+/// ends: deleted only after it, they would outlast the burst by
+/// `(snapshots - burst) / refill` seconds.
+fn delete_burst() -> usize {
+    crate::aws::pace::Bucket::DeleteSnapshot.size_and_refill().0 as usize
 }
 
 /// Prunes one tenant's points in its source regions and copy regions. The
@@ -238,9 +283,21 @@ pub enum Beside {
 /// prune (the nightly run). The prune then works in passes: one at once, one
 /// when the backup has ended, one when the copy job has ended; each lists the
 /// regions again and decides afresh. So a point kept only as the newest of its
-/// live source is deleted as soon as the backup has made a newer one, and an
-/// expired original still missing a copy is left until the copy job has
-/// ended: the outcome is that of a prune run after backup and copy.
+/// live source is deleted once a pass sees a newer one completed, and an
+/// expired original lacking a copy is kept while the copy job runs (and goes
+/// by the pass that sees its copy completed): the outcome is that of a prune
+/// run after backup and copy.
+///
+/// A pass also comes while a job beside still runs, where the points the last
+/// pass kept only until something newer completes (the newest point of a live
+/// source, a failed point, an original waiting for its copy) have more
+/// snapshots in a region than one DeleteSnapshot burst: once the jobs beside
+/// have completed, in that region, half as many points or copies as those
+/// waiting, or as many as hold a burst's worth of their snapshots when that
+/// is fewer (see `Waiting::again_after`). So the old copies of a large region
+/// go while the copy job makes their successors, not all after it. A region
+/// where such a pass freed few of its waiting points (what completed there was
+/// not theirs) gets no more of them until the stage changes.
 #[allow(clippy::too_many_arguments)]
 pub async fn prune_tenant(
     job: &Job<'_>,
@@ -249,7 +306,7 @@ pub async fn prune_tenant(
     source_regions: &[String],
     now: DateTime<Utc>,
     dry_run: bool,
-    beside: Option<watch::Receiver<Beside>>,
+    beside: Option<watch::Receiver<Night>>,
     vaults: &[crate::jobs::vault::VaultConn],
 ) {
     let sources =
@@ -342,7 +399,7 @@ async fn prune_tenant_regions(
     source_regions: &[String],
     now: DateTime<Utc>,
     dry_run: bool,
-    beside: Option<watch::Receiver<Beside>>,
+    beside: Option<watch::Receiver<Night>>,
 ) -> Option<BTreeSet<String>> {
     let plan = job.plan;
     let tenant = &session.tenant.name;
@@ -388,6 +445,9 @@ async fn prune_tenant_regions(
     // The points this run deleted: a later pass that still lists one (an RDS
     // snapshot stays listed while AWS deletes it) leaves it alone.
     let deleted = Mutex::new(HashSet::new());
+    // The locks this run extended, and until when: a later pass does not
+    // extend one again to the same time.
+    let extended = Mutex::new(HashSet::new());
     let pass = |copying| {
         prune_pass(
             job,
@@ -396,7 +456,7 @@ async fn prune_tenant_regions(
             &regions,
             source_regions,
             &sources,
-            &deleted,
+            (&deleted, &extended),
             now,
             dry_run,
             copying,
@@ -412,32 +472,149 @@ async fn prune_tenant_regions(
         }
     };
     let Some(mut beside) = beside else {
-        last(pass(false).await);
+        last(pass(false).await.0);
         return Some(sources.clone());
     };
+    // Regions that get no pass before the stage changes: an early pass
+    // there freed few of the points waiting. And, after an early pass, the
+    // stage and the waiting points of the regions that started it.
+    let mut quiet: BTreeSet<String> = BTreeSet::new();
+    let mut started: Option<(Beside, Vec<(String, Waiting)>)> = None;
     loop {
-        let stage = *beside.borrow_and_update();
+        // What the jobs beside had completed before this pass lists.
+        let (stage, seen) = {
+            let n = beside.borrow_and_update();
+            let seen: BTreeMap<String, usize> = regions
+                .iter()
+                .map(|r| (r.clone(), n.completed_in(tenant, r)))
+                .collect();
+            (n.stage, seen)
+        };
         let copying = stage < Beside::Ended && !plan.copies.is_empty();
-        let kept = pass(copying).await;
+        let (kept, waiting) = pass(copying).await;
         if stage == Beside::Ended {
             last(kept);
             return Some(sources.clone());
         }
+        match started.take() {
+            Some((s, before)) if s == stage => {
+                for (r, w) in before {
+                    let left = waiting.get(&r).map_or(0, |x| x.points);
+                    if w.points.saturating_sub(left) * 2 < w.again_after() {
+                        quiet.insert(r);
+                    }
+                }
+            }
+            _ => quiet.clear(),
+        }
+        if beside.borrow().stage > stage {
+            // The job beside ended during the pass: the next one at once.
+            continue;
+        }
+        let job_beside = if stage == Beside::Backup {
+            "backup"
+        } else {
+            "copy"
+        };
+        // Regions worth a pass before the job beside ends, and how many
+        // points or copies made there since `seen` start one.
+        let early: Vec<(String, usize)> = waiting
+            .iter()
+            .filter(|(r, w)| w.snapshots > delete_burst() && !quiet.contains(*r))
+            .map(|(r, w)| {
+                (
+                    r.clone(),
+                    seen.get(r).copied().unwrap_or(0) + w.again_after(),
+                )
+            })
+            .collect();
+        let sooner = early
+            .iter()
+            .map(|(r, _)| {
+                format!(
+                    "{} point(s) in [{tenant}/{r}] wait for a newer point or their copy",
+                    waiting[r].points
+                )
+            })
+            .collect::<Vec<_>>();
         job.log(&format!(
-            "Prune of [{tenant}] waits for the {} job to end, then looks again",
-            if stage == Beside::Backup {
-                "backup"
+            "Prune of [{tenant}] waits for the {job_beside} job to end, then looks again{}",
+            if sooner.is_empty() {
+                String::new()
             } else {
-                "copy"
+                format!(
+                    "; sooner where enough of those may have completed ({})",
+                    sooner.join(", ")
+                )
             }
         ));
         // An error means the sender is gone: the jobs beside have ended.
-        if beside.wait_for(|s| *s > stage).await.is_err() {
-            last(pass(false).await);
-            return Some(sources.clone());
+        let woke = beside
+            .wait_for(|n| {
+                n.stage > stage || early.iter().any(|(r, at)| n.completed_in(tenant, r) >= *at)
+            })
+            .await
+            .map(|n| n.stage);
+        match woke {
+            Err(_) => {
+                last(pass(false).await.0);
+                return Some(sources.clone());
+            }
+            Ok(at_stage) if at_stage == stage => {
+                job.log(&format!(
+                    "Prune of [{tenant}] looks again before the {job_beside} job ends: \
+                     enough of what its points wait for may have completed"
+                ));
+                let n = beside.borrow();
+                let woke_by = early
+                    .iter()
+                    .filter(|(r, at)| n.completed_in(tenant, r) >= *at)
+                    .map(|(r, _)| (r.clone(), waiting[r]))
+                    .collect();
+                started = Some((stage, woke_by));
+            }
+            Ok(_) => {}
         }
     }
 }
+
+/// The points a pass kept only until something newer completes (a newer
+/// point of their source, or their own copy), in one region: what the jobs
+/// beside make may let them go.
+#[derive(Debug, Default, Clone, Copy)]
+struct Waiting {
+    points: usize,
+    /// Their EBS snapshots (each one DeleteSnapshot).
+    snapshots: usize,
+}
+
+impl Waiting {
+    /// How many points or copies the jobs beside complete in the region
+    /// before the next pass: half of the points waiting, or as many as hold
+    /// one DeleteSnapshot burst's worth of their snapshots when that is
+    /// fewer. So a pass lists again only for deletes enough to pay for its
+    /// listing, and the bucket does not stand idle while half of a large
+    /// region's successors are made.
+    fn again_after(&self) -> usize {
+        let per_point = self.snapshots.div_ceil(self.points.max(1)).max(1);
+        self.points
+            .div_ceil(2)
+            .min(delete_burst().div_ceil(per_point))
+            .max(1)
+    }
+}
+
+/// Whether a point kept by `rule` is kept only until a newer point of its
+/// source, or its own copy, completes.
+fn waits_for_newer(rule: &str) -> bool {
+    rule.starts_with(crate::decide::retention::NEWEST_OF_LIVE_SOURCE)
+        || rule.starts_with(crate::decide::retention::FAILED_UNTIL_NEWER)
+        || rule.ends_with(DEFERRED_FOR_COPY)
+}
+
+/// The end of the rule text of an expired original a pass beside the copy
+/// job leaves until its copy is made.
+const DEFERRED_FOR_COPY: &str = "deferred: the copy job has not copied it yet";
 
 /// Prunes the vault copies of one tenant's points in one vault rule's
 /// regions by the rule's own retention. The newest completed copy of a live
@@ -584,6 +761,9 @@ async fn prune_vault_copies(
 /// Points a pass kept, per region: (count, GiB). Only a dry run itemizes them.
 type Kept = BTreeMap<String, (usize, i64)>;
 
+/// What a pass kept for want of a newer point, per region.
+type Waits = BTreeMap<String, Waiting>;
+
 /// The region of the source a point protects: its own for an original, the
 /// one in `_GX_COPY_OF_` (`region/id`) for a copy.
 fn source_region(p: &RecoveryPoint) -> &str {
@@ -604,11 +784,11 @@ async fn prune_pass(
     regions: &[String],
     source_regions: &[String],
     sources: &BTreeSet<String>,
-    deleted: &Mutex<HashSet<u64>>,
+    (deleted, extended): (&Mutex<HashSet<u64>>, &Mutex<HashSet<u64>>),
     now: DateTime<Utc>,
     dry_run: bool,
     copying: bool,
-) -> Kept {
+) -> (Kept, Waits) {
     let plan = job.plan;
     let tenant = &session.tenant.name;
     // Held from listing to decision (the semaphore is never closed).
@@ -661,6 +841,7 @@ async fn prune_pass(
     // deletes wait for their buckets.
     let mut work = Vec::new();
     let mut kept = Kept::new();
+    let mut waiting = Waits::new();
     // Locks to extend: points a weekly/monthly rule keeps longer (lock.rs).
     let mut extend = Vec::new();
     for (region, points) in in_scope {
@@ -670,13 +851,26 @@ async fn prune_pass(
         let mut deletes = Vec::new();
         for (p, verdict, rule, expires) in decided {
             let p = Decided::new(p, &plan.name);
+            if verdict == Verdict::Keep && waits_for_newer(&rule) {
+                let w = waiting.entry(p.region.clone()).or_default();
+                w.points += 1;
+                w.snapshots += p.snapshots.len();
+            }
             if verdict == Verdict::Keep && !dry_run && p.ours {
                 let copy = p.copy_of.is_some();
                 if let Some((mode, until)) =
                     crate::aws::lock::extension_for(plan, &p.region, copy, &rule, p.created)
                 {
-                    let snaps: Vec<String> = p.snapshots.iter().map(|(s, _)| s.clone()).collect();
-                    extend.push((p.region.clone(), p.id.clone(), snaps, mode, until));
+                    let key = hash64(&(&p.region, &p.id, until));
+                    let new = extended
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(key);
+                    if new {
+                        let snaps: Vec<String> =
+                            p.snapshots.iter().map(|(s, _)| s.clone()).collect();
+                        extend.push((p.region.clone(), p.id.clone(), snaps, mode, until));
+                    }
                 }
             }
             match verdict {
@@ -712,7 +906,7 @@ async fn prune_pass(
             .collect::<()>()
     }))
     .await;
-    kept
+    (kept, waiting)
 }
 
 /// The plan's points in each region; a region that cannot be listed is an item.
@@ -831,7 +1025,7 @@ fn decide_region(
             debug_assert_eq!(p.id(), d.id);
             if d.verdict == Verdict::Delete && !dry_run && defer(&p) {
                 deferred += 1;
-                let why = format!("{}; deferred: the copy job has not copied it yet", d.rule);
+                let why = format!("{}; {DEFERRED_FOR_COPY}", d.rule);
                 decided.push((p, Verdict::Keep, why, None));
             } else {
                 decided.push((p, d.verdict, d.rule, expires));
