@@ -558,17 +558,17 @@ where
     F: Fn(Kind, Option<NightLink>) -> Fut,
     Fut: std::future::Future<Output = Result<T, E>>,
 {
-    let (stage, beside) = tokio::sync::watch::channel(Night::default());
-    let stage = Arc::new(stage);
+    let (night, beside) = tokio::sync::watch::channel(Night::default());
+    let night = Arc::new(night);
     // Only a prune listens to what the backup and copy jobs complete.
     let reports = || {
         prune
             .is_some()
-            .then(|| NightLink::Reports(Arc::clone(&stage)))
+            .then(|| NightLink::Reports(Arc::clone(&night)))
     };
     let backup_and_copy = async {
         let backup = run(Kind::Backup, reports()).await;
-        stage.send_modify(|n| {
+        night.send_modify(|n| {
             n.stage = if copy || vault {
                 Beside::Copy
             } else {
@@ -587,7 +587,7 @@ where
         if vault && ok && !stopping() {
             out.push(run(Kind::VaultCopy, None).await);
         }
-        stage.send_modify(|n| n.stage = Beside::Ended);
+        night.send_modify(|n| n.stage = Beside::Ended);
         out
     };
     match prune {

@@ -237,13 +237,13 @@ pub enum Beside {
 #[derive(Debug, Clone, Default)]
 pub struct Night {
     pub stage: Beside,
-    made: BTreeMap<String, BTreeMap<String, usize>>,
+    completed: BTreeMap<String, BTreeMap<String, usize>>,
 }
 
 impl Night {
     /// Points and copies of `tenant` completed in `region` so far.
     pub fn completed_in(&self, tenant: &str, region: &str) -> usize {
-        self.made
+        self.completed
             .get(tenant)
             .and_then(|m| m.get(region))
             .copied()
@@ -252,7 +252,7 @@ impl Night {
 
     /// One more point or copy of `tenant` completed in `region`.
     pub fn complete(&mut self, tenant: &str, region: &str) {
-        let m = self.made.entry(tenant.to_string()).or_default();
+        let m = self.completed.entry(tenant.to_string()).or_default();
         *m.entry(region.to_string()).or_default() += 1;
     }
 }
@@ -456,7 +456,8 @@ async fn prune_tenant_regions(
             &regions,
             source_regions,
             &sources,
-            (&deleted, &extended),
+            &deleted,
+            &extended,
             now,
             dry_run,
             copying,
@@ -548,11 +549,11 @@ async fn prune_tenant_regions(
                 )
             }
         ));
+        // Whether the jobs beside have completed enough in region `r`.
+        let reached = |n: &Night, (r, at): &(String, usize)| n.completed_in(tenant, r) >= *at;
         // An error means the sender is gone: the jobs beside have ended.
         let woke = beside
-            .wait_for(|n| {
-                n.stage > stage || early.iter().any(|(r, at)| n.completed_in(tenant, r) >= *at)
-            })
+            .wait_for(|n| n.stage > stage || early.iter().any(|e| reached(n, e)))
             .await
             .map(|n| n.stage);
         match woke {
@@ -568,7 +569,7 @@ async fn prune_tenant_regions(
                 let n = beside.borrow();
                 let woke_by = early
                     .iter()
-                    .filter(|(r, at)| n.completed_in(tenant, r) >= *at)
+                    .filter(|e| reached(&n, e))
                     .map(|(r, _)| (r.clone(), waiting[r]))
                     .collect();
                 started = Some((stage, woke_by));
@@ -784,7 +785,8 @@ async fn prune_pass(
     regions: &[String],
     source_regions: &[String],
     sources: &BTreeSet<String>,
-    (deleted, extended): (&Mutex<HashSet<u64>>, &Mutex<HashSet<u64>>),
+    deleted: &Mutex<HashSet<u64>>,
+    extended: &Mutex<HashSet<u64>>,
     now: DateTime<Utc>,
     dry_run: bool,
     copying: bool,
