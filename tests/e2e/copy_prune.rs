@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::harness::{selected_by_nightly, tags_of, Emulator, PlanText, Tags};
+use crate::harness::{tags_of, Emulator, PlanText, Tags};
 
 const ALPHA: &str = "222222222222";
 
@@ -671,30 +671,10 @@ async fn pruning_an_ami_leaves_no_orphaned_snapshot() {
 async fn validate_refuses_a_copy_of_an_encrypted_source_without_a_destination_key() {
     let emu = Emulator::start();
     emu.write_accounts(&["alpha"], &[]);
-    let ec2 = emu.ec2("alpha", "us-east-1").await;
-    let ebs = |dev: &str| {
-        aws_sdk_ec2::types::BlockDeviceMapping::builder()
-            .device_name(dev)
-            .ebs(
-                aws_sdk_ec2::types::EbsBlockDevice::builder()
-                    .volume_size(8)
-                    .encrypted(true)
-                    .build(),
-            )
-            .build()
-    };
-    let run = ec2
-        .run_instances()
-        .image_id(emu.fixture["image_id"].as_str().unwrap())
-        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
-        .min_count(1)
-        .max_count(1)
-        .block_device_mappings(ebs("/dev/xvda"))
-        .tag_specifications(selected_by_nightly())
-        .send()
+    let id = emu
+        .run_selected_instances("alpha", "us-east-1", 1, &["/dev/xvda"], true)
         .await
-        .unwrap();
-    let id = run.instances()[0].instance_id().unwrap().to_string();
+        .remove(0);
     let p = emu.write_plan("nightly", plan("snapshot-set", "days = 7", "days = 30"));
     let v = emu.run(&["validate", "--plan", p.to_str().unwrap(), "-o", "json"]);
     assert_eq!(v.code, 3, "the only tenant fails: {v}");

@@ -516,6 +516,47 @@ impl Emulator {
         aws_sdk_ec2::Client::new(&self.account_config(&acct, region).await)
     }
 
+    /// Launches `count` instances of `tenant` in `region` that the test
+    /// plans select (`Backup=nightly`), with one 8 GiB EBS volume per device
+    /// of `devices` (encrypted with the account's default key when
+    /// `encrypted`); returns their ids.
+    pub async fn run_selected_instances(
+        &self,
+        tenant: &str,
+        region: &str,
+        count: i32,
+        devices: &[&str],
+        encrypted: bool,
+    ) -> Vec<String> {
+        let mut run = self
+            .ec2(tenant, region)
+            .await
+            .run_instances()
+            .image_id(self.fixture["image_id"].as_str().unwrap())
+            .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+            .min_count(count)
+            .max_count(count)
+            .tag_specifications(selected_by_nightly());
+        for dev in devices {
+            run = run.block_device_mappings(
+                aws_sdk_ec2::types::BlockDeviceMapping::builder()
+                    .device_name(*dev)
+                    .ebs(
+                        aws_sdk_ec2::types::EbsBlockDevice::builder()
+                            .volume_size(8)
+                            .encrypted(encrypted)
+                            .build(),
+                    )
+                    .build(),
+            );
+        }
+        let out = run.send().await.unwrap();
+        out.instances()
+            .iter()
+            .map(|i| i.instance_id().unwrap().to_string())
+            .collect()
+    }
+
     pub async fn rds(&self, tenant: &str, region: &str) -> aws_sdk_rds::Client {
         let acct = self.tenant(tenant)["account"].as_str().unwrap().to_string();
         aws_sdk_rds::Client::new(&self.account_config(&acct, region).await)

@@ -522,29 +522,10 @@ async fn old_copies_go_as_their_successors_complete_while_the_copy_job_still_run
     // More old copies than one DeleteSnapshot burst (100) in us-west-2, so
     // that deleting them only at the end of the copy job would lengthen the
     // night: 55 more instances of two volumes each.
-    let ebs = |dev: &str| {
-        aws_sdk_ec2::types::BlockDeviceMapping::builder()
-            .device_name(dev)
-            .ebs(
-                aws_sdk_ec2::types::EbsBlockDevice::builder()
-                    .volume_size(1)
-                    .build(),
-            )
-            .build()
-    };
-    emu.ec2("alpha", "us-east-1")
-        .await
-        .run_instances()
-        .image_id(emu.fixture["image_id"].as_str().unwrap())
-        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
-        .min_count(55)
-        .max_count(55)
-        .block_device_mappings(ebs("/dev/xvda"))
-        .block_device_mappings(ebs("/dev/sdf"))
-        .tag_specifications(crate::harness::selected_by_nightly())
-        .send()
-        .await
-        .unwrap();
+    let launched = emu
+        .run_selected_instances("alpha", "us-east-1", 55, &["/dev/xvda", "/dev/sdf"], false)
+        .await;
+    assert_eq!(launched.len(), 55);
     // Night 1: every instance backed up and copied; then all of it expires.
     let night1 = emu.backup(&p, &[]);
     assert_eq!(night1.code, 0, "{night1}");
@@ -624,13 +605,8 @@ async fn old_copies_go_as_their_successors_complete_while_the_copy_job_still_run
     }
     // Released in any case, so that the run ends.
     emu.control("POST", "/_harness/release", Some(json!({"all": true})));
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let run = crate::harness::Run::from(child.wait_with_output().unwrap());
+    assert_eq!(run.code, 0, "{run}");
     assert!(
         slow_copy_pending,
         "the slow instance's copy was never seen pending"
