@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import os
 import signal
 import subprocess
@@ -1553,6 +1554,55 @@ def start_server(tmp: str) -> float:
     H("GET", "/_harness/health")
     return time.time() - t0
 
+
+
+
+@check("speed patch: DescribeSnapshots answers the same bytes from its kept items as from moto's own path, after tags, state, age and deletes change")
+def _() -> None:
+    a = tenant("alpha")
+    acct = a["account"]
+    ec2 = client("ec2", alpha_creds())
+    bodies: list[bytes] = []
+    ec2.meta.events.register("after-call.ec2.DescribeSnapshots", lambda http_response, **_: bodies.append(http_response.content))
+    listing = {"OwnerIds": ["self"], "Filters": [{"Name": "tag:answer-cache", "Values": ["1"]}], "MaxResults": 1000}
+
+    def both(**q: Any) -> dict[str, Any]:
+        """The answer with the kept items, and moto's own: the same bytes but the request id."""
+        out = []
+        for on in (True, False):
+            H("POST", "/_harness/config", {"snapshot_answer_cache": on})
+            bodies.clear()
+            ec2.describe_snapshots(**q)
+            out.append(re.sub(rb"<requestId>[^<]*</requestId>", b"", bodies[-1]))
+        H("POST", "/_harness/config", {"snapshot_answer_cache": True})
+        assert out[0] == out[1], f"kept items differ from moto's answer:\n{out[0][:2000]!r}\n{out[1][:2000]!r}"
+        return ec2.describe_snapshots(**q)
+
+    inst = a["resources"]["us-east-1"]["instances"][0]
+    tags = [{"ResourceType": "snapshot", "Tags": [{"Key": "answer-cache", "Value": "1"}, {"Key": "_GX_BACKUP_", "Value": "7"}]}]
+    H("POST", "/_harness/hold", {"account": acct, "region": "us-east-1", "kinds": ["snapshot"]})
+    try:
+        made = [s["SnapshotId"] for s in ec2.create_snapshots(InstanceSpecification={"InstanceId": inst["id"]}, TagSpecifications=tags)["Snapshots"]]
+        assert len(made) >= 2, made
+        both(**listing)
+        # kept now: listed again from the kept items
+        assert {s["State"] for s in both(**listing)["Snapshots"]} == {"pending"}
+    finally:
+        H("POST", "/_harness/release", {"all": True})
+    assert {s["State"] for s in both(**listing)["Snapshots"]} == {"completed"}
+    ec2.create_tags(Resources=[made[0]], Tags=[{"Key": "later", "Value": "x"}])
+    ec2.delete_tags(Resources=[made[1]], Tags=[{"Key": "_GX_BACKUP_"}])
+    got = {s["SnapshotId"]: {t["Key"]: t["Value"] for t in s.get("Tags", [])} for s in both(**listing)["Snapshots"]}
+    assert got[made[0]].get("later") == "x" and "_GX_BACKUP_" not in got[made[1]], got
+    H("POST", "/_harness/age", {"account": acct, "region": "us-east-1", "id": made[0], "age_seconds": 9 * 86400})
+    both(**listing)
+    both(SnapshotIds=made)
+    both(OwnerIds=["self"], Filters=[{"Name": "snapshot-id", "Values": made + ["snap-00000000000000000"]}])
+    ec2.delete_snapshot(SnapshotId=made[0])
+    left = both(**listing)["Snapshots"]
+    assert made[0] not in {s["SnapshotId"] for s in left} or all(s["State"] != "completed" for s in left if s["SnapshotId"] == made[0]), left
+    for sid in made[1:]:
+        ec2.delete_snapshot(SnapshotId=sid)
 
 
 def main() -> int:
