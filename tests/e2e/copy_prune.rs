@@ -869,3 +869,61 @@ async fn a_copy_deleted_while_in_flight_fails_alone_and_the_next_run_makes_it() 
     of.dedup();
     assert_eq!((n, of.len()), (4, 4), "one copy per snapshot: {of:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_copy_job_lists_each_region_once_when_it_is_both_a_source_and_a_destination() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    // Each region backed up and copied into the other: both are sources of
+    // the copy job and both are destinations.
+    let body = plan("snapshot-set", "days = 7", "days = 30")
+        .regions(&["us-east-1", "us-west-2"])
+        .copy("us-east-1", "retention = { days = 30 }");
+    let p = emu.write_plan("nightly", body);
+    let reports = emu.backup_completed(&p);
+    assert_eq!(reports.len(), 2, "a backup job, then a Snap Copy job");
+    // Every original has its copy in the other region (AWS's state).
+    for (from, to) in [("us-east-1", "us-west-2"), ("us-west-2", "us-east-1")] {
+        let originals: BTreeSet<String> = emu
+            .snapshots("alpha", from)
+            .await
+            .into_iter()
+            .filter(|(_, t)| !t.contains_key("_GX_COPY_OF_"))
+            .map(|(id, _)| id)
+            .collect();
+        let copied: BTreeSet<String> = emu
+            .snapshots("alpha", to)
+            .await
+            .into_values()
+            .filter_map(|t| t.get("_GX_COPY_OF_").cloned())
+            .filter_map(|c| c.strip_prefix(&format!("{from}/")).map(str::to_string))
+            .collect();
+        assert!(!originals.is_empty(), "{from} has points");
+        assert!(
+            originals
+                .iter()
+                .all(|o| copied.iter().any(|c| c.contains(o))),
+            "every original of {from} is copied to {to}: {originals:?} / {copied:?}"
+        );
+    }
+    // Again, with nothing left to copy: what the job asks is its listings.
+    emu.control("DELETE", "/_harness/calls", None);
+    let run = emu.run(&["copy", "--plan", p.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(run.code, 0, "{run}");
+    for region in ["us-east-1", "us-west-2"] {
+        assert_eq!(calls_in(&emu, region, "CopySnapshot"), 0);
+        for action in [
+            "DescribeSnapshots",
+            "DescribeImages",
+            "DescribeDBSnapshots",
+            "DescribeDBClusterSnapshots",
+        ] {
+            assert_eq!(
+                calls_in(&emu, region, action),
+                1,
+                "{region} {action}: one listing serves as source and as destination: {:?}",
+                emu.calls()
+            );
+        }
+    }
+}

@@ -857,7 +857,7 @@ pub struct PlanText {
     retention: Option<String>,
     lock: Option<String>,
     /// Region, then the other lines of the `[[copy]]` table.
-    copy: Option<(String, String)>,
+    copy: Vec<(String, String)>,
     /// The lines of one `[[vault]]` table (after `name = ...`).
     vault: Option<(String, String)>,
     group: String,
@@ -878,7 +878,7 @@ impl PlanText {
             timezone: None,
             retention: None,
             lock: None,
-            copy: None,
+            copy: Vec::new(),
             vault: None,
             group: "east".into(),
             tenants: vec!["alpha".into()],
@@ -920,9 +920,14 @@ impl PlanText {
         self
     }
 
-    /// A `[[copy]]` to `region`, with `lines` after its region (may be empty).
+    /// A `[[copy]]` to `region`, with `lines` after its region (may be
+    /// empty). Called again for another region, one more copy rule; for the
+    /// same region, its lines replace the earlier ones.
     pub fn copy(mut self, region: &str, lines: &str) -> Self {
-        self.copy = Some((region.into(), lines.into()));
+        match self.copy.iter_mut().find(|(r, _)| r == region) {
+            Some(rule) => rule.1 = lines.into(),
+            None => self.copy.push((region.into(), lines.into())),
+        }
         self
     }
 
@@ -934,7 +939,7 @@ impl PlanText {
     }
 
     pub fn no_copy(mut self) -> Self {
-        self.copy = None;
+        self.copy.clear();
         self
     }
 
@@ -994,7 +999,7 @@ impl std::fmt::Display for PlanText {
         if let Some(l) = &self.lock {
             write!(f, "\n[lock]\n{l}\n")?;
         }
-        if let Some((region, lines)) = &self.copy {
+        for (region, lines) in &self.copy {
             write!(f, "\n[[copy]]\nregion = \"{region}\"\n")?;
             if !lines.is_empty() {
                 writeln!(f, "{lines}")?;

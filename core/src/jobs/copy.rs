@@ -275,38 +275,54 @@ pub async fn copy_tenant(
         all_tags: true,
     };
     let mut by_dest: BTreeMap<String, Vec<Task>> = BTreeMap::new();
+    // Each region is listed once, whether the plan copies into it, out of it
+    // or both. The destinations go first, at once; of each only the keys of
+    // its copies are kept, and the whole listing only where it is a source
+    // too. The other sources are listed one at a time after.
+    let dests: BTreeSet<&String> = plan.copies.iter().map(|r| &r.region).collect();
+    let listed = futures::future::join_all(
+        dests
+            .iter()
+            .map(|r| list_region(session, account, r, Some(&plan.name), kinds, &job.pacer)),
+    )
+    .await;
     let mut dest_points: BTreeMap<String, Result<BTreeSet<String>, AwsError>> = BTreeMap::new();
-    for rule in &plan.copies {
-        let listed = list_region(
-            session,
-            account,
-            &rule.region,
-            Some(&plan.name),
-            kinds,
-            &job.pacer,
-        )
-        .await;
-        dest_points.insert(rule.region.clone(), listed.map(|p| copy_keys_present(&p)));
+    let mut sources_listed: BTreeMap<&String, Vec<RecoveryPoint>> = BTreeMap::new();
+    for (region, listed) in dests.into_iter().zip(listed) {
+        match listed {
+            Ok(points) => {
+                dest_points.insert(region.clone(), Ok(copy_keys_present(&points)));
+                if source_regions.contains(region) {
+                    sources_listed.insert(region, points);
+                }
+            }
+            Err(e) => {
+                dest_points.insert(region.clone(), Err(e));
+            }
+        }
     }
     for src in source_regions {
-        let points =
-            match list_region(session, account, src, Some(&plan.name), kinds, &job.pacer).await {
-                Ok(p) => p,
-                Err(e) => {
-                    job.log(&format!(
-                        "Cannot list recovery points in [{tenant}/{src}]: {e}"
-                    ));
-                    job.record(&Item::failed(
-                        &session.tenant.name,
-                        account,
-                        src,
-                        ItemKind::Region,
-                        src,
-                        e.to_string(),
-                    ));
-                    continue;
-                }
-            };
+        let listed = match sources_listed.remove(src) {
+            Some(points) => Ok(points),
+            None => list_region(session, account, src, Some(&plan.name), kinds, &job.pacer).await,
+        };
+        let points = match listed {
+            Ok(p) => p,
+            Err(e) => {
+                job.log(&format!(
+                    "Cannot list recovery points in [{tenant}/{src}]: {e}"
+                ));
+                job.record(&Item::failed(
+                    &session.tenant.name,
+                    account,
+                    src,
+                    ItemKind::Region,
+                    src,
+                    e.to_string(),
+                ));
+                continue;
+            }
+        };
         for rule in plan.copies.iter().filter(|r| &r.region != src) {
             match &dest_points[&rule.region] {
                 Ok(existing) => {
