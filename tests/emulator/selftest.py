@@ -1605,6 +1605,83 @@ def _() -> None:
         ec2.delete_snapshot(SnapshotId=sid)
 
 
+
+@check("speed patch: DescribeInstances answers the same bytes from its kept items as from moto's own path, after tags, stop/start/terminate, volume attach/detach and ageing change")
+def _() -> None:
+    a = tenant("alpha")
+    acct = a["account"]
+    ec2 = client("ec2", alpha_creds())
+    bodies: list[bytes] = []
+    ec2.meta.events.register("after-call.ec2.DescribeInstances", lambda http_response, **_: bodies.append(http_response.content))
+    listing = {"Filters": [{"Name": "tag:instance-answer-cache", "Values": ["1"]}]}
+
+    def both(**q: Any) -> dict[str, Any]:
+        """The answer with the kept items (after a change: each item checked
+        against what it was made from), and moto's own: the same bytes but the
+        request id."""
+        out = []
+        for on in (True, False):
+            H("POST", "/_harness/config", {"instance_answer_cache": on})
+            bodies.clear()
+            ec2.describe_instances(**q)
+            out.append(re.sub(rb"<requestId>[^<]*</requestId>", b"", bodies[-1]))
+        H("POST", "/_harness/config", {"instance_answer_cache": True})
+        assert out[0] == out[1], f"kept items differ from moto's answer:\n{out[0][:3000]!r}\n{out[1][:3000]!r}"
+        return ec2.describe_instances(**q)  # with the kept items again: they are what the next check compares
+
+    def inst(ident: str) -> dict[str, Any]:
+        return both(InstanceIds=[ident])["Reservations"][0]["Instances"][0]
+
+    made = [i["InstanceId"] for i in ec2.run_instances(
+        ImageId="ami-760aaa0f", MinCount=3, MaxCount=3, InstanceType="t3.micro",
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "instance-answer-cache", "Value": "1"}, {"Key": "Backup", "Value": "nightly"}]}],
+        BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8, "DeleteOnTermination": True}},
+                             {"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 2, "DeleteOnTermination": False}}])["Instances"]]
+    try:
+        assert len({i["InstanceId"] for r in both(**listing)["Reservations"] for i in r["Instances"]}) == 3
+        both(**listing)
+        both()
+        # tags
+        ec2.create_tags(Resources=made[:2], Tags=[{"Key": "later", "Value": "x & <y>"}, {"Key": "Backup", "Value": "never"}])
+        ec2.delete_tags(Resources=[made[2]], Tags=[{"Key": "Backup"}])
+        tags = {i["InstanceId"]: {t["Key"]: t["Value"] for t in i.get("Tags", [])} for r in both(**listing)["Reservations"] for i in r["Instances"]}
+        assert tags[made[0]]["later"] == "x & <y>" and tags[made[1]]["Backup"] == "never" and "Backup" not in tags[made[2]], tags
+        ec2.delete_tags(Resources=[made[0]], Tags=[{"Key": "later"}])
+        assert "later" not in {t["Key"] for t in inst(made[0]).get("Tags", [])}
+        # stop / start
+        ec2.stop_instances(InstanceIds=[made[1]])
+        assert inst(made[1])["State"]["Name"] == "stopped"
+        both(**listing)
+        ec2.start_instances(InstanceIds=[made[1]])
+        assert inst(made[1])["State"]["Name"] == "running"
+        # a volume attached, then detached (and the instance's own data volume too)
+        zone = inst(made[0])["Placement"]["AvailabilityZone"]
+        vol = ec2.create_volume(AvailabilityZone=zone, Size=1)["VolumeId"]
+        ec2.attach_volume(VolumeId=vol, InstanceId=made[0], Device="/dev/sdk")
+        assert vol in {m["Ebs"]["VolumeId"] for m in inst(made[0])["BlockDeviceMappings"]}
+        both(**listing)
+        ec2.detach_volume(VolumeId=vol, InstanceId=made[0])
+        data = [m["Ebs"]["VolumeId"] for m in inst(made[0])["BlockDeviceMappings"] if m["DeviceName"] == "/dev/sdf"]
+        ec2.detach_volume(VolumeId=data[0], InstanceId=made[0])
+        assert {m["DeviceName"] for m in inst(made[0])["BlockDeviceMappings"]} == {"/dev/xvda"}
+        both(**listing)
+        ec2.delete_volume(VolumeId=vol)
+        # launch time aged by the layer
+        H("POST", "/_harness/age", {"account": acct, "region": "us-east-1", "id": made[2], "kind": "instance", "age_seconds": 9 * 86400})
+        launched = inst(made[2])["LaunchTime"]
+        assert time.time() - launched.timestamp() > 8 * 86400, launched
+        both(**listing)
+        both(Filters=[{"Name": "instance-id", "Values": made + ["i-00000000000000000"]}])
+        # terminate
+        ec2.terminate_instances(InstanceIds=[made[2]])
+        assert inst(made[2])["State"]["Name"] == "terminated"
+        both(**listing)
+        both()
+    finally:
+        H("POST", "/_harness/config", {"instance_answer_cache": True})
+        ec2.terminate_instances(InstanceIds=made)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (fixture, server log)")
