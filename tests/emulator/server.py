@@ -648,6 +648,27 @@ class _Uncacheable(Exception):
     pass
 
 
+def split_items(where: str, inner: str) -> list[str]:
+    """The top-level <item>...</item> elements of what moto wrote inside
+    `where` (tag sets and the like nest <item>s too)."""
+    out, depth, start = [], 0, 0
+    for m in ITEM_TAG_RE.finditer(inner):
+        if m.group(2):  # <item/>
+            if depth == 0:
+                out.append(m.group(0))
+        elif m.group(1):  # </item>
+            depth -= 1
+            if depth == 0:
+                out.append(inner[start:m.end()])
+        else:
+            if depth == 0:
+                start = m.start()
+            depth += 1
+    if depth != 0 or "".join(out) != inner:
+        raise _Uncacheable(f"items do not tile the {where}")
+    return out
+
+
 def _freeze(v: Any) -> Any:
     """A comparable copy of a member value that keeps its type (True, 1 and 1.0
     serialize differently but are equal in Python)."""
@@ -783,25 +804,6 @@ def install_snapshot_answer_cache() -> None:
             raise _Uncacheable("no snapshotSet")
         return body[i + len("<snapshotSet>"):j]
 
-    def split_items(inner: str) -> list[str]:
-        """The top-level <item>...</item> elements (tag sets nest <item>s too)."""
-        out, depth, start = [], 0, 0
-        for m in ITEM_TAG_RE.finditer(inner):
-            if m.group(2):  # <item/>
-                if depth == 0:
-                    out.append(m.group(0))
-            elif m.group(1):  # </item>
-                depth -= 1
-                if depth == 0:
-                    out.append(inner[start:m.end()])
-            else:
-                if depth == 0:
-                    start = m.start()
-                depth += 1
-        if depth != 0 or "".join(out) != inner:
-            raise _Uncacheable("items do not tile the snapshotSet")
-        return out
-
     def fast(self: Any, context: Any) -> Any:
         result = self._result
         snaps = result.get("Snapshots")
@@ -835,7 +837,7 @@ def install_snapshot_answer_cache() -> None:
             # moto writes for that snapshot alone (the serializer walks items
             # independently), so they are split and kept one by one. If the
             # count does not fit (moto left an empty item out), one at a time.
-            made = split_items(snapshot_set([obj for _i, obj, _fp in missing], context))
+            made = split_items("snapshotSet", snapshot_set([obj for _i, obj, _fp in missing], context))
             if len(made) != len(missing):
                 made = [snapshot_set([obj], context) for _i, obj, _fp in missing]
             if len(items) + len(missing) > 500_000:
@@ -1095,25 +1097,6 @@ def install_instance_answer_cache() -> None:
             raise _Uncacheable("instancesSet order")
         return body[i + len(open_tag):j]
 
-    def split_items(inner: str) -> list[str]:
-        """The top-level <item>...</item> elements (tag sets etc. nest <item>s)."""
-        out, depth, start = [], 0, 0
-        for m in ITEM_TAG_RE.finditer(inner):
-            if m.group(2):  # <item/>
-                if depth == 0:
-                    out.append(m.group(0))
-            elif m.group(1):  # </item>
-                depth -= 1
-                if depth == 0:
-                    out.append(inner[start:m.end()])
-            else:
-                if depth == 0:
-                    start = m.start()
-                depth += 1
-        if depth != 0 or "".join(out) != inner:
-            raise _Uncacheable("items do not tile the instancesSet")
-        return out
-
     def fast(self: Any, context: Any) -> Any:
         result = self._result
         reservations = result.get("Reservations")
@@ -1201,7 +1184,7 @@ def install_instance_answer_cache() -> None:
         if missing:
             objs = [obj for _ri, _i, obj, _fp in missing]
             carrier = per_res[0]
-            made = split_items(instances_set(carrier[0], carrier[1], objs, context, set_name))
+            made = split_items("instancesSet", instances_set(carrier[0], carrier[1], objs, context, set_name))
             if len(made) != len(missing):
                 made = [instances_set(carrier[0], carrier[1], [obj], context, set_name) for obj in objs]
             if len(items) + len(missing) > 200_000:
