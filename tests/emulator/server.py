@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import uuid
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import parse_qs, parse_qsl, urlencode
 from xml.sax.saxutils import escape as xml_escape
 
@@ -648,6 +648,52 @@ class _Uncacheable(Exception):
     pass
 
 
+def answer_from_kept_items(
+    operation: str,
+    enabled: Callable[[], bool],
+    fast: Callable[[Any, Any], Any],
+    items: dict[int, Any],
+    errors: type[BaseException] | tuple[type[BaseException], ...],
+    on_moto_path: Callable[[], None] = lambda: None,
+) -> None:
+    """Routes moto's answers to EC2 `operation` through `fast` while
+    `enabled()`: its answer, or moto's own when it gives None or raises one of
+    `errors` (then `on_moto_path()` is called). `POST /moto-api/reset` drops
+    moto's models: `items`, the kept items, go with them. Each call wraps the
+    ActionResult.execute_result installed before it."""
+    from moto.core.responses import ActionResult
+    from moto.moto_api._internal.models import MotoAPIBackend
+
+    orig_execute = ActionResult.execute_result
+
+    def execute_result(self: Any, context: Any) -> Any:
+        if (
+            type(self) is ActionResult
+            and isinstance(self._result, dict)
+            and context.operation_model.name == operation
+            and context.service_model.service_name == "ec2"
+            and enabled()
+        ):
+            try:
+                answer = fast(self, context)
+            except errors:
+                answer = None
+            if answer is not None:
+                return answer
+            on_moto_path()
+        return orig_execute(self, context)
+
+    ActionResult.execute_result = execute_result  # type: ignore[method-assign]
+
+    orig_reset = MotoAPIBackend.reset
+
+    def reset(self: Any) -> None:
+        orig_reset(self)
+        items.clear()
+
+    MotoAPIBackend.reset = reset  # type: ignore[method-assign]
+
+
 def split_items(where: str, inner: str) -> list[str]:
     """The top-level <item>...</item> elements of what moto wrote inside
     `where` (tag sets and the like nest <item>s too)."""
@@ -853,34 +899,7 @@ def install_snapshot_answer_cache() -> None:
             return None
         return status, headers, body.replace("<snapshotSet/>", f"<snapshotSet>{joined}</snapshotSet>", 1)
 
-    def execute_result(self: Any, context: Any) -> Any:
-        if (
-            type(self) is ActionResult
-            and isinstance(self._result, dict)
-            and context.operation_model.name == "DescribeSnapshots"
-            and context.service_model.service_name == "ec2"
-            and STATE.snapshot_answer_cache
-        ):
-            try:
-                answer = fast(self, context)
-            except _Uncacheable:
-                answer = None
-            if answer is not None:
-                return answer
-        return orig_execute(self, context)
-
-    ActionResult.execute_result = execute_result  # type: ignore[method-assign]
-
-    # `POST /moto-api/reset` drops moto's models: let their kept items go too.
-    from moto.moto_api._internal.models import MotoAPIBackend
-
-    orig_reset = MotoAPIBackend.reset
-
-    def reset(self: Any) -> None:
-        orig_reset(self)
-        items.clear()
-
-    MotoAPIBackend.reset = reset  # type: ignore[method-assign]
+    answer_from_kept_items("DescribeSnapshots", lambda: STATE.snapshot_answer_cache, fast, items, _Uncacheable)
 
 
 # ---------------------------------------------------------------------------
@@ -1218,34 +1237,13 @@ def install_instance_answer_cache() -> None:
             outb.append(tail)
         return status, headers, "".join(outb)
 
-    def execute_result(self: Any, context: Any) -> Any:
-        if (
-            type(self) is ActionResult
-            and isinstance(self._result, dict)
-            and context.operation_model.name == "DescribeInstances"
-            and context.service_model.service_name == "ec2"
-            and STATE.instance_answer_cache
-        ):
-            try:
-                answer = fast(self, context)
-            except Exception:  # _Uncacheable, or a model read that fails: moto's path decides
-                answer = None
-            if answer is not None:
-                return answer
-            stats["moto_path_answers"] += 1
-        return orig_execute(self, context)
+    def on_moto_path() -> None:
+        stats["moto_path_answers"] += 1
 
-    ActionResult.execute_result = execute_result  # type: ignore[method-assign]
-
-    from moto.moto_api._internal.models import MotoAPIBackend
-
-    orig_reset = MotoAPIBackend.reset
-
-    def reset(self: Any) -> None:
-        orig_reset(self)
-        items.clear()
-
-    MotoAPIBackend.reset = reset  # type: ignore[method-assign]
+    # _Uncacheable, or a model read that fails: moto's path decides
+    answer_from_kept_items(
+        "DescribeInstances", lambda: STATE.instance_answer_cache, fast, items, Exception, on_moto_path
+    )
 
 
 def install_request_id_shortcut() -> None:
