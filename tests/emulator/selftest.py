@@ -123,6 +123,35 @@ def expect_error(fn: Callable[[], Any], code: str, status: int | None = None) ->
     raise AssertionError(f"expected {code}, call succeeded")
 
 
+def same_answer_with_and_without_kept_items(ec2: Any, operation: str, switch: str, **q: Any) -> dict[str, Any]:
+    """Asks `operation` with the emulator's kept items (after a change: each
+    item checked against what it was made from), then with moto's own path
+    (config `switch` off), and asserts the two answers are the same bytes but
+    the request id. Returns the answer with the kept items again: they are what
+    the next comparison checks."""
+    from botocore import xform_name
+
+    call = getattr(ec2, xform_name(operation))
+    bodies: list[bytes] = []
+
+    def keep(http_response: Any, **_: Any) -> None:
+        bodies.append(http_response.content)
+
+    event = f"after-call.ec2.{operation}"
+    ec2.meta.events.register(event, keep)
+    out = []
+    try:
+        for on in (True, False):
+            H("POST", "/_harness/config", {switch: on})
+            call(**q)
+            out.append(re.sub(rb"<requestId>[^<]*</requestId>", b"", bodies[-1]))
+    finally:
+        H("POST", "/_harness/config", {switch: True})
+        ec2.meta.events.unregister(event, keep)
+    assert out[0] == out[1], f"kept items differ from moto's answer:\n{out[0][:3000]!r}\n{out[1][:3000]!r}"
+    return call(**q)
+
+
 def instance_ids(ec2: Any) -> set[str]:
     return {i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]}
 
@@ -1562,21 +1591,10 @@ def _() -> None:
     a = tenant("alpha")
     acct = a["account"]
     ec2 = client("ec2", alpha_creds())
-    bodies: list[bytes] = []
-    ec2.meta.events.register("after-call.ec2.DescribeSnapshots", lambda http_response, **_: bodies.append(http_response.content))
     listing = {"OwnerIds": ["self"], "Filters": [{"Name": "tag:answer-cache", "Values": ["1"]}], "MaxResults": 1000}
 
     def both(**q: Any) -> dict[str, Any]:
-        """The answer with the kept items, and moto's own: the same bytes but the request id."""
-        out = []
-        for on in (True, False):
-            H("POST", "/_harness/config", {"snapshot_answer_cache": on})
-            bodies.clear()
-            ec2.describe_snapshots(**q)
-            out.append(re.sub(rb"<requestId>[^<]*</requestId>", b"", bodies[-1]))
-        H("POST", "/_harness/config", {"snapshot_answer_cache": True})
-        assert out[0] == out[1], f"kept items differ from moto's answer:\n{out[0][:2000]!r}\n{out[1][:2000]!r}"
-        return ec2.describe_snapshots(**q)
+        return same_answer_with_and_without_kept_items(ec2, "DescribeSnapshots", "snapshot_answer_cache", **q)
 
     inst = a["resources"]["us-east-1"]["instances"][0]
     tags = [{"ResourceType": "snapshot", "Tags": [{"Key": "answer-cache", "Value": "1"}, {"Key": "_GX_BACKUP_", "Value": "7"}]}]
@@ -1611,23 +1629,10 @@ def _() -> None:
     a = tenant("alpha")
     acct = a["account"]
     ec2 = client("ec2", alpha_creds())
-    bodies: list[bytes] = []
-    ec2.meta.events.register("after-call.ec2.DescribeInstances", lambda http_response, **_: bodies.append(http_response.content))
     listing = {"Filters": [{"Name": "tag:instance-answer-cache", "Values": ["1"]}]}
 
     def both(**q: Any) -> dict[str, Any]:
-        """The answer with the kept items (after a change: each item checked
-        against what it was made from), and moto's own: the same bytes but the
-        request id."""
-        out = []
-        for on in (True, False):
-            H("POST", "/_harness/config", {"instance_answer_cache": on})
-            bodies.clear()
-            ec2.describe_instances(**q)
-            out.append(re.sub(rb"<requestId>[^<]*</requestId>", b"", bodies[-1]))
-        H("POST", "/_harness/config", {"instance_answer_cache": True})
-        assert out[0] == out[1], f"kept items differ from moto's answer:\n{out[0][:3000]!r}\n{out[1][:3000]!r}"
-        return ec2.describe_instances(**q)  # with the kept items again: they are what the next check compares
+        return same_answer_with_and_without_kept_items(ec2, "DescribeInstances", "instance_answer_cache", **q)
 
     def inst(ident: str) -> dict[str, Any]:
         return both(InstanceIds=[ident])["Reservations"][0]["Instances"][0]
