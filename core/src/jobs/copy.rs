@@ -309,17 +309,7 @@ pub async fn copy_tenant(
         let points = match listed {
             Ok(p) => p,
             Err(e) => {
-                job.log(&format!(
-                    "Cannot list recovery points in [{tenant}/{src}]: {e}"
-                ));
-                job.record(&Item::failed(
-                    &session.tenant.name,
-                    account,
-                    src,
-                    ItemKind::Region,
-                    src,
-                    e.to_string(),
-                ));
+                job.region_not_listed(tenant, account, src, &e);
                 continue;
             }
         };

@@ -938,20 +938,7 @@ async fn list_plan<'r>(
     for (region, r) in regions.iter().zip(listed) {
         match r {
             Ok(points) => listed_ok.push((region, points)),
-            Err(e) => {
-                job.log(&format!(
-                    "Cannot list recovery points in [{}/{region}]: {e}",
-                    session.tenant.name
-                ));
-                job.record(&Item::failed(
-                    &session.tenant.name,
-                    account,
-                    region,
-                    ItemKind::Region,
-                    region,
-                    e.to_string(),
-                ));
-            }
+            Err(e) => job.region_not_listed(&session.tenant.name, account, region, &e),
         }
     }
     listed_ok

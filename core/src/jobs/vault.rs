@@ -216,17 +216,7 @@ pub async fn vault_tenant(
             match list_region(session, account, src, Some(&plan.name), ALL, &job.pacer).await {
                 Ok(p) => p,
                 Err(e) => {
-                    job.log(&format!(
-                        "Cannot list recovery points in [{tenant}/{src}]: {e}"
-                    ));
-                    job.record(&Item::failed(
-                        tenant,
-                        account,
-                        src,
-                        ItemKind::Region,
-                        src,
-                        e.to_string(),
-                    ));
+                    job.region_not_listed(tenant, account, src, &e);
                     continue;
                 }
             };

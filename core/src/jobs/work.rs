@@ -333,6 +333,28 @@ impl Job<'_> {
         self.log_to().write(message);
     }
 
+    /// A tenant × region whose recovery points could not be listed: a log
+    /// line and a failed region item.
+    pub(crate) fn region_not_listed(
+        &self,
+        tenant: &str,
+        account: &str,
+        region: &str,
+        e: &crate::aws::error::AwsError,
+    ) {
+        self.log(&format!(
+            "Cannot list recovery points in [{tenant}/{region}]: {e}"
+        ));
+        self.record(&Item::failed(
+            tenant,
+            account,
+            region,
+            ItemKind::Region,
+            region,
+            e.to_string(),
+        ));
+    }
+
     /// One tenant × region as this job's AWS calls see it.
     pub(crate) fn at<'s>(
         &'s self,
