@@ -17,6 +17,15 @@
 //! long run's time, against
 //! the retries and backoff a throttled call costs (each one also waits out
 //! [`crate::aws::retry::backoff`]).
+//!
+//! A bucket's refill starts only once AWS has taken a token from it: while it
+//! is full, AWS's refill is lost. So the first call on a full bucket, the one
+//! that starts its refill, goes before the calls queued for a turn
+//! ([`Pacer::turn`]): with many account × regions at once, a region whose
+//! first create queued behind the bursts of the regions before it would start
+//! its refill that much later, and end that much later. When that first call
+//! still waited for its turn, the refill the model counted meanwhile is taken
+//! back, as AWS did not count it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -103,6 +112,10 @@ pub struct Pacer {
     scale: Option<f64>,
     /// Turns of the calls that many tasks make at once (see [`Pacer::turn`]).
     turns: Arc<Semaphore>,
+    /// Held by the one call, other than a bucket's first, that waits in the
+    /// queue of `turns` (first come, first served): the others wait here, so
+    /// a bucket's first call is behind that one only.
+    queued: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// A call's turn: held while the call is made.
@@ -127,6 +140,7 @@ impl Pacer {
             buckets: Arc::default(),
             scale: Some(1.0),
             turns: Arc::new(Semaphore::new(calls.max(1))),
+            queued: Arc::default(),
         }
     }
 
@@ -146,9 +160,33 @@ impl Pacer {
     /// without turns every such task would hold that state while it queues.
     /// The token comes first, so that a task waiting on its bucket's refill
     /// holds no turn.
+    ///
+    /// The first call on a full bucket goes before the queued turns, and the
+    /// refill the model counted while it waited for its turn is taken back
+    /// (see the module's notes).
     pub async fn turn(&self, account: &str, region: &str, bucket: Bucket) -> Turn {
-        self.take(account, region, bucket).await;
-        Turn(self.turns.clone().acquire_owned().await.ok())
+        let first = self.take_one(account, region, bucket).await;
+        let Some(taken) = first else {
+            let _queued = self.queued.lock().await;
+            return Turn(self.turns.clone().acquire_owned().await.ok());
+        };
+        let turn = Turn(self.turns.clone().acquire_owned().await.ok());
+        let waited = taken.elapsed();
+        if !waited.is_zero() {
+            self.uncount_refill(account, region, bucket, waited);
+        }
+        turn
+    }
+
+    /// Takes back the refill of `waited`: AWS's bucket was full meanwhile.
+    fn uncount_refill(&self, account: &str, region: &str, bucket: Bucket, waited: Duration) {
+        let Some(scale) = self.scale else { return };
+        let (_, refill) = bucket.size_and_refill();
+        let refill = refill * scale * RATE_MARGIN;
+        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(st) = map.get_mut(&(account.to_string(), region.to_string(), bucket)) {
+            st.tokens -= waited.as_secs_f64() * refill;
+        }
     }
 
     /// Announces `calls` more calls on `bucket` of `account` × `region` (a
@@ -173,7 +211,13 @@ impl Pacer {
 
     /// Takes one token from `bucket` of `account` × `region`, waiting for it.
     pub async fn take(&self, account: &str, region: &str, bucket: Bucket) {
-        let Some(scale) = self.scale else { return };
+        self.take_one(account, region, bucket).await;
+    }
+
+    /// [`Pacer::take`]; returns when the token was taken if the bucket was
+    /// full then (the call starts AWS's refill), else `None`.
+    async fn take_one(&self, account: &str, region: &str, bucket: Bucket) -> Option<Instant> {
+        let scale = self.scale?;
         let (size, refill) = bucket.size_and_refill();
         let refill = refill * scale * RATE_MARGIN;
         let wait = {
@@ -188,26 +232,30 @@ impl Pacer {
                 });
             st.tokens = (st.tokens + now.duration_since(st.at).as_secs_f64() * refill).min(size);
             st.at = now;
+            let full = (st.tokens >= size).then_some(now);
             // The reserve protects the calls that follow this one: all of it
             // when nobody said how many follow, else at most that many tokens.
-            let full = RESERVE.min(size / 10.0);
+            let whole = RESERVE.min(size / 10.0);
             let reserve = match st.left {
-                0 => full,
-                left => full.min((left - 1) as f64).max(LAST_RESERVE.min(full)),
+                0 => whole,
+                left => whole.min((left - 1) as f64).max(LAST_RESERVE.min(whole)),
             };
             st.left = st.left.saturating_sub(1);
             // Reserve the token now (possibly going below the reserve) so
             // that waiters queue in order instead of racing for the next refill.
             st.tokens -= 1.0;
-            if st.tokens >= reserve {
+            let wait = if st.tokens >= reserve {
                 Duration::ZERO
             } else {
                 Duration::from_secs_f64((reserve - st.tokens) / refill)
-            }
+            };
+            (wait, full)
         };
+        let (wait, full) = wait;
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
+        full
     }
 }
 
@@ -362,5 +410,74 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(1), third)
             .await
             .expect("a turn once one is given back");
+    }
+
+    /// Turns are one at a time here. A region whose first create comes
+    /// after another region's burst is queued for turns does not wait
+    /// behind that burst: its first call starts its bucket's refill.
+    #[tokio::test(start_paused = true)]
+    async fn a_full_bucket_s_first_call_goes_before_the_queued_turns() {
+        let p = Pacer::with_calls_in_flight(1);
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let held = p.turn("a", "r1", Bucket::CreateSnapshot).await;
+        let mut tasks = Vec::new();
+        for (i, (account, region)) in [("a", "r1"), ("a", "r1"), ("a", "r1"), ("b", "r2")]
+            .into_iter()
+            .enumerate()
+        {
+            let (p, order) = (p.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                let _turn = p.turn(account, region, Bucket::CreateSnapshot).await;
+                order
+                    .lock()
+                    .expect("order")
+                    .push(format!("{account}/{region} #{i}"));
+            }));
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        for t in tasks {
+            t.await.expect("task");
+        }
+        let order = order.lock().expect("order").clone();
+        assert_eq!(
+            order,
+            ["a/r1 #0", "b/r2 #3", "a/r1 #1", "a/r1 #2"],
+            "b/r2's first call is behind the one call already waiting for the turn"
+        );
+    }
+
+    /// AWS's bucket stays full until the first call reaches it: what the
+    /// model counted while that call waited for its turn is taken back.
+    #[tokio::test(start_paused = true)]
+    async fn refill_counted_while_the_first_call_waited_for_its_turn_is_taken_back() {
+        let p = Pacer::with_calls_in_flight(1);
+        let other = p.turn("x", "r", Bucket::DeleteSnapshot).await;
+        let first = {
+            let p = p.clone();
+            tokio::spawn(async move {
+                let _turn = p.turn("a", "r", Bucket::CreateSnapshot).await;
+            })
+        };
+        tokio::task::yield_now().await;
+        // The region's next 15 calls take their tokens meanwhile.
+        for _ in 0..15 {
+            p.take("a", "r", Bucket::CreateSnapshot).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        drop(other);
+        first.await.expect("first call");
+        // AWS's bucket had 100 tokens when the first call reached it, and
+        // has 84 after these 16 calls: 79 more go at once, keeping RESERVE.
+        let start = Instant::now();
+        let mut at_once = 0;
+        loop {
+            p.take("a", "r", Bucket::CreateSnapshot).await;
+            if start.elapsed() > Duration::ZERO {
+                break;
+            }
+            at_once += 1;
+        }
+        assert_eq!(at_once, 79, "the 2 s of refill were counted");
     }
 }
