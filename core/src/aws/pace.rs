@@ -239,16 +239,21 @@ impl Pacer {
         self.take_one(account, region, bucket, false).await;
     }
 
+    /// The bucket's size and the refill rate the model plans on; `None`
+    /// when pacing is off.
+    fn model(&self, bucket: Bucket) -> Option<(f64, f64)> {
+        let (size, refill) = bucket.size_and_refill();
+        Some((size, refill * self.scale? * RATE_MARGIN))
+    }
+
     /// [`Pacer::take`]. For a call that will wait for a turn (`turn`),
     /// returns whether it is the first on a full bucket: no other first call
     /// of the bucket is waiting for its turn, and the bucket is full.
     async fn take_one(&self, account: &str, region: &str, bucket: Bucket, turn: bool) -> bool {
-        let Some(scale) = self.scale else {
+        let Some((size, refill)) = self.model(bucket) else {
             return false;
         };
-        let (size, refill) = bucket.size_and_refill();
-        let refill = refill * scale * RATE_MARGIN;
-        let wait = {
+        let (wait, first) = {
             let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
             let now = Instant::now();
             let st = map
@@ -280,7 +285,6 @@ impl Pacer {
             };
             (wait, first)
         };
-        let (wait, first) = wait;
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
@@ -289,11 +293,12 @@ impl Pacer {
 
     /// The first call on `key` got its turn: see [`State::first_arrived`].
     fn first_arrived(&self, key: &Key) {
-        let Some(scale) = self.scale else { return };
-        let (size, refill) = key.2.size_and_refill();
+        let Some((size, refill)) = self.model(key.2) else {
+            return;
+        };
         let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(st) = map.get_mut(key) {
-            st.refill_to(Instant::now(), size, refill * scale * RATE_MARGIN);
+            st.refill_to(Instant::now(), size, refill);
             st.first_arrived();
         }
     }
@@ -323,6 +328,7 @@ impl Drop for FirstCall<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::task::JoinHandle;
 
     #[tokio::test(start_paused = true)]
     async fn a_bucket_allows_its_burst_then_its_refill_rate() {
@@ -473,6 +479,27 @@ mod tests {
             .expect("a turn once one is given back");
     }
 
+    /// A create that takes its turn on `account` × `region` and gives it back.
+    fn spawn_turn(p: &Pacer, account: &'static str, region: &'static str) -> JoinHandle<()> {
+        let p = p.clone();
+        tokio::spawn(async move {
+            let _turn = p.turn(account, region, Bucket::CreateSnapshot).await;
+        })
+    }
+
+    /// How many creates on `account` × `region` go at once (time is paused).
+    async fn at_once(p: &Pacer, account: &str, region: &str) -> usize {
+        let start = Instant::now();
+        let mut n = 0;
+        loop {
+            p.take(account, region, Bucket::CreateSnapshot).await;
+            if start.elapsed() > Duration::ZERO {
+                return n;
+            }
+            n += 1;
+        }
+    }
+
     /// Turns are one at a time here. A region whose first create comes
     /// after another region's burst is queued for turns does not wait
     /// behind that burst: its first call starts its bucket's refill.
@@ -514,21 +541,13 @@ mod tests {
     async fn refill_counted_while_the_first_call_waited_for_its_turn_is_taken_back() {
         let p = Pacer::with_calls_in_flight(1);
         let other = p.turn("x", "r", Bucket::DeleteSnapshot).await;
-        let first = {
-            let p = p.clone();
-            tokio::spawn(async move {
-                let _turn = p.turn("a", "r", Bucket::CreateSnapshot).await;
-            })
-        };
+        let first = spawn_turn(&p, "a", "r");
         tokio::task::yield_now().await;
         // The region's next 15 calls take their tokens meanwhile, and queue
         // for their turns.
         let mut next = Vec::new();
         for _ in 0..15 {
-            let p = p.clone();
-            next.push(tokio::spawn(async move {
-                let _turn = p.turn("a", "r", Bucket::CreateSnapshot).await;
-            }));
+            next.push(spawn_turn(&p, "a", "r"));
             tokio::task::yield_now().await;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -539,15 +558,7 @@ mod tests {
         }
         // AWS's bucket had 100 tokens when the first call reached it, and
         // has 84 after these 16 calls: 79 more go at once, keeping RESERVE.
-        let start = Instant::now();
-        let mut at_once = 0;
-        loop {
-            p.take("a", "r", Bucket::CreateSnapshot).await;
-            if start.elapsed() > Duration::ZERO {
-                break;
-            }
-            at_once += 1;
-        }
+        let at_once = at_once(&p, "a", "r").await;
         // (79, or 78 where the float sum lands a hair below 84.)
         assert!(
             (78..=79).contains(&at_once),
@@ -563,10 +574,7 @@ mod tests {
         let other = p.turn("x", "r", Bucket::DeleteSnapshot).await;
         let mut calls = Vec::new();
         for _ in 0..2 {
-            let p = p.clone();
-            calls.push(tokio::spawn(async move {
-                let _turn = p.turn("a", "r", Bucket::CreateSnapshot).await;
-            }));
+            calls.push(spawn_turn(&p, "a", "r"));
             // The model is full again a second later (one token is 0.2 s).
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
@@ -577,15 +585,7 @@ mod tests {
         }
         // AWS's bucket was full until the first call reached it, 10 s in;
         // the two calls leave 98 tokens, and 93 more go at once.
-        let start = Instant::now();
-        let mut at_once = 0;
-        loop {
-            p.take("a", "r", Bucket::CreateSnapshot).await;
-            if start.elapsed() > Duration::ZERO {
-                break;
-            }
-            at_once += 1;
-        }
+        let at_once = at_once(&p, "a", "r").await;
         assert_eq!(at_once, 93, "the model is below AWS's bucket");
     }
 
@@ -595,12 +595,7 @@ mod tests {
     async fn a_call_without_a_turn_ends_the_first_call_s_wait() {
         let p = Pacer::with_calls_in_flight(1);
         let other = p.turn("x", "r", Bucket::DeleteSnapshot).await;
-        let first = {
-            let p = p.clone();
-            tokio::spawn(async move {
-                let _turn = p.turn("a", "r", Bucket::CreateSnapshot).await;
-            })
-        };
+        let first = spawn_turn(&p, "a", "r");
         tokio::task::yield_now().await;
         // A call on the same bucket that takes no turn goes out now.
         p.take("a", "r", Bucket::CreateSnapshot).await;
@@ -609,15 +604,7 @@ mod tests {
         first.await.expect("first call");
         // 98 tokens after the two calls, and 2 s of refill since: full
         // again, capped at 100; 95 go at once.
-        let start = Instant::now();
-        let mut at_once = 0;
-        loop {
-            p.take("a", "r", Bucket::CreateSnapshot).await;
-            if start.elapsed() > Duration::ZERO {
-                break;
-            }
-            at_once += 1;
-        }
+        let at_once = at_once(&p, "a", "r").await;
         assert_eq!(at_once, 95);
     }
 }
