@@ -200,9 +200,25 @@ def run_measured(name: str, cmd: list[str], env: dict[str, str], workdir: str, e
         "stderr": err_path,
     }
     res["summary"] = summarize_calls(calls["calls"])
+    res["bucket_slack"] = bucket_slack(buckets)
     print(f"  {name}: exit {rc}, wall {wall:.1f} s, {calls['total']} calls "
           f"({res['summary']['throttled']} throttled), moto busy {timing['moto_busy_fraction']:.0%}", flush=True)
     return res
+
+
+def bucket_slack(buckets: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per create/copy/delete bucket kind: the fewest tokens a call left in any account x
+    region's bucket (how close the client came to a throttle), and the most time one sat
+    full after its first call (refill lost: the client could have gone sooner)."""
+    out: dict[str, Any] = {}
+    for b in buckets:
+        if b["bucket"] in ("describe", "describe-unfiltered", "mutating") or "min_tokens" not in b:
+            continue
+        row = out.setdefault(b["bucket"], {"buckets": 0, "min_tokens": b["size"], "max_lost_refill_seconds": 0.0})
+        row["buckets"] += 1
+        row["min_tokens"] = min(row["min_tokens"], b["min_tokens"])
+        row["max_lost_refill_seconds"] = max(row["max_lost_refill_seconds"], b["lost_refill_seconds"])
+    return out
 
 
 def summarize_calls(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -854,6 +854,32 @@ def _() -> None:
         H("POST", "/_harness/config", {"token_buckets": False, "bucket_scale": 1.0})
 
 
+@check("token buckets: min_tokens is the fewest a call left, lost_refill_seconds the time a bucket sat full after its first call")
+def _() -> None:
+    acct = tenant("alpha")["account"]
+    ec2 = client("ec2", alpha_creds())
+    flt = [{"Name": "tag:Backup", "Values": ["nightly"]}]
+
+    def view() -> dict[str, Any]:
+        return next(b for b in H("GET", "/_harness/buckets")["buckets"]
+                    if (b["account"], b["region"], b["bucket"]) == (acct, "us-east-1", "describe"))
+    H("POST", "/_harness/config", {"token_buckets": True, "bucket_scale": 0.0001})
+    try:
+        for _ in range(3):
+            ec2.describe_instances(Filters=flt)
+        b = view()
+        assert abs(b["min_tokens"] - 97.0) < 0.05 and b["lost_refill_seconds"] < 0.01, b
+        # refill 200 000/s: full again at once, and full until the next call
+        H("POST", "/_harness/config", {"bucket_scale": 10000})
+        time.sleep(0.3)
+        ec2.describe_instances(Filters=flt)
+        b = view()
+        assert 0.25 < b["lost_refill_seconds"] < 5.0, b
+        assert abs(b["min_tokens"] - 97.0) < 0.05, b
+    finally:
+        H("POST", "/_harness/config", {"token_buckets": False, "bucket_scale": 1.0})
+
+
 @check("latency_ms delays every call outside the moto lock: 8 parallel calls overlap")
 def _() -> None:
     import concurrent.futures as cf

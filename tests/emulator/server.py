@@ -252,13 +252,18 @@ def take_token(account: str, region: str, bucket: str) -> bool:
     with STATE.bucket_lock:
         st = STATE.buckets.get((account, region, bucket))
         if st is None:
-            # tokens, last refill, calls let through, calls throttled
-            st = STATE.buckets[(account, region, bucket)] = [size, now, 0, 0]
-        st[0] = min(size, st[0] + (now - st[1]) * refill)
+            # tokens, last refill, calls let through, calls throttled, fewest tokens left
+            # by a call, refill lost on a full bucket since the first call (in seconds)
+            st = STATE.buckets[(account, region, bucket)] = [size, now, 0, 0, size, 0.0]
+        full = st[0] + (now - st[1]) * refill
+        if full > size and refill > 0:
+            st[5] += (full - size) / refill
+        st[0] = min(size, full)
         st[1] = now
         if st[0] >= 1.0:
             st[0] -= 1.0
             st[2] += 1
+            st[4] = min(st[4], st[0])
             return True
         st[3] += 1
         return False
@@ -268,7 +273,7 @@ def buckets_view() -> list[dict[str, Any]]:
     now = time.monotonic()
     out = []
     with STATE.bucket_lock:
-        for (account, region, bucket), (tokens, at, taken, throttled) in sorted(STATE.buckets.items()):
+        for (account, region, bucket), (tokens, at, taken, throttled, least, lost) in sorted(STATE.buckets.items()):
             size, refill = BUCKETS[bucket]
             refill *= STATE.bucket_scale
             out.append({
@@ -276,6 +281,7 @@ def buckets_view() -> list[dict[str, Any]]:
                 "size": size, "refill_per_second": refill,
                 "tokens": round(min(size, tokens + (now - at) * refill), 3),
                 "taken": taken, "throttled": throttled,
+                "min_tokens": round(least, 3), "lost_refill_seconds": round(lost, 3),
             })
     return out
 
