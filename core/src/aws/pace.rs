@@ -29,12 +29,24 @@
 //! the bucket's size), and only until a call of the bucket reaches AWS (the
 //! first call's turn, or a call that takes no turn). While one first call
 //! waits, the bucket has no other.
+//!
+//! For the same reason the rest of a burst can wait at no cost: a region's
+//! last call is due when its announced calls have had their tokens, the
+//! burst and the refill since its first call, whenever the burst is spent,
+//! as long as AWS's bucket is never full meanwhile. What cannot wait at no
+//! cost is a job's listing of its other regions: every region listed late
+//! starts its refill late. So while a job still lists regions
+//! ([`Pacer::hold_bursts`]), a bucket whose announced calls are more than it
+//! holds spends only [`HELD_BURST`] tokens at once, makes no call until its
+//! refill has brought it back to [`HELD_SHORT`] tokens short of full, and
+//! then goes at the refill rate; once the hold ends, its waiting calls go as
+//! if it had never been.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 /// EC2 throttling buckets (size, refill per second), from AWS's documentation
@@ -92,6 +104,18 @@ pub const RESERVE: f64 = 5.0;
 /// from the burst's arrival, which can be late by a busy second, and a last
 /// call throttled for it pays a backoff and then the whole reserve again.
 pub const LAST_RESERVE: f64 = 2.0;
+/// Tokens a bucket spends at once while bursts are held
+/// ([`Pacer::hold_bursts`]), when its announced calls are more than it holds.
+pub const HELD_BURST: u32 = 8;
+/// How far short of full a held bucket's model is kept once its
+/// [`HELD_BURST`] is spent: AWS's bucket is below the model (it counts its
+/// refill from a call's arrival), so it never fills and loses no refill.
+pub const HELD_SHORT: f64 = 2.0;
+/// How long a bucket holds its burst at most, from its first held call: the
+/// hold is for the seconds in which a job lists its regions; a job that lists
+/// for longer (regions wait for their places among those creating) would
+/// otherwise move every region's burst to its end.
+pub const HOLD_AT_MOST: Duration = Duration::from_secs(2);
 
 #[derive(Debug)]
 struct State {
@@ -105,6 +129,11 @@ struct State {
     /// While the call that found the bucket full waits for its turn: the
     /// refill the model has counted since (AWS's bucket is still full).
     first_waiting: Option<f64>,
+    /// When the bucket's burst stops being held ([`HOLD_AT_MOST`] after its
+    /// first held call).
+    held_until: Option<Instant>,
+    /// Calls taken while held.
+    held_taken: u32,
 }
 
 impl State {
@@ -114,6 +143,8 @@ impl State {
             at: now,
             left: 0,
             first_waiting: None,
+            held_until: None,
+            held_taken: 0,
         }
     }
 
@@ -151,6 +182,18 @@ pub struct Pacer {
     /// queue of `turns` (first come, first served): the others wait here, so
     /// a bucket's first call is behind that one only.
     queued: Arc<tokio::sync::Mutex<()>>,
+    /// How many [`BurstHold`]s are alive.
+    held: Arc<watch::Sender<usize>>,
+}
+
+/// Bursts are held while this lives (see [`Pacer::hold_bursts`]).
+#[derive(Debug)]
+pub struct BurstHold(Arc<watch::Sender<usize>>);
+
+impl Drop for BurstHold {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 /// A call's turn: held while the call is made.
@@ -176,6 +219,7 @@ impl Pacer {
             scale: Some(1.0),
             turns: Arc::new(Semaphore::new(calls.max(1))),
             queued: Arc::default(),
+            held: Arc::new(watch::channel(0).0),
         }
     }
 
@@ -232,6 +276,20 @@ impl Pacer {
         st.left += calls as u64;
     }
 
+    /// Holds bursts while the returned hold lives (a job listing regions):
+    /// a bucket whose announced calls are more than it holds spends only
+    /// [`HELD_BURST`] tokens at once, then waits until it is [`HELD_SHORT`]
+    /// short of full and goes at its refill rate. That
+    /// costs the bucket's calls no time to their last: AWS's bucket is never
+    /// full meanwhile, so no refill is lost, and when the last hold ends the
+    /// calls still waiting go as if bursts had never been held. What it
+    /// saves is the calls the bursts would have sent while the job's other
+    /// regions were still being listed.
+    pub fn hold_bursts(&self) -> BurstHold {
+        self.held.send_modify(|n| *n += 1);
+        BurstHold(self.held.clone())
+    }
+
     /// Takes one token from `bucket` of `account` × `region`, waiting for it.
     /// The call goes out without waiting for a turn: it ends the wait of a
     /// first call (see [`Pacer::turn`]).
@@ -253,9 +311,9 @@ impl Pacer {
         let Some((size, refill)) = self.model(bucket) else {
             return false;
         };
-        let (wait, first) = {
+        let now = Instant::now();
+        let (go, unheld, first) = {
             let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-            let now = Instant::now();
             let st = map
                 .entry((account.to_string(), region.to_string(), bucket))
                 .or_insert(State::full(size, now));
@@ -274,19 +332,50 @@ impl Pacer {
                 0 => whole,
                 left => whole.min((left - 1) as f64).max(LAST_RESERVE.min(whole)),
             };
+            // Bursts held: a bucket with more calls to come than it holds
+            // spends HELD_BURST tokens, then keeps all but HELD_SHORT, for
+            // HOLD_AT_MOST.
+            let hold_end =
+                (st.left > 0 && st.left as f64 > st.tokens - reserve && *self.held.borrow() > 0)
+                    .then(|| *st.held_until.get_or_insert(now + HOLD_AT_MOST))
+                    .filter(|end| now < *end);
+            let held = match hold_end {
+                Some(_) => {
+                    st.held_taken += 1;
+                    if st.held_taken > HELD_BURST {
+                        reserve.max(size - HELD_SHORT)
+                    } else {
+                        reserve
+                    }
+                }
+                None => reserve,
+            };
             st.left = st.left.saturating_sub(1);
             // Reserve the token now (possibly going below the reserve) so
             // that waiters queue in order instead of racing for the next refill.
             st.tokens -= 1.0;
-            let wait = if st.tokens >= reserve {
-                Duration::ZERO
-            } else {
-                Duration::from_secs_f64((reserve - st.tokens) / refill)
+            let tokens = st.tokens;
+            let at = |keep: f64| now + Duration::from_secs_f64((keep - tokens).max(0.0) / refill);
+            let unheld = at(reserve);
+            // A held call goes at the refill rate, or as if it had not been
+            // held once the bucket's hold is over.
+            let go = match hold_end {
+                Some(end) => at(held).min(end.max(unheld)),
+                None => unheld,
             };
-            (wait, first)
+            (go, unheld, first)
         };
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+        if go > unheld {
+            // Or as if it had not been held once the last hold ends.
+            let mut holds = self.held.subscribe();
+            tokio::select! {
+                _ = tokio::time::sleep_until(go) => {}
+                _ = async { holds.wait_for(|n| *n == 0).await.is_ok() } => {
+                    tokio::time::sleep_until(unheld).await;
+                }
+            }
+        } else if go > now {
+            tokio::time::sleep_until(go).await;
         }
         first
     }
@@ -606,5 +695,103 @@ mod tests {
         // again, capped at 100; 95 go at once.
         let at_once = at_once(&p, "a", "r").await;
         assert_eq!(at_once, 95);
+    }
+
+    /// While bursts are held, a region with more creates to come than its
+    /// bucket holds spends HELD_BURST tokens at once; a region whose creates
+    /// fit in its burst, and calls nobody announced, are not held.
+    #[tokio::test(start_paused = true)]
+    async fn a_held_burst_is_spent_only_in_part_by_a_region_longer_than_its_bucket() {
+        let p = Pacer::new();
+        let _hold = p.hold_bursts();
+        p.expect("a", "long", Bucket::CreateSnapshot, 200);
+        p.expect("a", "short", Bucket::CreateSnapshot, 20);
+        assert_eq!(at_once(&p, "a", "long").await, HELD_BURST as usize);
+        assert_eq!(at_once(&p, "a", "short").await, 95);
+        assert_eq!(at_once(&p, "b", "r").await, 95);
+        // Without a hold, the long region spends its burst.
+        let p = Pacer::new();
+        p.expect("a", "long", Bucket::CreateSnapshot, 200);
+        assert_eq!(at_once(&p, "a", "long").await, 95);
+    }
+
+    /// The times at which 200 announced creates of one region go, started
+    /// all at once, with bursts held until `release` (if any).
+    async fn held_creates(release: Option<Duration>) -> Vec<f64> {
+        let p = Pacer::new();
+        let hold = release.map(|_| p.hold_bursts());
+        p.expect("a", "r", Bucket::CreateSnapshot, 200);
+        let start = Instant::now();
+        let at = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for _ in 0..200 {
+            let (p, at) = (p.clone(), at.clone());
+            tasks.push(tokio::spawn(async move {
+                p.take("a", "r", Bucket::CreateSnapshot).await;
+                at.lock().expect("at").push(start.elapsed().as_secs_f64());
+            }));
+            tokio::task::yield_now().await;
+        }
+        if let Some(after) = release {
+            tokio::time::sleep(after).await;
+        }
+        drop(hold);
+        for t in tasks {
+            t.await.expect("create");
+        }
+        let mut at = at.lock().expect("at").clone();
+        at.sort_by(f64::total_cmp);
+        at
+    }
+
+    /// Held, the region's creates stop after HELD_BURST; when the hold ends
+    /// the rest of the burst goes, and the last create goes when it would
+    /// have without the hold.
+    #[tokio::test(start_paused = true)]
+    async fn once_the_hold_ends_the_calls_go_as_if_it_had_never_been() {
+        let free = held_creates(None).await;
+        let held = held_creates(Some(Duration::from_millis(1000))).await;
+        let count = |at: &[f64], f: &dyn Fn(f64) -> bool| at.iter().filter(|t| f(**t)).count();
+        assert_eq!(count(&free, &|t| t == 0.0), 95);
+        assert_eq!(count(&held, &|t| t == 0.0), HELD_BURST as usize);
+        // The next would wait for the bucket to be HELD_SHORT short of full:
+        // (HELD_BURST + 1 - HELD_SHORT) / 4.95 = 1.41 s.
+        assert_eq!(count(&held, &|t| t > 0.0 && t < 1.0), 0, "{held:?}");
+        // When the hold ends, every call that would have gone by then goes,
+        // and each later call goes when it would have.
+        for (k, (h, f)) in held.iter().zip(&free).enumerate() {
+            if *f < 1.0 {
+                assert!(*h >= *f && *h <= 1.0, "create {k}: {h} vs {f}");
+            } else {
+                assert!((h - f).abs() < 1e-6, "create {k}: {h} vs {f}");
+            }
+        }
+        assert!((free[199] - (100.0 + LAST_RESERVE) / (5.0 * RATE_MARGIN)).abs() < 0.01);
+    }
+
+    /// A hold that outlasts HOLD_AT_MOST: the bucket then goes as if it
+    /// had never been held, and its last create is no later.
+    #[tokio::test(start_paused = true)]
+    async fn a_bucket_holds_its_burst_for_hold_at_most() {
+        let free = held_creates(None).await;
+        let held = held_creates(Some(Duration::from_secs(60))).await;
+        let end = HOLD_AT_MOST.as_secs_f64();
+        let before = held.iter().filter(|t| **t < end).count();
+        // HELD_BURST at once, then the k-th (from 1) once the bucket is back
+        // to HELD_SHORT short of full, at (k - HELD_SHORT) / 4.95 s: the 9th
+        // to 11th before the hold's end at 2 s.
+        let refill = 5.0 * RATE_MARGIN;
+        let after_burst = (HELD_BURST as usize + 1..=200)
+            .filter(|k| (*k as f64 - HELD_SHORT) / refill < end)
+            .count();
+        assert_eq!(after_burst, 3);
+        assert_eq!(before, HELD_BURST as usize + after_burst, "{held:?}");
+        assert!(held[before] >= end && held[before] < end + 1e-6);
+        assert!(
+            (held[199] - free[199]).abs() < 1e-6,
+            "{} vs {}",
+            held[199],
+            free[199]
+        );
     }
 }

@@ -658,6 +658,10 @@ async fn backup_tenants(req: &Request<'_>, job: &Job<'_>, reached: &[(&Tenant, C
         let mut queue = std::collections::VecDeque::new();
         let mut admitting: Option<futures::future::LocalBoxFuture<'_, backup::Ahead<'_>>> = None;
         let mut listing = true;
+        // The regions being created hold their bursts until every region
+        // is listed (see Pacer::hold_bursts): a burst can wait at no cost,
+        // a region listed late ends late.
+        let mut hold = Some(job.pacer.hold_bursts());
         while listing || !queue.is_empty() {
             if admitting.is_none() {
                 if let Some((_, _, resources, _)) = queue.front() {
@@ -669,6 +673,7 @@ async fn backup_tenants(req: &Request<'_>, job: &Job<'_>, reached: &[(&Tenant, C
                 found = regions.next(), if listing => {
                     let Some((tenant, conn, (r, permit))) = found else {
                         listing = false;
+                        drop(hold.take());
                         continue;
                     };
                     if let Some(e) = r.error {
