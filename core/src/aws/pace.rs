@@ -30,6 +30,13 @@
 //! first call's turn, or a call that takes no turn). While one first call
 //! waits, the bucket has no other.
 //!
+//! The other calls waiting for turns take them bucket by bucket, in turn,
+//! not in the order they came: one call of each bucket waits in the queue at
+//! a time. AWS's bucket counts a call when it arrives, so a bucket whose calls
+//! all queue behind thousands of another's (a burst let go at once) would sit
+//! full at AWS and lose its refill while the model counted it; in turn, every
+//! bucket with calls waiting has one reach AWS every few turns.
+//!
 //! For the same reason the rest of a burst can wait at no cost: a region's
 //! last call is due when its announced calls have had their tokens, the
 //! burst and the refill since its first call, whenever the burst is spent,
@@ -129,6 +136,8 @@ struct State {
     /// While the call that found the bucket full waits for its turn: the
     /// refill the model has counted since (AWS's bucket is still full).
     first_waiting: Option<f64>,
+    /// Held by the bucket's one call in the queue for turns.
+    gate: Arc<tokio::sync::Mutex<()>>,
     /// When the bucket's burst stops being held ([`HOLD_AT_MOST`] after its
     /// first held call).
     held_until: Option<Instant>,
@@ -143,6 +152,7 @@ impl State {
             at: now,
             left: 0,
             first_waiting: None,
+            gate: Arc::default(),
             held_until: None,
             held_taken: 0,
         }
@@ -180,7 +190,8 @@ pub struct Pacer {
     turns: Arc<Semaphore>,
     /// Held by the one call, other than a bucket's first, that waits in the
     /// queue of `turns` (first come, first served): the others wait here, so
-    /// a bucket's first call is behind that one only.
+    /// a bucket's first call is behind that one only. A call waits here only
+    /// once it holds its bucket's gate: the queue has one call per bucket.
     queued: Arc<tokio::sync::Mutex<()>>,
     /// How many [`BurstHold`]s are alive.
     held: Arc<watch::Sender<usize>>,
@@ -245,6 +256,8 @@ impl Pacer {
     /// (see the module's notes).
     pub async fn turn(&self, account: &str, region: &str, bucket: Bucket) -> Turn {
         if !self.take_one(account, region, bucket, true).await {
+            let gate = self.gate(account, region, bucket);
+            let _bucket = gate.lock().await;
             let _queued = self.queued.lock().await;
             return Turn(self.turns.clone().acquire_owned().await.ok());
         }
@@ -295,6 +308,16 @@ impl Pacer {
     /// first call (see [`Pacer::turn`]).
     pub async fn take(&self, account: &str, region: &str, bucket: Bucket) {
         self.take_one(account, region, bucket, false).await;
+    }
+
+    /// The gate of a bucket's calls waiting for turns (see [`State::gate`]).
+    fn gate(&self, account: &str, region: &str, bucket: Bucket) -> Arc<tokio::sync::Mutex<()>> {
+        let (size, _) = bucket.size_and_refill();
+        let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry((account.to_string(), region.to_string(), bucket))
+            .or_insert(State::full(size, Instant::now()))
+            .gate
+            .clone()
     }
 
     /// The bucket's size and the refill rate the model plans on; `None`
@@ -621,6 +644,39 @@ mod tests {
             order,
             ["a/r1 #0", "b/r2 #3", "a/r1 #1", "a/r1 #2"],
             "b/r2's first call is behind the one call already waiting for the turn"
+        );
+    }
+
+    /// Calls of two buckets waiting for turns take them in turn, one per
+    /// bucket, not in the order they came: r2's calls do not wait behind all
+    /// of r1's.
+    #[tokio::test(start_paused = true)]
+    async fn waiting_calls_of_several_buckets_take_turns_in_turn() {
+        let p = Pacer::with_calls_in_flight(1);
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let held = p.turn("x", "r", Bucket::DeleteSnapshot).await;
+        let mut tasks = Vec::new();
+        for (i, region) in ["r1", "r1", "r1", "r1", "r2", "r2", "r2", "r2"]
+            .into_iter()
+            .enumerate()
+        {
+            let (p, order) = (p.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                let _turn = p.turn("a", region, Bucket::CreateSnapshot).await;
+                order.lock().expect("order").push(format!("{region} #{i}"));
+            }));
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        for t in tasks {
+            t.await.expect("task");
+        }
+        let order = order.lock().expect("order").clone();
+        // Each bucket's first call goes before the queue (#0, #4); then one
+        // call of each bucket at a time.
+        assert_eq!(
+            order,
+            ["r1 #0", "r1 #1", "r2 #4", "r2 #5", "r1 #2", "r2 #6", "r1 #3", "r2 #7"]
         );
     }
 
