@@ -143,6 +143,8 @@ struct State {
     held_until: Option<Instant>,
     /// Calls taken while held.
     held_taken: u32,
+    /// The [`Holds::generation`] that `held_until` and `held_taken` are of.
+    held_generation: u64,
 }
 
 impl State {
@@ -155,6 +157,7 @@ impl State {
             gate: Arc::default(),
             held_until: None,
             held_taken: 0,
+            held_generation: 0,
         }
     }
 
@@ -193,17 +196,25 @@ pub struct Pacer {
     /// a bucket's first call is behind that one only. A call waits here only
     /// once it holds its bucket's gate: the queue has one call per bucket.
     queued: Arc<tokio::sync::Mutex<()>>,
-    /// How many [`BurstHold`]s are alive.
-    held: Arc<watch::Sender<usize>>,
+    /// The [`BurstHold`]s alive.
+    held: Arc<watch::Sender<Holds>>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Holds {
+    alive: usize,
+    /// Counts the times holds began (none alive, then one): each time, a
+    /// bucket may be held again.
+    generation: u64,
 }
 
 /// Bursts are held while this lives (see [`Pacer::hold_bursts`]).
 #[derive(Debug)]
-pub struct BurstHold(Arc<watch::Sender<usize>>);
+pub struct BurstHold(Arc<watch::Sender<Holds>>);
 
 impl Drop for BurstHold {
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
+        self.0.send_modify(|h| h.alive = h.alive.saturating_sub(1));
     }
 }
 
@@ -230,7 +241,7 @@ impl Pacer {
             scale: Some(1.0),
             turns: Arc::new(Semaphore::new(calls.max(1))),
             queued: Arc::default(),
-            held: Arc::new(watch::channel(0).0),
+            held: Arc::new(watch::channel(Holds::default()).0),
         }
     }
 
@@ -292,14 +303,20 @@ impl Pacer {
     /// Holds bursts while the returned hold lives (a job listing regions):
     /// a bucket whose announced calls are more than it holds spends only
     /// [`HELD_BURST`] tokens at once, then waits until it is [`HELD_SHORT`]
-    /// short of full and goes at its refill rate. That
-    /// costs the bucket's calls no time to their last: AWS's bucket is never
-    /// full meanwhile, so no refill is lost, and when the last hold ends the
-    /// calls still waiting go as if bursts had never been held. What it
-    /// saves is the calls the bursts would have sent while the job's other
-    /// regions were still being listed.
+    /// short of full and goes at its refill rate, for at most
+    /// [`HOLD_AT_MOST`]. That costs the bucket's calls no time to their
+    /// last: AWS's bucket is never full meanwhile, so no refill is lost, and
+    /// when the last hold ends the calls still waiting go as if bursts had
+    /// never been held. What it saves is the calls the bursts would have sent
+    /// while the job's other regions were still being listed. Holds that
+    /// begin again once none is alive hold every bucket anew.
     pub fn hold_bursts(&self) -> BurstHold {
-        self.held.send_modify(|n| *n += 1);
+        self.held.send_modify(|h| {
+            if h.alive == 0 {
+                h.generation += 1;
+            }
+            h.alive += 1;
+        });
         BurstHold(self.held.clone())
     }
 
@@ -358,10 +375,15 @@ impl Pacer {
             // Bursts held: a bucket with more calls to come than it holds
             // spends HELD_BURST tokens, then keeps all but HELD_SHORT, for
             // HOLD_AT_MOST.
-            let hold_end =
-                (st.left > 0 && st.left as f64 > st.tokens - reserve && *self.held.borrow() > 0)
-                    .then(|| *st.held_until.get_or_insert(now + HOLD_AT_MOST))
-                    .filter(|end| now < *end);
+            let holds = *self.held.borrow();
+            if holds.alive > 0 && st.held_generation != holds.generation {
+                st.held_generation = holds.generation;
+                st.held_until = None;
+                st.held_taken = 0;
+            }
+            let hold_end = (st.left > 0 && st.left as f64 > st.tokens - reserve && holds.alive > 0)
+                .then(|| *st.held_until.get_or_insert(now + HOLD_AT_MOST))
+                .filter(|end| now < *end);
             let held = match hold_end {
                 Some(_) => {
                     st.held_taken += 1;
@@ -393,7 +415,7 @@ impl Pacer {
             let mut holds = self.held.subscribe();
             tokio::select! {
                 _ = tokio::time::sleep_until(go) => {}
-                _ = async { holds.wait_for(|n| *n == 0).await.is_ok() } => {
+                _ = async { holds.wait_for(|h| h.alive == 0).await.is_ok() } => {
                     tokio::time::sleep_until(unheld).await;
                 }
             }
@@ -612,19 +634,17 @@ mod tests {
         }
     }
 
-    /// Turns are one at a time here. A region whose first create comes
-    /// after another region's burst is queued for turns does not wait
-    /// behind that burst: its first call starts its bucket's refill.
-    #[tokio::test(start_paused = true)]
-    async fn a_full_bucket_s_first_call_goes_before_the_queued_turns() {
-        let p = Pacer::with_calls_in_flight(1);
+    /// With `held` out (turns are one at a time here), a create on each of
+    /// `calls` (account, region) asks for its turn, in order; the order in
+    /// which they got them, each as "account/region #index".
+    async fn turn_order(
+        p: &Pacer,
+        held: Turn,
+        calls: &[(&'static str, &'static str)],
+    ) -> Vec<String> {
         let order = Arc::new(Mutex::new(Vec::new()));
-        let held = p.turn("a", "r1", Bucket::CreateSnapshot).await;
         let mut tasks = Vec::new();
-        for (i, (account, region)) in [("a", "r1"), ("a", "r1"), ("a", "r1"), ("b", "r2")]
-            .into_iter()
-            .enumerate()
-        {
+        for (i, &(account, region)) in calls.iter().enumerate() {
             let (p, order) = (p.clone(), order.clone());
             tasks.push(tokio::spawn(async move {
                 let _turn = p.turn(account, region, Bucket::CreateSnapshot).await;
@@ -640,8 +660,19 @@ mod tests {
             t.await.expect("task");
         }
         let order = order.lock().expect("order").clone();
+        order
+    }
+
+    /// Turns are one at a time here. A region whose first create comes
+    /// after another region's burst is queued for turns does not wait
+    /// behind that burst: its first call starts its bucket's refill.
+    #[tokio::test(start_paused = true)]
+    async fn a_full_bucket_s_first_call_goes_before_the_queued_turns() {
+        let p = Pacer::with_calls_in_flight(1);
+        let held = p.turn("a", "r1", Bucket::CreateSnapshot).await;
+        let calls = [("a", "r1"), ("a", "r1"), ("a", "r1"), ("b", "r2")];
         assert_eq!(
-            order,
+            turn_order(&p, held, &calls).await,
             ["a/r1 #0", "b/r2 #3", "a/r1 #1", "a/r1 #2"],
             "b/r2's first call is behind the one call already waiting for the turn"
         );
@@ -653,30 +684,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn waiting_calls_of_several_buckets_take_turns_in_turn() {
         let p = Pacer::with_calls_in_flight(1);
-        let order = Arc::new(Mutex::new(Vec::new()));
         let held = p.turn("x", "r", Bucket::DeleteSnapshot).await;
-        let mut tasks = Vec::new();
-        for (i, region) in ["r1", "r1", "r1", "r1", "r2", "r2", "r2", "r2"]
-            .into_iter()
-            .enumerate()
-        {
-            let (p, order) = (p.clone(), order.clone());
-            tasks.push(tokio::spawn(async move {
-                let _turn = p.turn("a", region, Bucket::CreateSnapshot).await;
-                order.lock().expect("order").push(format!("{region} #{i}"));
-            }));
-            tokio::task::yield_now().await;
-        }
-        drop(held);
-        for t in tasks {
-            t.await.expect("task");
-        }
-        let order = order.lock().expect("order").clone();
+        let calls = [("a", "r1"); 4].into_iter().chain([("a", "r2"); 4]);
         // Each bucket's first call goes before the queue (#0, #4); then one
         // call of each bucket at a time.
         assert_eq!(
-            order,
-            ["r1 #0", "r1 #1", "r2 #4", "r2 #5", "r1 #2", "r2 #6", "r1 #3", "r2 #7"]
+            turn_order(&p, held, &calls.collect::<Vec<_>>()).await,
+            [
+                "a/r1 #0", "a/r1 #1", "a/r2 #4", "a/r2 #5", "a/r1 #2", "a/r2 #6", "a/r1 #3",
+                "a/r2 #7"
+            ]
         );
     }
 
@@ -769,6 +786,21 @@ mod tests {
         let p = Pacer::new();
         p.expect("a", "long", Bucket::CreateSnapshot, 200);
         assert_eq!(at_once(&p, "a", "long").await, 95);
+    }
+
+    /// A hold that begins after the last one ended holds a bucket again,
+    /// even one whose earlier hold is over.
+    #[tokio::test(start_paused = true)]
+    async fn a_new_hold_holds_a_bucket_again() {
+        let p = Pacer::new();
+        p.expect("a", "r", Bucket::CreateSnapshot, 400);
+        let first = p.hold_bursts();
+        assert_eq!(at_once(&p, "a", "r").await, HELD_BURST as usize);
+        drop(first);
+        // Full again, and the first hold long over.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let _second = p.hold_bursts();
+        assert_eq!(at_once(&p, "a", "r").await, HELD_BURST as usize);
     }
 
     /// The times at which 200 announced creates of one region go, started
