@@ -209,7 +209,8 @@ def run_measured(name: str, cmd: list[str], env: dict[str, str], workdir: str, e
 def bucket_slack(buckets: list[dict[str, Any]]) -> dict[str, Any]:
     """Per create/copy/delete bucket kind: the fewest tokens a call left in any account x
     region's bucket (how close the client came to a throttle), and the most time one sat
-    full after its first call (refill lost: the client could have gone sooner)."""
+    full after its first call (refill lost: time lost only where the calls waited for the
+    refill, as in a region with more creates than its bucket holds)."""
     out: dict[str, Any] = {}
     for b in buckets:
         if b["bucket"] in ("describe", "describe-unfiltered", "mutating") or "min_tokens" not in b:
