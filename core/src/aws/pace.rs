@@ -31,8 +31,8 @@
 //! waits, the bucket has no other.
 //!
 //! The other calls waiting for turns take them bucket by bucket, in turn,
-//! not in the order they came: one call of each bucket waits in the queue at
-//! a time. AWS's bucket counts a call when it arrives, so a bucket whose calls
+//! not in the order they came: one call of each bucket (besides a first
+//! call) waits in the queue at a time. AWS's bucket counts a call when it arrives, so a bucket whose calls
 //! all queue behind thousands of another's (a burst let go at once) would sit
 //! full at AWS and lose its refill while the model counted it; in turn, every
 //! bucket with calls waiting has one reach AWS every few turns.
@@ -43,11 +43,12 @@
 //! as long as AWS's bucket is never full meanwhile. What cannot wait at no
 //! cost is a job's listing of its other regions: every region listed late
 //! starts its refill late. So while a job still lists regions
-//! ([`Pacer::hold_bursts`]), a bucket whose announced calls are more than it
-//! holds spends only [`HELD_BURST`] tokens at once, makes no call until its
-//! refill has brought it back to [`HELD_SHORT`] tokens short of full, and
-//! then goes at the refill rate; once the hold ends, its waiting calls go as
-//! if it had never been.
+//! ([`Pacer::hold_bursts`]), a bucket whose last announced call is due well
+//! after the hold ([`Pacer::hold_bursts`] says how far) spends only
+//! [`HELD_BURST`] tokens at once, makes no call until its refill has brought
+//! it back to [`HELD_SHORT`] − 1 tokens short of full, and then goes at the
+//! refill rate, for at most [`HOLD_AT_MOST`]; once the hold ends, its waiting
+//! calls go as if it had never been.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -112,11 +113,17 @@ pub const RESERVE: f64 = 5.0;
 /// call throttled for it pays a backoff and then the whole reserve again.
 pub const LAST_RESERVE: f64 = 2.0;
 /// Tokens a bucket spends at once while bursts are held
-/// ([`Pacer::hold_bursts`]), when its announced calls are more than it holds.
+/// ([`Pacer::hold_bursts`]).
 pub const HELD_BURST: u32 = 8;
-/// How far short of full a held bucket's model is kept once its
-/// [`HELD_BURST`] is spent: AWS's bucket is below the model (it counts its
-/// refill from a call's arrival), so it never fills and loses no refill.
+/// How far short of full each held call leaves its bucket's model once its
+/// [`HELD_BURST`] is spent (the next goes when the model is one token
+/// fuller). AWS's bucket is below the model while no call is late (it counts
+/// its refill from a call's arrival); it fills, and loses refill, only if a
+/// held call reaches AWS more than `HELD_SHORT - 1` tokens of refill late
+/// (0.2 s at 5 tokens/s). More margin costs time: 12 tokens at once and 5
+/// short of full made the 3× benchmark fleet's backup 0.15–0.3 s slower
+/// (BENCHMARKS.md, session 16), as the held bursts load AWS (there, the
+/// emulator) while regions are still being listed.
 pub const HELD_SHORT: f64 = 2.0;
 /// How long a bucket holds its burst at most, from its first held call: the
 /// hold is for the seconds in which a job lists its regions; a job that lists
@@ -192,9 +199,10 @@ pub struct Pacer {
     /// Turns of the calls that many tasks make at once (see [`Pacer::turn`]).
     turns: Arc<Semaphore>,
     /// Held by the one call, other than a bucket's first, that waits in the
-    /// queue of `turns` (first come, first served): the others wait here, so
-    /// a bucket's first call is behind that one only. A call waits here only
-    /// once it holds its bucket's gate: the queue has one call per bucket.
+    /// queue of `turns`: the others wait here, so a bucket's first call is
+    /// behind that one only. A call waits here only once it holds its
+    /// bucket's gate ([`State::gate`]): one call per bucket waits here, and
+    /// the buckets take it in turn.
     queued: Arc<tokio::sync::Mutex<()>>,
     /// The [`BurstHold`]s alive.
     held: Arc<watch::Sender<Holds>>,
@@ -263,7 +271,8 @@ impl Pacer {
     /// holds no turn.
     ///
     /// The first call on a full bucket goes before the queued turns, and the
-    /// refill the model counted while it waited for its turn is taken back
+    /// refill the model counted while it waited for its turn is taken back;
+    /// the bucket's other calls queue one at a time, the buckets in turn
     /// (see the module's notes).
     pub async fn turn(&self, account: &str, region: &str, bucket: Bucket) -> Turn {
         if !self.take_one(account, region, bucket, true).await {
@@ -301,13 +310,16 @@ impl Pacer {
     }
 
     /// Holds bursts while the returned hold lives (a job listing regions):
-    /// a bucket whose announced calls are more than it holds spends only
-    /// [`HELD_BURST`] tokens at once, then waits until it is [`HELD_SHORT`]
-    /// short of full and goes at its refill rate, for at most
-    /// [`HOLD_AT_MOST`]. That costs the bucket's calls no time to their
-    /// last: AWS's bucket is never full meanwhile, so no refill is lost, and
-    /// when the last hold ends the calls still waiting go as if bursts had
-    /// never been held. What it saves is the calls the bursts would have sent
+    /// a bucket whose last announced call is due, by its tokens alone, more
+    /// than twice [`HOLD_AT_MOST`] from now spends only [`HELD_BURST`]
+    /// tokens at once, then waits until it is [`HELD_SHORT`] − 1 short of
+    /// full and goes at its refill rate, for at most [`HOLD_AT_MOST`]. That
+    /// costs the bucket's calls no time to their last: AWS's bucket is never
+    /// full meanwhile, so no refill is lost; when the hold ends the calls
+    /// still waiting go as if bursts had never been held; and the rest of
+    /// the burst has at least [`HOLD_AT_MOST`] to go out before the last call
+    /// is due (a region whose creates are bounded by the calls it has in
+    /// flight rather than by its tokens is not held). What it saves is the calls the bursts would have sent
     /// while the job's other regions were still being listed. Holds that
     /// begin again once none is alive hold every bucket anew.
     pub fn hold_bursts(&self) -> BurstHold {
@@ -372,16 +384,18 @@ impl Pacer {
                 0 => whole,
                 left => whole.min((left - 1) as f64).max(LAST_RESERVE.min(whole)),
             };
-            // Bursts held: a bucket with more calls to come than it holds
-            // spends HELD_BURST tokens, then keeps all but HELD_SHORT, for
-            // HOLD_AT_MOST.
+            // Bursts held: a bucket whose last announced call is due (by its
+            // tokens) more than 2 x HOLD_AT_MOST from now spends HELD_BURST
+            // tokens, then keeps all but HELD_SHORT, for HOLD_AT_MOST.
             let holds = *self.held.borrow();
             if holds.alive > 0 && st.held_generation != holds.generation {
                 st.held_generation = holds.generation;
                 st.held_until = None;
                 st.held_taken = 0;
             }
-            let hold_end = (st.left > 0 && st.left as f64 > st.tokens - reserve && holds.alive > 0)
+            let due_late = st.left as f64
+                > st.tokens - LAST_RESERVE + 2.0 * refill * HOLD_AT_MOST.as_secs_f64();
+            let hold_end = (st.left > 0 && due_late && holds.alive > 0)
                 .then(|| *st.held_until.get_or_insert(now + HOLD_AT_MOST))
                 .filter(|end| now < *end);
             let held = match hold_end {
@@ -779,8 +793,11 @@ mod tests {
         let _hold = p.hold_bursts();
         p.expect("a", "long", Bucket::CreateSnapshot, 200);
         p.expect("a", "short", Bucket::CreateSnapshot, 20);
+        // Its last create due (by its tokens) only 1.6 s after the burst.
+        p.expect("a", "a little longer", Bucket::CreateSnapshot, 106);
         assert_eq!(at_once(&p, "a", "long").await, HELD_BURST as usize);
         assert_eq!(at_once(&p, "a", "short").await, 95);
+        assert_eq!(at_once(&p, "a", "a little longer").await, 95);
         assert_eq!(at_once(&p, "b", "r").await, 95);
         // Without a hold, the long region spends its burst.
         let p = Pacer::new();
@@ -842,8 +859,8 @@ mod tests {
         let count = |at: &[f64], f: &dyn Fn(f64) -> bool| at.iter().filter(|t| f(**t)).count();
         assert_eq!(count(&free, &|t| t == 0.0), 95);
         assert_eq!(count(&held, &|t| t == 0.0), HELD_BURST as usize);
-        // The next would wait for the bucket to be HELD_SHORT short of full:
-        // (HELD_BURST + 1 - HELD_SHORT) / 4.95 = 1.41 s.
+        // The next would wait for the bucket to be HELD_SHORT - 1 short of
+        // full: (HELD_BURST + 1 - HELD_SHORT) / 4.95 = 1.41 s.
         assert_eq!(count(&held, &|t| t > 0.0 && t < 1.0), 0, "{held:?}");
         // When the hold ends, every call that would have gone by then goes,
         // and each later call goes when it would have.
@@ -866,8 +883,8 @@ mod tests {
         let end = HOLD_AT_MOST.as_secs_f64();
         let before = held.iter().filter(|t| **t < end).count();
         // HELD_BURST at once, then the k-th (from 1) once the bucket is back
-        // to HELD_SHORT short of full, at (k - HELD_SHORT) / 4.95 s: the 9th
-        // to 11th before the hold's end at 2 s.
+        // to HELD_SHORT - 1 short of full, at (k - HELD_SHORT) / 4.95 s: the
+        // 9th to 11th before the hold's end at 2 s.
         let refill = 5.0 * RATE_MARGIN;
         let after_burst = (HELD_BURST as usize + 1..=200)
             .filter(|k| (*k as f64 - HELD_SHORT) / refill < end)

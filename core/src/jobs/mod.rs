@@ -659,8 +659,8 @@ async fn backup_tenants(req: &Request<'_>, job: &Job<'_>, reached: &[(&Tenant, C
         let mut admitting: Option<futures::future::LocalBoxFuture<'_, backup::Ahead<'_>>> = None;
         let mut listing = true;
         // The regions being created hold their bursts until every region
-        // is listed (see Pacer::hold_bursts): a burst can wait at no cost,
-        // a region listed late ends late.
+        // is listed, each for 2 s at most (see Pacer::hold_bursts): a burst
+        // can wait at no cost, a region listed late ends late.
         let mut hold = Some(job.pacer.hold_bursts());
         while listing || !queue.is_empty() {
             if admitting.is_none() {
