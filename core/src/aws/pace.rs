@@ -32,10 +32,11 @@
 //!
 //! The other calls waiting for turns take them bucket by bucket, in turn,
 //! not in the order they came: one call of each bucket (besides a first
-//! call) waits in the queue at a time. AWS's bucket counts a call when it arrives, so a bucket whose calls
-//! all queue behind thousands of another's (a burst let go at once) would sit
-//! full at AWS and lose its refill while the model counted it; in turn, every
-//! bucket with calls waiting has one reach AWS every few turns.
+//! call) waits in the queue at a time. AWS's bucket counts a call when it
+//! arrives, so a bucket whose calls all queue behind thousands of another's
+//! (a burst let go at once) would sit full at AWS and lose its refill while
+//! the model counted it; in turn, every bucket with calls waiting has one
+//! reach AWS every few turns.
 //!
 //! For the same reason the rest of a burst can wait at no cost: a region's
 //! last call is due when its announced calls have had their tokens, the
@@ -301,12 +302,8 @@ impl Pacer {
         if self.scale.is_none() || calls == 0 {
             return;
         }
-        let (size, _) = bucket.size_and_refill();
         let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let st = map
-            .entry((account.to_string(), region.to_string(), bucket))
-            .or_insert(State::full(size, Instant::now()));
-        st.left += calls as u64;
+        state(&mut map, account, region, bucket, Instant::now()).left += calls as u64;
     }
 
     /// Holds bursts while the returned hold lives (a job listing regions):
@@ -319,9 +316,10 @@ impl Pacer {
     /// still waiting go as if bursts had never been held; and the rest of
     /// the burst has at least [`HOLD_AT_MOST`] to go out before the last call
     /// is due (a region whose creates are bounded by the calls it has in
-    /// flight rather than by its tokens is not held). What it saves is the calls the bursts would have sent
-    /// while the job's other regions were still being listed. Holds that
-    /// begin again once none is alive hold every bucket anew.
+    /// flight rather than by its tokens is not held). What it saves is the
+    /// calls the bursts would have sent while the job's other regions were
+    /// still being listed. Holds that begin again once none is alive hold
+    /// every bucket anew.
     pub fn hold_bursts(&self) -> BurstHold {
         self.held.send_modify(|h| {
             if h.alive == 0 {
@@ -341,10 +339,8 @@ impl Pacer {
 
     /// The gate of a bucket's calls waiting for turns (see [`State::gate`]).
     fn gate(&self, account: &str, region: &str, bucket: Bucket) -> Arc<tokio::sync::Mutex<()>> {
-        let (size, _) = bucket.size_and_refill();
         let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry((account.to_string(), region.to_string(), bucket))
-            .or_insert(State::full(size, Instant::now()))
+        state(&mut map, account, region, bucket, Instant::now())
             .gate
             .clone()
     }
@@ -366,9 +362,7 @@ impl Pacer {
         let now = Instant::now();
         let (go, unheld, first) = {
             let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-            let st = map
-                .entry((account.to_string(), region.to_string(), bucket))
-                .or_insert(State::full(size, now));
+            let st = state(&mut map, account, region, bucket, now);
             st.refill_to(now, size, refill);
             if !turn {
                 st.first_arrived();
@@ -450,6 +444,19 @@ impl Pacer {
             st.first_arrived();
         }
     }
+}
+
+/// The state of `bucket` of `account` × `region`, a full bucket at `now`
+/// if it has none yet.
+fn state<'m>(
+    map: &'m mut HashMap<Key, State>,
+    account: &str,
+    region: &str,
+    bucket: Bucket,
+    now: Instant,
+) -> &'m mut State {
+    map.entry((account.to_string(), region.to_string(), bucket))
+        .or_insert_with(|| State::full(bucket.size_and_refill().0, now))
 }
 
 /// A first call on a full bucket, waiting for its turn.
