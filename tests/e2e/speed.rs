@@ -1,6 +1,8 @@
 //! What the backup phase does to be fast (issue 19), checked against AWS
 //! state: a snapshot-set backup does not describe the volumes (each point's
-//! size comes from its snapshots), and the sizes it reports are the volumes'.
+//! size comes from its snapshots), and the sizes it reports are the volumes';
+//! the pacer plans on AWS's documented rates, and an AWS slower than that
+//! costs retried creates, never a point made twice or not at all.
 
 use std::collections::BTreeMap;
 
@@ -171,4 +173,132 @@ async fn points_are_confirmed_while_the_regions_last_creates_are_still_paced() {
             assert_eq!(state.get(id), Some(&("completed", true)), "{id} of {i}");
         }
     }
+}
+
+/// The pacer plans on AWS's documented refill rates, with no margin on the
+/// rate: an AWS slower than documented throttles some creates, and each
+/// throttled create is retried (taking another token of the pacer's model)
+/// until it is made, once. Here AWS refills the create bucket at a quarter
+/// of the documented rate, a region has more instances than the burst, and AWS's
+/// own state shows every selected instance with exactly one snapshot set of
+/// the job, complete, after creates AWS did throttle.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_aws_slower_than_documented_throttles_creates_that_end_as_one_point_each() {
+    let emu = Emulator::start();
+    emu.write_accounts(&["alpha"], &[]);
+    let region = "us-east-1";
+    let account = emu.tenant("alpha")["account"].as_str().unwrap().to_string();
+    let ec2 = emu.ec2("alpha", region).await;
+    // 110 more nightly instances beside the seeded ones: past the burst.
+    let seeded = emu.nightly_instances("alpha", region);
+    let one = ec2
+        .describe_instances()
+        .instance_ids(seeded[0]["id"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let inst = &one.reservations()[0].instances()[0];
+    let launched = ec2
+        .run_instances()
+        .image_id(inst.image_id().unwrap())
+        .subnet_id(inst.subnet_id().unwrap())
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(110)
+        .max_count(110)
+        .tag_specifications(selected_by_nightly())
+        .send()
+        .await
+        .unwrap();
+    let mut selected: Vec<String> = seeded
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect();
+    selected.extend(
+        launched
+            .instances()
+            .iter()
+            .map(|i| i.instance_id().unwrap().to_string()),
+    );
+    let p = emu.write_plan(
+        "nightly",
+        PlanText::new().method("snapshot-set").regions(&[region]),
+    );
+    // AWS's buckets, refilling at a quarter of the documented rate (1.25
+    // creates a second instead of 5): the pacer's model runs ahead of AWS
+    // once the burst is spent, whatever the emulator's own speed.
+    emu.config(json!({"token_buckets": true, "latency_ms": 20, "bucket_scale": 0.25}));
+    let run = emu.backup(&p, &["--no-copy"]);
+    assert_eq!(run.code, 0, "{run}");
+
+    // AWS throttled creates, and let through exactly one per instance.
+    let bucket = emu.control("GET", "/_harness/buckets", None)["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| {
+            b["account"] == account.as_str()
+                && b["region"] == region
+                && b["bucket"] == "CreateSnapshot"
+        })
+        .cloned()
+        .expect("the region's create bucket");
+    assert!(
+        bucket["throttled"].as_u64().unwrap() > 0,
+        "AWS throttled no create: the test's AWS is not slower than the pacer's model: {bucket}"
+    );
+    assert_eq!(
+        bucket["taken"].as_u64().unwrap(),
+        selected.len() as u64,
+        "creates AWS let through: {bucket}"
+    );
+    // In AWS: each selected instance has exactly one snapshot set, one
+    // snapshot of each of its volumes (a create made twice would make two),
+    // every one complete and marked.
+    let mut volumes: BTreeMap<String, usize> = BTreeMap::new();
+    let described = ec2
+        .describe_instances()
+        .set_instance_ids(Some(selected.clone()))
+        .send()
+        .await
+        .unwrap();
+    for r in described.reservations() {
+        for i in r.instances() {
+            let ebs = i
+                .block_device_mappings()
+                .iter()
+                .filter(|m| m.ebs().is_some())
+                .count();
+            volumes.insert(i.instance_id().unwrap().to_string(), ebs);
+        }
+    }
+    assert_eq!(volumes.len(), selected.len());
+    let snaps = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .max_results(1000)
+        .send()
+        .await
+        .unwrap();
+    let mut sets: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for s in snaps.snapshots() {
+        let t = crate::harness::tags_of(s.tags());
+        if !t.contains_key("_GX_BACKUP_") {
+            continue;
+        }
+        assert_eq!(s.state().map(|x| x.as_str()), Some("completed"), "{s:?}");
+        sets.entry(t["_GX_SOURCE_"].clone())
+            .or_default()
+            .push(t["Name"].clone());
+    }
+    for (id, n) in &volumes {
+        assert!(*n > 0, "{id} has no EBS volume");
+        let names = sets.get(id).cloned().unwrap_or_default();
+        assert_eq!(names.len(), *n, "{id}: snapshots {names:?} of {n} volumes");
+        assert!(names.iter().all(|x| *x == names[0]), "{id}: sets {names:?}");
+    }
+    assert_eq!(
+        sets.len(),
+        selected.len(),
+        "points of other sources: {sets:?}"
+    );
 }

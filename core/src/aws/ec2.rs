@@ -247,12 +247,13 @@ impl<'a> Ec2<'a> {
         deadline: Instant,
     ) -> Result<Vec<(String, String)>, AwsError> {
         let spec = tag_spec(ResourceType::Snapshot, t);
+        let tries = &self.at.tries(Bucket::CreateSnapshot);
         let (r, _) = create_with_retry(
             deadline,
             || {
                 let (spec, description) = (spec.clone(), description.clone());
                 async move {
-                    let _turn = self.at.turn(Bucket::CreateSnapshot).await;
+                    let _turn = tries.turn().await;
                     let out = Box::pin(
                         self.ec2
                             .create_snapshots()
@@ -334,13 +335,14 @@ impl<'a> Ec2<'a> {
     ) -> Result<String, AwsError> {
         let spec = tag_spec(ResourceType::Image, image_tags);
         let snap_spec = tag_spec(ResourceType::Snapshot, snapshot_tags);
+        let tries = &self.at.tries(Bucket::CreateImage);
         let (r, _) = create_with_retry(
             deadline,
             || {
                 let (spec, snap_spec, description) =
                     (spec.clone(), snap_spec.clone(), description.clone());
                 async move {
-                    let _turn = self.at.turn(Bucket::CreateImage).await;
+                    let _turn = tries.turn().await;
                     let out = Box::pin(
                         self.ec2
                             .create_image()
@@ -451,12 +453,13 @@ impl<'a> Ec2<'a> {
             .or_else(|| t.iter().find(|(k, _)| k == tags::COPY_OF))
             .cloned()
             .unwrap_or_else(|| (tags::COPY_OF.to_string(), String::new()));
+        let tries = &self.at.tries(Bucket::CopySnapshot);
         let (r, _) = create_with_retry(
             deadline,
             || {
                 let (spec, kms, description) = (spec.clone(), kms.clone(), description.clone());
                 async move {
-                    let _turn = self.at.turn(Bucket::CopySnapshot).await;
+                    let _turn = tries.turn().await;
                     let mut req = self
                         .ec2
                         .copy_snapshot()
@@ -512,12 +515,13 @@ impl<'a> Ec2<'a> {
     ) -> Result<String, AwsError> {
         let spec = tag_spec(ResourceType::Image, t);
         let snap_spec = tag_spec(ResourceType::Snapshot, snapshot_tags);
+        let tries = &self.at.tries(Bucket::CopyImage);
         let (r, _) = create_with_retry(
             deadline,
             || {
                 let (spec, snap_spec, kms) = (spec.clone(), snap_spec.clone(), kms.clone());
                 async move {
-                    let _turn = self.at.turn(Bucket::CopyImage).await;
+                    let _turn = tries.turn().await;
                     let mut req = self
                         .ec2
                         .copy_image()

@@ -5,6 +5,7 @@
 //! ambiguous failure where AWS allows it. The jobs only orchestrate.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -95,6 +96,25 @@ pub(crate) fn to_utc(t: Option<&aws_smithy_types::DateTime>) -> chrono::DateTime
         .unwrap_or_else(chrono::Utc::now)
 }
 
+/// The turns of one call's attempts (see [`At::tries`]).
+pub(crate) struct Tries<'a> {
+    at: At<'a>,
+    bucket: Bucket,
+    tried: AtomicBool,
+}
+
+impl Tries<'_> {
+    /// The turn of the next attempt.
+    pub(crate) async fn turn(&self) -> crate::aws::pace::Turn {
+        if self.tried.swap(true, Ordering::Relaxed) {
+            let (account, region) = (self.at.account, self.at.site.region);
+            self.at.pacer.turn_again(account, region, self.bucket).await
+        } else {
+            self.at.turn(self.bucket).await
+        }
+    }
+}
+
 /// One tenant × region as an adapter sees it: where its calls go (for the
 /// errors), whose token buckets pace them, and where a retry is logged.
 #[derive(Clone, Copy)]
@@ -123,6 +143,18 @@ impl<'a> At<'a> {
         self.pacer
             .turn(self.account, self.site.region, bucket)
             .await
+    }
+
+    /// The turns of one call's attempts on `bucket`: the first attempt
+    /// takes a turn ([`At::turn`]); each later one is the same call made
+    /// again ([`Pacer::turn_again`]), not another of the calls a job
+    /// announced.
+    pub(crate) fn tries(&self, bucket: Bucket) -> Tries<'a> {
+        Tries {
+            at: *self,
+            bucket,
+            tried: AtomicBool::new(false),
+        }
     }
 
     /// Logs a retry the same way for every call.
@@ -199,10 +231,11 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<(), AwsError>>,
 {
+    let tries = &at.tries(bucket);
     let (r, _) = crate::aws::retry::create_with_retry(
         deadline,
         || async {
-            let _turn = at.turn(bucket).await;
+            let _turn = tries.turn().await;
             Box::pin(call()).await
         },
         || async { Ok(None) },
@@ -227,10 +260,11 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<(), AwsError>>,
 {
+    let tries = &at.tries(bucket);
     let (r, _) = crate::aws::retry::create_with_retry(
         deadline,
         || async {
-            let _turn = at.turn(bucket).await;
+            let _turn = tries.turn().await;
             // Boxed: the SDK's call state is allocated only once it has its
             // turn, not held by every delete that waits for one.
             match Box::pin(call()).await {

@@ -196,10 +196,11 @@ impl<'a> Rds<'a> {
             "CreateDBSnapshot"
         };
         let tags = rds_tags(t);
+        let tries = &self.at.tries(Bucket::Rds);
         self.adopting(id, deadline, || {
             let tags = tags.clone();
             async move {
-                let _turn = self.at.turn(Bucket::Rds).await;
+                let _turn = tries.turn().await;
                 let sent = if cluster {
                     Box::pin(
                         self.rds
@@ -252,10 +253,11 @@ impl<'a> Rds<'a> {
             "CopyDBSnapshot"
         };
         let tags = rds_tags(t);
+        let tries = &self.at.tries(Bucket::Rds);
         self.adopting(id, deadline, || {
             let (tags, kms) = (tags.clone(), kms.clone());
             async move {
-                let _turn = self.at.turn(Bucket::Rds).await;
+                let _turn = tries.turn().await;
                 let sent = if cluster {
                     let mut req = self
                         .rds
