@@ -69,14 +69,16 @@ else
 fi
 
 # 4. what ran where
-python3 - "$OUT/machine.json" "$BIN" "$VENV" <<'EOF'
+# `rolesnap` is the binary's `--version`: its commit, "with changes not committed" when built
+# from a changed tree. `git_rev` is the checkout's HEAD, which ROLESNAP_BIN need not be built from.
+python3 - "$OUT/machine.json" "$BIN" "$VENV" "$REPO" <<'EOF'
 import json, os, platform, subprocess, sys
 def sh(*c):
     try:
         return subprocess.run(c, capture_output=True, text=True, timeout=60).stdout.strip()
     except Exception as e:
         return f"n/a ({e})"
-out, binary, venv = sys.argv[1:]
+out, binary, venv, repo = sys.argv[1:]
 mem = next((l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")), "?")
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 import moto, boto3
@@ -84,7 +86,7 @@ info = {
     "cpus": os.cpu_count(), "cpu_model": cpu, "mem_total_kib": int(mem), "kernel": platform.release(),
     "python": platform.python_version(), "moto": moto.__version__, "boto3_emulator_side": boto3.__version__,
     "rolesnap": sh(binary, "--version"), "rustc": sh("rustc", "--version"),
-    "git_rev": sh("git", "-C", os.path.dirname(os.path.dirname(os.path.abspath(out))), "rev-parse", "HEAD"),
+    "git_rev": sh("git", "-C", repo, "rev-parse", "HEAD"),
     "c7n": sh(os.path.join(venv, "bin", "python"), "-c",
               "import importlib.metadata as m; print(m.version('c7n'), m.version('c7n-org'), m.version('boto3'), m.version('botocore'))"),
     "loadavg_at_start": open("/proc/loadavg").read().split()[:3],

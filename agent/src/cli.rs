@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "rolesnap",
     version,
+    long_version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("ROLESNAP_COMMIT"), ")"),
     about = "Snapshot backup for EC2 and RDS across many AWS accounts, through STS AssumeRole",
     long_about = "rolesnap runs on an access node in a central admin account. For every tenant \
 account of a plan it assumes an IAM role there (STS AssumeRole with ExternalId), finds the \

@@ -868,3 +868,31 @@ fn the_container_image_is_non_root_built_in_a_builder_stage_with_a_healthcheck()
         let _ = Command::new(builder).args(["rmi", "-f", &tag]).output();
     }
 }
+
+/// `rolesnap --version` names the commit the binary was built from, so that
+/// what ran can be told from the binary (a benchmark keeps it in its
+/// `machine.json`); `-V` stays the bare version (the man page's header).
+#[test]
+fn version_names_the_commit_the_binary_was_built_from() {
+    let (code, long, _) = rolesnap(&["--version"]);
+    assert_eq!(code, 0);
+    let version = env!("CARGO_PKG_VERSION");
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(repo_root())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let want = match head {
+        Some(rev) => format!("rolesnap {version} (commit {rev}"),
+        None => format!("rolesnap {version} (commit unknown"),
+    };
+    assert!(
+        long.starts_with(&want),
+        "{long:?} does not start with {want:?}"
+    );
+    let (code, short, _) = rolesnap(&["-V"]);
+    assert_eq!(code, 0);
+    assert_eq!(short.trim(), format!("rolesnap {version}"));
+}

@@ -91,10 +91,13 @@ pub fn normalise(text: &str) -> String {
     text
 }
 
-/// `text` with only the version replaced (completion scripts, man pages).
+/// `text` with only the version replaced (completion scripts, man pages),
+/// and the commit the binary was built from (the man page's VERSION).
 pub fn version_only(text: &str) -> String {
     let version = env!("CARGO_PKG_VERSION");
-    text.replace(&format!("rolesnap {version}"), "rolesnap <version>")
+    let commit = format!(" (commit {})", env!("ROLESNAP_COMMIT"));
+    text.replace(&commit, " (commit <commit>)")
+        .replace(&format!("rolesnap {version}"), "rolesnap <version>")
         .replace(&format!("rolesnap-{version}"), "rolesnap-<version>")
         .replace(&format!("rolesnap\\-{version}"), "rolesnap\\-<version>")
         .replace(&format!("\"{version}\""), "\"<version>\"")
