@@ -24,7 +24,7 @@ fn git(args: &[&str]) -> Option<String> {
 /// HEAD's commit, and whether the binary's sources differ from it.
 fn from_git() -> String {
     let Some(rev) = git(&["rev-parse", "--short=12", "HEAD"]) else {
-        return "unknown: not built in a git checkout".to_string();
+        return "unknown: git could not tell it".to_string();
     };
     let mut status = vec!["status", "--porcelain", "--untracked-files=no", "--"];
     status.extend(SOURCES);
@@ -43,15 +43,14 @@ fn main() {
         .filter(|c| !c.trim().is_empty())
         .unwrap_or_else(from_git);
     println!("cargo:rustc-env=ROLESNAP_COMMIT={commit}");
-    // Again when HEAD moves (a commit, a checkout) or a source changes. Only
-    // files that exist: cargo takes a missing one as changed, every build.
-    let mut watch: Vec<String> = ["HEAD", "packed-refs"]
+    // Again when HEAD moves (a commit, an amend, a checkout, a reset: each
+    // adds a line to HEAD's log; a branch's ref may be a file of refs/heads,
+    // written anew, or a line of packed-refs) or a source changes. Only paths
+    // that exist: cargo takes a missing one as changed, every build.
+    let mut watch: Vec<String> = ["HEAD", "logs/HEAD", "refs/heads", "packed-refs"]
         .iter()
         .filter_map(|p| git(&["rev-parse", "--git-path", p]))
         .collect();
-    if let Some(head) = git(&["symbolic-ref", "-q", "HEAD"]) {
-        watch.extend(git(&["rev-parse", "--git-path", &head]));
-    }
     watch.extend(SOURCES.iter().map(|s| s.to_string()));
     for p in watch.iter().filter(|p| Path::new(p).exists()) {
         println!("cargo:rerun-if-changed={p}");

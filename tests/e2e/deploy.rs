@@ -877,14 +877,20 @@ fn version_names_the_commit_the_binary_was_built_from() {
     let (code, long, _) = rolesnap(&["--version"]);
     assert_eq!(code, 0);
     let version = env!("CARGO_PKG_VERSION");
-    let head = Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .current_dir(repo_root())
-        .output()
+    // The builder's ROLESNAP_COMMIT when it gave one, else HEAD's.
+    let given = std::env::var("ROLESNAP_COMMIT")
         .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    let want = match head {
+        .filter(|c| !c.trim().is_empty());
+    let head = || {
+        Command::new("git")
+            .args(["rev-parse", "--short=12", "HEAD"])
+            .current_dir(repo_root())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let want = match given.or_else(head) {
         Some(rev) => format!("rolesnap {version} (commit {rev}"),
         None => format!("rolesnap {version} (commit unknown"),
     };

@@ -101,24 +101,7 @@ async fn points_are_confirmed_while_the_regions_last_creates_are_still_paced() {
     emu.write_accounts(&["alpha"], &[]);
     let ec2 = emu.ec2("alpha", "us-east-1").await;
     // 110 more nightly instances beside the seeded ones: past the burst.
-    let seeded = emu.nightly_instances("alpha", "us-east-1");
-    let one = ec2
-        .describe_instances()
-        .instance_ids(seeded[0]["id"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let inst = &one.reservations()[0].instances()[0];
-    ec2.run_instances()
-        .image_id(inst.image_id().unwrap())
-        .subnet_id(inst.subnet_id().unwrap())
-        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
-        .min_count(110)
-        .max_count(110)
-        .tag_specifications(selected_by_nightly())
-        .send()
-        .await
-        .unwrap();
+    launch_beside_the_seeded(&emu, "us-east-1", 110).await;
     let p = emu.write_plan("nightly", PlanText::new().method("snapshot-set"));
     emu.control("DELETE", "/_harness/calls", None);
     let run = emu.backup(&p, &["--no-copy"]);
@@ -190,35 +173,12 @@ async fn an_aws_slower_than_documented_throttles_creates_that_end_as_one_point_e
     let account = emu.tenant("alpha")["account"].as_str().unwrap().to_string();
     let ec2 = emu.ec2("alpha", region).await;
     // 110 more nightly instances beside the seeded ones: past the burst.
-    let seeded = emu.nightly_instances("alpha", region);
-    let one = ec2
-        .describe_instances()
-        .instance_ids(seeded[0]["id"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let inst = &one.reservations()[0].instances()[0];
-    let launched = ec2
-        .run_instances()
-        .image_id(inst.image_id().unwrap())
-        .subnet_id(inst.subnet_id().unwrap())
-        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
-        .min_count(110)
-        .max_count(110)
-        .tag_specifications(selected_by_nightly())
-        .send()
-        .await
-        .unwrap();
-    let mut selected: Vec<String> = seeded
+    let mut selected: Vec<String> = emu
+        .nightly_instances("alpha", region)
         .iter()
         .map(|i| i["id"].as_str().unwrap().to_string())
         .collect();
-    selected.extend(
-        launched
-            .instances()
-            .iter()
-            .map(|i| i.instance_id().unwrap().to_string()),
-    );
+    selected.extend(launch_beside_the_seeded(&emu, region, 110).await);
     let p = emu.write_plan(
         "nightly",
         PlanText::new().method("snapshot-set").regions(&[region]),
@@ -301,4 +261,35 @@ async fn an_aws_slower_than_documented_throttles_creates_that_end_as_one_point_e
         selected.len(),
         "points of other sources: {sets:?}"
     );
+}
+
+/// Launches `count` more instances of alpha in `region` that the test plans
+/// select, from the image and in the subnet of its first seeded one; returns
+/// their ids.
+async fn launch_beside_the_seeded(emu: &Emulator, region: &str, count: i32) -> Vec<String> {
+    let ec2 = emu.ec2("alpha", region).await;
+    let seeded = emu.nightly_instances("alpha", region);
+    let one = ec2
+        .describe_instances()
+        .instance_ids(seeded[0]["id"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let inst = &one.reservations()[0].instances()[0];
+    let launched = ec2
+        .run_instances()
+        .image_id(inst.image_id().unwrap())
+        .subnet_id(inst.subnet_id().unwrap())
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(count)
+        .max_count(count)
+        .tag_specifications(selected_by_nightly())
+        .send()
+        .await
+        .unwrap();
+    launched
+        .instances()
+        .iter()
+        .map(|i| i.instance_id().unwrap().to_string())
+        .collect()
 }

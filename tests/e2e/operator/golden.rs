@@ -95,8 +95,10 @@ pub fn normalise(text: &str) -> String {
 /// and the commit the binary was built from (the man page's VERSION).
 pub fn version_only(text: &str) -> String {
     let version = env!("CARGO_PKG_VERSION");
+    // Roff writes a hyphen as `\-`.
     let commit = format!(" (commit {})", env!("ROLESNAP_COMMIT"));
     text.replace(&commit, " (commit <commit>)")
+        .replace(&commit.replace('-', "\\-"), " (commit <commit>)")
         .replace(&format!("rolesnap {version}"), "rolesnap <version>")
         .replace(&format!("rolesnap-{version}"), "rolesnap-<version>")
         .replace(&format!("rolesnap\\-{version}"), "rolesnap\\-<version>")
